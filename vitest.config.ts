@@ -1,0 +1,37 @@
+import { defineConfig } from "vitest/config";
+
+// Three projects, from fast to slow:
+//  unit         pure logic, no processes; runs in seconds
+//  integration  real Redis and HTTP receivers on 127.0.0.1 (*.int.test.ts)
+//  e2e          one real kube-apiserver + etcd + Redis per run (*.e2e.test.ts)
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["{operator,dispatcher,test}/**/*.test.ts"],
+          exclude: ["**/*.int.test.ts", "**/*.e2e.test.ts", "**/node_modules/**"],
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["{operator,dispatcher,test}/**/*.int.test.ts"],
+          globalSetup: ["test/env/redis-global-setup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["{operator,dispatcher,test}/**/*.e2e.test.ts"],
+          globalSetup: ["test/env/cluster-global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
