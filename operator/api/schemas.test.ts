@@ -1,0 +1,54 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { INVALID_OBJECTS } from "../../test/crds/invalid-objects.ts";
+import {
+  durationToMs,
+  WebhookEventSpecSchema,
+  WebhookIntegrationSpecSchema,
+  WebhookSpecSchema,
+} from "./v1alpha1/index.ts";
+
+const samples = join(import.meta.dirname, "..", "..", "crds", "samples");
+const specOf = async (file: string): Promise<unknown> =>
+  parse(await readFile(join(samples, file), "utf8")).spec;
+
+describe("v1alpha1 schemas", () => {
+  it("accept the samples in crds/samples", async () => {
+    expect(
+      WebhookIntegrationSpecSchema.safeParse(await specOf("webhookintegration.yaml")).error,
+    ).toBeUndefined();
+    expect(WebhookSpecSchema.safeParse(await specOf("webhook.yaml")).error).toBeUndefined();
+    expect(WebhookEventSpecSchema.safeParse(await specOf("webhookevent.yaml")).error).toBeUndefined();
+  });
+
+  it("apply the same defaults as the CRD", () => {
+    expect(WebhookIntegrationSpecSchema.parse({})).toEqual({
+      enabled: false,
+      delivery: {
+        maxAttempts: 3,
+        timeout: "15s",
+        backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
+      },
+      eventLog: { mirror: "All", retention: "168h", maxEvents: 1000 },
+      destinationPolicy: { allowPlainHTTP: false },
+    });
+    expect(WebhookSpecSchema.parse({ event: "job.created", url: "https://example.com" }).paused).toBe(false);
+  });
+
+  const zodVisible = INVALID_OBJECTS.filter((c) => c.zodRejects);
+  it.each(zodVisible.map((c) => [c.name, c] as const))(
+    "reject what the API server rejects: %s",
+    (_, testCase) => {
+      const schema = testCase.kind === "Webhook" ? WebhookSpecSchema : WebhookIntegrationSpecSchema;
+      expect(schema.safeParse(testCase.spec).success).toBe(false);
+    },
+  );
+
+  it("parse durations as the dispatcher needs them", () => {
+    expect(durationToMs("15s")).toBe(15_000);
+    expect(durationToMs("1h30m")).toBe(5_400_000);
+    expect(durationToMs("250ms")).toBe(250);
+  });
+});

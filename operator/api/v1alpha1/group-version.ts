@@ -1,0 +1,15 @@
+/** The API group and version every Dataforce Webhooks kind is served under. */
+export const GROUP = "webhooks.dataforce.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Labels the operator puts on every WebhookEvent; part of the contract (`kubectl get -l`). */
+export const LABEL_WEBHOOK = `${GROUP}/webhook`;
+export const LABEL_EVENT_TYPE = `${GROUP}/event-type`;
+export const LABEL_PHASE = `${GROUP}/phase`;
+
+/** Annotation that requests a retry of a FAILED WebhookEvent; its value is a token honoured once. */
+export const ANNOTATION_RETRY = `${GROUP}/retry`;
+
+/** The only name a WebhookIntegration may have: one integration (account toggle) per namespace. */
+export const INTEGRATION_NAME = "default";

@@ -1,0 +1,172 @@
+import { z } from "zod";
+import { EventTypeSchema } from "../../../dispatcher/protocol/event-types.ts";
+import { ageColumn, type CrdDefinition, readyColumns } from "./crd-definition.ts";
+import {
+  type CustomObject,
+  conditions,
+  observedGeneration,
+  SecretKeySelectorSchema,
+  timestamp,
+} from "./shared-types.ts";
+
+/** Headers the dispatcher owns; a webhook may not override them. */
+export const RESERVED_HEADERS = [
+  "host",
+  "content-type",
+  "content-length",
+  "user-agent",
+  "connection",
+  "transfer-encoding",
+] as const;
+
+const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+function isAbsoluteHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+export const WebhookUrlSchema = z
+  .string()
+  .min(1)
+  .max(2048)
+  .refine(isAbsoluteHttpUrl, "url must be an absolute http:// or https:// URL with a host")
+  .refine(
+    (value) => !/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/]*@/.test(value),
+    "url must not embed credentials; send them as a header from a Secret",
+  )
+  .meta({
+    description:
+      "Endpoint that receives the POST. https:// unless the integration's destinationPolicy allows plain http.",
+    "x-kubernetes-validations": [
+      {
+        rule: "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",
+        message: "url must be an absolute http:// or https:// URL with a host",
+      },
+      {
+        rule: "!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*@')",
+        message: "url must not embed credentials; send them as a header from a Secret",
+      },
+    ],
+  });
+
+export const HeaderSchema = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(HEADER_NAME_PATTERN, "must be a valid HTTP header name")
+      .refine(
+        (name) =>
+          !(RESERVED_HEADERS as readonly string[]).includes(name.toLowerCase()) &&
+          !name.toLowerCase().startsWith("webhook-"),
+        "header is set by the dispatcher and cannot be overridden",
+      )
+      .meta({
+        description:
+          "HTTP header name. Headers the dispatcher sets (webhook-*, content-type, user-agent, …) are refused.",
+        "x-kubernetes-validations": [
+          {
+            rule: `!(self.lowerAscii() in [${RESERVED_HEADERS.map((h) => `'${h}'`).join(", ")}]) && !self.lowerAscii().startsWith('webhook-')`,
+            message: "header is set by the dispatcher and cannot be overridden",
+          },
+        ],
+      }),
+    value: z
+      .string()
+      .max(4096)
+      .optional()
+      .meta({ description: "Literal value. Use valueFrom for credentials." }),
+    valueFrom: z
+      .object({ secretKeyRef: SecretKeySelectorSchema })
+      .optional()
+      .meta({ description: "Takes the value from a Secret key in the same namespace." }),
+  })
+  .refine(
+    (h) => (h.value === undefined) !== (h.valueFrom === undefined),
+    "set exactly one of value or valueFrom",
+  )
+  .meta({
+    description: "An extra HTTP header sent with every delivery of this webhook.",
+    "x-kubernetes-validations": [
+      { rule: "has(self.value) != has(self.valueFrom)", message: "set exactly one of value or valueFrom" },
+    ],
+  });
+
+export const WebhookSpecSchema = z
+  .object({
+    event: EventTypeSchema.meta({ description: "The business event this webhook subscribes to." }),
+    url: WebhookUrlSchema,
+    displayName: z.string().max(253).optional().meta({ description: "Human-friendly name shown in tools." }),
+    paused: z.boolean().default(false).meta({ description: "Stop delivering without deleting the webhook." }),
+    headers: z
+      .array(HeaderSchema)
+      .max(20)
+      .optional()
+      .meta({
+        description: "Extra HTTP headers, for example an Authorization header from a Secret.",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+      }),
+  })
+  .meta({ description: "Desired state of the webhook: one event, one URL." });
+
+export const DELIVERY_PHASES = ["QUEUED", "SENT", "FAILED"] as const;
+export const DeliveryPhaseSchema = z.enum(DELIVERY_PHASES);
+export type DeliveryPhase = z.infer<typeof DeliveryPhaseSchema>;
+
+export const WebhookStatusSchema = z
+  .object({
+    observedGeneration: observedGeneration(),
+    conditions: conditions(
+      "Ready is True when the webhook delivers (reason Active), otherwise False with reasons such as IntegrationDisabled, IntegrationMissing, SecretNotFound, Paused or EndpointGone.",
+    ),
+    lastDelivery: z
+      .object({
+        deliveryId: z.string().max(253).meta({ description: "Name of the WebhookEvent of that delivery." }),
+        eventId: z.string().max(256).meta({ description: "Id of the business event." }),
+        phase: DeliveryPhaseSchema.meta({ description: "Phase of that delivery." }),
+        time: timestamp("When that delivery last changed."),
+        statusCode: z
+          .int()
+          .min(0)
+          .max(999)
+          .optional()
+          .meta({ description: "HTTP status of its last attempt." }),
+      })
+      .optional()
+      .meta({ description: "Summary of the most recent delivery." }),
+  })
+  .meta({ description: "Observed state of the webhook." });
+
+export type WebhookSpec = z.infer<typeof WebhookSpecSchema>;
+export type WebhookStatus = z.infer<typeof WebhookStatusSchema>;
+export type Webhook = CustomObject<WebhookSpec, WebhookStatus>;
+
+export const webhookCrd: CrdDefinition = {
+  kind: "Webhook",
+  plural: "webhooks",
+  singular: "webhook",
+  shortNames: ["wh"],
+  description: "Webhook subscribes one URL to one business event of its namespace's account.",
+  spec: WebhookSpecSchema,
+  status: WebhookStatusSchema,
+  printerColumns: [
+    { name: "Event", type: "string", jsonPath: ".spec.event", description: "Subscribed event." },
+    { name: "URL", type: "string", jsonPath: ".spec.url", description: "Destination." },
+    { name: "Paused", type: "boolean", jsonPath: ".spec.paused", description: "Paused flag.", priority: 1 },
+    ...readyColumns,
+    {
+      name: "Last Delivery",
+      type: "string",
+      jsonPath: ".status.lastDelivery.phase",
+      description: "Phase of the most recent delivery.",
+    },
+    ageColumn,
+  ],
+};

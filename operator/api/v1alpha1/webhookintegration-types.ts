@@ -1,0 +1,153 @@
+import { z } from "zod";
+import { ageColumn, type CrdDefinition, readyColumns } from "./crd-definition.ts";
+import { INTEGRATION_NAME } from "./group-version.ts";
+import {
+  type CustomObject,
+  conditions,
+  duration,
+  durationToMs,
+  objectName,
+  observedGeneration,
+  SecretKeySelectorSchema,
+} from "./shared-types.ts";
+
+export const BackoffSchema = z
+  .object({
+    initialDelay: duration("Delay before the second attempt.", { min: "1ms", max: "1h" }).default("5s"),
+    maxDelay: duration("Upper bound of any delay between attempts.", { min: "1ms", max: "24h" }).default(
+      "1h",
+    ),
+    multiplier: z
+      .int()
+      .min(1)
+      .max(10)
+      .default(6)
+      .meta({ description: "Factor applied to the delay after each failed attempt. Jitter is added." }),
+  })
+  .refine(
+    (backoff) => durationToMs(backoff.maxDelay) >= durationToMs(backoff.initialDelay),
+    "maxDelay must not be shorter than initialDelay",
+  )
+  .meta({
+    description: "Exponential backoff between attempts of one delivery.",
+    "x-kubernetes-validations": [
+      {
+        rule: "duration(self.maxDelay) >= duration(self.initialDelay)",
+        message: "maxDelay must not be shorter than initialDelay",
+      },
+    ],
+  });
+
+export const DeliverySettingsSchema = z
+  .object({
+    maxAttempts: z
+      .int()
+      .min(1)
+      .max(10)
+      .default(3)
+      .meta({ description: "Attempts per delivery (and per manual retry) before it is FAILED." }),
+    timeout: duration("Per-attempt timeout; an attempt without a 2xx answer by then fails.", {
+      min: "1ms",
+      max: "60s",
+    }).default("15s"),
+    backoff: BackoffSchema.default({ initialDelay: "5s", maxDelay: "1h", multiplier: 6 }),
+  })
+  .meta({ description: "How deliveries of this account are attempted." });
+
+export const MIRROR_MODES = ["All", "FailedOnly", "None"] as const;
+
+export const EventLogSettingsSchema = z
+  .object({
+    mirror: z.enum(MIRROR_MODES).default("All").meta({
+      description:
+        "Which deliveries appear as WebhookEvent objects: All, FailedOnly (only those that reach FAILED) or None. The full log stays in the dispatcher either way.",
+    }),
+    retention: duration("How long WebhookEvent objects are kept after creation.", {
+      min: "1m",
+      max: "8760h",
+    }).default("168h"),
+    maxEvents: z
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(1000)
+      .meta({
+        description: "Most WebhookEvent objects kept in the namespace; the oldest are deleted first.",
+      }),
+  })
+  .meta({ description: "How the delivery log is mirrored into WebhookEvent objects." });
+
+export const DestinationPolicySchema = z
+  .object({
+    allowPlainHTTP: z.boolean().default(false).meta({
+      description: "Allow webhook URLs with plain http://. By default only https:// is accepted.",
+    }),
+  })
+  .meta({ description: "Which destinations webhooks of this account may use." });
+
+export const WebhookIntegrationSpecSchema = z
+  .object({
+    enabled: z.boolean().default(false).meta({
+      description: "The account's toggle: no webhook in this namespace delivers until it is true.",
+    }),
+    delivery: DeliverySettingsSchema.default({
+      maxAttempts: 3,
+      timeout: "15s",
+      backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
+    }),
+    signingSecretRef: SecretKeySelectorSchema.optional().meta({
+      description:
+        "Secret key holding the signing secret (whsec_…). Several secrets separated by spaces are all used to sign while a secret rotates. When absent the operator generates one into an owned Secret.",
+    }),
+    eventLog: EventLogSettingsSchema.default({ mirror: "All", retention: "168h", maxEvents: 1000 }),
+    destinationPolicy: DestinationPolicySchema.default({ allowPlainHTTP: false }),
+  })
+  .meta({ description: "Desired state of the account's webhook integration." });
+
+export const WebhookIntegrationStatusSchema = z
+  .object({
+    observedGeneration: observedGeneration(),
+    conditions: conditions(
+      "Ready reports whether the integration is enabled and its configuration delivered.",
+    ),
+    activeWebhooks: z
+      .int()
+      .min(0)
+      .max(100_000)
+      .optional()
+      .meta({ description: "Webhooks of the namespace that currently deliver." }),
+    signingSecretName: objectName("Secret that holds the signing secret in use.").optional(),
+  })
+  .meta({ description: "Observed state of the integration." });
+
+export type WebhookIntegrationSpec = z.infer<typeof WebhookIntegrationSpecSchema>;
+export type WebhookIntegrationStatus = z.infer<typeof WebhookIntegrationStatusSchema>;
+export type WebhookIntegration = CustomObject<WebhookIntegrationSpec, WebhookIntegrationStatus>;
+
+export const webhookIntegrationCrd: CrdDefinition = {
+  kind: "WebhookIntegration",
+  plural: "webhookintegrations",
+  singular: "webhookintegration",
+  shortNames: ["whi"],
+  description:
+    "WebhookIntegration is an account's webhook toggle and delivery settings. One per namespace, named default.",
+  spec: WebhookIntegrationSpecSchema,
+  status: WebhookIntegrationStatusSchema,
+  rootValidations: [
+    {
+      rule: `self.metadata.name == '${INTEGRATION_NAME}'`,
+      message: `a namespace has one WebhookIntegration and it must be named '${INTEGRATION_NAME}'`,
+    },
+  ],
+  printerColumns: [
+    { name: "Enabled", type: "boolean", jsonPath: ".spec.enabled", description: "The account's toggle." },
+    {
+      name: "Webhooks",
+      type: "integer",
+      jsonPath: ".status.activeWebhooks",
+      description: "Webhooks that currently deliver.",
+    },
+    ...readyColumns,
+    ageColumn,
+  ],
+};
