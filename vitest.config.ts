@@ -6,6 +6,7 @@ import { defineConfig } from "vitest/config";
 //  e2e          one real kube-apiserver + etcd + Redis per run (*.e2e.test.ts)
 export default defineConfig({
   test: {
+    reporters: ["default", "./test/env/summary-reporter.ts"],
     projects: [
       {
         test: {
