@@ -1,5 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
+
+// On Linux, util-linux's `setpriv` (Essential in Debian) execs the command with a
+// parent-death signal, so children die even when this process is SIGKILLed
+// (OOM killer, CI timeout) and the exit/signal handlers below never run.
+const SETPRIV = "/usr/bin/setpriv";
+const useSetpriv = process.platform === "linux" && existsSync(SETPRIV);
 
 export interface ManagedProcess {
   readonly name: string;
@@ -10,7 +16,8 @@ export interface ManagedProcess {
 
 /**
  * Starts a child process whose output goes to `logFile`. Every process started
- * here is remembered so that an interrupted test run still stops them (by PID).
+ * here is remembered so that an interrupted test run still stops them (by PID),
+ * and on Linux it also gets a parent-death signal (see `setpriv` above).
  */
 export function startProcess(
   name: string,
@@ -19,7 +26,10 @@ export function startProcess(
   options: { logFile: string; env?: NodeJS.ProcessEnv; cwd?: string },
 ): ManagedProcess {
   const log = createWriteStream(options.logFile, { flags: "a" });
-  const child = spawn(command, args, {
+  const [file, argv] = useSetpriv
+    ? [SETPRIV, ["--pdeathsig", "SIGKILL", "--", command, ...args]]
+    : [command, [...args]];
+  const child = spawn(file, argv, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],

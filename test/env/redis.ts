@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,9 @@ export interface TestRedis {
 /** Starts Debian's `redis-server` on a free loopback port, in a throwaway directory. */
 export async function startRedis(): Promise<TestRedis> {
   const dir = await mkdtemp(join(tmpdir(), "dataforce-redis-"));
+  // If the run ends without stop() (Ctrl-C), process.ts kills redis-server; then the files go.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once("exit", removeDir);
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
@@ -31,6 +35,7 @@ export async function startRedis(): Promise<TestRedis> {
         port,
         async stop() {
           await proc.stop();
+          process.removeListener("exit", removeDir);
           await rm(dir, { recursive: true, force: true });
         },
       };
