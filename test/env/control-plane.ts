@@ -1,0 +1,481 @@
+/**
+ * A real Kubernetes control plane for tests, the envtest way: etcd + kube-apiserver
+ * as plain processes on free loopback ports, no Docker, no controllers, no nodes.
+ *
+ * Binaries come from `KUBEBUILDER_ASSETS` (envtest layout: etcd, kube-apiserver,
+ * kubectl) or are built once by build-control-plane.sh into a cache outside the repo.
+ * Flags follow controller-runtime's pkg/internal/testing/controlplane (apiserver.go,
+ * etcd.go, auth.go): RBAC, a client CA with an admin in system:masters, service-account
+ * signing keys, the ServiceAccount admission plugin disabled (no controller creates
+ * the `default` ServiceAccount here).
+ */
+import { execFile, spawn } from "node:child_process";
+import { generateKeyPair, randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { promisify } from "node:util";
+import { stringify } from "yaml";
+import { freePort } from "./ports.ts";
+import { type ManagedProcess, startProcess } from "./process.ts";
+
+/** The Kubernetes release the binaries are built from (build-control-plane.sh reads the same variable). */
+export const KUBE_VERSION = process.env.KUBE_VERSION ?? "v1.36.3";
+
+const BUILD_SCRIPT = join(import.meta.dirname, "build-control-plane.sh");
+const BINARIES = ["etcd", "kube-apiserver", "kubectl"] as const;
+
+export interface ControlPlane {
+  /** Admin kubeconfig (client certificate in system:masters). */
+  readonly kubeconfigPath: string;
+  /** https://127.0.0.1:PORT */
+  readonly server: string;
+  /** Directory holding etcd, kube-apiserver and kubectl. */
+  readonly assetsDir: string;
+  /** Temp dir with certificates, etcd data and the logs (etcd.log, kube-apiserver.log). */
+  readonly dir: string;
+  /** Stops kube-apiserver then etcd (SIGTERM, then SIGKILL) and removes `dir`. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  /** Defaults to resolveAssets(). */
+  assetsDir?: string;
+  /** Budget for each of etcd and kube-apiserver to become ready (default 60 s). */
+  startTimeoutMs?: number;
+  /** Extra kube-apiserver flags, e.g. ["--feature-gates=..."]. */
+  apiServerArgs?: readonly string[];
+}
+
+/**
+ * Returns the directory holding etcd, kube-apiserver and kubectl: `KUBEBUILDER_ASSETS`
+ * when set, otherwise the build cache, building the binaries first if needed
+ * (minutes, once per machine; progress goes to stderr).
+ */
+export async function resolveAssets(): Promise<string> {
+  const fromEnv = process.env.KUBEBUILDER_ASSETS;
+  if (fromEnv) {
+    const missing = BINARIES.filter((name) => !existsSync(join(fromEnv, name)));
+    if (missing.length > 0) throw new Error(`KUBEBUILDER_ASSETS=${fromEnv} lacks ${missing.join(", ")}`);
+    return fromEnv;
+  }
+  const dir = await new Promise<string>((resolve, reject) => {
+    const child = spawn("bash", [BUILD_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      const last = out.trim().split("\n").at(-1) ?? "";
+      if (code === 0 && last !== "") resolve(last);
+      else reject(new Error(`${BUILD_SCRIPT} failed with exit code ${code}`));
+    });
+  });
+  const missing = BINARIES.filter((name) => !existsSync(join(dir, name)));
+  if (missing.length > 0) throw new Error(`${dir} lacks ${missing.join(", ")}`);
+  return dir;
+}
+
+/** Starts etcd and kube-apiserver and waits until the API answers; see ControlPlane. */
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const assetsDir = options.assetsDir ?? (await resolveAssets());
+  const timeoutMs = options.startTimeoutMs ?? 60_000;
+  await removeStaleDirs();
+  const dir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
+  await writeFile(join(dir, "owner.pid"), String(process.pid));
+  // Last resort if the run dies without calling stop(): the processes are killed by
+  // process.ts (registered first, so it runs first); then the files go.
+  const removeDir = () => rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  process.once("exit", removeDir);
+
+  let etcd: ManagedProcess | undefined;
+  let apiserver: ManagedProcess | undefined;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await apiserver?.stop(10_000);
+    await etcd?.stop(5_000);
+    process.removeListener("exit", removeDir);
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  };
+
+  try {
+    const pki = await createPki(dir);
+    const started = await startEtcd(assetsDir, dir, timeoutMs);
+    etcd = started.proc;
+    const api = await startApiServer(
+      assetsDir,
+      dir,
+      pki,
+      started.url,
+      timeoutMs,
+      options.apiServerArgs ?? [],
+    );
+    apiserver = api.proc;
+    const kubeconfigPath = join(dir, "kubeconfig");
+    await writeFile(kubeconfigPath, kubeconfig(api.server, pki), { mode: 0o600 });
+    return { kubeconfigPath, server: api.server, assetsDir, dir, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+const DIR_PREFIX = "dataforce-cp-";
+
+/**
+ * A run that was SIGKILLed leaves its temp dir behind (its processes died with it, see
+ * process.ts); remove the dirs whose owner process is gone.
+ */
+async function removeStaleDirs(): Promise<void> {
+  const entries = await readdir(tmpdir()).catch(() => []);
+  for (const entry of entries.filter((name) => name.startsWith(DIR_PREFIX))) {
+    const dir = join(tmpdir(), entry);
+    const owner = Number(await readFile(join(dir, "owner.pid"), "utf8").catch(() => ""));
+    if (!Number.isInteger(owner) || owner <= 0 || isAlive(owner)) continue;
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+// --- certificates ------------------------------------------------------------------
+
+interface Pki {
+  /** CA that signed the serving certificate (goes into the kubeconfig). */
+  servingCa: string;
+  servingCertFile: string;
+  servingKeyFile: string;
+  clientCaFile: string;
+  adminCert: string;
+  adminKey: string;
+  saPublicKeyFile: string;
+  saPrivateKeyFile: string;
+}
+
+/**
+ * Keys come from node:crypto. Node has no API to *issue* X.509 certificates, so the
+ * certificates are signed by the `openssl` CLI (Debian package `openssl`, pulled in by
+ * `ca-certificates` on practically every image) rather than adding an npm dependency or
+ * hand-writing DER. Each call gets its own minimal config, so the system openssl.cnf
+ * does not matter.
+ */
+async function createPki(dir: string): Promise<Pki> {
+  const file = (name: string) => join(dir, name);
+  const [servingCaKey, servingKey, clientCaKey, adminKey, saKey] = await Promise.all([
+    ecKey(),
+    ecKey(),
+    ecKey(),
+    ecKey(),
+    // RSA for service-account tokens: RS256 is what every token consumer accepts.
+    promisify(generateKeyPair)("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    }),
+  ]);
+  await Promise.all([
+    writeFile(file("serving-ca.key"), servingCaKey, { mode: 0o600 }),
+    writeFile(file("apiserver.key"), servingKey, { mode: 0o600 }),
+    writeFile(file("client-ca.key"), clientCaKey, { mode: 0o600 }),
+    writeFile(file("admin.key"), adminKey, { mode: 0o600 }),
+    writeFile(file("sa.pub"), saKey.publicKey),
+    writeFile(file("sa.key"), saKey.privateKey, { mode: 0o600 }),
+  ]);
+  await Promise.all([
+    selfSignedCa(dir, "serving-ca", "dataforce-test-serving-ca"),
+    selfSignedCa(dir, "client-ca", "dataforce-test-client-ca"),
+  ]);
+  await Promise.all([
+    signLeaf(dir, "apiserver", "serving-ca", "/CN=kube-apiserver", [
+      "extendedKeyUsage = serverAuth",
+      "subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, IP:10.0.0.1",
+    ]),
+    signLeaf(dir, "admin", "client-ca", "/O=system:masters/CN=admin", ["extendedKeyUsage = clientAuth"]),
+  ]);
+  return {
+    servingCa: await readFile(file("serving-ca.crt"), "utf8"),
+    servingCertFile: file("apiserver.crt"),
+    servingKeyFile: file("apiserver.key"),
+    clientCaFile: file("client-ca.crt"),
+    adminCert: await readFile(file("admin.crt"), "utf8"),
+    adminKey,
+    saPublicKeyFile: file("sa.pub"),
+    saPrivateKeyFile: file("sa.key"),
+  };
+}
+
+async function ecKey(): Promise<string> {
+  const { privateKey } = await promisify(generateKeyPair)("ec", {
+    namedCurve: "prime256v1",
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  return privateKey;
+}
+
+const VALIDITY_DAYS = "30";
+
+async function selfSignedCa(dir: string, name: string, commonName: string): Promise<void> {
+  const config = join(dir, `${name}.cnf`);
+  await writeFile(
+    config,
+    [
+      "[req]",
+      "distinguished_name = dn",
+      "[dn]",
+      "[ext]",
+      "basicConstraints = critical, CA:TRUE",
+      "keyUsage = critical, keyCertSign, cRLSign, digitalSignature",
+      "subjectKeyIdentifier = hash",
+      "",
+    ].join("\n"),
+  );
+  await openssl(dir, [
+    ["req", "-x509", "-new", "-config", config, "-extensions", "ext", "-key", `${name}.key`],
+    ["-subj", `/CN=${commonName}`, "-days", VALIDITY_DAYS, "-out", `${name}.crt`],
+  ]);
+}
+
+async function signLeaf(
+  dir: string,
+  name: string,
+  ca: string,
+  subject: string,
+  extensions: readonly string[],
+): Promise<void> {
+  const config = join(dir, `${name}.cnf`);
+  await writeFile(
+    config,
+    [
+      "[req]",
+      "distinguished_name = dn",
+      "[dn]",
+      "[ext]",
+      "basicConstraints = critical, CA:FALSE",
+      "keyUsage = critical, digitalSignature, keyEncipherment",
+      "authorityKeyIdentifier = keyid",
+      ...extensions,
+      "",
+    ].join("\n"),
+  );
+  await openssl(dir, [
+    ["req", "-new", "-config", config, "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`],
+  ]);
+  await openssl(dir, [
+    ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`],
+    ["-set_serial", `0x${randomBytes(16).toString("hex")}`, "-days", VALIDITY_DAYS],
+    ["-extfile", config, "-extensions", "ext", "-out", `${name}.crt`],
+  ]);
+}
+
+async function openssl(cwd: string, args: readonly (readonly string[])[]): Promise<void> {
+  try {
+    await promisify(execFile)("openssl", args.flat(), { cwd });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? "";
+    throw new Error(`openssl ${args.flat().join(" ")} failed (is Debian's openssl installed?): ${stderr}`, {
+      cause: error,
+    });
+  }
+}
+
+// --- etcd ---------------------------------------------------------------------------
+
+async function startEtcd(
+  assetsDir: string,
+  dir: string,
+  timeoutMs: number,
+): Promise<{ proc: ManagedProcess; url: string }> {
+  const logFile = join(dir, "etcd.log");
+  return retryOnPortClash("etcd", logFile, async () => {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const url = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const proc = startProcess(
+      "etcd",
+      join(assetsDir, "etcd"),
+      [
+        "--name=dataforce-test",
+        `--data-dir=${join(dir, "etcd-data")}`,
+        `--listen-client-urls=${url}`,
+        `--advertise-client-urls=${url}`,
+        `--listen-peer-urls=${peer}`,
+        `--initial-advertise-peer-urls=${peer}`,
+        `--initial-cluster=dataforce-test=${peer}`,
+        "--unsafe-no-fsync=true",
+      ],
+      { logFile },
+    );
+    await waitUntil(proc, logFile, timeoutMs, async () => {
+      const response = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) });
+      const body = (await response.json()) as { health?: string };
+      return body.health === "true";
+    });
+    return { proc, url };
+  });
+}
+
+// --- kube-apiserver -----------------------------------------------------------------
+
+async function startApiServer(
+  assetsDir: string,
+  dir: string,
+  pki: Pki,
+  etcdUrl: string,
+  timeoutMs: number,
+  extraArgs: readonly string[],
+): Promise<{ proc: ManagedProcess; server: string }> {
+  const logFile = join(dir, "kube-apiserver.log");
+  const tls = { ca: pki.servingCa, cert: pki.adminCert, key: pki.adminKey };
+  return retryOnPortClash("kube-apiserver", logFile, async () => {
+    const port = await freePort();
+    const server = `https://127.0.0.1:${port}`;
+    const proc = startProcess(
+      "kube-apiserver",
+      join(assetsDir, "kube-apiserver"),
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--secure-port=${port}`,
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        `--cert-dir=${dir}`,
+        `--tls-cert-file=${pki.servingCertFile}`,
+        `--tls-private-key-file=${pki.servingKeyFile}`,
+        `--client-ca-file=${pki.clientCaFile}`,
+        "--authorization-mode=RBAC",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        `--service-account-key-file=${pki.saPublicKeyFile}`,
+        `--service-account-signing-key-file=${pki.saPrivateKeyFile}`,
+        "--disable-admission-plugins=ServiceAccount",
+        "--allow-privileged=true",
+        // A test cluster has one apiserver and no peers to hand requests to on shutdown.
+        "--shutdown-delay-duration=0s",
+        ...extraArgs,
+      ],
+      { logFile },
+    );
+    await waitUntil(proc, logFile, timeoutMs, async () => {
+      // readyz covers etcd, RBAC bootstrap roles and the other post-start hooks; the
+      // default namespace is created by a bootstrap controller a little later.
+      const ready = await httpsGet(`${server}/readyz`, tls);
+      if (ready.status !== 200) return false;
+      const ns = await httpsGet(`${server}/api/v1/namespaces/default`, tls);
+      return ns.status === 200;
+    });
+    return { proc, server };
+  });
+}
+
+function kubeconfig(server: string, pki: Pki): string {
+  const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "envtest", cluster: { server, "certificate-authority-data": b64(pki.servingCa) } }],
+    users: [
+      {
+        name: "admin",
+        user: { "client-certificate-data": b64(pki.adminCert), "client-key-data": b64(pki.adminKey) },
+      },
+    ],
+    contexts: [{ name: "envtest", context: { cluster: "envtest", user: "admin", namespace: "default" } }],
+    "current-context": "envtest",
+  });
+}
+
+// --- helpers ------------------------------------------------------------------------
+
+function httpsGet(
+  url: string,
+  tls: { ca: string; cert: string; key: string },
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...tls, method: "GET", timeout: 2_000, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+class StartError extends Error {
+  readonly portClash: boolean;
+  constructor(message: string, portClash: boolean) {
+    super(message);
+    this.portClash = portClash;
+  }
+}
+
+/** Polls `ready` until it says yes; fails fast when the process exits, with the log's tail. */
+async function waitUntil(
+  proc: ManagedProcess,
+  logFile: string,
+  timeoutMs: number,
+  ready: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = "";
+  while (Date.now() < deadline) {
+    const { exitCode, signalCode } = proc.child;
+    if (exitCode !== null || signalCode !== null) {
+      await proc.stop();
+      const log = await tail(logFile);
+      throw new StartError(
+        `${proc.name} exited (${signalCode ?? exitCode}) during start; ${basename(logFile)} ends with:\n${log}`,
+        /address already in use/i.test(log),
+      );
+    }
+    try {
+      if (await ready()) return;
+      lastError = "not ready yet";
+    } catch (error) {
+      lastError = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await proc.stop();
+  throw new StartError(
+    `${proc.name} not ready after ${timeoutMs} ms (${lastError}); ${basename(logFile)} ends with:\n${await tail(logFile)}`,
+    false,
+  );
+}
+
+/** Free ports are probed, then bound by another process: a clash is rare but possible. */
+async function retryOnPortClash<T>(name: string, logFile: string, attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof StartError && error.portClash) || i >= 3) throw error;
+      await writeFile(logFile, `--- ${name}: port clash, retrying with new ports\n`, { flag: "a" });
+    }
+  }
+}
+
+async function tail(file: string, lines = 40): Promise<string> {
+  try {
+    return (await readFile(file, "utf8")).trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
