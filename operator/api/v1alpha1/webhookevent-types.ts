@@ -6,13 +6,9 @@ import { DeliveryPhaseSchema } from "./webhook-types.ts";
 
 export const WebhookEventSpecSchema = z
   .object({
-    deliveryId: z
-      .string()
-      .min(1)
-      .max(63)
-      .meta({
-        description: "Delivery id in the dispatcher's log; also the webhook-id header the receiver saw.",
-      }),
+    deliveryId: z.string().min(1).max(63).meta({
+      description: "Delivery id in the dispatcher's log; also the webhook-id header the receiver saw.",
+    }),
     eventId: z.string().min(1).max(256).meta({ description: "Id of the business event." }),
     eventType: EventTypeSchema.meta({ description: "Type of the business event." }),
     webhook: z.string().min(1).max(253).meta({ description: "Name of the Webhook this delivery is for." }),
@@ -70,13 +66,9 @@ export const WebhookEventStatusSchema = z
       .optional()
       .meta({ description: "The most recent attempts, oldest first.", "x-kubernetes-list-type": "atomic" }),
     nextAttemptAt: timestamp("When the next attempt is due, while QUEUED.").optional(),
-    lastRetryToken: z
-      .string()
-      .max(253)
-      .optional()
-      .meta({
-        description: "Value of the retry annotation last honoured; the same token never retries twice.",
-      }),
+    lastRetryToken: z.string().max(253).optional().meta({
+      description: "Value of the retry annotation last honoured; the same token never retries twice.",
+    }),
     conditions: conditions("Ready is True once SENT; False with reason Queued or Failed otherwise."),
   })
   .meta({ description: "Delivery state, mirrored from the dispatcher's log." });

@@ -66,14 +66,9 @@ export const EventLogSettingsSchema = z
       min: "1m",
       max: "8760h",
     }).default("168h"),
-    maxEvents: z
-      .int()
-      .min(1)
-      .max(100_000)
-      .default(1000)
-      .meta({
-        description: "Most WebhookEvent objects kept in the namespace; the oldest are deleted first.",
-      }),
+    maxEvents: z.int().min(1).max(100_000).default(1000).meta({
+      description: "Most WebhookEvent objects kept in the namespace; the oldest are deleted first.",
+    }),
   })
   .meta({ description: "How the delivery log is mirrored into WebhookEvent objects." });
 
