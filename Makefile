@@ -31,8 +31,12 @@ install: deps node_modules/.package-lock.json ## Install system packages and npm
 control-plane: ## Build (once, cached) kube-apiserver, etcd and kubectl for the tests
 	@bash test/env/build-control-plane.sh >/dev/null
 
+.PHONY: helm
+helm: ## Build (once, cached) the helm CLI from its Go module for the chart tests (HELM_BIN overrides)
+	@bash test/env/build-helm.sh >/dev/null
+
 .PHONY: test
-test: install control-plane ## Type check, lint, and run unit, integration and e2e tests
+test: install control-plane helm ## Type check, lint, and run unit, integration and e2e tests
 	npm test
 
 .PHONY: test-unit
@@ -48,8 +52,12 @@ format: node_modules/.package-lock.json ## Format and apply safe lint fixes
 	npm run format
 
 .PHONY: crds
-crds: node_modules/.package-lock.json ## Regenerate crds/ from the zod schemas in operator/api
+crds: node_modules/.package-lock.json ## Regenerate crds/ (and the chart's copies) from the zod schemas in operator/api
 	npm run crds
+	@# The chart ships copies, not symlinks: `helm package`, Argo CD and Windows checkouts
+	@# all handle plain files alike. test/chart/chart-files.test.ts fails when they differ.
+	cp crds/webhooks.dataforce.io_webhook*.yaml charts/dataforce-webhooks/crds/
+	cp crds/webhooks.dataforce.io_destination-policy.yaml charts/dataforce-webhooks/files/destination-policy.yaml
 
 .PHONY: build
 build: node_modules/.package-lock.json ## Compile TypeScript to dist/

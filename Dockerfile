@@ -1,0 +1,65 @@
+# syntax=docker/dockerfile:1
+#
+# One image, two processes (select with the container args; the chart does):
+#   docker run IMAGE                          → dispatcher  (node dist/dispatcher/main.js)
+#   docker run IMAGE dist/operator/main.js    → operator
+# Entrypoints: dist/dispatcher/main.js dist/operator/main.js
+# (test/image/dockerfile.int.test.ts checks that `npm run build` produces both and that
+# `npm ci --omit=dev` installs everything they import.)
+#
+#   docker build -t dataforce-webhooks:dev .       (or: make image)
+#
+# Runs as a numeric non-root user with a read-only root filesystem: the processes write
+# nothing to disk (logs go to stdout); mount an emptyDir at /tmp if a profiler needs it.
+
+# Keep in step with the `node` devDependency in package.json (a test checks it).
+ARG NODE_VERSION=24.21.0
+
+# --- build: all dependencies, compile TypeScript to dist/ ----------------------
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY operator ./operator
+COPY dispatcher ./dispatcher
+RUN npm run build
+
+# --- production dependencies only ----------------------------------------------
+FROM node:${NODE_VERSION}-bookworm-slim AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# --- runtime --------------------------------------------------------------------
+FROM node:${NODE_VERSION}-bookworm-slim
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="dataforce-webhooks" \
+      org.opencontainers.image.description="Kubernetes operator and dispatcher that deliver signed outbound webhooks" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="Dataforce" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="docker.io/library/node:${NODE_VERSION}-bookworm-slim"
+
+# tini as PID 1: forwards SIGTERM to node (graceful shutdown) and reaps zombies.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
+
+WORKDIR /app
+ENV NODE_ENV=production
+# Owned by root and not writable by the runtime user. package.json carries "type": "module".
+COPY package.json ./
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+
+# The base image's `node` user, by number so that runAsNonRoot can verify it.
+USER 1000:1000
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--enable-source-maps"]
+CMD ["dist/dispatcher/main.js"]
