@@ -1,15 +1,83 @@
-{{/* placeholder */}}
-{{- define "dfw.operator.env" -}}
-- name: REDIS_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "dfw.redis.secretName" . }}
-      key: {{ include "dfw.redis.secretKey" . }}
+{{/*
+Environment of the two processes. The names are the contract with dispatcher/config.ts
+(ENVIRONMENT) and the operator's configuration; test/chart/chart.e2e.test.ts loads the
+rendered dispatcher environment with the dispatcher's own loadSettings().
+*/}}
+
+{{- define "dfw.redisUrlEnv" -}}
+valueFrom:
+  secretKeyRef:
+    name: {{ include "dfw.redis.secretName" . }}
+    key: {{ include "dfw.redis.secretKey" . }}
 {{- end }}
+
 {{- define "dfw.dispatcher.env" -}}
-- name: REDIS_URL
+{{- $d := .Values.dispatcher -}}
+- name: DISPATCHER_REDIS_URL
+  {{- include "dfw.redisUrlEnv" . | nindent 2 }}
+- name: DISPATCHER_KEY_TAG
+  value: {{ .Values.redis.keyTag | quote }}
+- name: DISPATCHER_PORT
+  value: {{ $d.port | quote }}
+- name: DISPATCHER_LOG_LEVEL
+  value: {{ $d.logLevel | quote }}
+- name: DISPATCHER_INGEST_TOKENS
   valueFrom:
     secretKeyRef:
-      name: {{ include "dfw.redis.secretName" . }}
-      key: {{ include "dfw.redis.secretKey" . }}
+      name: {{ include "dfw.apiTokens.secretName" . }}
+      key: {{ .Values.apiTokens.ingestTokenKey }}
+- name: DISPATCHER_ADMIN_TOKENS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "dfw.apiTokens.secretName" . }}
+      key: {{ .Values.apiTokens.adminTokenKey }}
+{{- with $d.allowedDestinations }}
+- name: DISPATCHER_ALLOWED_DESTINATIONS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with $d.eventLogRetentionHours }}
+- name: DISPATCHER_RETENTION_MS
+  value: {{ mul . 3600000 | quote }}
+{{- end }}
+{{- with $d.endpointConcurrency }}
+- name: DISPATCHER_ENDPOINT_CONCURRENCY
+  value: {{ . | quote }}
+{{- end }}
+{{- with $d.maxInFlight }}
+- name: DISPATCHER_MAX_IN_FLIGHT
+  value: {{ . | quote }}
+{{- end }}
+# SIGTERM: finish in-flight attempts, then hand the rest back, 10 s before the kubelet kills.
+- name: DISPATCHER_SHUTDOWN_GRACE_MS
+  value: {{ max 1000 (mul (sub $d.terminationGracePeriodSeconds 10) 1000) | quote }}
+{{- end }}
+
+{{- define "dfw.operator.env" -}}
+{{- $o := .Values.operator -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: OPERATOR_REDIS_URL
+  {{- include "dfw.redisUrlEnv" . | nindent 2 }}
+- name: OPERATOR_KEY_TAG
+  value: {{ .Values.redis.keyTag | quote }}
+- name: OPERATOR_PORT
+  value: {{ $o.port | quote }}
+- name: OPERATOR_LOG_LEVEL
+  value: {{ $o.logLevel | quote }}
+- name: OPERATOR_LEADER_ELECTION
+  value: {{ $o.leaderElection.enabled | quote }}
+- name: OPERATOR_LEASE_NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+- name: OPERATOR_LEASE_NAME
+  value: {{ printf "%s-operator" (include "dfw.fullname" .) | quote }}
+- name: OPERATOR_API_QPS
+  value: {{ $o.apiQPS | quote }}
+- name: OPERATOR_API_BURST
+  value: {{ $o.apiBurst | quote }}
 {{- end }}

@@ -95,19 +95,13 @@ Redis, or redis.url (stored by the chart in a Secret because a URL may carry a p
 {{- end }}
 {{- end }}
 
-{{/* The ingest bearer token Secret. */}}
-{{- define "dfw.ingest.secretName" -}}
-{{- if .Values.ingest.existingSecret }}
-{{- .Values.ingest.existingSecret }}
+{{/* The Secret with the API bearer tokens (generated unless apiTokens.existingSecret). */}}
+{{- define "dfw.apiTokens.secretName" -}}
+{{- if .Values.apiTokens.existingSecret }}
+{{- .Values.apiTokens.existingSecret }}
 {{- else }}
-{{- printf "%s-ingest-token" (include "dfw.fullname" .) }}
+{{- printf "%s-api-tokens" (include "dfw.fullname" .) }}
 {{- end }}
-{{- end }}
-
-{{- define "dfw.ingest.secretKey" -}}
-{{- if .Values.ingest.existingSecret }}
-{{- .Values.ingest.existingSecretKey }}
-{{- else }}token{{ end }}
 {{- end }}
 
 {{/* Pod-level security context (restricted Pod Security Standard). */}}

@@ -1,0 +1,373 @@
+// The Helm chart against the run's real kube-apiserver: lint, render with default and "full"
+// values, server-side dry-run of every rendered object (strict field validation, restricted
+// Pod Security warnings on), the values schema, the security settings, and the RBAC rules.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import { applyYaml, createTestNamespace, kubectl } from "../env/kubectl.ts";
+import {
+  chartDir,
+  fullValuesFile,
+  helm,
+  helmBin,
+  type K8sObject,
+  podSpecOf,
+  renderChart,
+  renderChartText,
+  repoRoot,
+  templateArgs,
+} from "./helm.ts";
+import { operatorRbacManifests, operatorRbacRules } from "./operator-rbac.ts";
+
+const VARIANTS = [
+  { name: "default values", valuesFiles: [] as string[] },
+  { name: "full values (every optional feature on)", valuesFiles: [fullValuesFile] },
+] as const;
+
+const CRD_NAMES = [
+  "webhookintegrations.webhooks.dataforce.io",
+  "webhooks.webhooks.dataforce.io",
+  "webhookevents.webhooks.dataforce.io",
+  "servicemonitors.monitoring.coreos.com",
+  "prometheusrules.monitoring.coreos.com",
+];
+
+/** A namespace where the API server warns about anything the restricted Pod Security level forbids. */
+async function restrictedNamespace(prefix: string) {
+  const ns = await createTestNamespace(prefix);
+  await kubectl([
+    "label",
+    "namespace",
+    ns.name,
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/warn=restricted",
+  ]);
+  return ns;
+}
+
+/**
+ * `kubectl apply --dry-run=server --validate=strict` of a manifest stream (YAML or JSON):
+ * unknown or misplaced fields are errors.
+ */
+function dryRun(manifests: string, namespace: string) {
+  return kubectl(["apply", "--dry-run=server", "--validate=strict", "-n", namespace, "-f", "-"], {
+    input: manifests,
+    allowFailure: true,
+  });
+}
+
+beforeAll(async () => {
+  await helmBin(); // built once per machine (minutes) when `make helm` has not run
+  await kubectl(["apply", "--server-side", "-f", join(chartDir, "crds")]);
+  await kubectl([
+    "apply",
+    "--server-side",
+    "-f",
+    join(import.meta.dirname, "fixtures", "monitoring-crds.yaml"),
+  ]);
+  await kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    ...CRD_NAMES.map((n) => `crd/${n}`),
+  ]);
+}, 900_000);
+
+describe("helm lint", () => {
+  it.each(VARIANTS)("passes with $name", async ({ valuesFiles }) => {
+    const args = ["lint", chartDir, "--strict", ...valuesFiles.flatMap((f) => ["--values", f])];
+    const result = await helm(args);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain("1 chart(s) linted, 0 chart(s) failed");
+  });
+});
+
+describe("the API server's own check of restricted Pod Security", () => {
+  it("is live: a privileged Deployment draws a warning", async () => {
+    const ns = await restrictedNamespace("chart-pss-probe");
+    const bad: K8sObject = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "privileged" },
+      spec: {
+        selector: { matchLabels: { app: "x" } },
+        template: {
+          metadata: { labels: { app: "x" } },
+          spec: { containers: [{ name: "x", image: "x", securityContext: { privileged: true } }] },
+        },
+      },
+    };
+    const result = await dryRun(JSON.stringify(bad), ns.name);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/would violate PodSecurity "restricted/);
+    await ns.delete();
+  });
+});
+
+describe("strict server-side validation", () => {
+  it("is live: a misplaced field is refused", async () => {
+    const ns = await createTestNamespace("chart-strict-probe");
+    const typo = { apiVersion: "v1", kind: "Service", metadata: { name: "typo" }, spec: { port: [] } };
+    const result = await dryRun(JSON.stringify(typo), ns.name);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/unknown field "spec.port"/);
+    await ns.delete();
+  });
+});
+
+describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
+  let ns: { name: string; delete(): Promise<void> };
+  let objects: K8sObject[];
+  let rendered: string;
+  const ofKind = (kind: string) => objects.filter((o) => o.kind === kind);
+  const one = (kind: string, nameSuffix = "") => {
+    const found = ofKind(kind).filter((o) => o.metadata.name.endsWith(nameSuffix));
+    expect(found, `${kind} *${nameSuffix}`).toHaveLength(1);
+    return found[0] as K8sObject;
+  };
+
+  beforeAll(async () => {
+    ns = await restrictedNamespace("chart");
+    ({ text: rendered, objects } = await renderChartText({ namespace: ns.name, valuesFiles }));
+    return () => ns.delete();
+  });
+
+  it("is accepted object by object by the API server (server-side dry-run, strict fields, no warnings)", async () => {
+    // helm's output as is: what `helm install` would send.
+    const result = await dryRun(rendered, ns.name);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr.trim(), "warnings (Pod Security, deprecations, unknown fields)").toBe("");
+    const accepted = result.stdout.trim().split("\n");
+    expect(accepted).toHaveLength(objects.length);
+    for (const line of accepted) expect(line).toMatch(/ \(server dry run\)$/);
+  });
+
+  it("runs every container under the restricted Pod Security settings", () => {
+    const workloads = objects.filter((o) => podSpecOf(o) !== undefined);
+    expect(workloads.length).toBeGreaterThanOrEqual(2);
+    for (const workload of workloads) {
+      const pod = podSpecOf(workload);
+      const where = `${workload.kind}/${workload.metadata.name}`;
+      expect(pod.securityContext, where).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      const containers = [...(pod.initContainers ?? []), ...pod.containers];
+      for (const container of containers) {
+        expect(container.securityContext, `${where} ${container.name}`).toMatchObject({
+          runAsNonRoot: true,
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+          seccompProfile: { type: "RuntimeDefault" },
+        });
+        expect(container.securityContext.privileged ?? false).toBe(false);
+        expect(container.resources?.requests, `${where} ${container.name} requests`).toBeDefined();
+        expect(container.resources?.limits?.memory, `${where} ${container.name} memory limit`).toBeDefined();
+      }
+    }
+  });
+
+  it("probes /healthz and /readyz on the operator and the dispatcher", () => {
+    for (const name of ["-operator", "-dispatcher"]) {
+      const [container] = one("Deployment", name).spec.template.spec.containers;
+      expect(container.livenessProbe.httpGet.path).toBe("/healthz");
+      expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+      expect(container.startupProbe.httpGet.path).toBe("/healthz");
+    }
+  });
+
+  it("grants the operator exactly the rules of files/operator-rbac-rules.yaml", () => {
+    const rules = operatorRbacRules();
+    expect(one("ClusterRole").rules).toEqual(rules.clusterRole);
+    expect(one("Role").rules).toEqual(rules.leaderElectionRole);
+    const operatorSa = one("Deployment", "-operator").spec.template.spec.serviceAccountName;
+    for (const binding of [one("ClusterRoleBinding"), one("RoleBinding")]) {
+      expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: operatorSa, namespace: ns.name }]);
+    }
+    expect(one("Role").metadata.namespace).toBe(ns.name);
+    // The data plane needs no Kubernetes API access at all.
+    const dispatcherPod = one("Deployment", "-dispatcher").spec.template.spec;
+    expect(dispatcherPod.automountServiceAccountToken).toBe(false);
+    expect(dispatcherPod.serviceAccountName).not.toBe(operatorSa);
+  });
+
+  it("runs the operator with leader election and the dispatcher behind a PodDisruptionBudget", () => {
+    const operator = one("Deployment", "-operator");
+    expect(operator.spec.replicas).toBeGreaterThanOrEqual(2);
+    const env = Object.fromEntries(
+      operator.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [
+        e.name,
+        e.value,
+      ]),
+    );
+    expect(env.OPERATOR_LEADER_ELECTION).toBe("true");
+    expect(env.OPERATOR_LEASE_NAMESPACE).toBe(ns.name);
+    const pdb = one("PodDisruptionBudget", "-dispatcher");
+    expect(pdb.spec.selector.matchLabels).toEqual(one("Deployment", "-dispatcher").spec.selector.matchLabels);
+  });
+
+  it("gives operator and dispatcher the same Redis URL and key tag", () => {
+    const envOf = (suffix: string) =>
+      one("Deployment", suffix).spec.template.spec.containers[0].env as Array<{
+        name: string;
+        value?: string;
+        valueFrom?: unknown;
+      }>;
+    const pick = (suffix: string, prefix: string) => {
+      const env = envOf(suffix);
+      return {
+        url: env.find((e) => e.name === `${prefix}_REDIS_URL`)?.valueFrom,
+        tag: env.find((e) => e.name === `${prefix}_KEY_TAG`)?.value,
+      };
+    };
+    const dispatcher = pick("-dispatcher", "DISPATCHER");
+    expect(dispatcher.url).toBeDefined();
+    expect(dispatcher.tag).toBeDefined();
+    expect(pick("-operator", "OPERATOR")).toEqual(dispatcher);
+  });
+
+  it("configures the dispatcher with settings its own loader accepts", async (ctx) => {
+    const configModule = join(repoRoot, "dispatcher", "config.ts");
+    if (!existsSync(configModule)) ctx.skip("dispatcher/config.ts does not exist yet");
+    const { ENVIRONMENT, loadSettings } = (await import(pathToFileURL(configModule).href)) as {
+      ENVIRONMENT: Record<string, string>;
+      loadSettings(env: Record<string, string>): Record<string, unknown>;
+    };
+    const known = new Set(Object.values(ENVIRONMENT));
+    const container = one("Deployment", "-dispatcher").spec.template.spec.containers[0];
+    const env: Record<string, string> = {};
+    for (const entry of container.env as Array<{ name: string; value?: string; valueFrom?: unknown }>) {
+      expect(known, `the chart sets ${entry.name}, which dispatcher/config.ts does not read`).toContain(
+        entry.name,
+      );
+      // Secret references stand for 48-character tokens and the Redis URL.
+      env[entry.name] =
+        entry.value ?? (entry.name.endsWith("_REDIS_URL") ? "redis://redis.example:6379/0" : "t".repeat(48));
+    }
+    const settings = loadSettings(env);
+    expect(settings.port).toBe(container.ports[0].containerPort);
+    expect(settings.ingestTokens).toEqual(["t".repeat(48)]);
+    // The dispatcher gives up in-flight work before the kubelet's SIGKILL.
+    const grace = one("Deployment", "-dispatcher").spec.template.spec.terminationGracePeriodSeconds;
+    expect(settings.shutdownGraceMs as number).toBeLessThan(grace * 1000);
+  });
+
+  it("sets only operator environment variables that the operator reads", async (ctx) => {
+    const sources = ["config.ts", "main.ts"].map((f) => join(repoRoot, "operator", f)).filter(existsSync);
+    if (sources.length === 0) ctx.skip("operator/config.ts and operator/main.ts do not exist yet");
+    const text = sources.map((f) => readFileSync(f, "utf8")).join("\n");
+    const container = one("Deployment", "-operator").spec.template.spec.containers[0];
+    for (const { name } of container.env as Array<{ name: string }>) {
+      if (name === "NODE_OPTIONS") continue;
+      expect(text, `the chart sets ${name}, which the operator does not read`).toContain(`"${name}"`);
+    }
+  });
+});
+
+describe("values.schema.json", () => {
+  it.each([
+    { set: "operator.replicas=two", error: "/operator/replicas" },
+    { set: "dispatcher.port=70000", error: "/dispatcher/port" },
+    { set: "image.pullPolicy=Sometimes", error: "/image/pullPolicy" },
+    { set: "dispatcher.replica=3", error: "replica" },
+    { set: "redis.url=http://redis:6379", error: "/redis/url" },
+    { set: "dispatcher.logLevel=verbose", error: "/dispatcher/logLevel" },
+    { set: "dispatcher.terminationGracePeriodSeconds=5", error: "/dispatcher/terminationGracePeriodSeconds" },
+    { set: "admissionPolicy.validationActions={Block}", error: "/admissionPolicy/validationActions" },
+  ])("refuses $set", async ({ set }) => {
+    const result = await helm([...templateArgs({ namespace: "x" }), "--set", set]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/values don't meet the specifications of the schema|schema/i);
+  });
+
+  it("names the offending value in the error", async () => {
+    const result = await helm([...templateArgs({ namespace: "x" }), "--set", "operator.replicas=two"]);
+    expect(result.stderr).toContain("/operator/replicas");
+    expect(result.stderr).toMatch(/want integer/);
+  });
+});
+
+describe("secrets", () => {
+  it("generates the API tokens unless an existing Secret is named", async () => {
+    const generated = await renderChart({ namespace: "x" });
+    const secret = generated.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-api-tokens"));
+    expect(Object.keys(secret?.data ?? {}).sort()).toEqual(["admin-token", "ingest-token"]);
+    for (const value of Object.values(secret?.data as Record<string, string>)) {
+      expect(Buffer.from(value, "base64").toString()).toMatch(/^[A-Za-z0-9]{48}$/);
+    }
+    const existing = await renderChart({ namespace: "x", set: { "apiTokens.existingSecret": "mine" } });
+    expect(
+      existing.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-api-tokens")),
+    ).toBeUndefined();
+    const dispatcher = existing.find(
+      (o) => o.kind === "Deployment" && o.metadata.name.endsWith("-dispatcher"),
+    );
+    const refs = dispatcher?.spec.template.spec.containers[0].env
+      .filter((e: { valueFrom?: { secretKeyRef?: unknown } }) => e.valueFrom?.secretKeyRef)
+      .map((e: { valueFrom: { secretKeyRef: { name: string } } }) => e.valueFrom.secretKeyRef.name);
+    expect(refs).toContain("mine");
+  });
+
+  it("takes the Redis URL from an existing Secret, the embedded Redis, or redis.url, in that order", async () => {
+    const urlOf = (objects: K8sObject[]) =>
+      objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-redis-url"))?.stringData?.url;
+    expect(urlOf(await renderChart({ namespace: "x", set: { "redis.url": "rediss://u:p@r:6380/1" } }))).toBe(
+      "rediss://u:p@r:6380/1",
+    );
+    expect(urlOf(await renderChart({ namespace: "x", set: { "redis.embedded.enabled": "true" } }))).toBe(
+      "redis://dfw-dataforce-webhooks-redis.x.svc:6379/0",
+    );
+    const fromSecret = await renderChart({ namespace: "x", set: { "redis.existingSecret": "redis-creds" } });
+    expect(urlOf(fromSecret)).toBeUndefined();
+    expect(JSON.stringify(fromSecret)).toContain('"name":"redis-creds"');
+  });
+});
+
+describe("the operator's RBAC in a live API server", () => {
+  // The same rules the chart renders, bound to a ServiceAccount: what the operator may and may not do.
+  it("allows what the operator does and nothing more", async () => {
+    const ns = await createTestNamespace("chart-rbac");
+    const rbac = operatorRbacManifests({ namespace: ns.name });
+    await applyYaml(rbac.yaml);
+    const canI = async (verb: string, resource: string, namespace = "some-tenant") => {
+      const [plural, subresource] = resource.split("/");
+      const args = ["auth", "can-i", verb, plural as string, "-n", namespace, "--as", rbac.user];
+      if (subresource) args.push(`--subresource=${subresource}`);
+      const result = await kubectl(args, { allowFailure: true });
+      return result.stdout.trim();
+    };
+    const allowed: Array<[string, string, string?]> = [
+      ["watch", "webhooks.webhooks.dataforce.io"],
+      ["list", "webhookintegrations.webhooks.dataforce.io"],
+      ["patch", "webhooks.webhooks.dataforce.io/status"],
+      ["update", "webhookintegrations.webhooks.dataforce.io/status"],
+      ["create", "webhookevents.webhooks.dataforce.io"],
+      ["delete", "webhookevents.webhooks.dataforce.io"],
+      ["create", "secrets"],
+      ["watch", "secrets"],
+      ["create", "events.events.k8s.io"],
+      ["update", "leases.coordination.k8s.io", ns.name],
+    ];
+    const denied: Array<[string, string, string?]> = [
+      ["update", "webhooks.webhooks.dataforce.io"], // never the spec of user objects (GitOps)
+      ["patch", "webhookintegrations.webhooks.dataforce.io"],
+      ["delete", "webhooks.webhooks.dataforce.io"],
+      ["delete", "secrets"],
+      ["update", "secrets"],
+      ["get", "configmaps"],
+      ["create", "pods"],
+      ["update", "leases.coordination.k8s.io"], // only in its own namespace
+      ["create", "customresourcedefinitions.apiextensions.k8s.io"],
+    ];
+    for (const [verb, resource, namespace] of allowed) {
+      expect(await canI(verb, resource, namespace), `${verb} ${resource}`).toBe("yes");
+    }
+    for (const [verb, resource, namespace] of denied) {
+      expect(await canI(verb, resource, namespace), `${verb} ${resource}`).toBe("no");
+    }
+    await kubectl(["delete", "-f", "-", "--ignore-not-found"], { input: rbac.yaml });
+    await ns.delete();
+  });
+});
