@@ -1,0 +1,121 @@
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { type RecordLimits, readDelivery, requestRetries, requestRetry } from "../protocol/deliveries.ts";
+import { InvalidCursorError, listDeliveries } from "../protocol/delivery-log.ts";
+import { EventTypeSchema } from "../protocol/event-types.ts";
+import type { Keyspace } from "../protocol/keys.ts";
+import { DeliveryPhaseSchema } from "../protocol/records.ts";
+import { bearerAuth } from "./auth.ts";
+import { ApiError, issuesOf } from "./errors.ts";
+
+export interface DeliveriesRoutesOptions {
+  redis: Redis;
+  keys: Keyspace;
+  limits: RecordLimits;
+  adminTokens: readonly string[];
+}
+
+const FilterSchema = z.strictObject({
+  namespace: z.string().min(1).optional(),
+  webhook: z.string().min(1).optional(),
+  eventType: EventTypeSchema.optional(),
+});
+
+const ListQuerySchema = FilterSchema.extend({
+  phase: DeliveryPhaseSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().min(1).optional(),
+});
+
+const RetryTokenSchema = z.string().min(1).max(253);
+const RetryBodySchema = z.strictObject({ token: RetryTokenSchema.optional() }).optional();
+const BulkRetryBodySchema = FilterSchema.extend({
+  token: RetryTokenSchema,
+  /** How many FAILED deliveries to requeue at most in this call. */
+  limit: z.int().min(1).max(5_000).default(1_000),
+});
+
+/** The event log: list, show, retry one, retry by filter. */
+export async function deliveriesRoutes(
+  app: FastifyInstance,
+  options: DeliveriesRoutesOptions,
+): Promise<void> {
+  const { redis, keys, limits } = options;
+  app.addHook("preHandler", bearerAuth(options.adminTokens));
+
+  app.get("/v1/deliveries", async (request) => {
+    const query = parse(ListQuerySchema, request.query);
+    const { limit, cursor, ...filter } = query;
+    try {
+      return await listDeliveries(redis, filter, cursor === undefined ? { limit } : { limit, cursor }, keys);
+    } catch (error) {
+      if (error instanceof InvalidCursorError) throw new ApiError("INVALID_REQUEST", "invalid cursor");
+      throw error;
+    }
+  });
+
+  app.get<{ Params: { id: string } }>("/v1/deliveries/:id", async (request) => {
+    const delivery = await readDelivery(redis, request.params.id, keys);
+    if (delivery === null) throw new ApiError("DELIVERY_NOT_FOUND");
+    return delivery;
+  });
+
+  app.post<{ Params: { id: string } }>("/v1/deliveries/:id/retry", async (request, reply) => {
+    const body = parse(RetryBodySchema, request.body ?? undefined);
+    const token = body?.token ?? randomUUID();
+    const { outcome } = await requestRetry(redis, request.params.id, token, keys, limits);
+    switch (outcome) {
+      case "not-found":
+        throw new ApiError("DELIVERY_NOT_FOUND");
+      case "not-failed":
+        throw new ApiError("DELIVERY_NOT_FAILED");
+      case "requeued":
+        return reply.code(202).send({ id: request.params.id, outcome, token });
+      case "already-honoured":
+        return reply.code(200).send({ id: request.params.id, outcome, token });
+    }
+  });
+
+  app.post("/v1/deliveries/retry", async (request, reply) => {
+    const { token, limit, ...filter } = parse(BulkRetryBodySchema, request.body);
+    // collect first, then requeue: requeuing moves deliveries out of the index being walked
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const pageLimit = Math.min(limit - ids.length, 500);
+      const page = await listDeliveries(
+        redis,
+        { ...filter, phase: "FAILED" },
+        cursor === undefined ? { limit: pageLimit } : { limit: pageLimit, cursor },
+        keys,
+      );
+      for (const item of page.items) ids.push(item.id);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined && ids.length < limit);
+    const counts = { requeued: 0, alreadyHonoured: 0, notFailed: 0, notFound: 0 };
+    for (let i = 0; i < ids.length; i += 500) {
+      for (const outcome of await requestRetries(redis, ids.slice(i, i + 500), token, keys, limits)) {
+        if (outcome === "requeued") counts.requeued++;
+        else if (outcome === "already-honoured") counts.alreadyHonoured++;
+        else if (outcome === "not-failed") counts.notFailed++;
+        else counts.notFound++;
+      }
+    }
+    return reply.code(202).send({ token, ...counts });
+  });
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const details = issuesOf(result.error);
+    throw new ApiError(
+      "INVALID_REQUEST",
+      `the request is invalid: ${details.map((d) => (d.path ? `${d.path}: ${d.message}` : d.message)).join("; ")}`,
+      details,
+    );
+  }
+  return result.data;
+}

@@ -1,0 +1,130 @@
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { enqueueEvents } from "../ingest/enqueue.ts";
+import {
+  EventIdSchema,
+  type IngestEvent,
+  IngestEventSchema,
+  NamespaceSchema,
+  type StreamEvent,
+} from "../ingest/event-schema.ts";
+import type { Metrics } from "../metrics.ts";
+import { readEvent } from "../protocol/deliveries.ts";
+import type { Keyspace } from "../protocol/keys.ts";
+import { bearerAuth } from "./auth.ts";
+import { ApiError, issuesOf } from "./errors.ts";
+
+export interface EventsRoutesOptions {
+  redis: Redis;
+  keys: Keyspace;
+  metrics: Metrics;
+  ingestTokens: readonly string[];
+  adminTokens: readonly string[];
+  maxEventBytes: number;
+  maxBatchEvents: number;
+  idempotencyWindowMs: number;
+}
+
+/** Ingest (`POST /v1/events`, `POST /v1/events/batch`) and `GET /v1/events/:namespace/:id`. */
+export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOptions): Promise<void> {
+  const { redis, keys, metrics, maxEventBytes, maxBatchEvents, idempotencyWindowMs } = options;
+  const ingestAuth = bearerAuth(options.ingestTokens);
+  const BatchSchema = z.strictObject({
+    events: z
+      .array(z.unknown())
+      .min(1, "at least one event")
+      .max(maxBatchEvents, `at most ${maxBatchEvents} events`),
+  });
+
+  /** Validates one event and serializes it for the stream; throws an ApiError with the reason. */
+  function toStreamEvent(body: unknown, path: string): StreamEvent {
+    const parsed = IngestEventSchema.safeParse(body);
+    if (!parsed.success) {
+      metrics.eventsRejected.inc({ source: "api", reason: "invalid" });
+      const details = issuesOf(parsed.error).map((issue) => ({
+        ...issue,
+        path: [path, issue.path].filter(Boolean).join("."),
+      }));
+      throw new ApiError(
+        "INVALID_EVENT",
+        `the event is invalid: ${details.map(describe).join("; ")}`,
+        details,
+      );
+    }
+    const event: IngestEvent = parsed.data;
+    const data = JSON.stringify(event.data);
+    if (Buffer.byteLength(data) > maxEventBytes) {
+      metrics.eventsRejected.inc({ source: "api", reason: "too-large" });
+      throw new ApiError(
+        "PAYLOAD_TOO_LARGE",
+        `${path ? `${path}.` : ""}data is larger than ${maxEventBytes} bytes`,
+      );
+    }
+    return {
+      type: event.type,
+      namespace: event.namespace,
+      id: event.id ?? randomUUID(),
+      occurredAt: event.occurredAt ?? new Date().toISOString(),
+      data,
+    };
+  }
+
+  async function enqueue(events: StreamEvent[]) {
+    let results: Awaited<ReturnType<typeof enqueueEvents>>;
+    try {
+      results = await enqueueEvents(redis, events, idempotencyWindowMs, keys);
+    } catch (error) {
+      app.log.error({ err: error }, "ingest failed: Redis unavailable");
+      throw new ApiError("UNAVAILABLE", "the event could not be stored; retry later");
+    }
+    for (const result of results)
+      metrics.eventsIngested.inc({ result: result.duplicate ? "duplicate" : "accepted" });
+    return results.map(({ id, duplicate }) => ({ id, duplicate }));
+  }
+
+  app.post(
+    "/v1/events",
+    { preHandler: ingestAuth, bodyLimit: maxEventBytes + 16 * 1024 },
+    async (request, reply) => {
+      const [result] = await enqueue([toStreamEvent(request.body, "")]);
+      return reply.code(202).send(result);
+    },
+  );
+
+  app.post(
+    "/v1/events/batch",
+    {
+      preHandler: ingestAuth,
+      bodyLimit: Math.min(maxBatchEvents * (maxEventBytes + 1024), 16 * 1024 * 1024),
+    },
+    async (request, reply) => {
+      const batch = BatchSchema.safeParse(request.body);
+      if (!batch.success) {
+        metrics.eventsRejected.inc({ source: "api", reason: "invalid" });
+        const details = issuesOf(batch.error);
+        throw new ApiError(
+          "INVALID_EVENT",
+          `the batch is invalid: ${details.map(describe).join("; ")}`,
+          details,
+        );
+      }
+      const events = batch.data.events.map((event, i) => toStreamEvent(event, `events.${i}`));
+      return reply.code(202).send({ results: await enqueue(events) });
+    },
+  );
+
+  const EventParams = z.object({ namespace: NamespaceSchema, id: EventIdSchema });
+  app.get("/v1/events/:namespace/:id", { preHandler: bearerAuth(options.adminTokens) }, async (request) => {
+    const params = EventParams.safeParse(request.params);
+    if (!params.success) throw new ApiError("EVENT_NOT_FOUND");
+    const event = await readEvent(redis, params.data.namespace, params.data.id, keys);
+    if (event === null) throw new ApiError("EVENT_NOT_FOUND");
+    return event;
+  });
+}
+
+function describe(issue: { path: string; message: string }): string {
+  return issue.path ? `${issue.path}: ${issue.message}` : issue.message;
+}

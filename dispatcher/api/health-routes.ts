@@ -1,0 +1,45 @@
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Metrics } from "../metrics.ts";
+
+export interface HealthRoutesOptions {
+  redis: Redis;
+  metrics: Metrics;
+  ready(): boolean;
+}
+
+const PING_TIMEOUT_MS = 1_000;
+
+/** `/healthz` (the process serves), `/readyz` (Redis answers and routing is loaded), `/metrics`. */
+export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOptions): Promise<void> {
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_request, reply) => {
+    const checks = { redis: await redisAnswers(options.redis), configuration: options.ready() };
+    const ready = checks.redis && checks.configuration;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", checks });
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    const body = await options.metrics.registry.metrics();
+    return reply.type(options.metrics.registry.contentType).send(body);
+  });
+}
+
+async function redisAnswers(redis: Redis): Promise<boolean> {
+  if (redis.status !== "ready") return false;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const pong = await Promise.race([
+      redis.ping(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("ping timed out")), PING_TIMEOUT_MS);
+      }),
+    ]);
+    return pong === "PONG";
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

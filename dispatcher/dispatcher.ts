@@ -1,0 +1,193 @@
+import type { AddressInfo } from "node:net";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { buildApi } from "./api/server.ts";
+import type { Settings } from "./config.ts";
+import { DeliveryWorker } from "./delivery/delivery-worker.ts";
+import { DeliveryClient } from "./delivery/http-client.ts";
+import { destinationPolicy } from "./delivery/ssrf-guard.ts";
+import { FanoutWorker } from "./fanout/fanout-worker.ts";
+import { createLogger } from "./logger.ts";
+import { Maintenance } from "./maintenance.ts";
+import { createMetrics, type Metrics, type QueueSnapshot } from "./metrics.ts";
+import type { RecordLimits } from "./protocol/deliveries.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./protocol/keys.ts";
+import { ALL_SCRIPTS } from "./protocol/scripts/index.ts";
+import { loadScripts } from "./protocol/scripts/script.ts";
+import { ensureConsumerGroup } from "./protocol/streams.ts";
+import { RoutingWatcher } from "./routing-table.ts";
+import { USER_AGENT } from "./version.ts";
+
+export interface Dispatcher {
+  /** http://host:port the API listens on. */
+  readonly url: string;
+  readonly keys: Keyspace;
+  readonly metrics: Metrics;
+  /** Graceful stop: intake first, then in-flight work (within the grace period), then connections. */
+  stop(): Promise<void>;
+}
+
+/** Wires one dispatcher replica together and starts it. */
+export async function startDispatcher(
+  settings: Settings,
+  logger: Logger = createLogger(settings.logLevel),
+): Promise<Dispatcher> {
+  const keys = keyspace(settings.keyTag);
+  const connection = (role: string, extra: { enableAutoPipelining?: boolean } = {}) => {
+    const client = new Redis(settings.redisUrl, {
+      connectionName: `dataforce-dispatcher:${settings.consumerName}:${role}`,
+      maxRetriesPerRequest: null,
+      ...extra,
+    });
+    client.on("error", (error: Error) => logger.warn({ err: error, role }, "Redis connection error"));
+    return client;
+  };
+  // Commands of all components share one auto-pipelined connection; each blocking reader and
+  // the subscriber need their own.
+  const redis = connection("commands", { enableAutoPipelining: true });
+  const fanoutReader = connection("fanout-reader");
+  const deliveryReader = connection("delivery-reader");
+  const subscriber = connection("routing-subscriber");
+  const connections = [redis, fanoutReader, deliveryReader, subscriber];
+
+  const metrics = createMetrics(() => queueSnapshot(redis, keys));
+  const limits: RecordLimits = {
+    retentionMs: settings.retentionMs,
+    statusStreamMaxLen: settings.statusStreamMaxLen,
+  };
+  const client = new DeliveryClient({
+    connectionsPerOrigin: settings.endpointConcurrency,
+    policy: destinationPolicy(settings.allowedDestinations),
+  });
+  const routing = new RoutingWatcher({
+    redis,
+    subscriber,
+    keys,
+    pollMs: settings.routingPollMs,
+    logger,
+    metrics,
+  });
+  const fanout = new FanoutWorker({
+    redis,
+    reader: fanoutReader,
+    keys,
+    consumer: settings.consumerName,
+    routing,
+    metrics,
+    logger,
+    retentionMs: settings.retentionMs,
+    statusStreamMaxLen: settings.statusStreamMaxLen,
+    idempotencyWindowMs: settings.idempotencyWindowMs,
+    maxEventBytes: settings.maxEventBytes,
+    claimIdleMs: settings.claimIdleMs,
+  });
+  const delivery = new DeliveryWorker({
+    redis,
+    reader: deliveryReader,
+    keys,
+    consumer: settings.consumerName,
+    routing,
+    client,
+    metrics,
+    logger,
+    userAgent: USER_AGENT,
+    retentionMs: settings.retentionMs,
+    statusStreamMaxLen: settings.statusStreamMaxLen,
+    claimIdleMs: settings.claimIdleMs,
+    schedulerTickMs: settings.schedulerTickMs,
+    maxBuffered: settings.maxBuffered,
+    limits: {
+      maxInFlight: settings.maxInFlight,
+      perEndpoint: settings.endpointConcurrency,
+      maxQueuedPerEndpoint: settings.endpointMaxQueued,
+      maxQueueWaitMs: settings.endpointMaxQueueWaitMs,
+    },
+  });
+  const maintenance = new Maintenance({
+    redis,
+    keys,
+    retentionMs: settings.retentionMs,
+    intervalMs: settings.maintenanceIntervalMs,
+    metrics,
+    logger,
+  });
+
+  let stopping = false;
+  const app = await buildApi({
+    redis,
+    keys,
+    metrics,
+    logger,
+    limits,
+    ingestTokens: settings.ingestTokens,
+    adminTokens: settings.adminTokens,
+    maxEventBytes: settings.maxEventBytes,
+    maxBatchEvents: settings.maxBatchEvents,
+    idempotencyWindowMs: settings.idempotencyWindowMs,
+    ready: () => routing.loaded && !stopping,
+  });
+
+  try {
+    await loadScripts(redis, ALL_SCRIPTS);
+    await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
+    await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
+    await routing.start();
+    await fanout.start();
+    delivery.start();
+    maintenance.start();
+    await app.listen({ host: settings.host, port: settings.port });
+  } catch (error) {
+    await app.close().catch(() => {});
+    routing.stop();
+    for (const connection of connections) connection.disconnect();
+    throw error;
+  }
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url, keyPrefix: keys.prefix, consumer: settings.consumerName }, "dispatcher started");
+
+  return {
+    url,
+    keys,
+    metrics,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      logger.info("dispatcher stopping");
+      await app.close();
+      await fanout.stop();
+      await delivery.stop(settings.shutdownGraceMs);
+      await maintenance.stop();
+      routing.stop();
+      await client.close().catch(() => {});
+      await Promise.all(
+        connections.map((connection) => connection.quit().catch(() => connection.disconnect())),
+      );
+      logger.info("dispatcher stopped");
+    },
+  };
+}
+
+async function queueSnapshot(redis: Redis, keys: Keyspace): Promise<QueueSnapshot | null> {
+  const replies = await redis
+    .pipeline()
+    .xlen(keys.events)
+    .xlen(keys.deliveries)
+    .xlen(keys.status)
+    .xpending(keys.events, CONSUMER_GROUPS.fanout)
+    .xpending(keys.deliveries, CONSUMER_GROUPS.delivery)
+    .zcard(keys.scheduled)
+    .exec();
+  if (replies === null) return null;
+  const value = (i: number): unknown => (replies[i]?.[0] ? undefined : replies[i]?.[1]);
+  const pending = (i: number) => Number((value(i) as [number] | undefined)?.[0] ?? 0);
+  return {
+    streams: {
+      events: { length: Number(value(0) ?? 0), pending: pending(3) },
+      deliveries: { length: Number(value(1) ?? 0), pending: pending(4) },
+      status: { length: Number(value(2) ?? 0), pending: 0 },
+    },
+    scheduled: Number(value(5) ?? 0),
+  };
+}

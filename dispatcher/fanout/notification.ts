@@ -1,0 +1,20 @@
+/** What a receiver gets: a notification, not the record — ids and basic details; the REST API has the rest. */
+export interface Notification {
+  eventId: string;
+  type: string;
+  occurredAt: string;
+  namespace: string;
+  webhook: string;
+  /** The producer's `data`, already serialized and validated as a JSON object. */
+  dataJson: string;
+}
+
+/**
+ * The exact body POSTed (and kept in the event log), shaped after Standard Webhooks'
+ * `{type, timestamp, data}` with the event id, namespace and webhook name added. `data` is
+ * spliced in as the producer serialized it (it was validated as one JSON object), which spares a
+ * parse/serialize round per delivery.
+ */
+export function notificationPayload(notification: Notification): string {
+  return `{"id":${JSON.stringify(notification.eventId)},"type":${JSON.stringify(notification.type)},"timestamp":${JSON.stringify(notification.occurredAt)},"namespace":${JSON.stringify(notification.namespace)},"webhook":${JSON.stringify(notification.webhook)},"data":${notification.dataJson}}`;
+}

@@ -1,0 +1,81 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Metrics } from "./metrics.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "./protocol/keys.ts";
+import { DELIVERY_PHASES } from "./protocol/records.ts";
+import { removeIdleConsumers, trimAcknowledged } from "./protocol/streams.ts";
+
+/** Consumers holding nothing for this long belong to replicas that are gone. */
+const DEAD_CONSUMER_IDLE_MS = 3_600_000;
+
+export interface MaintenanceOptions {
+  redis: Redis;
+  keys: Keyspace;
+  retentionMs: number;
+  intervalMs: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Keeps Redis bounded: trims stream entries every group has acknowledged, drops event log index
+ * entries past retention (the records themselves expire by TTL), and forgets consumers of
+ * replicas long gone. Every step is idempotent, so all replicas may run it.
+ */
+export class Maintenance {
+  readonly #options: MaintenanceOptions;
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(options: MaintenanceOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+  }
+
+  async runOnce(): Promise<void> {
+    const { redis, keys, retentionMs } = this.#options;
+    await trimAcknowledged(redis, keys.events);
+    await trimAcknowledged(redis, keys.deliveries);
+    const horizon = Date.now() - retentionMs;
+    const fixed = [keys.logAll, ...DELIVERY_PHASES.map((phase) => keys.logPhase(phase))];
+    const pipeline = redis.pipeline();
+    for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", horizon);
+    await pipeline.exec();
+    let cursor = "0";
+    do {
+      const [next, indexes] = await redis.sscan(keys.logIndexes, cursor, "COUNT", 500);
+      cursor = next;
+      if (indexes.length === 0) continue;
+      const trim = redis.pipeline();
+      for (const index of indexes) trim.zremrangebyscore(index, "-inf", horizon).zcard(index);
+      const replies = (await trim.exec()) ?? [];
+      const empty = indexes.filter((_, i) => Number(replies[i * 2 + 1]?.[1]) === 0);
+      if (empty.length > 0) await redis.srem(keys.logIndexes, ...empty);
+    } while (cursor !== "0");
+    await removeIdleConsumers(redis, keys.events, CONSUMER_GROUPS.fanout, DEAD_CONSUMER_IDLE_MS);
+    await removeIdleConsumers(redis, keys.deliveries, CONSUMER_GROUPS.delivery, DEAD_CONSUMER_IDLE_MS);
+  }
+
+  async #run(): Promise<void> {
+    const { intervalMs, logger, metrics } = this.#options;
+    while (!this.#stop.signal.aborted) {
+      await sleep(intervalMs, undefined, { signal: this.#stop.signal }).catch(() => {});
+      if (this.#stop.signal.aborted) return;
+      try {
+        await this.runOnce();
+      } catch (error) {
+        metrics.redisErrors.inc({ loop: "maintenance" });
+        logger.warn({ err: error }, "maintenance failed; next round retries");
+      }
+    }
+  }
+}

@@ -1,0 +1,172 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { ATTEMPT_ERROR_CODES, FAILURE_REASONS } from "./protocol/records.ts";
+
+/** Label values are bounded by construction: codes, phases, reasons and stream names only. */
+export type AttemptOutcome = "success" | (typeof ATTEMPT_ERROR_CODES)[number];
+
+export interface QueueSnapshot {
+  streams: Record<"events" | "deliveries" | "status", { length: number; pending: number }>;
+  scheduled: number;
+}
+
+const PREFIX = "dataforce_dispatcher_";
+
+/** One registry per dispatcher instance (tests run several in one process). */
+export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const eventsIngested = new Counter({
+    name: `${PREFIX}events_ingested_total`,
+    help: "Events accepted by the ingest API, by whether they were new or a repeated id.",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
+  const eventsRejected = new Counter({
+    name: `${PREFIX}events_rejected_total`,
+    help: "Events refused: by the ingest API (invalid, too large) or found invalid in the ingest stream.",
+    labelNames: ["source", "reason"] as const,
+    registers: [registry],
+  });
+  const eventsRouted = new Counter({
+    name: `${PREFIX}events_fanned_out_total`,
+    help: "Ingested events fanned out, by routing result (routed, no-subscribers, integration-*, duplicate).",
+    labelNames: ["routing"] as const,
+    registers: [registry],
+  });
+  const deliveriesCreated = new Counter({
+    name: `${PREFIX}deliveries_created_total`,
+    help: "Delivery records created by fan-out.",
+    registers: [registry],
+  });
+  const deliveriesCompleted = new Counter({
+    name: `${PREFIX}deliveries_completed_total`,
+    help: "Deliveries that reached a final phase, by phase and (for FAILED) reason.",
+    labelNames: ["phase", "reason"] as const,
+    registers: [registry],
+  });
+  const attempts = new Counter({
+    name: `${PREFIX}delivery_attempts_total`,
+    help: "Delivery attempts by outcome (success or an attempt error code).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  const attemptDuration = new Histogram({
+    name: `${PREFIX}delivery_attempt_duration_seconds`,
+    help: "Duration of delivery attempts (request sent to response headers or error).",
+    labelNames: ["outcome"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const ingestToSent = new Histogram({
+    name: `${PREFIX}delivery_ingest_to_sent_seconds`,
+    help: "Time from ingest to the successful attempt's response, retries included.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 300, 3600],
+    registers: [registry],
+  });
+  const deferred = new Counter({
+    name: `${PREFIX}deliveries_deferred_total`,
+    help: "Work handed back to the shared schedule without an attempt (endpoint busy or slow, shutdown).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  const claimed = new Counter({
+    name: `${PREFIX}stream_entries_claimed_total`,
+    help: "Entries taken over from consumers that stopped acknowledging (crashed or stuck).",
+    labelNames: ["stream"] as const,
+    registers: [registry],
+  });
+  const inFlight = new Gauge({
+    name: `${PREFIX}deliveries_in_flight`,
+    help: "Delivery attempts in flight in this replica.",
+    registers: [registry],
+  });
+  const buffered = new Gauge({
+    name: `${PREFIX}deliveries_buffered`,
+    help: "Work items held by this replica (queued per endpoint plus in flight).",
+    registers: [registry],
+  });
+  const routingRevision = new Gauge({
+    name: `${PREFIX}routing_revision`,
+    help: "The routing configuration revision this replica applies.",
+    registers: [registry],
+  });
+  const routingNamespaces = new Gauge({
+    name: `${PREFIX}routing_namespaces`,
+    help: "Namespaces in the routing configuration, by validity.",
+    labelNames: ["state"] as const,
+    registers: [registry],
+  });
+  const redisErrors = new Counter({
+    name: `${PREFIX}redis_errors_total`,
+    help: "Failed Redis operations of the background loops (they retry).",
+    labelNames: ["loop"] as const,
+    registers: [registry],
+  });
+
+  // Queue depth is shared state in Redis: read it when scraped (one pipeline for all three).
+  let snapshot: Promise<QueueSnapshot | null> | undefined;
+  const readSnapshot = () => {
+    snapshot ??= queueSnapshot().finally(() => {
+      snapshot = undefined;
+    });
+    return snapshot;
+  };
+  new Gauge({
+    name: `${PREFIX}stream_length`,
+    help: "Entries in the dispatcher's Redis streams.",
+    labelNames: ["stream"] as const,
+    registers: [registry],
+    async collect() {
+      const current = await readSnapshot();
+      if (current === null) return;
+      for (const [stream, { length }] of Object.entries(current.streams)) this.set({ stream }, length);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}stream_pending`,
+    help: "Entries read by a dispatcher but not yet acknowledged.",
+    labelNames: ["stream"] as const,
+    registers: [registry],
+    async collect() {
+      const current = await readSnapshot();
+      if (current === null) return;
+      for (const stream of ["events", "deliveries"] as const)
+        this.set({ stream }, current.streams[stream].pending);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}scheduled_retries`,
+    help: "Deliveries waiting for a later attempt.",
+    registers: [registry],
+    async collect() {
+      const current = await readSnapshot();
+      if (current !== null) this.set(current.scheduled);
+    },
+  });
+
+  for (const outcome of ["success", ...ATTEMPT_ERROR_CODES]) attempts.inc({ outcome }, 0);
+  deliveriesCompleted.inc({ phase: "SENT", reason: "" }, 0);
+  for (const reason of FAILURE_REASONS) deliveriesCompleted.inc({ phase: "FAILED", reason }, 0);
+
+  return {
+    registry,
+    eventsIngested,
+    eventsRejected,
+    eventsRouted,
+    deliveriesCreated,
+    deliveriesCompleted,
+    attempts,
+    attemptDuration,
+    ingestToSent,
+    deferred,
+    claimed,
+    inFlight,
+    buffered,
+    routingRevision,
+    routingNamespaces,
+    redisErrors,
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,112 @@
+import type { Redis } from "ioredis";
+import { DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
+import {
+  type DeliveryRecord,
+  decodeDelivery,
+  decodeEvent,
+  type EventRecord,
+  fieldsToObject,
+  type StatusEntry,
+  StatusEntrySchema,
+} from "./records.ts";
+import { requestRetryScript } from "./scripts/request-retry.ts";
+import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
+
+/** Protocol settings that writers of records must agree on. */
+export interface RecordLimits {
+  /** How long delivery and event records live after their last change. */
+  retentionMs: number;
+  /** Approximate cap of the status stream. */
+  statusStreamMaxLen: number;
+}
+
+export const DEFAULT_RECORD_LIMITS: RecordLimits = {
+  retentionMs: 7 * 24 * 3_600_000,
+  statusStreamMaxLen: 100_000,
+};
+
+/** The full record of a delivery (payload and every attempt), or null when unknown or expired. */
+export async function readDelivery(
+  redis: Redis,
+  id: string,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+): Promise<DeliveryRecord | null> {
+  const hash = await redis.hgetall(keys.delivery(id));
+  return Object.keys(hash).length === 0 ? null : decodeDelivery(hash);
+}
+
+export async function readEvent(
+  redis: Redis,
+  namespace: string,
+  eventId: string,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+): Promise<EventRecord | null> {
+  const hash = await redis.hgetall(keys.event(namespace, eventId));
+  return Object.keys(hash).length === 0 ? null : decodeEvent(hash);
+}
+
+export type RetryOutcome = "requeued" | "already-honoured" | "not-failed" | "not-found";
+
+/**
+ * Asks for one more cycle of a FAILED delivery: back to QUEUED with a fresh budget of
+ * `maxAttempts` attempts, queued at once. Idempotent per token: a token already honoured by this
+ * delivery is a no-op ("already-honoured"), whatever the delivery's phase. Used by the HTTP API
+ * and by the operator's retry annotation (the annotation value is the token).
+ */
+export async function requestRetry(
+  redis: Redis,
+  deliveryId: string,
+  token: string,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+  limits: RecordLimits = DEFAULT_RECORD_LIMITS,
+): Promise<{ outcome: RetryOutcome }> {
+  const [scriptKeys, args] = retryCall(deliveryId, token, keys, limits);
+  return { outcome: (await runScript(redis, requestRetryScript, scriptKeys, args)) as RetryOutcome };
+}
+
+/** requestRetry for many deliveries in one round trip; outcomes in the order of `deliveryIds`. */
+export async function requestRetries(
+  redis: Redis,
+  deliveryIds: readonly string[],
+  token: string,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+  limits: RecordLimits = DEFAULT_RECORD_LIMITS,
+): Promise<RetryOutcome[]> {
+  if (deliveryIds.length === 0) return [];
+  await loadScripts(redis, [requestRetryScript]);
+  const pipeline = redis.pipeline();
+  for (const id of deliveryIds)
+    queueScript(pipeline, requestRetryScript, ...retryCall(id, token, keys, limits));
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([error, outcome]) => {
+    if (error) throw error;
+    return outcome as RetryOutcome;
+  });
+}
+
+function retryCall(
+  deliveryId: string,
+  token: string,
+  keys: Keyspace,
+  limits: RecordLimits,
+): [string[], ScriptArg[]] {
+  if (token === "") throw new Error("a retry token must not be empty");
+  const now = Date.now();
+  return [
+    [keys.deliveries, keys.status, keys.logPhase("FAILED"), keys.logPhase("QUEUED")],
+    [
+      keys.prefix,
+      deliveryId,
+      token,
+      now,
+      new Date(now).toISOString(),
+      limits.retentionMs,
+      limits.statusStreamMaxLen,
+    ],
+  ];
+}
+
+/** Decodes one status stream entry (`XREAD`/`XREADGROUP` field list). */
+export function parseStatusEntry(fields: readonly string[]): StatusEntry {
+  return StatusEntrySchema.parse(fieldsToObject(fields));
+}

@@ -1,0 +1,103 @@
+import type { EventType } from "./event-types.ts";
+import type { DeliveryPhase } from "./records.ts";
+
+/**
+ * Every Redis key of one deployment. All of them carry the same hash tag (`{dataforce}` by
+ * default) so they live in one Redis Cluster slot: the Lua scripts touch several of them
+ * atomically, which Cluster only allows within a slot. The tag is also the unit of isolation:
+ * tests give each case its own tag, and two deployments can share a Redis with different ones.
+ *
+ * The Lua scripts in `scripts/` build the per-record keys (`delivery:<id>`, `event:…`, `seen:…`,
+ * `log:ns:…`) from `prefix` themselves, BullMQ style; `keys.test.ts` pins both spellings together.
+ */
+export interface Keyspace {
+  /** `{tag}:` — every key below starts with it. */
+  readonly prefix: string;
+
+  /**
+   * The ingest stream. Producers (the `POST /v1/events` API, or anyone with `XADD` rights)
+   * append one entry per business event with these string fields:
+   *   type        one of EVENT_TYPES, e.g. `job.created`                      (required)
+   *   namespace   the Kubernetes namespace (= account) the event belongs to   (required)
+   *   id          the producer's event id, `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`; a repeated id in
+   *               the same namespace within the idempotency window is dropped (optional; the
+   *               stream entry id is used when absent, which disables de-duplication)
+   *   occurredAt  ISO-8601 time the business event happened (optional; default: ingest time)
+   *   data        a JSON object as a string: ids and basic details only      (required)
+   * Entries that do not match are moved to `deadLetters` and counted, never delivered.
+   */
+  readonly events: string;
+  /** Invalid ingest entries, kept for inspection (capped). */
+  readonly deadLetters: string;
+  /** Work queue: one entry `{ id: <deliveryId> }` per attempt that is due now. */
+  readonly deliveries: string;
+  /** Sorted set of delivery ids scored by the epoch ms at which their next attempt is due. */
+  readonly scheduled: string;
+  /**
+   * Capped stream (XADD MAXLEN ~) with one entry whenever a delivery's phase or attempt count
+   * changes. Fields (all strings): `deliveryId`, `phase` (QUEUED|SENT|FAILED), `namespace`,
+   * `webhook`, `eventType`, `eventId`, `attempts` (attempts made so far, all cycles), `at` (ISO time)
+   * and, on FAILED, `failureReason`. Read the full record with `readDelivery`. See StatusEntrySchema.
+   */
+  readonly status: string;
+
+  /** Hash: namespace → JSON NamespaceRouting (written by the operator). */
+  readonly routing: string;
+  /** Integer bumped by every routing write; dispatchers poll it. */
+  readonly routingRevision: string;
+  /** Pub/Sub channel announcing a new routing revision (the message is the revision). */
+  readonly routingChannel: string;
+
+  /** Delivery record (hash), see DeliveryRecordSchema. */
+  delivery(id: string): string;
+  /** Event record (hash), see EventRecordSchema. */
+  event(namespace: string, eventId: string): string;
+  /** Idempotency marker of an event id: holds the ingest stream entry id of its first copy. */
+  seen(namespace: string, eventId: string): string;
+
+  /** Event log indexes: sorted sets of delivery ids scored by creation time (epoch ms). */
+  readonly logAll: string;
+  logPhase(phase: DeliveryPhase): string;
+  logNamespace(namespace: string): string;
+  logWebhook(namespace: string, webhook: string): string;
+  logEventType(namespace: string, eventType: EventType): string;
+  /** Set of the per-namespace index keys, so retention can trim them without SCAN. */
+  readonly logIndexes: string;
+}
+
+export const CONSUMER_GROUPS = {
+  /** Dispatchers reading `events` to create deliveries. */
+  fanout: "fanout",
+  /** Dispatchers reading `deliveries` to make attempts. */
+  delivery: "delivery",
+} as const;
+
+export const DEFAULT_KEY_TAG = "dataforce";
+
+export function keyspace(tag: string = DEFAULT_KEY_TAG): Keyspace {
+  if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new Error(`invalid Redis key tag ${JSON.stringify(tag)}`);
+  const prefix = `{${tag}}:`;
+  return {
+    prefix,
+    events: `${prefix}events`,
+    deadLetters: `${prefix}events:dead`,
+    deliveries: `${prefix}deliveries`,
+    scheduled: `${prefix}scheduled`,
+    status: `${prefix}status`,
+    routing: `${prefix}routing`,
+    routingRevision: `${prefix}routing:revision`,
+    routingChannel: `${prefix}routing:changed`,
+    delivery: (id) => `${prefix}delivery:${id}`,
+    event: (namespace, eventId) => `${prefix}event:${namespace}:${eventId}`,
+    seen: (namespace, eventId) => `${prefix}seen:${namespace}:${eventId}`,
+    logAll: `${prefix}log`,
+    logPhase: (phase) => `${prefix}log:phase:${phase}`,
+    logNamespace: (namespace) => `${prefix}log:ns:${namespace}`,
+    logWebhook: (namespace, webhook) => `${prefix}log:ns:${namespace}:webhook:${webhook}`,
+    logEventType: (namespace, eventType) => `${prefix}log:ns:${namespace}:type:${eventType}`,
+    logIndexes: `${prefix}log:indexes`,
+  };
+}
+
+/** The keyspace of a default deployment (`{dataforce}:…`). */
+export const DEFAULT_KEYSPACE: Keyspace = keyspace();

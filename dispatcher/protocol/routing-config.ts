@@ -1,0 +1,154 @@
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { EventTypeSchema } from "./event-types.ts";
+import { DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
+import { runScript } from "./scripts/script.ts";
+import { writeRoutingScript } from "./scripts/write-routing.ts";
+
+// The routing configuration: what the operator compiles from WebhookIntegration + Webhook objects
+// (and their Secrets) and what dispatchers route by. One JSON document per namespace in the hash
+// `Keyspace.routing`; every write bumps `Keyspace.routingRevision` and publishes the new revision
+// on `Keyspace.routingChannel`, and dispatchers apply it within about a second, without restart.
+
+const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export const SigningSecretSchema = z
+  .string()
+  .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "a signing secret is `whsec_` followed by base64");
+
+export const BackoffSchema = z.object({
+  /** Delay before the second attempt. */
+  initialDelayMs: z.int().min(1).max(86_400_000).default(30_000),
+  /** Upper bound of any delay (Retry-After included). */
+  maxDelayMs: z.int().min(1).max(86_400_000).default(3_600_000),
+  /** Each further delay is the previous one times this (before jitter). */
+  multiplier: z.number().min(1).max(100).default(10),
+});
+export type Backoff = z.infer<typeof BackoffSchema>;
+
+export const DeliverySettingsSchema = z.object({
+  /** Attempts per cycle: the first one plus retries. A manual retry grants this many again. */
+  maxAttempts: z.int().min(1).max(10).default(3),
+  /** Per-attempt timeout: connect, send, and the response headers. */
+  timeoutMs: z.int().min(1).max(300_000).default(15_000),
+  backoff: BackoffSchema.prefault({}),
+});
+export type DeliverySettings = z.infer<typeof DeliverySettingsSchema>;
+
+export const WebhookRouteSchema = z.object({
+  /** The Webhook object's name; part of the delivery id. */
+  name: z.string().regex(KUBERNETES_NAME, "a Kubernetes object name"),
+  /** The Webhook object's metadata.uid. */
+  uid: z.string().default(""),
+  event: EventTypeSchema,
+  url: z.url({ protocol: /^https?$/, error: "an http(s) URL" }),
+  paused: z.boolean().default(false),
+  /** Extra request headers. Reserved ones (webhook-*, content-type, user-agent, host…) are ignored. */
+  headers: z.record(z.string().regex(HEADER_NAME, "an HTTP header name"), z.string()).default({}),
+});
+export type WebhookRoute = z.infer<typeof WebhookRouteSchema>;
+
+export const NamespaceRoutingSchema = z.object({
+  namespace: z.string().regex(NAMESPACE_NAME, "a Kubernetes namespace name"),
+  /** The integration toggle: no webhook of a disabled namespace delivers. */
+  enabled: z.boolean(),
+  delivery: DeliverySettingsSchema.prefault({}),
+  /** `whsec_…`; the first is the primary; several while rotating (each signs every message). */
+  signingSecrets: z.array(SigningSecretSchema).min(1).max(10),
+  /** Allow `http://` URLs (otherwise only https is delivered). */
+  allowPlainHttp: z.boolean().default(false),
+  webhooks: z.array(WebhookRouteSchema).default([]),
+  /** The WebhookIntegration's metadata.generation this was compiled from (informational). */
+  generation: z.int().nonnegative().optional(),
+  /** An opaque version of the operator's inputs (informational). */
+  revision: z.string().optional(),
+});
+/** The decoded form, defaults applied. */
+export type NamespaceRouting = z.infer<typeof NamespaceRoutingSchema>;
+/** What a writer may pass: defaults may be omitted. */
+export type NamespaceRoutingInput = z.input<typeof NamespaceRoutingSchema>;
+
+export interface RoutingTable {
+  /** The revision read together with the documents. */
+  readonly revision: number;
+  readonly namespaces: ReadonlyMap<string, NamespaceRouting>;
+  /** Documents that failed validation; their namespaces route nothing. */
+  readonly invalid: ReadonlyArray<{ namespace: string; error: string }>;
+}
+
+/**
+ * Validates and stores one namespace's routing, then bumps the revision and notifies dispatchers
+ * (atomically). Returns the new revision.
+ */
+export async function writeNamespaceRouting(
+  redis: Redis,
+  routing: NamespaceRoutingInput,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+): Promise<number> {
+  const parsed = NamespaceRoutingSchema.parse(routing);
+  const revision = await runScript(
+    redis,
+    writeRoutingScript,
+    [keys.routing, keys.routingRevision],
+    [parsed.namespace, JSON.stringify(parsed), keys.routingChannel],
+  );
+  return Number(revision);
+}
+
+/** Removes one namespace's routing (its webhooks stop delivering); bumps and announces the revision. */
+export async function deleteNamespaceRouting(
+  redis: Redis,
+  namespace: string,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+): Promise<number> {
+  const revision = await runScript(
+    redis,
+    writeRoutingScript,
+    [keys.routing, keys.routingRevision],
+    [namespace, "", keys.routingChannel],
+  );
+  return Number(revision);
+}
+
+export async function readRoutingRevision(redis: Redis, keys: Keyspace = DEFAULT_KEYSPACE): Promise<number> {
+  return Number((await redis.get(keys.routingRevision)) ?? 0);
+}
+
+/** Reads every namespace's routing together with the revision they belong to. */
+export async function readRoutingTable(
+  redis: Redis,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+): Promise<RoutingTable> {
+  const replies = await redis.multi().get(keys.routingRevision).hgetall(keys.routing).exec();
+  if (replies === null) throw new Error("routing read transaction was aborted");
+  const [revisionReply, documentsReply] = replies;
+  if (revisionReply?.[0]) throw revisionReply[0];
+  if (documentsReply?.[0]) throw documentsReply[0];
+  const documents = (documentsReply?.[1] ?? {}) as Record<string, string>;
+  const namespaces = new Map<string, NamespaceRouting>();
+  const invalid: Array<{ namespace: string; error: string }> = [];
+  for (const [namespace, json] of Object.entries(documents)) {
+    const result = parseRoutingDocument(json);
+    if (result.success && result.data.namespace === namespace) namespaces.set(namespace, result.data);
+    else
+      invalid.push({ namespace, error: result.success ? "namespace does not match its key" : result.error });
+  }
+  return { revision: Number(revisionReply?.[1] ?? 0), namespaces, invalid };
+}
+
+function parseRoutingDocument(
+  json: string,
+): { success: true; data: NamespaceRouting } | { success: false; error: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    return { success: false, error: `not JSON: ${(error as Error).message}` };
+  }
+  const result = NamespaceRoutingSchema.safeParse(value);
+  return result.success
+    ? { success: true, data: result.data }
+    : { success: false, error: z.prettifyError(result.error) };
+}

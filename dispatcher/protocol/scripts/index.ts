@@ -1,0 +1,17 @@
+import { fanoutEventsScript } from "./fanout-events.ts";
+import { ingestEventsScript } from "./ingest-events.ts";
+import { promoteDueScript } from "./promote-due.ts";
+import { requestRetryScript } from "./request-retry.ts";
+import type { LuaScript } from "./script.ts";
+import { settleDeliveriesScript } from "./settle-deliveries.ts";
+import { writeRoutingScript } from "./write-routing.ts";
+
+/** Every script of the protocol, for `loadScripts` at startup. */
+export const ALL_SCRIPTS: readonly LuaScript[] = [
+  ingestEventsScript,
+  fanoutEventsScript,
+  settleDeliveriesScript,
+  promoteDueScript,
+  requestRetryScript,
+  writeRoutingScript,
+];

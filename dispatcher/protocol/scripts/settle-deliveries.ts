@@ -1,0 +1,101 @@
+import { defineScript } from "./script.ts";
+
+/** The outcome of handling one work-queue entry, as the settle script reads it. */
+export interface SettleOutcome {
+  /** work-queue entry id to acknowledge ("" for none) */
+  m: string;
+  /** delivery id */
+  id: string;
+  /** the record version the worker read; a different one means someone else got there first */
+  v: string;
+  /**
+   * sent/failed: final phase; retry: stay QUEUED and schedule at `due`; defer: hand the entry back
+   * (schedule at `due`) without touching the record; ack: only acknowledge (stale entry).
+   */
+  k: "sent" | "retry" | "failed" | "defer" | "ack";
+  /** the attempt made, as a JSON object string */
+  a?: string;
+  /** epoch ms of the next attempt (retry, defer) */
+  due?: string;
+  reason?: string;
+  /** the URL used, when it differs from the record's (the webhook's URL changed) */
+  url?: string;
+}
+
+export type SettleResult = "applied" | "stale" | "acked";
+
+/**
+ * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
+ * step: an entry is acknowledged only together with its recorded outcome (at-least-once).
+ * KEYS: deliveries, scheduled, status, logPhase(QUEUED), logPhase(SENT), logPhase(FAILED).
+ * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, outcomes JSON (SettleOutcome[]).
+ * Returns one SettleResult per outcome.
+ */
+export const settleDeliveriesScript = defineScript(
+  "settle-deliveries",
+  `
+local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local retention, statusMaxLen = ARGV[5], ARGV[6]
+local outcomes = cjson.decode(ARGV[7])
+local results = {}
+
+for i, o in ipairs(outcomes) do
+  local result = 'acked'
+  if o.k == 'defer' then
+    redis.call('ZADD', KEYS[2], o.due, o.id)
+  elseif o.k ~= 'ack' then
+    local key = prefix .. 'delivery:' .. o.id
+    local cur = redis.call('HMGET', key, 'phase', 'version', 'attempts', 'attemptCount', 'cycleAttempts',
+      'namespace', 'webhook', 'eventType', 'eventId', 'createdAt')
+    if cur[1] ~= 'QUEUED' or cur[2] ~= o.v then
+      result = 'stale'
+    else
+      local attemptCount, cycleAttempts = tonumber(cur[4]), tonumber(cur[5])
+      if o.a then
+        local attempts = cur[3]
+        if attempts == '[]' then
+          attempts = '[' .. o.a .. ']'
+        else
+          attempts = string.sub(attempts, 1, -2) .. ',' .. o.a .. ']'
+        end
+        attemptCount = attemptCount + 1
+        cycleAttempts = cycleAttempts + 1
+        redis.call('HSET', key, 'attempts', attempts)
+      end
+      local phase = 'QUEUED'
+      if o.k == 'sent' then phase = 'SENT' elseif o.k == 'failed' then phase = 'FAILED' end
+      redis.call('HSET', key, 'phase', phase, 'attemptCount', attemptCount, 'cycleAttempts', cycleAttempts,
+        'version', tonumber(cur[2]) + 1, 'updatedAt', now)
+      if o.url then redis.call('HSET', key, 'url', o.url) end
+      if o.k == 'retry' then
+        redis.call('HSET', key, 'nextAttemptAt', o.due)
+        redis.call('ZADD', KEYS[2], o.due, o.id)
+      else
+        redis.call('HDEL', key, 'nextAttemptAt')
+        redis.call('ZREM', KEYS[4], o.id)
+        if phase == 'SENT' then
+          redis.call('ZADD', KEYS[5], cur[10], o.id)
+        else
+          redis.call('ZADD', KEYS[6], cur[10], o.id)
+          redis.call('HSET', key, 'failureReason', o.reason or 'attempts-exhausted')
+        end
+      end
+      redis.call('PEXPIRE', key, retention)
+      if phase == 'FAILED' then
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', o.id, 'phase', phase,
+          'namespace', cur[6], 'webhook', cur[7], 'eventType', cur[8], 'eventId', cur[9],
+          'attempts', attemptCount, 'at', nowIso, 'failureReason', o.reason or 'attempts-exhausted')
+      else
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', o.id, 'phase', phase,
+          'namespace', cur[6], 'webhook', cur[7], 'eventType', cur[8], 'eventId', cur[9],
+          'attempts', attemptCount, 'at', nowIso)
+      end
+      result = 'applied'
+    end
+  end
+  if o.m ~= '' then redis.call('XACK', KEYS[1], group, o.m) end
+  results[i] = result
+end
+return results
+`,
+);

@@ -1,0 +1,169 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { decodeSigningSecret } from "./delivery/signer.ts";
+import type { Metrics } from "./metrics.ts";
+import type { EventType } from "./protocol/event-types.ts";
+import type { Keyspace } from "./protocol/keys.ts";
+import {
+  type NamespaceRouting,
+  readRoutingRevision,
+  readRoutingTable,
+  type WebhookRoute,
+} from "./protocol/routing-config.ts";
+
+/** Headers a webhook's configuration may not set: the delivery contract owns them. */
+const RESERVED_HEADERS = new Set([
+  "content-type",
+  "content-length",
+  "user-agent",
+  "host",
+  "connection",
+  "transfer-encoding",
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
+]);
+
+/** One namespace's routing, prepared for the hot path. */
+export interface CompiledNamespace {
+  readonly routing: NamespaceRouting;
+  /** Non-paused webhooks by the event they subscribe to. */
+  readonly subscribers: ReadonlyMap<EventType, readonly WebhookRoute[]>;
+  readonly webhooks: ReadonlyMap<string, CompiledWebhook>;
+  readonly signingKeys: readonly Buffer[];
+}
+
+export interface CompiledWebhook {
+  readonly route: WebhookRoute;
+  readonly url: URL;
+  /** The configured extra headers without reserved ones, lower-cased. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export function compileNamespace(routing: NamespaceRouting): CompiledNamespace {
+  const subscribers = new Map<EventType, WebhookRoute[]>();
+  const webhooks = new Map<string, CompiledWebhook>();
+  for (const route of routing.webhooks) {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(route.headers)) {
+      const lower = name.toLowerCase();
+      if (!RESERVED_HEADERS.has(lower) && !lower.startsWith("webhook-")) headers[lower] = value;
+    }
+    webhooks.set(route.name, { route, url: new URL(route.url), headers });
+    if (route.paused) continue;
+    const list = subscribers.get(route.event) ?? [];
+    list.push(route);
+    subscribers.set(route.event, list);
+  }
+  return { routing, subscribers, webhooks, signingKeys: routing.signingSecrets.map(decodeSigningSecret) };
+}
+
+export interface RoutingWatcherOptions {
+  redis: Redis;
+  /** A connection of its own: it enters subscriber mode. */
+  subscriber: Redis;
+  keys: Keyspace;
+  pollMs: number;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * Keeps the routing configuration in memory. A change is picked up from the Pub/Sub
+ * announcement at once, or by polling the revision (Pub/Sub is fire-and-forget: a dispatcher
+ * that was disconnected would miss it), so within `pollMs` at worst.
+ */
+export class RoutingWatcher {
+  readonly #options: RoutingWatcherOptions;
+  #namespaces = new Map<string, CompiledNamespace>();
+  #revision = -1;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+  #again = false;
+
+  constructor(options: RoutingWatcherOptions) {
+    this.#options = options;
+  }
+
+  get loaded(): boolean {
+    return this.#revision >= 0;
+  }
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  namespace(name: string): CompiledNamespace | undefined {
+    return this.#namespaces.get(name);
+  }
+
+  /** Loads the configuration once, then follows changes. */
+  async start(): Promise<void> {
+    const { subscriber, keys, logger } = this.#options;
+    subscriber.on("message", (channel: string) => {
+      if (channel === keys.routingChannel) void this.refresh();
+    });
+    await subscriber.subscribe(keys.routingChannel);
+    await this.refresh();
+    this.#timer = setInterval(() => {
+      void this.#poll().catch((error: unknown) =>
+        logger.warn({ err: error }, "routing revision poll failed"),
+      );
+    }, this.#options.pollMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Re-reads the configuration (coalescing concurrent calls). */
+  refresh(): Promise<void> {
+    if (this.#refreshing) {
+      this.#again = true;
+      return this.#refreshing;
+    }
+    this.#refreshing = this.#load()
+      .catch((error: unknown) => {
+        this.#options.metrics.redisErrors.inc({ loop: "routing" });
+        this.#options.logger.warn({ err: error }, "routing configuration read failed");
+      })
+      .finally(() => {
+        this.#refreshing = undefined;
+        if (this.#again) {
+          this.#again = false;
+          void this.refresh();
+        }
+      });
+    return this.#refreshing;
+  }
+
+  async #poll(): Promise<void> {
+    const revision = await readRoutingRevision(this.#options.redis, this.#options.keys);
+    if (revision !== this.#revision) await this.refresh();
+  }
+
+  async #load(): Promise<void> {
+    const { redis, keys, logger, metrics } = this.#options;
+    const table = await readRoutingTable(redis, keys);
+    if (table.revision === this.#revision) return;
+    const namespaces = new Map<string, CompiledNamespace>();
+    const invalid = [...table.invalid];
+    for (const [name, routing] of table.namespaces) {
+      try {
+        namespaces.set(name, compileNamespace(routing));
+      } catch (error) {
+        invalid.push({ namespace: name, error: (error as Error).message });
+      }
+    }
+    for (const { namespace, error } of invalid) {
+      logger.error({ namespace, error }, "invalid routing configuration: this namespace routes nothing");
+    }
+    this.#namespaces = namespaces;
+    this.#revision = table.revision;
+    metrics.routingRevision.set(table.revision);
+    metrics.routingNamespaces.set({ state: "valid" }, namespaces.size);
+    metrics.routingNamespaces.set({ state: "invalid" }, invalid.length);
+    logger.info({ revision: table.revision, namespaces: namespaces.size }, "routing configuration applied");
+  }
+}

@@ -1,0 +1,106 @@
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Settings, type SettingsInput, SettingsSchema } from "../config.ts";
+import type { NamespaceRoutingInput } from "../protocol/routing-config.ts";
+
+// Shared fixtures for dispatcher tests. Isolation: every test case runs in its own keyspace
+// (a fresh hash tag, `{t-<random>}:…`) on the run's one Redis, so cases never see each other's
+// keys or consumer groups and can run in parallel; nothing needs flushing.
+
+export const INGEST_TOKEN = "test-ingest-token-0123456789";
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+export const OTHER_SECRET = "whsec_dGhpcyBpcyBhIHNlY29uZCB0ZXN0IHNlY3JldA==";
+
+export function uniqueKeyTag(): string {
+  return `t-${randomUUID().slice(0, 8)}`;
+}
+
+/** Settings for an in-process dispatcher: loopback, fast timers, 127.0.0.1 allowed. */
+export function testSettings(redisUrl: string, overrides: Partial<SettingsInput> = {}): Settings {
+  return SettingsSchema.parse({
+    redisUrl,
+    keyTag: uniqueKeyTag(),
+    host: "127.0.0.1",
+    port: 0,
+    ingestTokens: INGEST_TOKEN,
+    adminTokens: ADMIN_TOKEN,
+    allowedDestinations: "127.0.0.1",
+    logLevel: process.env.DISPATCHER_TEST_LOG_LEVEL ?? "silent",
+    consumerName: `test-${randomUUID().slice(0, 8)}`,
+    claimIdleMs: 1_000,
+    schedulerTickMs: 10,
+    routingPollMs: 100,
+    maintenanceIntervalMs: 1_000,
+    shutdownGraceMs: 2_000,
+    ...overrides,
+  });
+}
+
+/** A namespace's routing with millisecond backoff and plain http allowed (receivers are local). */
+export function testRouting(
+  namespace: string,
+  webhooks: NamespaceRoutingInput["webhooks"],
+  overrides: Partial<NamespaceRoutingInput> = {},
+): NamespaceRoutingInput {
+  return {
+    namespace,
+    enabled: true,
+    signingSecrets: [SECRET],
+    allowPlainHttp: true,
+    delivery: {
+      maxAttempts: 3,
+      timeoutMs: 1_000,
+      backoff: { initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 },
+    },
+    webhooks,
+    ...overrides,
+  };
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    }
+    await sleep(10);
+  }
+}
+
+/** An authenticated JSON request against a dispatcher's API. */
+export async function api(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string = path.startsWith("/v1/events") && method === "POST" ? INGEST_TOKEN : ADMIN_TOKEN,
+): Promise<{ status: number; body: unknown }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: response.status, body: parsed };
+}
