@@ -1,0 +1,218 @@
+import { describe, expect, it } from "vitest";
+import { API_VERSION, type Webhook, type WebhookIntegration } from "../api/v1alpha1/index.ts";
+import { compileNamespace, type NamespaceInputs } from "./compile.ts";
+
+const NS = "acme";
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const NEXT_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+function integration(spec: Record<string, unknown> = {}): WebhookIntegration {
+  return {
+    apiVersion: API_VERSION,
+    kind: "WebhookIntegration",
+    metadata: { name: "default", namespace: NS, uid: "int-uid", generation: 4 },
+    spec: { enabled: true, ...spec } as WebhookIntegration["spec"],
+  };
+}
+
+function webhook(name: string, spec: Record<string, unknown> = {}): Webhook {
+  return {
+    apiVersion: API_VERSION,
+    kind: "Webhook",
+    metadata: { name, namespace: NS, uid: `${name}-uid`, generation: 1 },
+    spec: { event: "job.created", url: `https://${name}.example/hook`, ...spec } as Webhook["spec"],
+  };
+}
+
+function inputs(overrides: Partial<NamespaceInputs> = {}): NamespaceInputs {
+  return {
+    namespace: NS,
+    integration: integration(),
+    webhooks: [webhook("b-hook"), webhook("a-hook", { event: "payment.received" })],
+    secrets: new Map([["webhook-signing-secret", { secret: SECRET }]]),
+    generatedSecret: { name: "webhook-signing-secret", key: "secret" },
+    ...overrides,
+  };
+}
+
+describe("compileNamespace", () => {
+  it("compiles an enabled integration with defaults applied and webhooks sorted by name", () => {
+    const compiled = compileNamespace(inputs());
+    expect(compiled.routing).toEqual({
+      action: "write",
+      routing: {
+        namespace: NS,
+        enabled: true,
+        delivery: {
+          maxAttempts: 3,
+          timeoutMs: 15_000,
+          backoff: { initialDelayMs: 5_000, maxDelayMs: 3_600_000, multiplier: 6 },
+        },
+        signingSecrets: [SECRET],
+        allowPlainHttp: false,
+        generation: 4,
+        webhooks: [
+          {
+            name: "a-hook",
+            uid: "a-hook-uid",
+            event: "payment.received",
+            url: "https://a-hook.example/hook",
+            paused: false,
+            headers: {},
+          },
+          {
+            name: "b-hook",
+            uid: "b-hook-uid",
+            event: "job.created",
+            url: "https://b-hook.example/hook",
+            paused: false,
+            headers: {},
+          },
+        ],
+      },
+    });
+    expect(compiled.integration).toEqual({
+      ready: { status: "True", reason: "Active", message: "delivering: 2 of 2 webhooks active" },
+      activeWebhooks: 2,
+      signingSecretName: "webhook-signing-secret",
+    });
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Active" });
+  });
+
+  it("turns durations into milliseconds", () => {
+    const compiled = compileNamespace(
+      inputs({
+        integration: integration({
+          delivery: {
+            maxAttempts: 5,
+            timeout: "1.5s",
+            backoff: { initialDelay: "100ms", maxDelay: "1m", multiplier: 2 },
+          },
+        }),
+      }),
+    );
+    expect(compiled.routing.action === "write" && compiled.routing.routing.delivery).toEqual({
+      maxAttempts: 5,
+      timeoutMs: 1_500,
+      backoff: { initialDelayMs: 100, maxDelayMs: 60_000, multiplier: 2 },
+    });
+  });
+
+  it("deletes the routing and reports IntegrationMissing without an integration", () => {
+    const compiled = compileNamespace(inputs({ integration: undefined }));
+    expect(compiled.routing).toEqual({ action: "delete" });
+    expect(compiled.integration).toBeUndefined();
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "IntegrationMissing" });
+  });
+
+  it("writes a disabled routing (webhooks kept) and reports IntegrationDisabled", () => {
+    const compiled = compileNamespace(inputs({ integration: integration({ enabled: false }) }));
+    expect(compiled.routing.action).toBe("write");
+    if (compiled.routing.action !== "write") return;
+    expect(compiled.routing.routing.enabled).toBe(false);
+    expect(compiled.routing.routing.webhooks).toHaveLength(2);
+    expect(compiled.integration?.ready).toMatchObject({ status: "False", reason: "IntegrationDisabled" });
+    expect(compiled.integration?.activeWebhooks).toBe(0);
+    expect(compiled.webhooks.get("b-hook")).toMatchObject({ status: "False", reason: "IntegrationDisabled" });
+  });
+
+  it("uses a referenced signing secret, several while rotating", () => {
+    const compiled = compileNamespace(
+      inputs({
+        integration: integration({ signingSecretRef: { name: "mine", key: "keys" } }),
+        secrets: new Map([["mine", { keys: ` ${NEXT_SECRET}\n${SECRET} ` }]]),
+      }),
+    );
+    expect(compiled.routing.action === "write" && compiled.routing.routing.signingSecrets).toEqual([
+      NEXT_SECRET,
+      SECRET,
+    ]);
+    expect(compiled.integration?.signingSecretName).toBe("mine");
+  });
+
+  it.each([
+    [new Map(), "SecretNotFound", /Secret mine not found/],
+    [new Map([["mine", { other: SECRET }]]), "SecretNotFound", /key keys not found/],
+    [new Map([["mine", { keys: "not-a-secret" }]]), "InvalidSigningSecret", /whsec_/],
+    [new Map([["mine", { keys: "" }]]), "InvalidSigningSecret", /whsec_/],
+  ])("keeps the last routing when the signing secret is unusable (%#)", (secrets, reason, message) => {
+    const compiled = compileNamespace(
+      inputs({ integration: integration({ signingSecretRef: { name: "mine", key: "keys" } }), secrets }),
+    );
+    expect(compiled.routing).toEqual({ action: "keep" });
+    expect(compiled.integration?.ready).toMatchObject({ status: "False", reason });
+    expect(compiled.integration?.ready.message).toMatch(message);
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "SecretNotFound" });
+  });
+
+  it("reports Unknown while the generated signing secret does not exist yet", () => {
+    const compiled = compileNamespace(inputs({ secrets: new Map() }));
+    expect(compiled.routing).toEqual({ action: "keep" });
+    expect(compiled.integration?.ready).toMatchObject({ status: "Unknown", reason: "SigningSecretPending" });
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({
+      status: "Unknown",
+      reason: "SigningSecretPending",
+    });
+  });
+
+  it("resolves header values from Secrets and leaves out a webhook whose Secret is missing", () => {
+    const withHeaders = webhook("a-hook", {
+      headers: [
+        { name: "Authorization", valueFrom: { secretKeyRef: { name: "crm", key: "auth" } } },
+        { name: "X-Team", value: "ops" },
+      ],
+    });
+    const missing = webhook("b-hook", {
+      headers: [{ name: "Authorization", valueFrom: { secretKeyRef: { name: "nope", key: "auth" } } }],
+    });
+    const compiled = compileNamespace(
+      inputs({
+        webhooks: [withHeaders, missing],
+        secrets: new Map<string, Record<string, string>>([
+          ["webhook-signing-secret", { secret: SECRET }],
+          ["crm", { auth: "Bearer t0k3n" }],
+        ]),
+      }),
+    );
+    if (compiled.routing.action !== "write") throw new Error("expected a routing");
+    expect(compiled.routing.routing.webhooks.map((w) => [w.name, w.headers])).toEqual([
+      ["a-hook", { Authorization: "Bearer t0k3n", "X-Team": "ops" }],
+    ]);
+    expect(compiled.webhooks.get("b-hook")).toEqual({
+      status: "False",
+      reason: "SecretNotFound",
+      message: "header Authorization: Secret nope key auth not found",
+    });
+    expect(compiled.integration?.activeWebhooks).toBe(1);
+    expect(compiled.integration?.ready.message).toBe("delivering: 1 of 2 webhooks active");
+  });
+
+  it("refuses plain http unless the destination policy allows it", () => {
+    const plain = webhook("a-hook", { url: "http://127.0.0.1:8080/hook" });
+    const refused = compileNamespace(inputs({ webhooks: [plain] }));
+    expect(refused.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "InsecureURL" });
+    expect(refused.routing.action === "write" && refused.routing.routing.webhooks).toEqual([]);
+
+    const allowed = compileNamespace(
+      inputs({
+        webhooks: [plain],
+        integration: integration({ destinationPolicy: { allowPlainHTTP: true } }),
+      }),
+    );
+    expect(allowed.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Active" });
+    expect(allowed.routing.action === "write" && allowed.routing.routing.allowPlainHttp).toBe(true);
+  });
+
+  it("routes a paused webhook as paused and reports it not ready", () => {
+    const compiled = compileNamespace(inputs({ webhooks: [webhook("a-hook", { paused: true })] }));
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "Paused" });
+    expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks[0]?.paused).toBe(true);
+    expect(compiled.integration?.activeWebhooks).toBe(0);
+  });
+
+  it("reports a webhook whose spec does not validate and leaves it out", () => {
+    const compiled = compileNamespace(inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }));
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "InvalidSpec" });
+    expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks).toEqual([]);
+  });
+});

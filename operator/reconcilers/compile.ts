@@ -1,0 +1,315 @@
+import {
+  type NamespaceRouting,
+  type WebhookRoute,
+  WebhookRouteSchema,
+} from "../../dispatcher/protocol/routing-config.ts";
+import {
+  durationToMs,
+  type Webhook,
+  type WebhookIntegration,
+  type WebhookIntegrationSpec,
+  WebhookIntegrationSpecSchema,
+  type WebhookSpec,
+  WebhookSpecSchema,
+} from "../api/v1alpha1/index.ts";
+
+// The pure heart of the integration and webhook reconcilers: one namespace's objects
+// (its WebhookIntegration, its Webhooks, the Secrets they reference) in, the dispatcher's
+// routing document and every object's Ready verdict out. No I/O, so every rule is unit-tested.
+
+/** Decoded `data` of the namespace's Secrets, by Secret name. */
+export type SecretsByName = ReadonlyMap<string, Readonly<Record<string, string>>>;
+
+export interface NamespaceInputs {
+  namespace: string;
+  integration: WebhookIntegration | undefined;
+  webhooks: readonly Webhook[];
+  secrets: SecretsByName;
+  /** The Secret the operator generates when the integration references none. */
+  generatedSecret: { name: string; key: string };
+}
+
+/** A Ready condition without the bookkeeping fields the reconciler adds. */
+export interface Verdict {
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+}
+
+export type RoutingAction =
+  /** Write this routing document. */
+  | { action: "write"; routing: NamespaceRouting }
+  /** Remove the namespace's routing: nothing delivers. */
+  | { action: "delete" }
+  /** Leave the last routing written in place (the inputs are incomplete, e.g. a Secret is missing). */
+  | { action: "keep" };
+
+export interface CompiledNamespace {
+  routing: RoutingAction;
+  /** Absent when the namespace has no integration. */
+  integration?: { ready: Verdict; activeWebhooks: number; signingSecretName?: string };
+  /** Ready verdict of every webhook, by name. */
+  webhooks: Map<string, Verdict>;
+}
+
+/** Webhook Ready reasons, as documented in the CRD. */
+export const WebhookReason = {
+  Active: "Active",
+  IntegrationMissing: "IntegrationMissing",
+  IntegrationDisabled: "IntegrationDisabled",
+  SecretNotFound: "SecretNotFound",
+  SigningSecretPending: "SigningSecretPending",
+  InvalidSpec: "InvalidSpec",
+  InsecureURL: "InsecureURL",
+  Paused: "Paused",
+} as const;
+
+/** WebhookIntegration Ready reasons. */
+export const IntegrationReason = {
+  Active: "Active",
+  IntegrationDisabled: "IntegrationDisabled",
+  SecretNotFound: "SecretNotFound",
+  InvalidSigningSecret: "InvalidSigningSecret",
+  SigningSecretPending: "SigningSecretPending",
+  InvalidSpec: "InvalidSpec",
+} as const;
+
+const SIGNING_SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+
+export function compileNamespace(inputs: NamespaceInputs): CompiledNamespace {
+  const webhooks = new Map<string, Verdict>();
+  const { integration } = inputs;
+  const sortedWebhooks = [...inputs.webhooks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+
+  if (!integration) {
+    for (const webhook of sortedWebhooks) {
+      webhooks.set(
+        webhook.metadata.name,
+        notReady(
+          WebhookReason.IntegrationMissing,
+          `namespace ${inputs.namespace} has no WebhookIntegration named default; create one with spec.enabled: true`,
+        ),
+      );
+    }
+    return { routing: { action: "delete" }, webhooks };
+  }
+
+  const parsedSpec = WebhookIntegrationSpecSchema.safeParse(integration.spec ?? {});
+  if (!parsedSpec.success) {
+    const message = `invalid spec: ${parsedSpec.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`;
+    for (const webhook of sortedWebhooks) {
+      webhooks.set(
+        webhook.metadata.name,
+        notReady(WebhookReason.IntegrationMissing, `integration: ${message}`),
+      );
+    }
+    return {
+      routing: { action: "keep" },
+      integration: { ready: notReady(IntegrationReason.InvalidSpec, message), activeWebhooks: 0 },
+      webhooks,
+    };
+  }
+  const spec = parsedSpec.data;
+  const signing = resolveSigningSecrets(spec, inputs);
+
+  const routes: WebhookRoute[] = [];
+  for (const webhook of sortedWebhooks) {
+    const { verdict, route } = compileWebhook(webhook, spec, signing, inputs.secrets);
+    webhooks.set(webhook.metadata.name, verdict);
+    if (route) routes.push(route);
+  }
+  const activeWebhooks = [...webhooks.values()].filter((v) => v.status === "True").length;
+
+  if (!signing.ok) {
+    return {
+      routing: { action: "keep" },
+      integration: {
+        ready: signing.pending
+          ? { status: "Unknown", reason: signing.reason, message: signing.message }
+          : notReady(signing.reason, signing.message),
+        activeWebhooks: 0,
+        signingSecretName: signing.secretName,
+      },
+      webhooks,
+    };
+  }
+
+  const routing: NamespaceRouting = {
+    namespace: inputs.namespace,
+    enabled: spec.enabled,
+    delivery: {
+      maxAttempts: spec.delivery.maxAttempts,
+      timeoutMs: durationToMs(spec.delivery.timeout),
+      backoff: {
+        initialDelayMs: durationToMs(spec.delivery.backoff.initialDelay),
+        maxDelayMs: durationToMs(spec.delivery.backoff.maxDelay),
+        multiplier: spec.delivery.backoff.multiplier,
+      },
+    },
+    signingSecrets: signing.secrets,
+    allowPlainHttp: spec.destinationPolicy.allowPlainHTTP,
+    webhooks: routes,
+    ...(integration.metadata.generation === undefined ? {} : { generation: integration.metadata.generation }),
+  };
+  const ready: Verdict = spec.enabled
+    ? {
+        status: "True",
+        reason: IntegrationReason.Active,
+        message: `delivering: ${activeWebhooks} of ${sortedWebhooks.length} webhooks active`,
+      }
+    : notReady(
+        IntegrationReason.IntegrationDisabled,
+        "spec.enabled is false: no webhook of this namespace delivers until it is true",
+      );
+  return {
+    routing: { action: "write", routing },
+    integration: { ready, activeWebhooks, signingSecretName: signing.secretName },
+    webhooks,
+  };
+}
+
+type SigningResolution =
+  | { ok: true; secrets: string[]; secretName: string }
+  | { ok: false; reason: string; message: string; secretName: string; pending?: boolean };
+
+function resolveSigningSecrets(spec: WebhookIntegrationSpec, inputs: NamespaceInputs): SigningResolution {
+  const ref = spec.signingSecretRef ?? inputs.generatedSecret;
+  const data = inputs.secrets.get(ref.name);
+  const where = `Secret ${ref.name} key ${ref.key}`;
+  if (!data && !spec.signingSecretRef) {
+    return {
+      ok: false,
+      pending: true,
+      reason: IntegrationReason.SigningSecretPending,
+      message: `generating the signing secret into Secret ${ref.name}`,
+      secretName: ref.name,
+    };
+  }
+  if (!data) {
+    return {
+      ok: false,
+      reason: IntegrationReason.SecretNotFound,
+      message: `signing secret: Secret ${ref.name} not found`,
+      secretName: ref.name,
+    };
+  }
+  const value = data[ref.key];
+  if (value === undefined) {
+    return {
+      ok: false,
+      reason: IntegrationReason.SecretNotFound,
+      message: `signing secret: ${where} not found`,
+      secretName: ref.name,
+    };
+  }
+  const secrets = value.split(/\s+/).filter((s) => s !== "");
+  const invalid =
+    secrets.length === 0 || secrets.length > 10 || !secrets.every((s) => SIGNING_SECRET.test(s));
+  if (invalid) {
+    return {
+      ok: false,
+      reason: IntegrationReason.InvalidSigningSecret,
+      message: `signing secret: ${where} must hold 1 to 10 space-separated whsec_<base64> secrets`,
+      secretName: ref.name,
+    };
+  }
+  return { ok: true, secrets, secretName: ref.name };
+}
+
+/**
+ * A webhook's route and verdict. The route is built whenever the webhook itself is
+ * deliverable, also while the integration is disabled (the dispatcher then records its
+ * events as not delivered); the verdict says why it does not deliver, integration first.
+ */
+function compileWebhook(
+  webhook: Webhook,
+  integration: WebhookIntegrationSpec,
+  signing: SigningResolution,
+  secrets: SecretsByName,
+): { verdict: Verdict; route?: WebhookRoute } {
+  const parsed = WebhookSpecSchema.safeParse(webhook.spec ?? {});
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    return { verdict: notReady(WebhookReason.InvalidSpec, `invalid spec: ${issues}`) };
+  }
+  const spec: WebhookSpec = parsed.data;
+
+  const headers: Record<string, string> = {};
+  for (const header of spec.headers ?? []) {
+    if (header.value !== undefined) {
+      headers[header.name] = header.value;
+      continue;
+    }
+    const ref = header.valueFrom?.secretKeyRef;
+    const value = ref ? secrets.get(ref.name)?.[ref.key] : undefined;
+    if (ref === undefined || value === undefined) {
+      const what = ref ? `Secret ${ref.name} key ${ref.key}` : "its value";
+      return {
+        verdict: notReady(WebhookReason.SecretNotFound, `header ${header.name}: ${what} not found`),
+      };
+    }
+    headers[header.name] = value;
+  }
+
+  if (spec.url.toLowerCase().startsWith("http://") && !integration.destinationPolicy.allowPlainHTTP) {
+    return {
+      verdict: notReady(
+        WebhookReason.InsecureURL,
+        "plain http:// URL refused: use https:// or set spec.destinationPolicy.allowPlainHTTP on the WebhookIntegration",
+      ),
+    };
+  }
+
+  const route: WebhookRoute = {
+    name: webhook.metadata.name,
+    uid: webhook.metadata.uid ?? "",
+    event: spec.event,
+    url: spec.url,
+    paused: spec.paused,
+    headers,
+  };
+  const checked = WebhookRouteSchema.safeParse(route);
+  if (!checked.success) {
+    const issues = checked.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    return { verdict: notReady(WebhookReason.InvalidSpec, `not deliverable: ${issues}`) };
+  }
+  if (!integration.enabled) {
+    return {
+      route,
+      verdict: notReady(
+        WebhookReason.IntegrationDisabled,
+        "the namespace's WebhookIntegration has spec.enabled: false",
+      ),
+    };
+  }
+  if (!signing.ok && signing.pending) {
+    return {
+      route,
+      verdict: {
+        status: "Unknown",
+        reason: WebhookReason.SigningSecretPending,
+        message: "the operator is generating the namespace's signing secret",
+      },
+    };
+  }
+  if (!signing.ok) {
+    return {
+      route,
+      verdict: notReady(
+        WebhookReason.SecretNotFound,
+        "the namespace's WebhookIntegration has no usable signing secret (see its Ready condition)",
+      ),
+    };
+  }
+  if (spec.paused) {
+    return { route, verdict: notReady(WebhookReason.Paused, "spec.paused is true") };
+  }
+  return {
+    route,
+    verdict: { status: "True", reason: WebhookReason.Active, message: `delivering ${spec.event} events` },
+  };
+}
+
+function notReady(reason: string, message: string): Verdict {
+  return { status: "False", reason, message };
+}
