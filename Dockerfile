@@ -36,10 +36,13 @@ FROM node:${NODE_VERSION}-bookworm-slim
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
+# `make image` passes the git remote, commit and time.
+ARG SOURCE=""
 LABEL org.opencontainers.image.title="dataforce-webhooks" \
       org.opencontainers.image.description="Kubernetes operator and dispatcher that deliver signed outbound webhooks" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Dataforce" \
+      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
@@ -60,6 +63,7 @@ COPY --from=build /src/dist ./dist
 
 # The base image's `node` user, by number so that runAsNonRoot can verify it.
 USER 1000:1000
-EXPOSE 8080 9090
+# Dispatcher HTTP API + /metrics (DISPATCHER_PORT), operator /metrics + probes (OPERATOR_PORT).
+EXPOSE 8080 8081
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "--enable-source-maps"]
 CMD ["dist/dispatcher/main.js"]

@@ -62,3 +62,62 @@ crds: node_modules/.package-lock.json ## Regenerate crds/ (and the chart's copie
 .PHONY: build
 build: node_modules/.package-lock.json ## Compile TypeScript to dist/
 	npm run build
+
+# =============================================================================
+# kind workflow (needs Docker; not runnable in CI here)
+#   make kind-up image kind-load kind-install kind-smoke    then    make kind-down
+# Needs docker, kind and kubectl on PATH; helm is built by `make helm` (or HELM_BIN).
+# =============================================================================
+KIND ?= kind
+KIND_CLUSTER ?= dataforce-webhooks
+KIND_CONTEXT := kind-$(KIND_CLUSTER)
+KIND_NAMESPACE ?= dataforce-system
+IMAGE ?= dataforce-webhooks:dev
+KIND_KUBECTL = kubectl --context $(KIND_CONTEXT)
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster (once)
+	@$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
+
+.PHONY: image
+image: ## docker build the image (both entrypoints) as $(IMAGE)
+	docker build -t $(IMAGE) \
+	  --build-arg VERSION=$$(node -p 'require("./package.json").version') \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  --build-arg SOURCE=$$(git remote get-url origin 2>/dev/null || true) .
+
+.PHONY: kind-load
+kind-load: ## Load $(IMAGE) into the kind cluster's nodes
+	$(KIND) load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+.PHONY: kind-install
+kind-install: helm ## helm upgrade --install the chart (embedded Redis) and the demo receiver
+	$$(bash test/env/build-helm.sh) upgrade --install dfw charts/dataforce-webhooks \
+	  --kube-context $(KIND_CONTEXT) --namespace $(KIND_NAMESPACE) --create-namespace \
+	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
+	  --set image.pullPolicy=Never --set redis.embedded.enabled=true \
+	  --set 'dispatcher.allowedDestinations={10.96.0.0/12}' --wait --timeout 5m
+	sed 's|image: dataforce-webhooks:dev|image: $(IMAGE)|' test/kind/demo.yaml | $(KIND_KUBECTL) apply -f -
+	$(KIND_KUBECTL) -n demo rollout status deploy/demo-receiver --timeout 2m
+
+# Runs inside a dispatcher pod (its node, its token, its port): no port-forward, no curl needed.
+KIND_SMOKE_JS = const token = process.env.DISPATCHER_INGEST_TOKENS.split(",")[0]; \
+  fetch("http://127.0.0.1:" + process.env.DISPATCHER_PORT + "/v1/events", { method: "POST", \
+    headers: { authorization: "Bearer " + token, "content-type": "application/json" }, \
+    body: JSON.stringify({ type: "job.created", namespace: "demo", id: "smoke-" + Date.now(), data: { jobId: "J-1" } }) }) \
+  .then(async (r) => { console.log(r.status, await r.text()); process.exit(r.ok ? 0 : 1); });
+
+.PHONY: kind-smoke
+kind-smoke: ## Publish a job.created event to namespace demo and wait for a SENT WebhookEvent
+	$(KIND_KUBECTL) -n $(KIND_NAMESPACE) exec deploy/dfw-dataforce-webhooks-dispatcher -- node -e '$(KIND_SMOKE_JS)'
+	@for i in $$(seq 60); do \
+	  if $(KIND_KUBECTL) -n demo get webhookevents -l webhooks.dataforce.io/phase=SENT -o name | grep -q .; then \
+	    $(KIND_KUBECTL) -n demo get webhookevents; echo "kind-smoke: delivered"; exit 0; fi; \
+	  sleep 2; done; \
+	$(KIND_KUBECTL) -n demo get webhookevents -o wide; $(KIND_KUBECTL) -n demo logs deploy/demo-receiver --tail 20; \
+	echo "kind-smoke: no SENT WebhookEvent after 120 s" >&2; exit 1
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)

@@ -12,6 +12,7 @@ import {
   helm,
   helmBin,
   type K8sObject,
+  parseManifests,
   podSpecOf,
   renderChart,
   renderChartText,
@@ -368,6 +369,26 @@ describe("the operator's RBAC in a live API server", () => {
       expect(await canI(verb, resource, namespace), `${verb} ${resource}`).toBe("no");
     }
     await kubectl(["delete", "-f", "-", "--ignore-not-found"], { input: rbac.yaml });
+    await ns.delete();
+  });
+});
+
+describe("the kind workflow's demo manifest (test/kind/demo.yaml)", () => {
+  it("is accepted by the API server with the real CRDs (server-side dry-run, strict, restricted)", async () => {
+    const ns = await restrictedNamespace("chart-kind-demo");
+    const text = readFileSync(join(repoRoot, "test", "kind", "demo.yaml"), "utf8");
+    const objects = parseManifests(text).filter((o) => o.kind !== "Namespace");
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      "Deployment",
+      "Service",
+      "Webhook",
+      "WebhookIntegration",
+    ]);
+    for (const object of objects) object.metadata.namespace = ns.name;
+    const result = await dryRun(JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }), ns.name);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr.trim()).toBe("");
+    expect(result.stdout.trim().split("\n")).toHaveLength(objects.length);
     await ns.delete();
   });
 });
