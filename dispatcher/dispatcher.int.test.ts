@@ -30,7 +30,9 @@ describe("dispatcher", () => {
     dispatcher = await startDispatcher(testSettings(inject("redisUrl")));
     await writeNamespaceRouting(
       redis,
-      testRouting("team-a", [{ name: "orders", uid: "u1", event: "job.created", url: receiver.url("/signed") }]),
+      testRouting("team-a", [
+        { name: "orders", uid: "u1", event: "job.created", url: receiver.url("/signed") },
+      ]),
       dispatcher.keys,
     );
     const ingest = await api(dispatcher.url, "POST", "/v1/events", {

@@ -1,0 +1,198 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { uniqueKeyTag } from "../testing/fixtures.ts";
+import {
+  DEFAULT_RECORD_LIMITS,
+  parseStatusEntry,
+  readDelivery,
+  requestRetries,
+  requestRetry,
+} from "./deliveries.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./keys.ts";
+import { type FanoutPlan, fanoutEventsScript } from "./scripts/fanout-events.ts";
+import { runScript } from "./scripts/script.ts";
+import { type SettleOutcome, settleDeliveriesScript } from "./scripts/settle-deliveries.ts";
+import { ensureConsumerGroup } from "./streams.ts";
+
+// The protocol on its own: records created and settled by the scripts, read and retried by the
+// helpers the operator uses, with nothing but a Redis client.
+
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(inject("redisUrl"));
+});
+afterAll(() => redis.disconnect());
+
+async function createDelivery(keys: Keyspace, id: string): Promise<void> {
+  await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
+  const entryId = await redis.xadd(keys.events, "*", "type", "job.created", "namespace", "ns", "data", "{}");
+  const plan: FanoutPlan = {
+    invalid: [],
+    events: [
+      {
+        m: entryId!,
+        ns: "ns",
+        id: `evt-${id}`,
+        type: "job.created",
+        occurredAt: "2025-01-01T00:00:00.000Z",
+        ingestedAt: String(Date.now()),
+        data: "{}",
+        routing: "routed",
+        deliveryIdsJson: JSON.stringify([id]),
+        deliveries: [
+          { id, webhook: "hook", uid: "u", url: "https://example.com", payload: "{}", maxAttempts: "3" },
+        ],
+      },
+    ],
+  };
+  const now = Date.now();
+  await runScript(
+    redis,
+    fanoutEventsScript,
+    [
+      keys.events,
+      keys.deliveries,
+      keys.status,
+      keys.logAll,
+      keys.logPhase("QUEUED"),
+      keys.logIndexes,
+      keys.deadLetters,
+    ],
+    [
+      keys.prefix,
+      CONSUMER_GROUPS.fanout,
+      now,
+      new Date(now).toISOString(),
+      60_000,
+      1000,
+      60_000,
+      1000,
+      JSON.stringify(plan),
+    ],
+  );
+}
+
+async function settle(keys: Keyspace, outcomes: SettleOutcome[]): Promise<string[]> {
+  const now = Date.now();
+  return (await runScript(
+    redis,
+    settleDeliveriesScript,
+    [
+      keys.deliveries,
+      keys.scheduled,
+      keys.status,
+      keys.logPhase("QUEUED"),
+      keys.logPhase("SENT"),
+      keys.logPhase("FAILED"),
+    ],
+    [
+      keys.prefix,
+      CONSUMER_GROUPS.delivery,
+      now,
+      new Date(now).toISOString(),
+      60_000,
+      1000,
+      JSON.stringify(outcomes),
+    ],
+  )) as string[];
+}
+
+const attempt = (number: number) =>
+  JSON.stringify({
+    number,
+    startedAt: new Date().toISOString(),
+    durationMs: 3,
+    statusCode: 500,
+    errorCode: "http_status",
+  });
+
+async function failDelivery(keys: Keyspace, id: string): Promise<void> {
+  await settle(keys, [{ m: "", id, v: "0", k: "retry", a: attempt(1), due: String(Date.now() + 60_000) }]);
+  await settle(keys, [{ m: "", id, v: "1", k: "failed", a: attempt(2), reason: "attempts-exhausted" }]);
+}
+
+describe("delivery records", () => {
+  it("are created QUEUED and record attempts, with a status entry per change", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await createDelivery(keys, "hook-abc");
+    const created = await readDelivery(redis, "hook-abc", keys);
+    expect(created).toMatchObject({
+      phase: "QUEUED",
+      attempts: [],
+      cycle: 1,
+      cycleAttempts: 0,
+      maxAttempts: 3,
+    });
+
+    await failDelivery(keys, "hook-abc");
+    const failed = await readDelivery(redis, "hook-abc", keys);
+    expect(failed).toMatchObject({ phase: "FAILED", failureReason: "attempts-exhausted", cycleAttempts: 2 });
+    expect(failed!.attempts.map((a) => a.number)).toEqual([1, 2]);
+
+    const entries = (await redis.xrange(keys.status, "-", "+")).map(([, fields]) => parseStatusEntry(fields));
+    expect(entries.map((entry) => [entry.phase, entry.attempts])).toEqual([
+      ["QUEUED", 0],
+      ["QUEUED", 1],
+      ["FAILED", 2],
+    ]);
+    expect(entries[2]).toMatchObject({
+      deliveryId: "hook-abc",
+      namespace: "ns",
+      webhook: "hook",
+      failureReason: "attempts-exhausted",
+    });
+  });
+
+  it("ignore an outcome recorded against a stale version (two workers, one attempt)", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await createDelivery(keys, "hook-stale");
+    expect(await settle(keys, [{ m: "", id: "hook-stale", v: "0", k: "sent", a: attempt(1) }])).toEqual([
+      "applied",
+    ]);
+    expect(await settle(keys, [{ m: "", id: "hook-stale", v: "0", k: "sent", a: attempt(1) }])).toEqual([
+      "stale",
+    ]);
+    expect((await readDelivery(redis, "hook-stale", keys))!.attempts).toHaveLength(1);
+  });
+});
+
+describe("requestRetry", () => {
+  it("requeues a FAILED delivery once per token with a fresh budget", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await createDelivery(keys, "hook-retry");
+    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "not-failed" });
+    await failDelivery(keys, "hook-retry");
+    const queuedBefore = await redis.xlen(keys.deliveries);
+
+    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "requeued" });
+    const requeued = await readDelivery(redis, "hook-retry", keys);
+    expect(requeued).toMatchObject({ phase: "QUEUED", cycle: 2, cycleAttempts: 0, lastRetryToken: "t1" });
+    expect(requeued!.failureReason).toBeUndefined();
+    expect(requeued!.attempts).toHaveLength(2); // history is kept
+    expect(await redis.xlen(keys.deliveries)).toBe(queuedBefore + 1);
+    expect(await redis.zscore(keys.logPhase("QUEUED"), "hook-retry")).not.toBeNull();
+    expect(await redis.zscore(keys.logPhase("FAILED"), "hook-retry")).toBeNull();
+
+    // the same token again is a no-op, whatever the phase
+    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });
+    // versions so far: 0 created, 1 retry scheduled, 2 FAILED, 3 requeued
+    expect(await settle(keys, [{ m: "", id: "hook-retry", v: "3", k: "failed", a: attempt(3) }])).toEqual(["applied"]);
+    expect((await readDelivery(redis, "hook-retry", keys))!.phase).toBe("FAILED");
+    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });
+    expect(await requestRetry(redis, "hook-retry", "t2", keys)).toEqual({ outcome: "requeued" });
+    expect(await requestRetry(redis, "missing", "t2", keys)).toEqual({ outcome: "not-found" });
+  });
+
+  it("retries many in one round trip", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    for (const id of ["a-1", "a-2"]) {
+      await createDelivery(keys, id);
+      await failDelivery(keys, id);
+    }
+    expect(await requestRetries(redis, ["a-1", "a-2", "nope"], "bulk", keys, DEFAULT_RECORD_LIMITS)).toEqual([
+      "requeued",
+      "requeued",
+      "not-found",
+    ]);
+  });
+});
