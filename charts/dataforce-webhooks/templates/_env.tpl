@@ -1,7 +1,7 @@
 {{/*
-Environment of the two processes. The names are the contract with dispatcher/config.ts
-(ENVIRONMENT) and the operator's configuration; test/chart/chart.e2e.test.ts loads the
-rendered dispatcher environment with the dispatcher's own loadSettings().
+Environment of the two processes. The names are the contract with dispatcher/config.ts and
+operator/config.ts (ENVIRONMENT); test/chart/chart.e2e.test.ts loads the rendered environments
+with their own loadSettings().
 */}}
 
 {{- define "dfw.redisUrlEnv" -}}
@@ -80,4 +80,11 @@ valueFrom:
   value: {{ $o.apiQPS | quote }}
 - name: OPERATOR_API_BURST
   value: {{ $o.apiBurst | quote }}
+{{- with $o.watchNamespaces }}
+- name: OPERATOR_WATCH_NAMESPACES
+  value: {{ join "," . | quote }}
+{{- end }}
+# SIGTERM: finish in-flight work, then exit, 5 s before the kubelet kills.
+- name: OPERATOR_SHUTDOWN_GRACE_MS
+  value: {{ max 1000 (mul (sub $o.terminationGracePeriodSeconds 5) 1000) | quote }}
 {{- end }}
