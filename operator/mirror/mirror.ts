@@ -1,0 +1,348 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import { type Logger, pino } from "pino";
+import type { Registry } from "prom-client";
+import { readDelivery } from "../../dispatcher/protocol/deliveries.ts";
+import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import type { DeliveryRecord } from "../../dispatcher/protocol/records.ts";
+import { API_VERSION, type WebhookEvent } from "../api/v1alpha1/index.ts";
+import type { ApiWrites } from "../api-writes.ts";
+import type { EventInput } from "../controller/events.ts";
+import { isConflict, isNotFound } from "../controller/kube.ts";
+import { counter, gauge } from "../controller/metrics.ts";
+import { WorkQueue } from "../controller/workqueue.ts";
+import type { DeliveryObservation } from "../reconcilers/webhook.ts";
+import { WEBHOOK_EVENTS } from "../resources.ts";
+import { PendingDeliveries } from "./pending.ts";
+import type { TokenBucket } from "./rate-limiter.ts";
+import type { StatusStreamConsumer } from "./status-stream.ts";
+import { type MirrorMode, type MirrorWrite, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
+
+// The WebhookEvent mirror: reads the dispatcher's status stream and makes one
+// WebhookEvent per delivery show the delivery's latest state.
+//
+//   status stream ──read──► pending (coalesced by delivery) ──work queue──► readDelivery
+//        ▲                                                                    │ plan writes
+//        └──────────── XACK once the state is in the API server ◄── rate limiter ◄─┘
+//
+// Reading never waits for the API server, so the mirror never slows delivery; when
+// it falls behind, the state changes of one delivery pile up as one pending item and
+// cost one write of its latest state. Only the leader runs it.
+
+export interface MirrorPolicy {
+  mode: MirrorMode;
+  retentionMs: number;
+}
+
+/** What the mirror reads from the operator's caches. */
+export interface MirrorContext {
+  /** The namespace's mirroring mode and retention (defaults when it has no integration). */
+  policy(namespace: string): MirrorPolicy;
+  /** The WebhookEvent as the informer cache has it. */
+  existing(namespace: string, name: string): WebhookEvent | undefined;
+  /** metadata.uid of a Webhook, when the cache has it. */
+  webhookUid(namespace: string, name: string): string | undefined;
+  /** Retention deleted events created up to this time (epoch ms); older deliveries are not re-created. */
+  retiredUpTo(namespace: string): number | undefined;
+  /** Called with every delivery state the mirror reads (the Webhook status summary). */
+  onDelivery?(delivery: DeliveryObservation): void;
+  /** Records a Kubernetes Event. */
+  recordEvent?(regarding: { apiVersion: string; kind: string; metadata: object }, input: EventInput): void;
+}
+
+export interface MirrorOptions {
+  redis: Redis;
+  keys: Keyspace;
+  stream: StatusStreamConsumer;
+  writes: ApiWrites;
+  limiter: TokenBucket;
+  context: MirrorContext;
+  registry: Registry;
+  logger?: Logger;
+  /** Concurrent mirror writers (never two on one delivery). Default 4. */
+  workers?: number;
+  /** Stream entries read per call. Default 500. */
+  readBatch?: number;
+  /** Longest wait of one blocking read. Default 1000 ms. */
+  blockMs?: number;
+  /** Reading pauses while this many stream entries wait to be mirrored. Default 20 000. */
+  maxPendingEntries?: number;
+}
+
+export class WebhookEventMirror {
+  private readonly options: MirrorOptions;
+  private readonly log: Logger;
+  private readonly pending = new PendingDeliveries();
+  /** Deliveries this process created recently, for the moment before the informer cache has them. */
+  private readonly created = new Map<string, number>();
+  private readonly metrics;
+  private queue: WorkQueue | undefined;
+  private loop: Promise<void> | undefined;
+  private gaugeTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(options: MirrorOptions) {
+    this.options = options;
+    this.log = (options.logger ?? pino({ enabled: false })).child({ component: "mirror" });
+    const { registry } = options;
+    this.metrics = {
+      handled: counter(
+        registry,
+        "dataforce_operator_mirror_deliveries_total",
+        "Deliveries handled by the WebhookEvent mirror, by result",
+        ["result"],
+      ),
+      entries: counter(
+        registry,
+        "dataforce_operator_mirror_entries_total",
+        "Status stream entries read by the mirror",
+        [],
+      ),
+    };
+    for (const result of ["written", "unchanged", "skipped", "expired"])
+      this.metrics.handled.inc({ result }, 0);
+    const pending = this.pending;
+    const lag = gauge(
+      registry,
+      "dataforce_operator_mirror_lag_seconds",
+      "Age of the oldest delivery state change read from the status stream but not yet mirrored",
+      [],
+    );
+    const pendingGauge = gauge(
+      registry,
+      "dataforce_operator_mirror_pending_deliveries",
+      "Deliveries with state changes not yet mirrored",
+      [],
+    );
+    this.refreshGauges = () => {
+      const oldest = pending.oldestEntryMs();
+      lag.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+      pendingGauge.set(pending.size);
+    };
+    this.refreshGauges();
+  }
+
+  /** Updates the lag and pending gauges (called before every scrape and after every batch). */
+  readonly refreshGauges: () => void;
+
+  /** Starts mirroring: claims what earlier readers left, then follows the stream. */
+  async start(): Promise<void> {
+    if (this.loop) return;
+    this.stopping = false;
+    const queue = new WorkQueue({
+      name: "webhookevent_mirror",
+      registry: this.options.registry,
+      backoff: { baseDelayMs: 50, maxDelayMs: 30_000 },
+    });
+    this.queue = queue;
+    void queue.run((key) => this.mirror(queue, key), this.options.workers ?? 4);
+    this.loop = this.follow(queue);
+    this.gaugeTimer = setInterval(this.refreshGauges, 1_000);
+    this.gaugeTimer.unref();
+  }
+
+  /** Stops reading and waits for writes in flight; unacknowledged entries stay pending for the next reader. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.gaugeTimer);
+    await this.queue?.shutdown();
+    await this.loop;
+    this.loop = undefined;
+    this.queue = undefined;
+    this.pending.clear();
+    this.refreshGauges();
+  }
+
+  private async follow(queue: WorkQueue): Promise<void> {
+    const { stream } = this.options;
+    const maxPending = this.options.maxPendingEntries ?? 20_000;
+    let failures = 0;
+    let claimed = false;
+    while (!this.stopping) {
+      try {
+        if (!claimed) {
+          await stream.ensureGroup();
+          this.accept(queue, await stream.claimPending());
+          await stream.removeIdleConsumers();
+          claimed = true;
+        }
+        if (this.pending.entries >= maxPending) {
+          await sleep(50);
+          continue;
+        }
+        const entries = await stream.readNew(this.options.readBatch ?? 500, this.options.blockMs ?? 1000);
+        this.accept(queue, entries);
+        failures = 0;
+      } catch (err) {
+        if (this.stopping) break;
+        failures++;
+        this.log.warn({ err, failures }, "reading the status stream failed, retrying");
+        await sleep(Math.min(100 * 2 ** failures, 5_000));
+      }
+    }
+  }
+
+  private accept(queue: WorkQueue, entries: Awaited<ReturnType<StatusStreamConsumer["readNew"]>>): void {
+    const { context } = this.options;
+    const skip: string[] = [];
+    for (const { id, entry } of entries) {
+      this.metrics.entries.inc();
+      if (!entry) {
+        skip.push(id);
+        continue;
+      }
+      // Cheap early decision, without reading the record, for deliveries that get no WebhookEvent.
+      const exists = this.exists(entry.namespace, entry.deliveryId);
+      const { mode } = context.policy(entry.namespace);
+      if (!shouldMirror(mode, entry.phase, exists)) {
+        context.onDelivery?.({
+          namespace: entry.namespace,
+          webhook: entry.webhook,
+          deliveryId: entry.deliveryId,
+          eventId: entry.eventId,
+          phase: entry.phase,
+          time: entry.at,
+        });
+        skip.push(id);
+        continue;
+      }
+      if (this.pending.add(entry.deliveryId, id)) queue.add(`${entry.namespace}/${entry.deliveryId}`);
+    }
+    if (skip.length > 0) {
+      this.metrics.handled.inc({ result: "skipped" }, skip.length);
+      void this.options.stream.ack(skip).catch((err: unknown) => {
+        // Left pending: the next reader claims them and skips them again.
+        this.log.warn({ err }, "could not acknowledge skipped entries");
+      });
+    }
+    this.refreshGauges();
+  }
+
+  /** Mirrors one delivery's latest state; throws (and keeps its entries pending) on failure. */
+  private async mirror(queue: WorkQueue, key: string): Promise<void> {
+    const slash = key.indexOf("/");
+    const namespace = key.slice(0, slash);
+    const deliveryId = key.slice(slash + 1);
+    const snapshot = this.pending.take(deliveryId);
+    if (!snapshot) return;
+    try {
+      const result = await this.mirrorRecord(namespace, deliveryId);
+      await this.options.stream.ack(snapshot.entryIds);
+      this.pending.settle(deliveryId);
+      this.metrics.handled.inc({ result });
+      queue.forget(key);
+    } catch (err) {
+      this.pending.restore(deliveryId, snapshot);
+      this.log.warn({ err, namespace, deliveryId }, "mirroring a delivery failed, retrying");
+      throw err;
+    } finally {
+      this.refreshGauges();
+    }
+  }
+
+  private async mirrorRecord(
+    namespace: string,
+    deliveryId: string,
+  ): Promise<"written" | "unchanged" | "skipped" | "expired"> {
+    const { context, redis, keys } = this.options;
+    const record = await readDelivery(redis, deliveryId, keys);
+    if (!record) return "expired";
+    const last = record.attempts.at(-1);
+    context.onDelivery?.({
+      namespace,
+      webhook: record.webhook,
+      deliveryId,
+      eventId: record.eventId,
+      phase: record.phase,
+      time: record.updatedAt,
+      ...(last?.statusCode === undefined ? {} : { statusCode: last.statusCode }),
+    });
+
+    const existing = context.existing(namespace, deliveryId);
+    const exists = existing !== undefined || this.created.has(deliveryId);
+    const policy = context.policy(namespace);
+    if (!shouldMirror(policy.mode, record.phase, exists)) return "skipped";
+    let writes: MirrorWrite[];
+    if (existing) {
+      writes = planMirrorWrites(existing, record, existing.metadata.ownerReferences?.[0]?.uid ?? "");
+    } else {
+      const createdMs = Date.parse(record.createdAt);
+      const retired = context.retiredUpTo(namespace);
+      if (Date.now() - createdMs > policy.retentionMs || (retired !== undefined && createdMs <= retired)) {
+        return "skipped"; // retention would delete it at once
+      }
+      const uid = context.webhookUid(namespace, record.webhook);
+      if (uid === undefined || (record.webhookUid !== "" && uid !== record.webhookUid)) {
+        // The Webhook is gone (or was re-created): an object it cannot own would only be garbage.
+        return "skipped";
+      }
+      writes = planMirrorWrites(undefined, record, uid);
+    }
+    if (writes.length === 0) return "unchanged";
+
+    const previousPhase = existing?.status?.phase;
+    for (const write of writes) await this.write(namespace, deliveryId, write);
+    if (record.phase === "FAILED" && previousPhase !== "FAILED") this.reportFailure(record);
+    return "written";
+  }
+
+  private async write(namespace: string, name: string, write: MirrorWrite): Promise<void> {
+    const { writes, limiter } = this.options;
+    await limiter.take();
+    const target = { namespace, name };
+    switch (write.verb) {
+      case "create":
+        try {
+          await writes.create(WEBHOOK_EVENTS, namespace, write.object);
+        } catch (err) {
+          if (!isConflict(err)) throw err; // AlreadyExists: the cache was behind; the status write follows
+        }
+        this.rememberCreated(name);
+        return;
+      case "patchStatus":
+        await writes.patchStatus(WEBHOOK_EVENTS, target, write.patch.status);
+        return;
+      case "patchLabels":
+        try {
+          await writes.patch(WEBHOOK_EVENTS, target, write.patch);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        return;
+    }
+  }
+
+  private reportFailure(record: DeliveryRecord): void {
+    const last = record.attempts.at(-1);
+    const outcome =
+      last?.statusCode !== undefined ? `HTTP ${last.statusCode}` : (last?.error ?? last?.errorCode ?? "");
+    this.options.context.recordEvent?.(
+      {
+        apiVersion: API_VERSION,
+        kind: "WebhookEvent",
+        metadata: { name: record.id, namespace: record.namespace },
+      },
+      {
+        type: "Warning",
+        reason: "DeliveryFailed",
+        action: "Deliver",
+        note: `${record.eventType} ${record.eventId} to webhook ${record.webhook} FAILED (${record.failureReason ?? "failed"}) after ${record.cycleAttempts} attempts${outcome ? `, last: ${outcome}` : ""}`,
+      },
+    );
+  }
+
+  private exists(namespace: string, name: string): boolean {
+    return this.created.has(name) || this.options.context.existing(namespace, name) !== undefined;
+  }
+
+  private rememberCreated(name: string): void {
+    const now = Date.now();
+    this.created.set(name, now);
+    if (this.created.size > 10_000) {
+      for (const [key, at] of this.created) {
+        if (now - at < 60_000 && this.created.size <= 10_000) break;
+        this.created.delete(key);
+      }
+    }
+  }
+}

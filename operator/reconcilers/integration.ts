@@ -1,0 +1,172 @@
+import { randomBytes } from "node:crypto";
+import type { V1Secret } from "@kubernetes/client-node";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import { API_VERSION, INTEGRATION_NAME, type WebhookIntegration } from "../api/v1alpha1/index.ts";
+import type { ApiWrites } from "../api-writes.ts";
+import type { OperatorCaches } from "../caches.ts";
+import { findCondition, setCondition } from "../controller/conditions.ts";
+import type { Reconciler } from "../controller/controller.ts";
+import type { EventInput } from "../controller/events.ts";
+import { isConflict, isNotFound } from "../controller/kube.ts";
+import { createMergePatch } from "../controller/status.ts";
+import { INTEGRATIONS } from "../resources.ts";
+import { compileNamespace, IntegrationReason, type Verdict } from "./compile.ts";
+import { type GeneratedSecret, namespaceInputs } from "./namespace-inputs.ts";
+import { applyRouting } from "./routing.ts";
+
+// The WebhookIntegration reconciler, keyed `<namespace>/default` whether or not the
+// integration exists: it owns the namespace's routing in Redis (written, disabled or
+// removed), the generated signing secret, and the integration's status.
+//   observe: the namespace's integration, webhooks and Secrets from the caches
+//   compare/act: compile them; write the routing when it differs from Redis
+//   report: Ready, observedGeneration, activeWebhooks; an Event when Ready changes
+
+export const GENERATED_SECRET_LABEL = "webhooks.dataforce.io/generated-signing-secret";
+
+export interface IntegrationReconcilerDeps {
+  caches: OperatorCaches;
+  redis: Redis;
+  keys: Keyspace;
+  writes: ApiWrites;
+  generatedSecret: GeneratedSecret;
+  recordEvent(regarding: WebhookIntegration, input: EventInput): void;
+  logger: Logger;
+}
+
+/** Every change in a namespace reconciles its integration key. */
+export function integrationKey(namespace: string): string {
+  return `${namespace}/${INTEGRATION_NAME}`;
+}
+
+export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconciler {
+  return async ({ namespace, name }) => {
+    if (name !== INTEGRATION_NAME) return; // the CRD refuses other names; nothing routes them
+    const integration = deps.caches.integrations.get(namespace, INTEGRATION_NAME);
+    const live = integration && !integration.metadata.deletionTimestamp ? integration : undefined;
+
+    const fresh = live && !live.spec.signingSecretRef ? await ensureGeneratedSecret(deps, live) : undefined;
+    const compiled = compileNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret, fresh));
+    const change = await applyRouting(deps.redis, deps.keys, namespace, compiled.routing);
+    if (change === "written" || change === "deleted") {
+      deps.logger.info({ namespace, routing: change }, "routing updated");
+    }
+    if (!live || !compiled.integration) return;
+    await writeStatus(deps, live, compiled.integration);
+  };
+}
+
+async function writeStatus(
+  deps: IntegrationReconcilerDeps,
+  integration: WebhookIntegration,
+  result: NonNullable<ReturnType<typeof compileNamespace>["integration"]>,
+): Promise<void> {
+  const generation = integration.metadata.generation ?? 0;
+  const current = integration.status ?? {};
+  const previous = findCondition(current.conditions, "Ready");
+  const desired = {
+    ...current,
+    observedGeneration: generation,
+    conditions: setCondition(current.conditions, {
+      type: "Ready",
+      ...result.ready,
+      observedGeneration: generation,
+    }),
+    activeWebhooks: result.activeWebhooks,
+    ...(result.signingSecretName ? { signingSecretName: result.signingSecretName } : {}),
+  };
+  const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
+  if (!patch) return;
+  try {
+    await deps.writes.patchStatus(INTEGRATIONS, integration.metadata, patch);
+  } catch (err) {
+    if (isNotFound(err)) return; // deleted meanwhile
+    throw err;
+  }
+  const event = transitionEvent(previous, result.ready, result.activeWebhooks);
+  if (event) deps.recordEvent(integration, event);
+}
+
+/** The Event worth recording when the Ready condition moves from `previous` to `next`. */
+export function transitionEvent(
+  previous: { status: string; reason: string } | undefined,
+  next: Verdict,
+  activeWebhooks: number,
+): EventInput | undefined {
+  if (previous?.status === next.status && previous.reason === next.reason) return undefined;
+  if (next.reason === IntegrationReason.IntegrationDisabled) {
+    return { type: "Normal", reason: "IntegrationDisabled", action: "Configure", note: next.message };
+  }
+  if (next.status === "True") {
+    return {
+      type: "Normal",
+      reason: "IntegrationEnabled",
+      action: "Configure",
+      note: `delivering to ${activeWebhooks} webhook${activeWebhooks === 1 ? "" : "s"}`,
+    };
+  }
+  if (next.status === "False") {
+    return { type: "Warning", reason: next.reason, action: "Configure", note: next.message };
+  }
+  return undefined;
+}
+
+/**
+ * Creates the owned Secret holding a generated `whsec_` signing secret when the integration
+ * references none and it does not exist yet. Returns the Secret when it was just created.
+ */
+async function ensureGeneratedSecret(
+  deps: IntegrationReconcilerDeps,
+  integration: WebhookIntegration,
+): Promise<V1Secret | undefined> {
+  const { namespace, uid } = integration.metadata;
+  const { name, key } = deps.generatedSecret;
+  if (deps.caches.secrets.get(namespace, name)) return undefined;
+  const secret: V1Secret = {
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "Opaque",
+    metadata: {
+      name,
+      namespace,
+      labels: {
+        "app.kubernetes.io/managed-by": "dataforce-webhooks-operator",
+        [GENERATED_SECRET_LABEL]: "true",
+      },
+      ...(uid
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: API_VERSION,
+                kind: "WebhookIntegration",
+                name: INTEGRATION_NAME,
+                uid,
+                controller: true,
+              },
+            ],
+          }
+        : {}),
+    },
+    data: { [key]: Buffer.from(generateSigningSecret()).toString("base64") },
+  };
+  try {
+    const created = await deps.writes.createSecret(namespace, secret);
+    deps.logger.info({ namespace, secret: name }, "generated a signing secret");
+    deps.recordEvent(integration, {
+      type: "Normal",
+      reason: "SigningSecretGenerated",
+      action: "Configure",
+      note: `generated a whsec_ signing secret into Secret ${name} (key ${key})`,
+    });
+    return created;
+  } catch (err) {
+    if (isConflict(err)) return undefined; // it exists; the cache will show it
+    throw err;
+  }
+}
+
+/** A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */
+export function generateSigningSecret(): string {
+  return `whsec_${randomBytes(32).toString("base64")}`;
+}

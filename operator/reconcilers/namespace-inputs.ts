@@ -1,0 +1,60 @@
+import type { V1Secret } from "@kubernetes/client-node";
+import { INTEGRATION_NAME } from "../api/v1alpha1/index.ts";
+import type { OperatorCaches } from "../caches.ts";
+import type { NamespaceInputs } from "./compile.ts";
+
+// Gathers what compileNamespace needs from the informer caches: the namespace's
+// integration, its webhooks and the decoded data of the Secrets they reference.
+
+export interface GeneratedSecret {
+  name: string;
+  key: string;
+}
+
+export function namespaceInputs(
+  caches: OperatorCaches,
+  namespace: string,
+  generatedSecret: GeneratedSecret,
+  /** A Secret just written by this reconcile, newer than the cache. */
+  fresh?: V1Secret,
+): NamespaceInputs {
+  const integration = live(caches.integrations.get(namespace, INTEGRATION_NAME));
+  const webhooks = caches.webhooks.list(namespace).filter((w) => live(w) !== undefined);
+  const secrets = new Map<string, Record<string, string>>();
+  for (const name of referencedSecrets(integration?.spec.signingSecretRef?.name, webhooks, generatedSecret)) {
+    const secret = fresh?.metadata?.name === name ? fresh : caches.secrets.get(namespace, name);
+    if (secret) secrets.set(name, decodeSecret(secret));
+  }
+  return { namespace, integration, webhooks, secrets, generatedSecret };
+}
+
+/** Names of the Secrets a namespace's objects read (the generated one included). */
+export function referencedSecrets(
+  signingSecretName: string | undefined,
+  webhooks: ReadonlyArray<{ spec: { headers?: Array<{ valueFrom?: { secretKeyRef: { name: string } } }> } }>,
+  generatedSecret: GeneratedSecret,
+): Set<string> {
+  const names = new Set<string>([signingSecretName ?? generatedSecret.name]);
+  for (const webhook of webhooks) {
+    for (const header of webhook.spec?.headers ?? []) {
+      const name = header.valueFrom?.secretKeyRef.name;
+      if (name) names.add(name);
+    }
+  }
+  return names;
+}
+
+export function decodeSecret(secret: V1Secret): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const [key, value] of Object.entries(secret.data ?? {})) {
+    data[key] = Buffer.from(value, "base64").toString("utf8");
+  }
+  // stringData is write-only on the server, but a Secret passed straight from a create call may carry it.
+  Object.assign(data, secret.stringData ?? {});
+  return data;
+}
+
+/** Objects being deleted no longer count. */
+function live<T extends { metadata: { deletionTimestamp?: string } }>(object: T | undefined): T | undefined {
+  return object && !object.metadata.deletionTimestamp ? object : undefined;
+}

@@ -1,0 +1,43 @@
+import { isDeepStrictEqual } from "node:util";
+import type { Redis } from "ioredis";
+import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import {
+  deleteNamespaceRouting,
+  NamespaceRoutingSchema,
+  writeNamespaceRouting,
+} from "../../dispatcher/protocol/routing-config.ts";
+import type { RoutingAction } from "./compile.ts";
+
+export type RoutingChange = "written" | "deleted" | "unchanged" | "kept";
+
+/**
+ * Makes the dispatcher's routing of one namespace what `action` says. Every write bumps
+ * the routing revision that all dispatchers reload on, so an unchanged document is not
+ * written again (a resync or a status-only change costs one HGET).
+ */
+export async function applyRouting(
+  redis: Redis,
+  keys: Keyspace,
+  namespace: string,
+  action: RoutingAction,
+): Promise<RoutingChange> {
+  if (action.action === "keep") return "kept";
+  const current = await redis.hget(keys.routing, namespace);
+  if (action.action === "delete") {
+    if (current === null) return "unchanged";
+    await deleteNamespaceRouting(redis, namespace, keys);
+    return "deleted";
+  }
+  const desired = NamespaceRoutingSchema.parse(action.routing);
+  if (current !== null && isDeepStrictEqual(parseOrUndefined(current), desired)) return "unchanged";
+  await writeNamespaceRouting(redis, desired, keys);
+  return "written";
+}
+
+function parseOrUndefined(json: string): unknown {
+  try {
+    return NamespaceRoutingSchema.parse(JSON.parse(json));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,132 @@
+import type { Logger } from "pino";
+import type { Webhook, WebhookStatus } from "../api/v1alpha1/index.ts";
+import type { ApiWrites } from "../api-writes.ts";
+import type { OperatorCaches } from "../caches.ts";
+import { findCondition, setCondition } from "../controller/conditions.ts";
+import type { Reconciler } from "../controller/controller.ts";
+import type { EventInput } from "../controller/events.ts";
+import { isNotFound } from "../controller/kube.ts";
+import { createMergePatch } from "../controller/status.ts";
+import { WEBHOOKS } from "../resources.ts";
+import { compileNamespace, type Verdict } from "./compile.ts";
+import { type GeneratedSecret, namespaceInputs } from "./namespace-inputs.ts";
+
+// The Webhook reconciler, keyed `<namespace>/<name>`: the webhook's Ready verdict comes
+// from the same compilation the integration reconciler writes to Redis, so status and
+// routing never disagree about why a webhook does (not) deliver.
+//   observe: the namespace's objects from the caches, the last delivery the mirror saw
+//   report: Ready, observedGeneration, lastDelivery; an Event when Ready changes
+
+export type LastDelivery = NonNullable<WebhookStatus["lastDelivery"]>;
+
+/** A delivery's state as the mirror saw it. */
+export interface DeliveryObservation {
+  namespace: string;
+  webhook: string;
+  deliveryId: string;
+  eventId: string;
+  phase: LastDelivery["phase"];
+  /** ISO time of the state change. */
+  time: string;
+  statusCode?: number;
+}
+
+/** The most recent delivery of every webhook, as the mirror reports them. */
+export class LastDeliveries {
+  private readonly byWebhook = new Map<string, LastDelivery>();
+
+  /** Records `observation` unless an later one is known; returns the webhook's key when it changed. */
+  observe(observation: DeliveryObservation): string | undefined {
+    const key = `${observation.namespace}/${observation.webhook}`;
+    const known = this.byWebhook.get(key);
+    if (known && Date.parse(known.time) > Date.parse(observation.time)) return undefined;
+    const summary: LastDelivery = {
+      deliveryId: observation.deliveryId,
+      eventId: observation.eventId,
+      phase: observation.phase,
+      time: observation.time,
+      ...(observation.statusCode === undefined ? {} : { statusCode: observation.statusCode }),
+    };
+    if (known && JSON.stringify(known) === JSON.stringify(summary)) return undefined;
+    this.byWebhook.set(key, summary);
+    return key;
+  }
+
+  get(key: string): LastDelivery | undefined {
+    return this.byWebhook.get(key);
+  }
+
+  forget(key: string): void {
+    this.byWebhook.delete(key);
+  }
+}
+
+export interface WebhookReconcilerDeps {
+  caches: OperatorCaches;
+  writes: ApiWrites;
+  generatedSecret: GeneratedSecret;
+  lastDeliveries: LastDeliveries;
+  recordEvent(regarding: Webhook, input: EventInput): void;
+  logger: Logger;
+}
+
+export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
+  return async ({ key, namespace, name }) => {
+    const webhook = deps.caches.webhooks.get(namespace, name);
+    if (!webhook || webhook.metadata.deletionTimestamp) {
+      deps.lastDeliveries.forget(key);
+      return;
+    }
+    const compiled = compileNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret));
+    const verdict = compiled.webhooks.get(name);
+    if (!verdict) return;
+
+    const generation = webhook.metadata.generation ?? 0;
+    const current = webhook.status ?? {};
+    const previous = findCondition(current.conditions, "Ready");
+    const lastDelivery = deps.lastDeliveries.get(key) ?? current.lastDelivery;
+    const desired = {
+      ...current,
+      observedGeneration: generation,
+      conditions: setCondition(current.conditions, {
+        type: "Ready",
+        ...verdict,
+        observedGeneration: generation,
+      }),
+      ...(lastDelivery ? { lastDelivery } : {}),
+    };
+    const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
+    if (!patch) return;
+    try {
+      await deps.writes.patchStatus(WEBHOOKS, webhook.metadata, patch);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    const event = readyEvent(previous, verdict);
+    if (event) deps.recordEvent(webhook, event);
+  };
+}
+
+/** WebhookReady / WebhookNotReady when Ready changes status or reason (not for Unknown). */
+export function readyEvent(
+  previous: { status: string; reason: string } | undefined,
+  next: Verdict,
+): EventInput | undefined {
+  if (next.status === "Unknown") return undefined;
+  if (previous?.status === next.status && previous.reason === next.reason) return undefined;
+  if (next.status === "True") {
+    return {
+      type: "Normal",
+      reason: "WebhookReady",
+      action: "Configure",
+      note: next.message || "delivering",
+    };
+  }
+  return {
+    type: next.reason === "Paused" || next.reason === "IntegrationDisabled" ? "Normal" : "Warning",
+    reason: "WebhookNotReady",
+    action: "Configure",
+    note: `${next.reason}: ${next.message}`,
+  };
+}

@@ -1,0 +1,107 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { readDelivery, requestRetry } from "../../dispatcher/protocol/deliveries.ts";
+import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import { ANNOTATION_RETRY, type WebhookEvent } from "../api/v1alpha1/index.ts";
+import type { ApiWrites } from "../api-writes.ts";
+import type { OperatorCaches } from "../caches.ts";
+import type { Reconciler } from "../controller/controller.ts";
+import type { EventInput } from "../controller/events.ts";
+import { isNotFound } from "../controller/kube.ts";
+import type { TokenBucket } from "../mirror/rate-limiter.ts";
+import { WEBHOOK_EVENTS } from "../resources.ts";
+
+// Retry by annotation, GitOps style: `webhooks.dataforce.io/retry=<token>` on a
+// WebhookEvent asks the dispatcher for one more round of attempts. The token is handed
+// to the dispatcher (which honours each token once per delivery, so a crash between
+// the two steps below cannot retry twice) and then recorded in status.lastRetryToken;
+// the annotation stays, so a GitOps tool sees no drift. A token is handled once,
+// whether it was honoured or ignored; the mirror then shows QUEUED → SENT/FAILED.
+
+/** The longest token status.lastRetryToken can hold. */
+export const MAX_RETRY_TOKEN_LENGTH = 253;
+
+export interface RetryReconcilerDeps {
+  caches: OperatorCaches;
+  redis: Redis;
+  keys: Keyspace;
+  writes: ApiWrites;
+  /** The mirror's limiter: retries are WebhookEvent writes too. */
+  limiter: TokenBucket;
+  recordEvent(regarding: WebhookEvent, input: EventInput): void;
+  logger: Logger;
+}
+
+export function retryReconciler(deps: RetryReconcilerDeps): Reconciler {
+  // Tokens handled but maybe not yet visible in the cache, by object uid.
+  const handled = new Map<string, string>();
+  return async ({ namespace, name }) => {
+    const event = deps.caches.events.get(namespace, name);
+    if (!event || event.metadata.deletionTimestamp) return;
+    const token = event.metadata.annotations?.[ANNOTATION_RETRY];
+    const uid = event.metadata.uid ?? name;
+    if (!token || token === event.status?.lastRetryToken || handled.get(uid) === token) return;
+
+    const decision = await decide(deps, event, token);
+    deps.recordEvent(event, decision.event);
+    deps.logger.info({ namespace, name, token, outcome: decision.outcome }, "retry request handled");
+
+    await deps.limiter.take();
+    try {
+      await deps.writes.patchStatus(WEBHOOK_EVENTS, { namespace, name }, { lastRetryToken: token });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    handled.set(uid, token);
+    if (handled.size > 10_000) handled.delete(handled.keys().next().value ?? "");
+  };
+}
+
+async function decide(
+  deps: RetryReconcilerDeps,
+  event: WebhookEvent,
+  token: string,
+): Promise<{ outcome: string; event: EventInput }> {
+  const ignored = (note: string): { outcome: string; event: EventInput } => ({
+    outcome: "ignored",
+    event: { type: "Warning", reason: "RetryIgnored", action: "Retry", note },
+  });
+  if (token.length > MAX_RETRY_TOKEN_LENGTH) {
+    return ignored(`retry token longer than ${MAX_RETRY_TOKEN_LENGTH} characters; use a shorter one`);
+  }
+  const deliveryId = event.spec.deliveryId;
+  const { outcome } = await requestRetry(deps.redis, deliveryId, token, deps.keys);
+  switch (outcome) {
+    case "requeued":
+      return {
+        outcome,
+        event: {
+          type: "Normal",
+          reason: "RetryAccepted",
+          action: "Retry",
+          note: `retry ${token}: delivery requeued (QUEUED) with a fresh budget of attempts`,
+        },
+      };
+    case "already-honoured":
+      return {
+        outcome,
+        event: {
+          type: "Normal",
+          reason: "RetryAccepted",
+          action: "Retry",
+          note: `retry ${token} was already honoured for this delivery`,
+        },
+      };
+    case "not-found":
+      return ignored(`retry ${token} ignored: the delivery is no longer in the dispatcher's log (expired)`);
+    case "not-failed": {
+      const phase = (await readDelivery(deps.redis, deliveryId, deps.keys))?.phase;
+      const why =
+        phase === "SENT"
+          ? "it was already delivered (SENT)"
+          : "it is still QUEUED with attempts left; retry it once it is FAILED";
+      return ignored(`retry ${token} ignored: only a FAILED delivery can be retried, and ${why}`);
+    }
+  }
+}
