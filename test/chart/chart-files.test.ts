@@ -103,3 +103,34 @@ describe("the operator's RBAC rules file", () => {
     ]);
   });
 });
+
+describe("the chart README", () => {
+  const readme = read(chartDir, "README.md");
+
+  /** Dotted keys of the values schema; `resources` and free-form maps count as one key. */
+  function schemaKeys(node: SchemaNode, prefix = ""): string[] {
+    if (node.type === "object" && node.properties && !prefix.endsWith("resources")) {
+      return Object.entries(node.properties).flatMap(([key, child]) =>
+        schemaKeys(child, prefix ? `${prefix}.${key}` : key),
+      );
+    }
+    return [prefix];
+  }
+  interface SchemaNode {
+    type?: string | string[];
+    properties?: Record<string, SchemaNode>;
+  }
+
+  it("documents every value of values.schema.json", () => {
+    const schema = JSON.parse(read(chartDir, "values.schema.json")) as SchemaNode;
+    const keys = schemaKeys(schema).filter((key) => key !== "global");
+    expect(keys.length).toBeGreaterThan(80);
+    const undocumented = keys.filter((key) => !readme.includes(`| \`${key}\` |`));
+    expect(undocumented, "values missing from the README's table").toEqual([]);
+  });
+
+  it("shows the Argo CD health check exactly as the chart ships it", () => {
+    const lua = read(chartDir, "files", "argocd-health.lua");
+    expect(readme).toContain(`\`\`\`lua\n${lua}\`\`\``);
+  });
+});
