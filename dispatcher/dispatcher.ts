@@ -23,6 +23,8 @@ export interface Dispatcher {
   readonly url: string;
   readonly keys: Keyspace;
   readonly metrics: Metrics;
+  /** The routing configuration revision this replica applies (-1 before the first load). */
+  routingRevision(): number;
   /** Graceful stop: intake first, then in-flight work (within the grace period), then connections. */
   stop(): Promise<void>;
 }
@@ -151,6 +153,7 @@ export async function startDispatcher(
     url,
     keys,
     metrics,
+    routingRevision: () => routing.revision,
     async stop() {
       if (stopping) return;
       stopping = true;

@@ -3,7 +3,7 @@ import type { FastifyRequest } from "fastify";
 import { ApiError } from "./errors.ts";
 
 /**
- * A preHandler accepting `Authorization: Bearer <token>` for any of `tokens` (several while
+ * An onRequest hook accepting `Authorization: Bearer <token>` for any of `tokens` (several while
  * rotating). Digests are compared in constant time, so timing reveals nothing about a token.
  */
 export function bearerAuth(tokens: readonly string[]): (request: FastifyRequest) => Promise<void> {

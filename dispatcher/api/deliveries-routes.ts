@@ -43,7 +43,8 @@ export async function deliveriesRoutes(
   options: DeliveriesRoutesOptions,
 ): Promise<void> {
   const { redis, keys, limits } = options;
-  app.addHook("preHandler", bearerAuth(options.adminTokens));
+  // onRequest: unauthenticated requests are refused before their body is even read
+  app.addHook("onRequest", bearerAuth(options.adminTokens));
 
   app.get("/v1/deliveries", async (request) => {
     const query = parse(ListQuerySchema, request.query);

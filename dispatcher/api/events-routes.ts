@@ -86,7 +86,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
 
   app.post(
     "/v1/events",
-    { preHandler: ingestAuth, bodyLimit: maxEventBytes + 16 * 1024 },
+    { onRequest: ingestAuth, bodyLimit: maxEventBytes + 16 * 1024 },
     async (request, reply) => {
       const [result] = await enqueue([toStreamEvent(request.body, "")]);
       return reply.code(202).send(result);
@@ -96,7 +96,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
   app.post(
     "/v1/events/batch",
     {
-      preHandler: ingestAuth,
+      onRequest: ingestAuth,
       bodyLimit: Math.min(maxBatchEvents * (maxEventBytes + 1024), 16 * 1024 * 1024),
     },
     async (request, reply) => {
@@ -116,7 +116,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
   );
 
   const EventParams = z.object({ namespace: NamespaceSchema, id: EventIdSchema });
-  app.get("/v1/events/:namespace/:id", { preHandler: bearerAuth(options.adminTokens) }, async (request) => {
+  app.get("/v1/events/:namespace/:id", { onRequest: bearerAuth(options.adminTokens) }, async (request) => {
     const params = EventParams.safeParse(request.params);
     if (!params.success) throw new ApiError("EVENT_NOT_FOUND");
     const event = await readEvent(redis, params.data.namespace, params.data.id, keys);

@@ -33,6 +33,9 @@ export async function buildApi(options: ApiOptions) {
     return503OnClosing: true,
   });
 
+  // JSON only: anything else is answered 415 rather than parsed as text and rejected as invalid
+  app.removeContentTypeParser("text/plain");
+
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const apiError = error instanceof ApiError ? error : fromFastifyError(error);
     if (apiError.code === "INTERNAL") request.log.error({ err: error, url: request.url }, "request failed");

@@ -176,7 +176,9 @@ describe("requestRetry", () => {
     // the same token again is a no-op, whatever the phase
     expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });
     // versions so far: 0 created, 1 retry scheduled, 2 FAILED, 3 requeued
-    expect(await settle(keys, [{ m: "", id: "hook-retry", v: "3", k: "failed", a: attempt(3) }])).toEqual(["applied"]);
+    expect(await settle(keys, [{ m: "", id: "hook-retry", v: "3", k: "failed", a: attempt(3) }])).toEqual([
+      "applied",
+    ]);
     expect((await readDelivery(redis, "hook-retry", keys))!.phase).toBe("FAILED");
     expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });
     expect(await requestRetry(redis, "hook-retry", "t2", keys)).toEqual({ outcome: "requeued" });

@@ -1,0 +1,210 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
+import { readEvent } from "../protocol/deliveries.ts";
+import { writeNamespaceRouting } from "../protocol/routing-config.ts";
+import { ADMIN_TOKEN, api, eventually, testRouting, testSettings } from "../testing/fixtures.ts";
+import { type Receiver, startReceiver } from "../testing/receiver.ts";
+
+let redis: Redis;
+let receiver: Receiver;
+let dispatcher: Dispatcher;
+
+beforeAll(async () => {
+  redis = new Redis(inject("redisUrl"));
+  receiver = await startReceiver();
+  dispatcher = await startDispatcher(
+    testSettings(inject("redisUrl"), { maxEventBytes: 1024, maxBatchEvents: 5 }),
+  );
+  const revision = await writeNamespaceRouting(
+    redis,
+    testRouting("team-a", [{ name: "jobs", event: "job.created", url: receiver.url("/jobs") }]),
+    dispatcher.keys,
+  );
+  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+});
+afterAll(async () => {
+  await dispatcher.stop();
+  await receiver.close();
+  redis.disconnect();
+});
+
+const event = (extra: Record<string, unknown> = {}) => ({
+  type: "job.created",
+  namespace: "team-a",
+  data: { jobId: "j-1" },
+  ...extra,
+});
+
+describe("POST /v1/events", () => {
+  it("requires the ingest token", async () => {
+    expect((await api(dispatcher.url, "POST", "/v1/events", event(), "wrong-token-0123456789")).status).toBe(
+      401,
+    );
+    const adminToken = await api(dispatcher.url, "POST", "/v1/events", event(), ADMIN_TOKEN);
+    expect(adminToken).toEqual({
+      status: 401,
+      body: { error: { code: "UNAUTHORIZED", message: "a valid bearer token is required" } },
+    });
+    const none = await fetch(`${dispatcher.url}/v1/events`, { method: "POST", body: "{}" });
+    expect(none.status).toBe(401);
+  });
+
+  it.each([
+    ["an unknown type", event({ type: "job.exploded" }), 400, "INVALID_EVENT", /type: Invalid option/],
+    ["a missing namespace", { type: "job.created", data: {} }, 400, "INVALID_EVENT", /namespace/],
+    ["non-object data", event({ data: [1, 2] }), 400, "INVALID_EVENT", /data: a JSON object/],
+    ["an unknown field", event({ extra: true }), 400, "INVALID_EVENT", /extra/],
+    ["an invalid id", event({ id: "has space" }), 400, "INVALID_EVENT", /id: 1-128 characters/],
+    [
+      "oversized data",
+      event({ data: { blob: "x".repeat(2_000) } }),
+      413,
+      "PAYLOAD_TOO_LARGE",
+      /larger than 1024/,
+    ],
+    [
+      "an oversized body",
+      event({ data: { blob: "x".repeat(40_000) } }),
+      413,
+      "PAYLOAD_TOO_LARGE",
+      /too large/,
+    ],
+    ["malformed JSON", '{"type": ', 400, "INVALID_JSON", /JSON/],
+  ])("rejects %s with the reason, and enqueues nothing", async (_name, body, status, code, message) => {
+    const before = await redis.xlen(dispatcher.keys.events);
+    const response = await api(dispatcher.url, "POST", "/v1/events", body);
+    expect(response.status).toBe(status);
+    const error = (response.body as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe(code);
+    expect(error.message).toMatch(message);
+    expect(await redis.xlen(dispatcher.keys.events)).toBe(before);
+  });
+
+  it("rejects other media types", async () => {
+    const response = await fetch(`${dispatcher.url}/v1/events`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${"test-ingest-token-0123456789"}`, "content-type": "text/plain" },
+      body: "hello",
+    });
+    expect(response.status).toBe(415);
+    expect(await response.json()).toMatchObject({ error: { code: "UNSUPPORTED_MEDIA_TYPE" } });
+  });
+
+  it("answers 202 with the event id and is idempotent on it", async () => {
+    const first = await api(dispatcher.url, "POST", "/v1/events", event({ id: "evt-idem" }));
+    const second = await api(
+      dispatcher.url,
+      "POST",
+      "/v1/events",
+      event({ id: "evt-idem", data: { jobId: "other" } }),
+    );
+    expect(first).toEqual({ status: 202, body: { id: "evt-idem", duplicate: false } });
+    expect(second).toEqual({ status: 202, body: { id: "evt-idem", duplicate: true } });
+    const record = await eventually(() =>
+      readEvent(redis, "team-a", "evt-idem", dispatcher.keys).then((e) => e ?? undefined),
+    );
+    expect(record.deliveryIds).toHaveLength(1);
+    await receiver.waitForRequests(1, "/jobs");
+    expect(
+      JSON.parse(receiver.requests("/jobs").find((r) => r.body.includes("evt-idem"))!.body).data,
+    ).toEqual({
+      jobId: "j-1",
+    });
+  });
+
+  it("generates an id when none is given", async () => {
+    const response = await api(dispatcher.url, "POST", "/v1/events", event());
+    expect(response.status).toBe(202);
+    expect((response.body as { id: string }).id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("POST /v1/events/batch", () => {
+  it("accepts a batch, answering per event", async () => {
+    const response = await api(dispatcher.url, "POST", "/v1/events/batch", {
+      events: [event({ id: "b-1" }), event({ id: "b-2" }), event({ id: "b-1" })],
+    });
+    expect(response).toEqual({
+      status: 202,
+      body: {
+        results: [
+          { id: "b-1", duplicate: false },
+          { id: "b-2", duplicate: false },
+          { id: "b-1", duplicate: true },
+        ],
+      },
+    });
+  });
+
+  it("rejects the whole batch when one event is invalid, naming it", async () => {
+    const before = await redis.xlen(dispatcher.keys.events);
+    const response = await api(dispatcher.url, "POST", "/v1/events/batch", {
+      events: [event(), event({ type: "nope" })],
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      error: { code: "INVALID_EVENT", details: [{ path: "events.1.type" }] },
+    });
+    const tooMany = await api(dispatcher.url, "POST", "/v1/events/batch", { events: Array(6).fill(event()) });
+    expect(tooMany.status).toBe(400);
+    expect((tooMany.body as { error: { message: string } }).error.message).toMatch(/at most 5 events/);
+    expect(await redis.xlen(dispatcher.keys.events)).toBe(before);
+  });
+});
+
+describe("the ingest stream", () => {
+  it("accepts events appended directly with XADD, as documented", async () => {
+    await redis.xadd(
+      dispatcher.keys.events,
+      "*",
+      ...["type", "job.created", "namespace", "team-a", "id", "evt-xadd", "data", '{"jobId":"x-1"}'],
+    );
+    const request = await eventually(
+      () => receiver.requests("/jobs").find((r) => r.body.includes('"evt-xadd"')),
+      5_000,
+      "the XADD event's delivery",
+    );
+    expect(JSON.parse(request.body)).toMatchObject({
+      id: "evt-xadd",
+      type: "job.created",
+      data: { jobId: "x-1" },
+    });
+  });
+
+  it("moves invalid entries to the dead letters and delivers nothing", async () => {
+    const entryId = await redis.xadd(
+      dispatcher.keys.events,
+      "*",
+      "type",
+      "job.created",
+      "namespace",
+      "team-a",
+      "data",
+      "[]",
+    );
+    const dead = await eventually(async () => {
+      const entries = await redis.xrange(dispatcher.keys.deadLetters, "-", "+");
+      return entries.find(([, fields]) => fields.includes(entryId!));
+    });
+    expect(dead[1]).toEqual(expect.arrayContaining(["reason", expect.stringMatching(/JSON object/)]));
+  });
+});
+
+describe("GET /v1/events/:namespace/:id", () => {
+  it("shows how an event was routed, also when nobody subscribed", async () => {
+    await api(dispatcher.url, "POST", "/v1/events", event({ id: "evt-lonely", type: "payment.refunded" }));
+    await api(dispatcher.url, "POST", "/v1/events", event({ id: "evt-nowhere", namespace: "team-z" }));
+    const lonely = await eventually(async () => {
+      const response = await api(dispatcher.url, "GET", "/v1/events/team-a/evt-lonely");
+      return response.status === 200 ? response.body : undefined;
+    });
+    expect(lonely).toMatchObject({ id: "evt-lonely", routing: "no-subscribers", deliveryIds: [] });
+    const nowhere = await eventually(async () => {
+      const response = await api(dispatcher.url, "GET", "/v1/events/team-z/evt-nowhere");
+      return response.status === 200 ? response.body : undefined;
+    });
+    expect(nowhere).toMatchObject({ routing: "integration-missing" });
+    expect((await api(dispatcher.url, "GET", "/v1/events/team-a/unknown")).status).toBe(404);
+  });
+});
