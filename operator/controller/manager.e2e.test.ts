@@ -64,8 +64,9 @@ describe("Manager on a real API server", () => {
     const { manager, reconciled, get } = operator(ns.name, "solo");
     await manager.start();
     expect((await get("/healthz")).status).toBe(200);
+    await vi.waitFor(() => expect(manager.isLeader()).toBe(true), { timeout: 10_000 });
+    // Ready once the leader's controllers run (a standby is ready once its caches are synced).
     await vi.waitFor(async () => expect((await get("/readyz")).status).toBe(200), { timeout: 10_000 });
-    expect(manager.isLeader()).toBe(true);
     await vi.waitFor(() => expect(reconciled).toContain(`${ns.name}/first`), { timeout: 5_000 });
     await kubectl(["create", "-n", ns.name, "-f", "-"], { input: configMap("second") });
     await vi.waitFor(() => expect(reconciled).toContain(`${ns.name}/second`), { timeout: 5_000 });
