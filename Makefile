@@ -35,6 +35,12 @@ control-plane: ## Build (once, cached) kube-apiserver, etcd and kubectl for the 
 helm: ## Build (once, cached) the helm CLI from its Go module for the chart tests (HELM_BIN overrides)
 	@bash test/env/build-helm.sh >/dev/null
 
+.PHONY: dev
+dev: install ## Run everything locally (control plane, Redis, operator, dispatcher, demo receiver); Ctrl-C stops
+	@# With KUBECONFIG and REDIS_URL set, runs the operator and dispatcher against those instead.
+	@if [[ -z "$$KUBECONFIG" || -z "$$REDIS_URL" ]]; then $(MAKE) --no-print-directory control-plane; fi
+	npm run dev
+
 .PHONY: test
 test: install control-plane helm ## Type check, lint, and run unit, integration and e2e tests
 	npm test

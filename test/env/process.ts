@@ -66,6 +66,8 @@ function killAll(): void {
 process.once("exit", killAll);
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
+    // A program with its own handler (make dev) stops its children cleanly itself.
+    if (process.listenerCount(signal) > 0) return;
     killAll();
     process.exit(130);
   });

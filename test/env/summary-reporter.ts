@@ -10,14 +10,17 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const module of testModules) {
+      let failedInModule = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === "passed") passed++;
-        else if (state === "failed") failed++;
+        else if (state === "failed") failedInModule++;
         else skipped++;
       }
-      // A file that fails to load has no tests but must not pass silently.
-      if (module.state() === "failed" && module.children.size === 0) failed++;
+      // A file that fails to load, or whose beforeAll throws, fails without a failed
+      // test of its own; it must still count as a failure.
+      if (module.state() === "failed" && failedInModule === 0) failedInModule = 1;
+      failed += failedInModule;
     }
     process.stdout.write(`\nvitest: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }
