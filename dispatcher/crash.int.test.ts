@@ -1,0 +1,218 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { freePort } from "../test/env/ports.ts";
+import { type ManagedProcess, startProcess } from "../test/env/process.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./protocol/keys.ts";
+import { type NamespaceRoutingInput, writeNamespaceRouting } from "./protocol/routing-config.ts";
+import { ADMIN_TOKEN, api, eventually, INGEST_TOKEN, testRouting, uniqueKeyTag } from "./testing/fixtures.ts";
+import { type Receiver, startReceiver } from "./testing/receiver.ts";
+
+// Dispatchers as real processes (`node dispatcher/main.ts`), killed the hard way and the polite way.
+
+let redis: Redis;
+let receiver: Receiver;
+let logDir: string;
+const children: ManagedProcess[] = [];
+
+beforeAll(async () => {
+  redis = new Redis(inject("redisUrl"));
+  receiver = await startReceiver();
+  logDir = await mkdtemp(join(tmpdir(), "dispatcher-crash-"));
+});
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((child) => child.stop(1_000)));
+});
+afterAll(async () => {
+  await receiver.close();
+  redis.disconnect();
+  if (!process.env.KEEP_DISPATCHER_LOGS) await rm(logDir, { recursive: true, force: true });
+  else console.log(`dispatcher logs in ${logDir}`);
+});
+
+interface Child {
+  process: ManagedProcess;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function spawnDispatcher(
+  keyTag: string,
+  name: string,
+  env: Record<string, string> = {},
+): Promise<Child> {
+  const port = await freePort();
+  const child = startProcess(name, process.execPath, ["dispatcher/main.ts"], {
+    logFile: join(logDir, `${name}.log`),
+    env: {
+      ...process.env,
+      DISPATCHER_REDIS_URL: inject("redisUrl"),
+      DISPATCHER_KEY_TAG: keyTag,
+      DISPATCHER_HOST: "127.0.0.1",
+      DISPATCHER_PORT: String(port),
+      DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
+      DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
+      DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
+      DISPATCHER_CONSUMER_NAME: name,
+      DISPATCHER_CLAIM_IDLE_MS: "1000",
+      DISPATCHER_SCHEDULER_TICK_MS: "20",
+      DISPATCHER_ROUTING_POLL_MS: "200",
+      DISPATCHER_LOG_LEVEL: "info",
+      ...env,
+    },
+  });
+  children.push(child);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(
+    async () => {
+      if (child.child.exitCode !== null) throw new Error(`${name} exited with ${child.child.exitCode}`);
+      const response = await fetch(`${url}/readyz`).catch(() => null);
+      return response?.status === 200 ? true : undefined;
+    },
+    15_000,
+    `${name} to be ready`,
+  );
+  return { process: child, url, exited };
+}
+
+async function ingest(url: string, ids: string[], type: string): Promise<void> {
+  for (let i = 0; i < ids.length; i += 100) {
+    const events = ids.slice(i, i + 100).map((id) => ({ type, namespace: "crash", id, data: { id } }));
+    expect((await api(url, "POST", "/v1/events/batch", { events })).status).toBe(202);
+  }
+}
+
+async function phaseCounts(keys: Keyspace): Promise<{ QUEUED: number; SENT: number; FAILED: number }> {
+  const [queued, sent, failed] = await Promise.all(
+    (["QUEUED", "SENT", "FAILED"] as const).map((phase) => redis.zcard(keys.logPhase(phase))),
+  );
+  return { QUEUED: queued!, SENT: sent!, FAILED: failed! };
+}
+
+/** Every request's webhook-id, and whether every copy of one id carried the same body. */
+function receivedById(path: string): Map<string, string[]> {
+  const byId = new Map<string, string[]>();
+  for (const request of receiver.requests(path)) {
+    const id = String(request.headers["webhook-id"]);
+    byId.set(id, [...(byId.get(id) ?? []), request.body]);
+  }
+  return byId;
+}
+
+describe("crash safety", () => {
+  it("loses nothing when a dispatcher is killed with attempts in flight and retries scheduled", async () => {
+    const keyTag = uniqueKeyTag();
+    const keys = keyspace(keyTag);
+    // /steady answers after 20 ms; /flaky fails each delivery's first attempt (→ a scheduled retry)
+    receiver.on("/steady", { kind: "respond", status: 200, delayMs: 20 });
+    const flakySeen = new Set<string>();
+    receiver.on("/flaky", (request) => {
+      const id = String(request.headers["webhook-id"]);
+      if (flakySeen.has(id)) return { kind: "respond", status: 200, delayMs: 20 };
+      flakySeen.add(id);
+      return { kind: "respond", status: 500 };
+    });
+    const routing: NamespaceRoutingInput = testRouting(
+      "crash",
+      [
+        { name: "steady", event: "job.created", url: receiver.url("/steady") },
+        { name: "flaky", event: "job.created", url: receiver.url("/flaky") },
+      ],
+      {
+        delivery: {
+          maxAttempts: 3,
+          timeoutMs: 2_000,
+          backoff: { initialDelayMs: 400, maxDelayMs: 400, multiplier: 1 },
+        },
+      },
+    );
+    await writeNamespaceRouting(redis, routing, keys);
+
+    const first = await spawnDispatcher(keyTag, "crash-a", { DISPATCHER_ENDPOINT_CONCURRENCY: "4" });
+    const ids = Array.from({ length: 300 }, (_, i) => `evt-${i}`);
+    await ingest(first.url, ids, "job.created");
+
+    // kill once work is in every state: sent, in flight (pending), scheduled for retry
+    await eventually(
+      async () => {
+        const [counts, scheduled, pending] = await Promise.all([
+          phaseCounts(keys),
+          redis.zcard(keys.scheduled),
+          redis.xpending(keys.deliveries, CONSUMER_GROUPS.delivery) as Promise<[number]>,
+        ]);
+        return counts.SENT >= 50 && scheduled > 0 && pending[0] > 0 ? true : undefined;
+      },
+      15_000,
+      "a mix of sent, in-flight and scheduled work",
+    );
+    first.process.child.kill("SIGKILL");
+    expect((await first.exited).signal).toBe("SIGKILL");
+    const atCrash = await phaseCounts(keys);
+    expect(atCrash.SENT).toBeLessThan(600);
+
+    await spawnDispatcher(keyTag, "crash-b");
+    await eventually(
+      async () => ((await phaseCounts(keys)).SENT === 600 ? true : undefined),
+      30_000,
+      "every delivery SENT after the restart",
+    );
+    expect(await phaseCounts(keys)).toEqual({ QUEUED: 0, SENT: 600, FAILED: 0 });
+
+    // none lost: every delivery reached its receiver; duplicates only as the same webhook-id and body
+    for (const path of ["/steady", "/flaky"]) {
+      const byId = receivedById(path);
+      expect(byId.size).toBe(300);
+      for (const bodies of byId.values()) expect(new Set(bodies).size).toBe(1);
+    }
+    // and the work queues are clean: nothing pending, nothing scheduled
+    expect(await redis.zcard(keys.scheduled)).toBe(0);
+    await eventually(async () => {
+      const pending = (await redis.xpending(keys.deliveries, CONSUMER_GROUPS.delivery)) as [number];
+      return pending[0] === 0 ? true : undefined;
+    });
+  });
+
+  it("exits 0 on SIGTERM after finishing in-flight attempts and handing queued work back", async () => {
+    const keyTag = uniqueKeyTag();
+    const keys = keyspace(keyTag);
+    receiver.on("/slow-ok", { kind: "respond", status: 200, delayMs: 300 });
+    await writeNamespaceRouting(
+      redis,
+      testRouting("crash", [{ name: "slow-ok", event: "job.updated", url: receiver.url("/slow-ok") }]),
+      keys,
+    );
+    const first = await spawnDispatcher(keyTag, "term-a", {
+      DISPATCHER_ENDPOINT_CONCURRENCY: "4",
+      DISPATCHER_SHUTDOWN_GRACE_MS: "5000",
+    });
+    await ingest(
+      first.url,
+      Array.from({ length: 40 }, (_, i) => `term-${i}`),
+      "job.updated",
+    );
+    await receiver.waitForRequests(4, "/slow-ok");
+    const signalled = Date.now();
+    first.process.child.kill("SIGTERM");
+    const exit = await first.exited;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalled).toBeLessThan(3_000);
+
+    // the attempts in flight were finished and recorded; the rest was handed back, not lost
+    const afterStop = await phaseCounts(keys);
+    expect(afterStop.SENT).toBeGreaterThanOrEqual(4);
+    expect(afterStop.SENT + afterStop.QUEUED).toBe(40);
+    const pending = (await redis.xpending(keys.deliveries, CONSUMER_GROUPS.delivery)) as [number];
+    expect(pending[0]).toBe(0);
+
+    await spawnDispatcher(keyTag, "term-b");
+    await eventually(async () => ((await phaseCounts(keys)).SENT === 40 ? true : undefined), 20_000);
+    const byId = receivedById("/slow-ok");
+    expect(byId.size).toBe(40);
+    expect([...byId.values()].every((bodies) => bodies.length === 1)).toBe(true); // a graceful stop sends nothing twice
+  });
+});
