@@ -19,6 +19,8 @@ class FakeApiServer {
   watchFailures: number[] = [];
   /** Leave the next list calls unanswered. */
   hangLists = 0;
+  /** Answer watches with an empty 200 that ends at once. */
+  closeWatchesAtOnce = false;
 
   constructor() {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -106,6 +108,10 @@ class FakeApiServer {
         return;
       }
       res.writeHead(200, { "content-type": "application/json" });
+      if (this.closeWatchesAtOnce) {
+        res.end();
+        return;
+      }
       res.flushHeaders();
       this.watchers.add(res);
       res.on("close", () => this.watchers.delete(res));
@@ -233,6 +239,15 @@ describe("Informer", () => {
     expect(api.lists).toHaveLength(1);
     api.put("a", { v: "2" });
     await vi.waitFor(() => expect(informer.get("a", "ns")?.data).toEqual({ v: "2" }));
+  });
+
+  it("backs off when watches end as soon as they open, instead of spinning", async () => {
+    api.closeWatchesAtOnce = true;
+    const { informer } = start({ backoff: { initialMs: 100, maxMs: 200 } });
+    await informer.waitForSync();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(api.watches.length).toBeGreaterThanOrEqual(2);
+    expect(api.watches.length).toBeLessThanOrEqual(8);
   });
 
   it("resync re-lists and reports every object as updated", async () => {

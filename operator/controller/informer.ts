@@ -39,6 +39,9 @@ export interface InformerOptions<T> {
   parse?: (raw: KubernetesObject) => T;
 }
 
+/** A watch that ends normally sooner than this counts as a failure. */
+const MIN_HEALTHY_WATCH_MS = 1_000;
+
 /** A list as JSON on the wire (client-node's V1ListMeta names `continue` `_continue`). */
 interface RawList {
   apiVersion?: string;
@@ -171,8 +174,15 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       this.touch();
       try {
         if (this.resourceVersion === "" || this.resyncDue) await this.relist(attempt.signal);
+        const watchStarted = performance.now();
         await this.watchOnce(attempt.signal);
-        failures = 0;
+        if (performance.now() - watchStarted < MIN_HEALTHY_WATCH_MS) {
+          // Closed as soon as it opened (an API server going away?): back off instead of spinning.
+          failures++;
+          await this.backoff(failures);
+        } else {
+          failures = 0;
+        }
       } catch (err) {
         if (this.stopped) break;
         const interruption = attempt.signal.aborted ? (attempt.signal.reason as Interruption) : undefined;
