@@ -162,7 +162,9 @@ export class WebhookEventMirror {
       try {
         if (!claimed) {
           await stream.ensureGroup();
-          this.accept(queue, await stream.claimPending());
+          const claimedEntries = await stream.claimPending();
+          this.log.info({ entries: claimedEntries.length }, "claimed status entries left by earlier readers");
+          this.accept(queue, claimedEntries);
           await stream.removeIdleConsumers();
           claimed = true;
         }
@@ -228,6 +230,7 @@ export class WebhookEventMirror {
     try {
       const result = await this.mirrorRecord(namespace, deliveryId);
       await this.options.stream.ack(snapshot.entryIds);
+      this.log.debug({ namespace, deliveryId, result, entries: snapshot.entryIds.length }, "mirrored");
       this.pending.settle(deliveryId);
       this.metrics.handled.inc({ result });
       queue.forget(key);

@@ -20,12 +20,17 @@ type RawEntry = [id: string, fields: string[] | null];
 
 export class StatusStreamConsumer {
   private readonly redis: Redis;
+  private readonly blocking: Redis;
   private readonly stream: string;
   readonly consumer: string;
 
-  /** `redis` is used for blocking reads: give the consumer a connection of its own. */
-  constructor(redis: Redis, keys: Keyspace, consumer: string) {
-    this.redis = redis;
+  /**
+   * `blocking` serves only the blocking reads (a connection of its own: while XREADGROUP
+   * waits, nothing else can use it); `redis` everything else, acknowledgements included.
+   */
+  constructor(connections: { redis: Redis; blocking: Redis }, keys: Keyspace, consumer: string) {
+    this.redis = connections.redis;
+    this.blocking = connections.blocking;
     this.stream = keys.status;
     this.consumer = consumer;
   }
@@ -68,7 +73,7 @@ export class StatusStreamConsumer {
 
   /** Reads entries no reader of the group has seen, waiting up to `blockMs` for some. */
   async readNew(count: number, blockMs: number): Promise<StreamEntry[]> {
-    const reply = (await this.redis.xreadgroup(
+    const reply = (await this.blocking.xreadgroup(
       "GROUP",
       MIRROR_GROUP,
       this.consumer,

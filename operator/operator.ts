@@ -1,0 +1,243 @@
+import type { KubeConfig, KubernetesObject, V1Secret } from "@kubernetes/client-node";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { type Keyspace, keyspace } from "../dispatcher/protocol/keys.ts";
+import {
+  INTEGRATION_NAME,
+  MIRROR_MODES,
+  type Webhook,
+  type WebhookEvent,
+  type WebhookIntegration,
+} from "./api/v1alpha1/index.ts";
+import { ApiWrites } from "./api-writes.ts";
+import { asKubernetesObject, cacheOf, type OperatorCaches } from "./caches.ts";
+import type { Settings } from "./config.ts";
+import { annotationsChanged, generationChanged, type WatchEvent } from "./controller/controller.ts";
+import type { EventInput } from "./controller/events.ts";
+import { Manager } from "./controller/manager.ts";
+import { WebhookEventMirror } from "./mirror/mirror.ts";
+import { TokenBucket } from "./mirror/rate-limiter.ts";
+import { StatusStreamConsumer } from "./mirror/status-stream.ts";
+import type { MirrorMode } from "./mirror/webhook-event.ts";
+import { integrationKey, integrationReconciler } from "./reconcilers/integration.ts";
+import { referencedSecrets } from "./reconcilers/namespace-inputs.ts";
+import { LastDeliveries, webhookReconciler } from "./reconcilers/webhook.ts";
+import { INTEGRATIONS, SECRETS, WEBHOOK_EVENTS, WEBHOOKS } from "./resources.ts";
+import { RetentionCollector } from "./retention/collector.ts";
+import { retryReconciler } from "./retry/retry.ts";
+import { scopedInformer } from "./watch-scope.ts";
+
+// The operator's wiring: which informers, which controllers watch what, and the
+// leader-only runnables (mirror, retention). Everything it wires lives elsewhere:
+// the machinery in controller/, the reconcilers in reconcilers/, mirror/, retry/, retention/.
+
+const SIGNING_SECRET_KEY = "secret";
+
+export interface Operator {
+  readonly manager: Manager;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createOperator(settings: Settings, kubeConfig: KubeConfig, logger: Logger): Operator {
+  const manager = new Manager({
+    kubeConfig,
+    logger,
+    server: { host: settings.host, port: settings.port },
+    leaderElection: settings.leaderElection
+      ? {
+          namespace: settings.leaseNamespace,
+          name: settings.leaseName,
+          identity: settings.identity,
+          leaseDurationMs: settings.leaseDurationMs,
+          renewDeadlineMs: settings.renewDeadlineMs,
+          retryPeriodMs: settings.retryPeriodMs,
+        }
+      : false,
+    gracefulShutdownMs: settings.shutdownGraceMs,
+    informerDefaults: { resyncPeriodMs: settings.resyncPeriodMs },
+  });
+  const redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const streamRedis = redis.duplicate();
+  for (const client of [redis, streamRedis]) {
+    client.on("error", (err: unknown) => logger.warn({ err }, "redis connection error"));
+  }
+  const keys: Keyspace = keyspace(settings.keyTag);
+
+  const scope = settings.watchNamespaces;
+  const informers = {
+    integrations: scopedInformer(manager, INTEGRATIONS, scope),
+    webhooks: scopedInformer(manager, WEBHOOKS, scope),
+    events: scopedInformer(manager, WEBHOOK_EVENTS, scope),
+    secrets: scopedInformer(manager, SECRETS, scope),
+  };
+  const caches: OperatorCaches = {
+    integrations: cacheOf<WebhookIntegration>(informers.integrations),
+    webhooks: cacheOf<Webhook>(informers.webhooks),
+    events: cacheOf<WebhookEvent>(informers.events),
+    secrets: cacheOf<V1Secret>(informers.secrets),
+  };
+  const writes = new ApiWrites(kubeConfig, manager.registry);
+  const limiter = new TokenBucket({ qps: settings.apiQps, burst: settings.apiBurst });
+  const recordEvent = (regarding: Parameters<typeof asKubernetesObject>[0], input: EventInput): void =>
+    manager.events().record(asKubernetesObject(regarding), input);
+  const generatedSecret = { name: settings.signingSecretName, key: SIGNING_SECRET_KEY };
+  const lastDeliveries = new LastDeliveries();
+  const workers = settings.reconcileWorkers;
+
+  // WebhookIntegration: the namespace's routing. Any change in the namespace reconciles it.
+  manager.controller({
+    name: "webhookintegration",
+    for: informers.integrations,
+    forPredicate: generationChanged,
+    watches: [
+      {
+        informer: informers.webhooks,
+        predicate: generationChanged,
+        map: (webhook) => integrationKey(namespaceOf(webhook)),
+      },
+      {
+        informer: informers.secrets,
+        predicate: dataChanged,
+        map: (secret) =>
+          secretIsRead(caches, secret, generatedSecret.name)
+            ? integrationKey(namespaceOf(secret))
+            : undefined,
+      },
+    ],
+    reconcile: integrationReconciler({ caches, redis, keys, writes, generatedSecret, recordEvent, logger }),
+    workers,
+  });
+
+  // Webhook: its Ready verdict and last delivery.
+  const webhookController = manager.controller({
+    name: "webhook",
+    for: informers.webhooks,
+    forPredicate: generationChanged,
+    watches: [
+      {
+        informer: informers.integrations,
+        predicate: generationChanged,
+        map: (integration) => webhookKeys(caches, namespaceOf(integration)),
+      },
+      {
+        informer: informers.secrets,
+        predicate: dataChanged,
+        map: (secret) =>
+          secretIsRead(caches, secret, generatedSecret.name)
+            ? webhookKeys(caches, namespaceOf(secret))
+            : undefined,
+      },
+    ],
+    reconcile: webhookReconciler({ caches, writes, generatedSecret, lastDeliveries, recordEvent, logger }),
+    workers,
+  });
+
+  // WebhookEvent: retry requests (annotation changes only; the mirror's own writes do not count).
+  manager.controller({
+    name: "webhookevent_retry",
+    for: informers.events,
+    forPredicate: annotationsChanged,
+    reconcile: retryReconciler({ caches, redis, keys, writes, limiter, recordEvent, logger }),
+    workers,
+  });
+
+  const retention = new RetentionCollector({
+    caches,
+    writes,
+    limiter,
+    registry: manager.registry,
+    logger,
+    intervalMs: settings.retentionIntervalMs,
+  });
+  const mirror = new WebhookEventMirror({
+    redis,
+    keys,
+    stream: new StatusStreamConsumer({ redis, blocking: streamRedis }, keys, settings.identity),
+    writes,
+    limiter,
+    registry: manager.registry,
+    logger,
+    workers: settings.mirrorWorkers,
+    context: {
+      policy: (namespace) => ({
+        mode: mirrorMode(caches.integrations.get(namespace, INTEGRATION_NAME)),
+        retentionMs: retention.policy(namespace).retentionMs,
+      }),
+      existing: (namespace, name) => caches.events.get(namespace, name),
+      webhookUid: (namespace, name) => caches.webhooks.get(namespace, name)?.metadata.uid,
+      retiredUpTo: (namespace) => retention.retiredUpTo(namespace),
+      onDelivery: (delivery) => {
+        const key = lastDeliveries.observe(delivery);
+        // Coalesced: at most about one Webhook status write per second per webhook.
+        if (key) webhookController.enqueue(key, 1_000);
+      },
+      recordEvent,
+    },
+  });
+  const cachesSynced = () => Promise.all(Object.values(informers).map((i) => i.waitForSync()));
+  manager.add({
+    name: "webhookevent-mirror",
+    start: async () => {
+      await cachesSynced();
+      await mirror.start();
+    },
+    stop: () => mirror.stop(),
+  });
+  manager.add({
+    name: "webhookevent-retention",
+    start: async () => {
+      await cachesSynced();
+      retention.start();
+    },
+    stop: () => retention.stop(),
+  });
+
+  return {
+    manager,
+    async start() {
+      await Promise.all([redis.connect(), streamRedis.connect()]);
+      await manager.start();
+    },
+    async stop() {
+      await manager.stop();
+      streamRedis.disconnect();
+      await redis.quit().catch(() => undefined);
+    },
+  };
+}
+
+function namespaceOf(object: KubernetesObject): string {
+  return object.metadata?.namespace ?? "";
+}
+
+function webhookKeys(caches: OperatorCaches, namespace: string): string[] {
+  return caches.webhooks.list(namespace).map((w) => `${namespace}/${w.metadata.name}`);
+}
+
+/** Whether the namespace's integration or webhooks read this Secret (the generated one included). */
+function secretIsRead(caches: OperatorCaches, secret: KubernetesObject, generatedName: string): boolean {
+  const namespace = namespaceOf(secret);
+  const integration = caches.integrations.get(namespace, INTEGRATION_NAME);
+  const webhooks = caches.webhooks.list(namespace);
+  if (!integration && webhooks.length === 0) return false;
+  const names = referencedSecrets(integration?.spec.signingSecretRef?.name, webhooks, {
+    name: generatedName,
+    key: "",
+  });
+  return names.has(secret.metadata?.name ?? "");
+}
+
+/** Secrets have no generation: any change of their content (or a resync) counts. */
+function dataChanged(event: WatchEvent<KubernetesObject>): boolean {
+  if (event.type !== "update") return true;
+  const before = event.old as V1Secret;
+  const after = event.object as V1Secret;
+  if (before.metadata?.resourceVersion === after.metadata?.resourceVersion) return true;
+  return JSON.stringify(before.data ?? {}) !== JSON.stringify(after.data ?? {});
+}
+
+function mirrorMode(integration: WebhookIntegration | undefined): MirrorMode {
+  const mode = integration?.spec.eventLog?.mirror;
+  return mode && (MIRROR_MODES as readonly string[]).includes(mode) ? mode : "All";
+}

@@ -1,0 +1,263 @@
+// The product journey end to end: YAML in, signed notification out, WebhookEvent SENT;
+// the integration toggle; editing and deleting a webhook.
+import { Webhook as StandardWebhook } from "standardwebhooks";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
+import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
+import { applyYaml, kubectl } from "../env/kubectl.ts";
+import type { E2eWorld } from "./harness.ts";
+import { setupWorld } from "./harness.ts";
+import {
+  eventually,
+  getIntegration,
+  getJson,
+  getWebhook,
+  integrationYaml,
+  kubeEvents,
+  listEvents,
+  ready,
+  routingLive,
+  webhookYaml,
+} from "./k8s.ts";
+
+let world: E2eWorld;
+let receiver: Receiver;
+
+beforeAll(async () => {
+  world = await setupWorld("journey", ["journey", "toggle", "edit"]);
+  receiver = await startReceiver();
+  await world.startOperator("op-journey");
+});
+
+beforeEach(({ onTestFailed }) => onTestFailed(() => world.printLogs()));
+
+afterAll(async () => {
+  await receiver?.close();
+  await world?.teardown();
+});
+
+describe("the product journey", () => {
+  it("apply an integration and a webhook, publish appointment.completed: a verifiable signed notification, and the WebhookEvent SENT with 1 attempt", async () => {
+    const ns = world.namespaces.journey!;
+    const url = receiver.url("/journey/crm");
+    await applyYaml(`${integrationYaml(ns)}---\n${webhookYaml(ns, "crm", "appointment.completed", url)}`);
+
+    const webhook = await eventually(async () => {
+      const webhook = await getWebhook(ns, "crm");
+      expect(ready(webhook)).toMatchObject({ status: "True", reason: "Active", observedGeneration: 1 });
+      expect(webhook.status?.observedGeneration).toBe(1);
+      return webhook;
+    });
+    const integration = await eventually(async () => {
+      const integration = await getIntegration(ns);
+      expect(ready(integration)).toMatchObject({ status: "True", reason: "Active" });
+      expect(integration.status).toMatchObject({
+        activeWebhooks: 1,
+        signingSecretName: "webhook-signing-secret",
+      });
+      return integration;
+    });
+    // The generated signing secret is owned by the integration.
+    const secret = await getJson<{
+      data: Record<string, string>;
+      metadata: { ownerReferences: Array<{ kind: string; uid: string }> };
+    }>(["get", "secret", "webhook-signing-secret", "-n", ns]);
+    expect(secret.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "WebhookIntegration", uid: integration.metadata.uid }),
+    ]);
+    const signingSecret = Buffer.from(secret.data.secret!, "base64").toString("utf8");
+    expect(signingSecret).toMatch(/^whsec_/);
+
+    await routingLive(world, ns, (r) => r?.webhooks.some((w) => w.name === "crm") ?? false);
+    await world.dispatcher.publish({
+      type: "appointment.completed",
+      namespace: ns,
+      id: "apt-1001-completed",
+      data: { appointmentId: "apt_1001", status: "completed" },
+    });
+
+    const [request] = await receiver.waitForRequests(1, "/journey/crm");
+    const verified = new StandardWebhook(signingSecret).verify(request!.body, {
+      "webhook-id": String(request!.headers["webhook-id"]),
+      "webhook-timestamp": String(request!.headers["webhook-timestamp"]),
+      "webhook-signature": String(request!.headers["webhook-signature"]),
+    }) as { type: string; data: { appointmentId: string } };
+    expect(verified.type).toBe("appointment.completed");
+    expect(verified.data.appointmentId).toBe("apt_1001");
+
+    const deliveryId = String(request!.headers["webhook-id"]);
+    const event = await eventually(async () => {
+      const [event] = await listEvents(ns);
+      expect(event?.status).toMatchObject({ phase: "SENT", attempts: 1 });
+      return event!;
+    });
+    expect(event.metadata.name).toBe(deliveryId);
+    expect(event.metadata.labels).toEqual({
+      "webhooks.dataforce.io/webhook": "crm",
+      "webhooks.dataforce.io/event-type": "appointment.completed",
+      "webhooks.dataforce.io/phase": "SENT",
+    });
+    expect(event.metadata.ownerReferences).toEqual([
+      expect.objectContaining({
+        apiVersion: API_VERSION,
+        kind: "Webhook",
+        name: "crm",
+        uid: webhook.metadata.uid,
+      }),
+    ]);
+    expect(event.spec).toMatchObject({
+      deliveryId,
+      eventId: "apt-1001-completed",
+      eventType: "appointment.completed",
+      webhook: "crm",
+      url,
+      payload: request!.body,
+    });
+    expect(event.status?.attemptHistory).toEqual([expect.objectContaining({ number: 1, statusCode: 200 })]);
+    expect(ready(event)).toMatchObject({ status: "True", reason: "Sent" });
+
+    // What a person sees.
+    const table = (await kubectl(["get", "webhookevents", "-n", ns])).stdout;
+    expect(table).toMatch(new RegExp(`${deliveryId}\\s+crm\\s+appointment.completed\\s+SENT\\s+1\\s`));
+    const sent = (
+      await kubectl([
+        "get",
+        "webhookevents",
+        "-n",
+        ns,
+        "-l",
+        "webhooks.dataforce.io/phase=SENT",
+        "-o",
+        "name",
+      ])
+    ).stdout;
+    expect(sent.trim()).toBe(`webhookevent.webhooks.dataforce.io/${deliveryId}`);
+    await eventually(async () => {
+      expect((await getWebhook(ns, "crm")).status?.lastDelivery).toMatchObject({
+        deliveryId,
+        phase: "SENT",
+        statusCode: 200,
+      });
+    });
+  });
+});
+
+describe("the integration toggle", () => {
+  it("disabled: no delivery and Ready=False/IntegrationDisabled; enabled: later events deliver", async () => {
+    const ns = world.namespaces.toggle!;
+    const url = receiver.url("/toggle/jobs");
+    await applyYaml(
+      `${integrationYaml(ns, { enabled: false })}---\n${webhookYaml(ns, "jobs", "job.created", url)}`,
+    );
+
+    await eventually(async () => {
+      expect(ready(await getWebhook(ns, "jobs"))).toMatchObject({
+        status: "False",
+        reason: "IntegrationDisabled",
+      });
+      const integration = await getIntegration(ns);
+      expect(ready(integration)).toMatchObject({ status: "False", reason: "IntegrationDisabled" });
+      expect(integration.status?.activeWebhooks).toBe(0);
+    });
+    await routingLive(world, ns, (r) => r?.enabled === false);
+    await world.dispatcher.publish({
+      type: "job.created",
+      namespace: ns,
+      id: "job-1",
+      data: { jobId: "job_1" },
+    });
+
+    await applyYaml(integrationYaml(ns, { enabled: true }));
+    await eventually(async () => {
+      expect(ready(await getWebhook(ns, "jobs"))).toMatchObject({ status: "True", reason: "Active" });
+    });
+    await routingLive(world, ns, (r) => r?.enabled === true);
+    await world.dispatcher.publish({
+      type: "job.created",
+      namespace: ns,
+      id: "job-2",
+      data: { jobId: "job_2" },
+    });
+
+    const [delivered] = await receiver.waitForRequests(1, "/toggle/jobs");
+    expect(JSON.parse(delivered!.body)).toMatchObject({ data: { jobId: "job_2" } });
+    await eventually(async () => expect(await listEvents(ns)).toHaveLength(1));
+    expect(receiver.requests("/toggle/jobs")).toHaveLength(1); // job-1 was never delivered
+
+    const reasons = (await kubeEvents(ns)).map((e) => `${e.involvedObject.kind}/${e.reason}`);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        "WebhookIntegration/IntegrationDisabled",
+        "WebhookIntegration/IntegrationEnabled",
+        "Webhook/WebhookNotReady",
+        "Webhook/WebhookReady",
+      ]),
+    );
+  });
+});
+
+describe("editing and deleting a webhook", () => {
+  it("a new URL or event takes effect for the next event; deleting the webhook stops deliveries", async () => {
+    const ns = world.namespaces.edit!;
+    await applyYaml(
+      `${integrationYaml(ns)}---\n${webhookYaml(ns, "pay", "payment.received", receiver.url("/edit/a"))}`,
+    );
+    await routingLive(world, ns, (r) => r?.webhooks.some((w) => w.url.endsWith("/edit/a")) ?? false);
+    await world.dispatcher.publish({
+      type: "payment.received",
+      namespace: ns,
+      id: "pay-1",
+      data: { paymentId: "p1" },
+    });
+    await receiver.waitForRequests(1, "/edit/a");
+
+    // New URL.
+    const changed = performance.now();
+    await applyYaml(webhookYaml(ns, "pay", "payment.received", receiver.url("/edit/b")));
+    await routingLive(world, ns, (r) => r?.webhooks.some((w) => w.url.endsWith("/edit/b")) ?? false);
+    const reachedMs = performance.now() - changed;
+    await world.dispatcher.publish({
+      type: "payment.received",
+      namespace: ns,
+      id: "pay-2",
+      data: { paymentId: "p2" },
+    });
+    await receiver.waitForRequests(1, "/edit/b");
+    expect(reachedMs).toBeLessThan(3_000);
+    await eventually(async () => {
+      expect((await getWebhook(ns, "pay")).status?.observedGeneration).toBe(2);
+    });
+
+    // New event type: the old one no longer delivers, the new one does.
+    await applyYaml(webhookYaml(ns, "pay", "payment.refunded", receiver.url("/edit/b")));
+    await routingLive(world, ns, (r) => r?.webhooks.some((w) => w.event === "payment.refunded") ?? false);
+    await world.dispatcher.publish({
+      type: "payment.received",
+      namespace: ns,
+      id: "pay-3",
+      data: { paymentId: "p3" },
+    });
+    await world.dispatcher.publish({
+      type: "payment.refunded",
+      namespace: ns,
+      id: "ref-1",
+      data: { paymentId: "p3" },
+    });
+    const [, refund] = await receiver.waitForRequests(2, "/edit/b");
+    expect(JSON.parse(refund!.body)).toMatchObject({ type: "payment.refunded" });
+
+    // Deleted: nothing more is delivered; the integration counts no webhook.
+    await kubectl(["delete", "webhook", "pay", "-n", ns]);
+    await routingLive(world, ns, (r) => r?.webhooks.length === 0);
+    await eventually(async () => expect((await getIntegration(ns)).status?.activeWebhooks).toBe(0));
+    await world.dispatcher.publish({
+      type: "payment.refunded",
+      namespace: ns,
+      id: "ref-2",
+      data: { paymentId: "p4" },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(receiver.requests("/edit/b")).toHaveLength(2);
+    expect(receiver.requests("/edit/a")).toHaveLength(1);
+  });
+});
