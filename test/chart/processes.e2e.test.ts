@@ -5,6 +5,7 @@
 // Then: the probes the chart configures answer, the operator takes the chart's Lease, the kind
 // workflow's smoke script publishes an event, and a WebhookEvent reaches SENT — what
 // `make kind-smoke` checks on a real cluster.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -13,13 +14,15 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { applyYaml, createTestNamespace, kubectl, type TestNamespace } from "../env/kubectl.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
-import { chartDir, helmBin, type K8sObject, renderChart, repoRoot } from "./helm.ts";
+import { chartDir, helm, helmBin, type K8sObject, renderChart, repoRoot } from "./helm.ts";
 
+const run = promisify(execFile);
 const NODE = join(repoRoot, "node_modules", ".bin", "node");
 const CRDS = ["webhookintegrations", "webhooks", "webhookevents"].map((p) => `${p}.webhooks.dataforce.io`);
 const hasDispatcher = existsSync(join(repoRoot, "dispatcher", "main.ts"));
@@ -67,6 +70,7 @@ describe.skipIf(!hasDispatcher)("the processes started as the chart starts them"
   const clusterScoped: string[] = [];
   let dispatcherPort: number;
   let operatorPort: number;
+  let sets: Record<string, string>;
 
   const deployment = (component: string) =>
     objects.find((o) => o.kind === "Deployment" && o.metadata.name.endsWith(`-${component}`)) as K8sObject;
@@ -134,18 +138,15 @@ describe.skipIf(!hasDispatcher)("the processes started as the chart starts them"
     });
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     [dispatcherPort, operatorPort] = [await freePort(), await freePort()];
-    objects = await renderChart({
-      namespace: ns.name,
-      releaseName: release,
-      set: {
-        "redis.url": inject("redisUrl"),
-        "redis.keyTag": `chart-run-${suffix}`,
-        "dispatcher.port": String(dispatcherPort),
-        "operator.port": String(operatorPort),
-        "operator.watchNamespaces": `{${ns.name}}`, // the run's API server is shared
-        "dispatcher.allowedDestinations": "{127.0.0.1/32}", // the receiver is on loopback
-      },
-    });
+    sets = {
+      "redis.url": inject("redisUrl"),
+      "redis.keyTag": `chart-run-${suffix}`,
+      "dispatcher.port": String(dispatcherPort),
+      "operator.port": String(operatorPort),
+      "operator.watchNamespaces": `{${ns.name}}`, // the run's API server is shared
+      "dispatcher.allowedDestinations": "{127.0.0.1/32}", // the receiver is on loopback
+    };
+    objects = await renderChart({ namespace: ns.name, releaseName: release, set: sets });
     // Everything but the workloads (no kubelet here) and the cluster-wide admission policy.
     const applied = objects.filter(
       (o) =>
@@ -198,6 +199,21 @@ describe.skipIf(!hasDispatcher)("the processes started as the chart starts them"
     });
     expect(smoke.code, smoke.out).toBe(0);
     expect(smoke.out).toMatch(/^202 /);
+  });
+
+  it("NOTES.txt's command reads the ingest token the dispatcher gets", async () => {
+    const args = ["install", release, chartDir, "--namespace", ns.name, "--dry-run=client"];
+    for (const [key, value] of Object.entries(sets)) args.push("--set", `${key}=${value}`);
+    const result = await helm(args);
+    expect(result.code, result.stderr).toBe(0);
+    const notes = result.stdout.slice(result.stdout.indexOf("NOTES:"));
+    const command = notes.split("\n").find((line) => line.trim().startsWith("TOKEN=$(kubectl"));
+    expect(command).toBeDefined();
+    const kubectlBin = join(inject("assetsDir"), "kubectl");
+    const script = `kubectl() { "${kubectlBin}" --kubeconfig "${inject("kubeconfig")}" "$@"; }\n${command?.trim()}\nprintf %s "$TOKEN"`;
+    const { stdout } = await run("bash", ["-c", script]);
+    expect(stdout).toBe((await resolvedEnv("dispatcher")).DISPATCHER_INGEST_TOKENS);
+    expect(stdout).toMatch(/^[A-Za-z0-9]{48}$/);
   });
 
   it.skipIf(!hasOperator)(
