@@ -50,11 +50,14 @@ export interface MirrorContext {
   recordEvent?(regarding: { apiVersion: string; kind: string; metadata: object }, input: EventInput): void;
 }
 
+/** The API writes the mirror makes (ApiWrites; a fake in tests). */
+export type MirrorWrites = Pick<ApiWrites, "create" | "patchStatus" | "patch">;
+
 export interface MirrorOptions {
   redis: Redis;
   keys: Keyspace;
   stream: StatusStreamConsumer;
-  writes: ApiWrites;
+  writes: MirrorWrites;
   limiter: TokenBucket;
   context: MirrorContext;
   registry: Registry;

@@ -1,0 +1,232 @@
+// The mirror against a real Redis (the dispatcher's status stream and delivery records,
+// written in their documented stored form) and a fake API server.
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { Registry } from "prom-client";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { type Keyspace, keyspace } from "../../dispatcher/protocol/keys.ts";
+import type { WebhookEvent } from "../api/v1alpha1/index.ts";
+import type { ResourceType } from "../controller/kube.ts";
+import { type MirrorContext, type MirrorWrites, WebhookEventMirror } from "./mirror.ts";
+import { TokenBucket } from "./rate-limiter.ts";
+import { MIRROR_GROUP, StatusStreamConsumer } from "./status-stream.ts";
+
+const NS = "acme";
+let redis: Redis;
+let blocking: Redis;
+let keys: Keyspace;
+let mirror: WebhookEventMirror | undefined;
+
+beforeAll(() => {
+  redis = new Redis(inject("redisUrl"));
+  blocking = new Redis(inject("redisUrl"));
+});
+
+afterEach(async () => {
+  await mirror?.stop();
+  mirror = undefined;
+});
+
+afterAll(() => {
+  redis.disconnect();
+  blocking.disconnect();
+});
+
+/** A fake API server: WebhookEvents by name, every write logged, failures on demand. */
+class FakeApi implements MirrorWrites {
+  readonly objects = new Map<string, WebhookEvent>();
+  readonly calls: string[] = [];
+  failures = 0;
+
+  async create<T extends object>(_type: ResourceType, _namespace: string, body: T): Promise<T> {
+    const event = structuredClone(body) as unknown as WebhookEvent;
+    this.calls.push(`create ${event.metadata.name}`);
+    this.maybeFail();
+    this.objects.set(event.metadata.name, {
+      ...event,
+      metadata: { ...event.metadata, generation: 1, uid: randomUUID() },
+    });
+    return body;
+  }
+
+  async patchStatus(
+    _type: ResourceType,
+    target: { name: string },
+    status: Record<string, unknown>,
+  ): Promise<void> {
+    this.calls.push(`status ${target.name} ${String(status.phase)}`);
+    this.maybeFail();
+    const object = this.objects.get(target.name)!;
+    object.status = { ...object.status, ...status } as WebhookEvent["status"];
+  }
+
+  async patch(_type: ResourceType, target: { name: string }, patch: Record<string, unknown>): Promise<void> {
+    const labels = (patch as { metadata: { labels: Record<string, string> } }).metadata.labels;
+    this.calls.push(`labels ${target.name} ${Object.values(labels).join(",")}`);
+    this.maybeFail();
+    const object = this.objects.get(target.name)!;
+    object.metadata.labels = { ...object.metadata.labels, ...labels };
+  }
+
+  private maybeFail(): void {
+    if (this.failures > 0) {
+      this.failures--;
+      throw Object.assign(new Error("injected failure"), { code: 500 });
+    }
+  }
+}
+
+function startMirror(api: FakeApi, context: Partial<MirrorContext> = {}, consumer = "reader-1") {
+  mirror = new WebhookEventMirror({
+    redis,
+    keys,
+    stream: new StatusStreamConsumer({ redis, blocking }, keys, consumer),
+    writes: api,
+    limiter: new TokenBucket({ qps: 1000, burst: 100 }),
+    registry: new Registry(),
+    logger: pino({ enabled: false }),
+    blockMs: 100,
+    context: {
+      policy: () => ({ mode: "All", retentionMs: 3_600_000 }),
+      existing: (_ns, name) => api.objects.get(name),
+      webhookUid: () => "hook-uid",
+      retiredUpTo: () => undefined,
+      ...context,
+    },
+  });
+  return mirror.start();
+}
+
+async function putDelivery(id: string, phase: "QUEUED" | "SENT" | "FAILED", attempts: number): Promise<void> {
+  const now = Date.now();
+  await redis.hset(keys.delivery(id), {
+    id,
+    eventId: `evt-${id}`,
+    eventType: "job.created",
+    namespace: NS,
+    webhook: "hook",
+    webhookUid: "hook-uid",
+    url: "https://example.com/hook",
+    payload: `{"id":"evt-${id}"}`,
+    phase,
+    attempts: JSON.stringify(
+      Array.from({ length: attempts }, (_, i) => ({
+        number: i + 1,
+        startedAt: new Date(now).toISOString(),
+        durationMs: 5,
+        statusCode: phase === "SENT" && i === attempts - 1 ? 200 : 500,
+      })),
+    ),
+    maxAttempts: "3",
+    cycle: "1",
+    cycleAttempts: String(attempts),
+    occurredAt: new Date(now).toISOString(),
+    ingestedAt: String(now),
+    createdAt: String(now),
+    updatedAt: String(now),
+    version: String(attempts + 1),
+  });
+}
+
+async function addStatusEntry(id: string, phase: string, attempts: number): Promise<string> {
+  return (await redis.xadd(
+    keys.status,
+    "*",
+    ...["deliveryId", id, "phase", phase, "namespace", NS, "webhook", "hook"],
+    ...[
+      "eventType",
+      "job.created",
+      "eventId",
+      `evt-${id}`,
+      "attempts",
+      String(attempts),
+      "at",
+      new Date().toISOString(),
+    ],
+  )) as string;
+}
+
+async function pendingCount(): Promise<number> {
+  const [count] = (await redis.xpending(keys.status, MIRROR_GROUP)) as [number];
+  return Number(count);
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("WebhookEventMirror", () => {
+  it("writes a delivery whose QUEUED and SENT entries it reads together once: a create and one status write", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d1", "SENT", 1);
+    await addStatusEntry("d1", "QUEUED", 0);
+    await addStatusEntry("d1", "SENT", 1);
+    const api = new FakeApi();
+    await startMirror(api);
+    await until(async () => api.objects.get("d1")?.status?.phase === "SENT" && (await pendingCount()) === 0);
+    expect(api.calls).toEqual(["create d1", "status d1 SENT"]);
+    expect(api.objects.get("d1")?.metadata.labels?.["webhooks.dataforce.io/phase"]).toBe("SENT");
+  });
+
+  it("follows a known delivery through its states and acknowledges only what it wrote", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d2", "QUEUED", 1);
+    await addStatusEntry("d2", "QUEUED", 1);
+    const api = new FakeApi();
+    await startMirror(api);
+    await until(() => api.objects.get("d2")?.status?.phase === "QUEUED");
+    await putDelivery("d2", "FAILED", 3);
+    await addStatusEntry("d2", "FAILED", 3);
+    await until(
+      async () => api.objects.get("d2")?.status?.phase === "FAILED" && (await pendingCount()) === 0,
+    );
+    expect(api.calls).toEqual(["create d2", "status d2 QUEUED", "status d2 FAILED", "labels d2 FAILED"]);
+  });
+
+  it("keeps the entries pending while writes fail, and mirrors them once the API server answers", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d3", "SENT", 1);
+    await addStatusEntry("d3", "SENT", 1);
+    const api = new FakeApi();
+    api.failures = 3;
+    await startMirror(api);
+    await until(() => api.calls.length >= 2);
+    expect(await pendingCount()).toBe(1);
+    await until(async () => api.objects.get("d3")?.status?.phase === "SENT" && (await pendingCount()) === 0);
+  });
+
+  it("claims the entries a dead reader held, and forgets that reader", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d4", "SENT", 1);
+    await addStatusEntry("d4", "SENT", 1);
+    await redis.xgroup("CREATE", keys.status, MIRROR_GROUP, "0", "MKSTREAM");
+    await redis.xreadgroup("GROUP", MIRROR_GROUP, "dead-reader", "COUNT", 10, "STREAMS", keys.status, ">");
+    expect(await pendingCount()).toBe(1);
+
+    const api = new FakeApi();
+    await startMirror(api, {}, "new-leader");
+    await until(async () => api.objects.get("d4")?.status?.phase === "SENT" && (await pendingCount()) === 0);
+    const consumers = (await redis.xinfo("CONSUMERS", keys.status, MIRROR_GROUP)) as unknown[][];
+    expect(consumers.map((fields) => fields[1])).toEqual(["new-leader"]);
+  });
+
+  it("acknowledges, without writing, deliveries the namespace does not mirror, and still reports them", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d5", "SENT", 1);
+    await addStatusEntry("d5", "SENT", 1);
+    const api = new FakeApi();
+    const seen: string[] = [];
+    await startMirror(api, {
+      policy: () => ({ mode: "None", retentionMs: 3_600_000 }),
+      onDelivery: (delivery) => seen.push(`${delivery.webhook} ${delivery.phase}`),
+    });
+    await until(async () => seen.length === 1 && (await pendingCount()) === 0);
+    expect(api.calls).toEqual([]);
+    expect(seen).toEqual(["hook SENT"]);
+  });
+});
