@@ -12,7 +12,7 @@ import {
 import { ApiWrites } from "./api-writes.ts";
 import { asKubernetesObject, cacheOf, type OperatorCaches } from "./caches.ts";
 import type { Settings } from "./config.ts";
-import { annotationsChanged, generationChanged, type WatchEvent } from "./controller/controller.ts";
+import { annotationsChanged, anyOf, generationChanged, type WatchEvent } from "./controller/controller.ts";
 import type { EventInput } from "./controller/events.ts";
 import { Manager } from "./controller/manager.ts";
 import { WebhookEventMirror } from "./mirror/mirror.ts";
@@ -92,8 +92,9 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     forPredicate: generationChanged,
     watches: [
       {
+        // Spec changes, and the webhook's own verdict changes (a 410 Gone takes it out of the routing).
         informer: informers.webhooks,
-        predicate: generationChanged,
+        predicate: anyOf(generationChanged, readyReasonChanged),
         map: (webhook) => integrationKey(namespaceOf(webhook)),
       },
       {
@@ -169,8 +170,9 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
       retiredUpTo: (namespace) => retention.retiredUpTo(namespace),
       onDelivery: (delivery) => {
         const key = lastDeliveries.observe(delivery);
-        // Coalesced: at most about one Webhook status write per second per webhook.
-        if (key) webhookController.enqueue(key, 1_000);
+        // Coalesced: at most about one Webhook status write per second per webhook;
+        // at once when the receiver said 410 Gone (the webhook stops delivering).
+        if (key) webhookController.enqueue(key, delivery.failureReason === "endpoint-gone" ? 0 : 1_000);
       },
       recordEvent,
     },
@@ -226,6 +228,16 @@ function secretIsRead(caches: OperatorCaches, secret: KubernetesObject, generate
     key: "",
   });
   return names.has(secret.metadata?.name ?? "");
+}
+
+/** The Ready reason of an object changed (status updates that matter to other reconcilers). */
+function readyReasonChanged(event: WatchEvent<KubernetesObject>): boolean {
+  if (event.type !== "update") return false;
+  const reason = (object: KubernetesObject) =>
+    (
+      object as { status?: { conditions?: Array<{ type: string; reason: string }> } }
+    ).status?.conditions?.find((c) => c.type === "Ready")?.reason;
+  return reason(event.old) !== reason(event.object);
 }
 
 /** Secrets have no generation: any change of their content (or a resync) counts. */

@@ -207,6 +207,7 @@ export class WebhookEventMirror {
           eventId: entry.eventId,
           phase: entry.phase,
           time: entry.at,
+          ...(entry.failureReason ? { failureReason: entry.failureReason } : {}),
         });
         skip.push(id);
         continue;
@@ -261,7 +262,9 @@ export class WebhookEventMirror {
       eventId: record.eventId,
       phase: record.phase,
       time: record.updatedAt,
+      url: record.url,
       ...(last?.statusCode === undefined ? {} : { statusCode: last.statusCode }),
+      ...(record.failureReason ? { failureReason: record.failureReason } : {}),
     });
 
     const existing = context.existing(namespace, deliveryId);

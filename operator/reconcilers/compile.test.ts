@@ -210,6 +210,34 @@ describe("compileNamespace", () => {
     expect(compiled.integration?.activeWebhooks).toBe(0);
   });
 
+  it("leaves out a webhook whose receiver answered 410 Gone, until its spec changes", () => {
+    const reported = compileNamespace(inputs({ endpointGone: new Set(["a-hook"]) }));
+    expect(reported.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "EndpointGone" });
+    expect(
+      reported.routing.action === "write" && reported.routing.routing.webhooks.map((w) => w.name),
+    ).toEqual(["b-hook"]);
+
+    const gone = webhook("a-hook");
+    gone.metadata.generation = 2;
+    gone.status = {
+      conditions: [
+        {
+          type: "Ready",
+          status: "False",
+          reason: "EndpointGone",
+          message: "",
+          observedGeneration: 2,
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+        },
+      ],
+    };
+    expect(compileNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe(
+      "EndpointGone",
+    );
+    gone.metadata.generation = 3; // the spec was edited since
+    expect(compileNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe("Active");
+  });
+
   it("reports a webhook whose spec does not validate and leaves it out", () => {
     const compiled = compileNamespace(inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }));
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "InvalidSpec" });

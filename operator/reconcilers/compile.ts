@@ -27,6 +27,8 @@ export interface NamespaceInputs {
   secrets: SecretsByName;
   /** The Secret the operator generates when the integration references none. */
   generatedSecret: { name: string; key: string };
+  /** Webhooks whose receiver just answered 410 Gone to their current URL (reported by the mirror). */
+  endpointGone?: ReadonlySet<string>;
 }
 
 /** A Ready condition without the bookkeeping fields the reconciler adds. */
@@ -62,6 +64,7 @@ export const WebhookReason = {
   InvalidSpec: "InvalidSpec",
   InsecureURL: "InsecureURL",
   Paused: "Paused",
+  EndpointGone: "EndpointGone",
 } as const;
 
 /** WebhookIntegration Ready reasons. */
@@ -114,7 +117,8 @@ export function compileNamespace(inputs: NamespaceInputs): CompiledNamespace {
 
   const routes: WebhookRoute[] = [];
   for (const webhook of sortedWebhooks) {
-    const { verdict, route } = compileWebhook(webhook, spec, signing, inputs.secrets);
+    const gone = inputs.endpointGone?.has(webhook.metadata.name) || reportedGone(webhook);
+    const { verdict, route } = compileWebhook(webhook, spec, signing, inputs.secrets, gone);
     webhooks.set(webhook.metadata.name, verdict);
     if (route) routes.push(route);
   }
@@ -226,6 +230,7 @@ function compileWebhook(
   integration: WebhookIntegrationSpec,
   signing: SigningResolution,
   secrets: SecretsByName,
+  endpointGone: boolean,
 ): { verdict: Verdict; route?: WebhookRoute } {
   const parsed = WebhookSpecSchema.safeParse(webhook.spec ?? {});
   if (!parsed.success) {
@@ -304,10 +309,27 @@ function compileWebhook(
   if (spec.paused) {
     return { route, verdict: notReady(WebhookReason.Paused, "spec.paused is true") };
   }
+  if (endpointGone) {
+    // Left out of the routing: a receiver that says 410 Gone wants no more deliveries.
+    return {
+      verdict: notReady(
+        WebhookReason.EndpointGone,
+        "the receiver answered 410 Gone: deliveries stopped; change the webhook's spec (e.g. its url) to resume",
+      ),
+    };
+  }
   return {
     route,
     verdict: { status: "True", reason: WebhookReason.Active, message: `delivering ${spec.event} events` },
   };
+}
+
+/** The webhook's own status says its endpoint is gone, for the spec it has now. */
+function reportedGone(webhook: Webhook): boolean {
+  const ready = webhook.status?.conditions?.find((c) => c.type === "Ready");
+  return (
+    ready?.reason === WebhookReason.EndpointGone && ready.observedGeneration === webhook.metadata.generation
+  );
 }
 
 function notReady(reason: string, message: string): Verdict {

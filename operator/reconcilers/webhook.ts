@@ -29,15 +29,22 @@ export interface DeliveryObservation {
   /** ISO time of the state change. */
   time: string;
   statusCode?: number;
+  /** Why it FAILED, when it did (dispatcher's FailureReason). */
+  failureReason?: string;
+  /** The URL it was delivered to, when known. */
+  url?: string;
 }
 
 /** The most recent delivery of every webhook, as the mirror reports them. */
 export class LastDeliveries {
   private readonly byWebhook = new Map<string, LastDelivery>();
+  /** Webhooks whose receiver answered 410 Gone, with the URL it was said for ("" when unknown). */
+  private readonly gone = new Map<string, string>();
 
   /** Records `observation` unless an later one is known; returns the webhook's key when it changed. */
   observe(observation: DeliveryObservation): string | undefined {
     const key = `${observation.namespace}/${observation.webhook}`;
+    if (observation.failureReason === "endpoint-gone") this.gone.set(key, observation.url ?? "");
     const known = this.byWebhook.get(key);
     if (known && Date.parse(known.time) > Date.parse(observation.time)) return undefined;
     const summary: LastDelivery = {
@@ -56,8 +63,20 @@ export class LastDeliveries {
     return this.byWebhook.get(key);
   }
 
+  /** Whether a 410 Gone was reported for `url` (or an unknown URL) and not yet taken. */
+  isGone(key: string, url: string): boolean {
+    const goneUrl = this.gone.get(key);
+    return goneUrl !== undefined && (goneUrl === "" || goneUrl === url);
+  }
+
+  /** The 410 Gone is now recorded in the webhook's status (the lasting record). */
+  clearGone(key: string): void {
+    this.gone.delete(key);
+  }
+
   forget(key: string): void {
     this.byWebhook.delete(key);
+    this.gone.delete(key);
   }
 }
 
@@ -77,7 +96,11 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
       deps.lastDeliveries.forget(key);
       return;
     }
-    const compiled = compileNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret));
+    const gone = deps.lastDeliveries.isGone(key, webhook.spec.url);
+    const compiled = compileNamespace({
+      ...namespaceInputs(deps.caches, namespace, deps.generatedSecret),
+      ...(gone ? { endpointGone: new Set([name]) } : {}),
+    });
     const verdict = compiled.webhooks.get(name);
     if (!verdict) return;
 
@@ -96,13 +119,17 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
       ...(lastDelivery ? { lastDelivery } : {}),
     };
     const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
-    if (!patch) return;
+    if (!patch) {
+      if (gone) deps.lastDeliveries.clearGone(key);
+      return;
+    }
     try {
       await deps.writes.patchStatus(WEBHOOKS, webhook.metadata, patch);
     } catch (err) {
       if (isNotFound(err)) return;
       throw err;
     }
+    if (gone) deps.lastDeliveries.clearGone(key);
     const event = readyEvent(previous, verdict);
     if (event) deps.recordEvent(webhook, event);
   };

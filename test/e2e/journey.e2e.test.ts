@@ -24,7 +24,7 @@ let world: E2eWorld;
 let receiver: Receiver;
 
 beforeAll(async () => {
-  world = await setupWorld("journey", ["journey", "toggle", "edit"]);
+  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone"]);
   receiver = await startReceiver();
   await world.startOperator("op-journey");
 });
@@ -259,5 +259,54 @@ describe("editing and deleting a webhook", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(receiver.requests("/edit/b")).toHaveLength(2);
     expect(receiver.requests("/edit/a")).toHaveLength(1);
+  });
+});
+
+describe("a receiver that answers 410 Gone", () => {
+  it("fails that delivery at once and marks the webhook Ready=False/EndpointGone, out of the routing until its spec changes", async () => {
+    const ns = world.namespaces.gone!;
+    receiver.on("/gone/old", { kind: "respond", status: 410, body: "this endpoint was removed" });
+    await applyYaml(
+      `${integrationYaml(ns)}---\n${webhookYaml(ns, "legacy", "job.created", receiver.url("/gone/old"))}`,
+    );
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+    await world.dispatcher.publish({
+      type: "job.created",
+      namespace: ns,
+      id: "job-1",
+      data: { jobId: "j1" },
+    });
+
+    await eventually(async () => {
+      const [event] = await listEvents(ns, "webhooks.dataforce.io/phase=FAILED");
+      expect(event?.status?.attempts).toBe(1);
+      expect(ready(event!)?.message).toMatch(/^endpoint-gone/);
+    });
+    await eventually(async () => {
+      expect(ready(await getWebhook(ns, "legacy"))).toMatchObject({
+        status: "False",
+        reason: "EndpointGone",
+      });
+    });
+    await routingLive(world, ns, (r) => r?.webhooks.length === 0);
+    await eventually(async () => {
+      const warning = (await kubeEvents(ns)).find((e) => e.reason === "WebhookNotReady");
+      expect(warning?.message).toMatch(/^EndpointGone/);
+    });
+
+    // The team moves the receiver and updates the webhook: it delivers again.
+    await applyYaml(webhookYaml(ns, "legacy", "job.created", receiver.url("/gone/new")));
+    await eventually(async () => {
+      expect(ready(await getWebhook(ns, "legacy"))).toMatchObject({ status: "True", reason: "Active" });
+    });
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+    await world.dispatcher.publish({
+      type: "job.created",
+      namespace: ns,
+      id: "job-2",
+      data: { jobId: "j2" },
+    });
+    await receiver.waitForRequests(1, "/gone/new");
+    expect(receiver.requests("/gone/old")).toHaveLength(1);
   });
 });
