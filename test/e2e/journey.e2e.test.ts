@@ -5,8 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
 import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
-import type { E2eWorld } from "./harness.ts";
-import { setupWorld } from "./harness.ts";
+import { type E2eWorld, type OperatorProcess, setupWorld } from "./harness.ts";
 import {
   eventually,
   getIntegration,
@@ -22,11 +21,12 @@ import {
 
 let world: E2eWorld;
 let receiver: Receiver;
+let operator: OperatorProcess;
 
 beforeAll(async () => {
-  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone"]);
+  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone", "secrets"]);
   receiver = await startReceiver();
-  await world.startOperator("op-journey");
+  operator = await world.startOperator("op-journey");
 });
 
 beforeEach(({ onTestFailed }) => onTestFailed(() => world.printLogs()));
@@ -132,6 +132,21 @@ describe("the product journey", () => {
       ])
     ).stdout;
     expect(sent.trim()).toBe(`webhookevent.webhooks.dataforce.io/${deliveryId}`);
+    // The operator's own view: probes and the metrics dashboards know.
+    const base = `http://127.0.0.1:${operator.port}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await operator.metrics();
+    for (const name of [
+      'controller_runtime_reconcile_total{controller="webhookintegration",result="success"}',
+      'controller_runtime_reconcile_errors_total{controller="webhook"}',
+      'controller_runtime_reconcile_time_seconds_bucket{le="0.005",controller="webhookevent_retry"}',
+      'workqueue_depth{name="webhookevent_mirror"}',
+      "dataforce_operator_mirror_lag_seconds",
+      'dataforce_operator_api_writes_total{resource="webhookevents",verb="create"}',
+    ]) {
+      expect(metrics).toContain(name);
+    }
     await eventually(async () => {
       expect((await getWebhook(ns, "crm")).status?.lastDelivery).toMatchObject({
         deliveryId,
@@ -308,5 +323,72 @@ describe("a receiver that answers 410 Gone", () => {
     });
     await receiver.waitForRequests(1, "/gone/new");
     expect(receiver.requests("/gone/old")).toHaveLength(1);
+  });
+});
+
+describe("Secrets", () => {
+  it("a referenced signing secret and a header from a Secret: missing → SecretNotFound; created or changed → in the routing within about a second", async () => {
+    const ns = world.namespaces.secrets!;
+    const first = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const second = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    const secretYaml = (name: string, data: Record<string, string>) =>
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace: ns },
+        stringData: data,
+      });
+    const integration = integrationYaml(ns).replace(
+      "spec:\n",
+      "spec:\n  signingSecretRef:\n    name: team-signing\n    key: secret\n",
+    );
+    await applyYaml(
+      [
+        secretYaml("team-signing", { secret: first }),
+        integration,
+        webhookYaml(ns, "crm", "job.created", receiver.url("/secrets/crm"), {
+          headers: [
+            { name: "Authorization", valueFrom: { secretKeyRef: { name: "crm-auth", key: "token" } } },
+          ],
+        }),
+      ].join("\n---\n"),
+    );
+    await eventually(async () => {
+      expect(ready(await getWebhook(ns, "crm"))).toMatchObject({
+        status: "False",
+        reason: "SecretNotFound",
+        message: "header Authorization: Secret crm-auth key token not found",
+      });
+    });
+    expect((await getIntegration(ns)).status?.signingSecretName).toBe("team-signing");
+
+    await applyYaml(secretYaml("crm-auth", { token: "Bearer one" }));
+    await routingLive(world, ns, (r) => r?.webhooks[0]?.headers.Authorization === "Bearer one");
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-1", data: {} });
+    const [one] = await receiver.waitForRequests(1, "/secrets/crm");
+    expect(one!.headers.authorization).toBe("Bearer one");
+    new StandardWebhook(first).verify(one!.body, one!.headers as Record<string, string>);
+
+    // Rotation: both secrets sign while the receiver moves over; and a new token.
+    const changed = performance.now();
+    await applyYaml(
+      `${secretYaml("team-signing", { secret: `${second} ${first}` })}\n---\n${secretYaml("crm-auth", { token: "Bearer two" })}`,
+    );
+    await routingLive(
+      world,
+      ns,
+      (r) => r?.signingSecrets.length === 2 && r.webhooks[0]?.headers.Authorization === "Bearer two",
+    );
+    const reachedMs = performance.now() - changed;
+    console.log(
+      `secrets: a Secret change reached the dispatcher ${Math.round(reachedMs)} ms after kubectl apply returned`,
+    );
+    expect(reachedMs).toBeLessThan(2_000);
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-2", data: {} });
+    const [, two] = await receiver.waitForRequests(2, "/secrets/crm");
+    expect(two!.headers.authorization).toBe("Bearer two");
+    new StandardWebhook(second).verify(two!.body, two!.headers as Record<string, string>);
+    new StandardWebhook(first).verify(two!.body, two!.headers as Record<string, string>);
+    expect(ready(await getWebhook(ns, "crm"))).toMatchObject({ status: "True", reason: "Active" });
   });
 });
