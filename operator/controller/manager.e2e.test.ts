@@ -78,6 +78,7 @@ describe("Manager on a real API server", () => {
     expect(metrics.body).toContain('workqueue_depth{name="configmaps"}');
     expect(metrics.body).toContain("controller_runtime_reconcile_time_seconds_bucket");
     expect(metrics.body).toContain("process_cpu_seconds_total");
+    expect(metrics.body).toMatch(/leader_election_master_status\{name="[^"]+"\} 1/);
     expect((await get("/nope")).status).toBe(404);
 
     await manager.stop();

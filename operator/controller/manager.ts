@@ -9,6 +9,7 @@ import { Controller, type ControllerOptions } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, type InformerOptions, type InformerSource } from "./informer.ts";
 import { LeaderElector } from "./leader-election.ts";
+import { gauge } from "./metrics.ts";
 
 // Runs the operator process the way controller-runtime's manager does:
 //  1. the metrics/health server, so probes answer from the first second;
@@ -227,6 +228,14 @@ export class Manager {
   }
 
   private campaign(election: Exclude<ManagerOptions["leaderElection"], false | undefined>): void {
+    // client-go's name, which dashboards and the chart's NoOperatorLeader alert use.
+    const leading = gauge(
+      this.registry,
+      "leader_election_master_status",
+      "1 while this replica holds the leader Lease, else 0.",
+      ["name"],
+    );
+    leading.set({ name: election.name }, 0);
     const elector = new LeaderElector(this.kubeConfig, {
       namespace: election.namespace,
       name: election.name,
@@ -236,9 +245,11 @@ export class Manager {
       ...(election.retryPeriodMs ? { retryPeriodMs: election.retryPeriodMs } : {}),
       logger: this.log,
       onStartedLeading: () => {
+        leading.set({ name: election.name }, 1);
         void this.startLeaderRunnables();
       },
       onStoppedLeading: (reason) => {
+        leading.set({ name: election.name }, 0);
         if (reason === "lost") void this.onLeaseLost(election);
       },
     });
