@@ -47,7 +47,14 @@ export interface MirrorContext {
   /** Called with every delivery state the mirror reads (the Webhook status summary). */
   onDelivery?(delivery: DeliveryObservation): void;
   /** Records a Kubernetes Event. */
-  recordEvent?(regarding: { apiVersion: string; kind: string; metadata: object }, input: EventInput): void;
+  recordEvent?(
+    regarding: {
+      apiVersion: string;
+      kind: string;
+      metadata: { name: string; namespace: string; uid?: string };
+    },
+    input: EventInput,
+  ): void;
 }
 
 /** The API writes the mirror makes (ApiWrites; a fake in tests). */
@@ -290,24 +297,28 @@ export class WebhookEventMirror {
     if (writes.length === 0) return "unchanged";
 
     const previousPhase = existing?.status?.phase;
-    for (const write of writes) await this.write(namespace, deliveryId, write);
-    if (record.phase === "FAILED" && previousPhase !== "FAILED") this.reportFailure(record);
+    let uid = existing?.metadata.uid;
+    for (const write of writes) uid = (await this.write(namespace, deliveryId, write)) ?? uid;
+    if (record.phase === "FAILED" && previousPhase !== "FAILED") this.reportFailure(record, uid);
     return "written";
   }
 
-  private async write(namespace: string, name: string, write: MirrorWrite): Promise<void> {
+  /** Makes one write; returns the object's uid when the API server told it (create). */
+  private async write(namespace: string, name: string, write: MirrorWrite): Promise<string | undefined> {
     const { writes, limiter } = this.options;
     await limiter.take();
     const target = { namespace, name };
     switch (write.verb) {
       case "create":
         try {
-          await writes.create(WEBHOOK_EVENTS, namespace, write.object);
+          const created = await writes.create(WEBHOOK_EVENTS, namespace, write.object);
+          this.rememberCreated(name);
+          return created.metadata.uid;
         } catch (err) {
           if (!isConflict(err)) throw err; // AlreadyExists: the cache was behind; the status write follows
+          this.rememberCreated(name);
+          return undefined;
         }
-        this.rememberCreated(name);
-        return;
       case "patchStatus":
         await writes.patchStatus(WEBHOOK_EVENTS, target, write.patch.status);
         return;
@@ -321,7 +332,8 @@ export class WebhookEventMirror {
     }
   }
 
-  private reportFailure(record: DeliveryRecord): void {
+  /** A Warning Event on the WebhookEvent (with its uid, so `kubectl describe` shows it). */
+  private reportFailure(record: DeliveryRecord, uid: string | undefined): void {
     const last = record.attempts.at(-1);
     const outcome =
       last?.statusCode !== undefined ? `HTTP ${last.statusCode}` : (last?.error ?? last?.errorCode ?? "");
@@ -329,7 +341,7 @@ export class WebhookEventMirror {
       {
         apiVersion: API_VERSION,
         kind: "WebhookEvent",
-        metadata: { name: record.id, namespace: record.namespace },
+        metadata: { name: record.id, namespace: record.namespace, ...(uid ? { uid } : {}) },
       },
       {
         type: "Warning",

@@ -88,6 +88,9 @@ describe("a receiver that fails", () => {
     expect(ready(failed)).toMatchObject({ status: "False", reason: "Failed" });
     await eventually(async () => {
       expect((await kubeEvents(ns)).map((e) => e.reason)).toContain("DeliveryFailed");
+      // Events carry the object's uid, so `kubectl describe` lists them.
+      const described = (await kubectl(["describe", "webhookevent", name, "-n", ns])).stdout;
+      expect(described).toMatch(/Warning\s+DeliveryFailed/);
     });
     await sleep(500);
     expect(receiver.requests("/retry/jobs")).toHaveLength(3);
