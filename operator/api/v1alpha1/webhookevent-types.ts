@@ -67,7 +67,8 @@ export const WebhookEventStatusSchema = z
       .meta({ description: "The most recent attempts, oldest first.", "x-kubernetes-list-type": "atomic" }),
     nextAttemptAt: timestamp("When the next attempt is due, while QUEUED.").optional(),
     lastRetryToken: z.string().max(253).optional().meta({
-      description: "Value of the retry annotation last honoured; the same token never retries twice.",
+      description:
+        "Value of the retry annotation last handled: honoured (the delivery was FAILED and went back to QUEUED) or ignored with a RetryIgnored Event. The same token never retries twice.",
     }),
     conditions: conditions("Ready is True once SENT; False with reason Queued or Failed otherwise."),
   })
