@@ -30,6 +30,7 @@ export const ENVIRONMENT = {
   maxBatchEvents: "DISPATCHER_MAX_BATCH_EVENTS",
   maxInFlight: "DISPATCHER_MAX_IN_FLIGHT",
   maxBuffered: "DISPATCHER_MAX_BUFFERED",
+  maxQueued: "DISPATCHER_MAX_QUEUED",
   endpointConcurrency: "DISPATCHER_ENDPOINT_CONCURRENCY",
   endpointMaxQueued: "DISPATCHER_ENDPOINT_MAX_QUEUED",
   endpointMaxQueueWaitMs: "DISPATCHER_ENDPOINT_MAX_QUEUE_WAIT_MS",
@@ -81,6 +82,8 @@ export const SettingsSchema = z
     maxInFlight: positiveInt.default(512),
     /** Work items held by this replica (queued + in flight) before it stops reading. */
     maxBuffered: positiveInt.default(4096),
+    /** Work waiting for an endpoint slot before this replica stops reading. */
+    maxQueued: positiveInt.default(256),
     /** Requests in flight per endpoint (URL origin); also its keep-alive connections. */
     endpointConcurrency: positiveInt.default(16),
     endpointMaxQueued: positiveInt.optional(),

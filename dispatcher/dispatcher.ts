@@ -98,6 +98,7 @@ export async function startDispatcher(
     claimIdleMs: settings.claimIdleMs,
     schedulerTickMs: settings.schedulerTickMs,
     maxBuffered: settings.maxBuffered,
+    maxQueued: settings.maxQueued,
     limits: {
       maxInFlight: settings.maxInFlight,
       perEndpoint: settings.endpointConcurrency,

@@ -3,7 +3,6 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Metrics } from "./metrics.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "./protocol/keys.ts";
-import { DELIVERY_PHASES } from "./protocol/records.ts";
 import { removeIdleConsumers, trimAcknowledged } from "./protocol/streams.ts";
 
 /** Consumers holding nothing for this long belong to replicas that are gone. */
@@ -46,7 +45,7 @@ export class Maintenance {
     await trimAcknowledged(redis, keys.events);
     await trimAcknowledged(redis, keys.deliveries);
     const horizon = Date.now() - retentionMs;
-    const fixed = [keys.logAll, ...DELIVERY_PHASES.map((phase) => keys.logPhase(phase))];
+    const fixed = [keys.logAll, keys.logFailed];
     const pipeline = redis.pipeline();
     for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", horizon);
     await pipeline.exec();

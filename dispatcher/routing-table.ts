@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { decodeSigningSecret } from "./delivery/signer.ts";
@@ -30,7 +31,7 @@ export interface CompiledNamespace {
   /** Non-paused webhooks by the event they subscribe to. */
   readonly subscribers: ReadonlyMap<EventType, readonly WebhookRoute[]>;
   readonly webhooks: ReadonlyMap<string, CompiledWebhook>;
-  readonly signingKeys: readonly Buffer[];
+  readonly signingKeys: readonly KeyObject[];
 }
 
 export interface CompiledWebhook {

@@ -35,6 +35,12 @@ export interface DeliveryWorkerOptions {
   schedulerTickMs: number;
   /** Work items held at once (queued per endpoint + in flight); reading pauses beyond it. */
   maxBuffered: number;
+  /**
+   * Work waiting for a free slot (all endpoints); reading pauses beyond it. Keeps read-ahead to
+   * what the endpoints can take soon: a saturated endpoint makes the reader wait instead of
+   * filling the buffer with work that would only be handed back.
+   */
+  maxQueued: number;
   limits: LimiterOptions;
   random?: () => number;
 }
@@ -157,7 +163,7 @@ export class DeliveryWorker {
   async #readLoop(): Promise<void> {
     const { reader, keys, consumer } = this.#options;
     while (!this.#stopping) {
-      const room = this.#options.maxBuffered - this.#held.size;
+      const room = this.#room();
       if (room <= 0) {
         await new Promise<void>((resolve) => {
           this.#capacityWaiter = resolve;
@@ -179,6 +185,13 @@ export class DeliveryWorker {
         await this.#pauseAfter(error, "delivery-read");
       }
     }
+  }
+
+  #room(): number {
+    return Math.min(
+      this.#options.maxBuffered - this.#held.size,
+      this.#options.maxQueued - this.#limiter.queued,
+    );
   }
 
   /** Loads the records of new work and hands each to the limiter (or settles it at once). */
@@ -404,14 +417,7 @@ export class DeliveryWorker {
     return (await runScript(
       redis,
       settleDeliveriesScript,
-      [
-        keys.deliveries,
-        keys.scheduled,
-        keys.status,
-        keys.logPhase("QUEUED"),
-        keys.logPhase("SENT"),
-        keys.logPhase("FAILED"),
-      ],
+      [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
       [
         keys.prefix,
         CONSUMER_GROUPS.delivery,
@@ -503,7 +509,7 @@ export class DeliveryWorker {
       let cursor = "0-0";
       try {
         while (!this.#stopping) {
-          const room = this.#options.maxBuffered - this.#held.size;
+          const room = this.#room();
           if (room <= 0) break;
           const claimed = await claimIdle(
             redis,

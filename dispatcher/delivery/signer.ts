@@ -1,13 +1,16 @@
-import { createHmac } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 
 const SECRET_PREFIX = "whsec_";
 
-/** The HMAC key inside a Standard Webhooks secret (`whsec_` + base64). */
-export function decodeSigningSecret(secret: string): Buffer {
+/**
+ * The HMAC key inside a Standard Webhooks secret (`whsec_` + base64), as a KeyObject: Node
+ * converts a Buffer key into one on every createHmac call, which costs ~13× the HMAC itself.
+ */
+export function decodeSigningSecret(secret: string): KeyObject {
   if (!secret.startsWith(SECRET_PREFIX)) throw new Error("a signing secret starts with whsec_");
   const key = Buffer.from(secret.slice(SECRET_PREFIX.length), "base64");
   if (key.length === 0) throw new Error("a signing secret holds a non-empty base64 key");
-  return key;
+  return createSecretKey(key);
 }
 
 /**
@@ -16,7 +19,7 @@ export function decodeSigningSecret(secret: string): Buffer {
  * old or the new secret verify the message while a secret rotates.
  */
 export function signatureHeader(
-  keys: readonly Buffer[],
+  keys: readonly KeyObject[],
   messageId: string,
   timestampSeconds: number,
   body: string,

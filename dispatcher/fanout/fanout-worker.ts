@@ -6,12 +6,8 @@ import { StreamEventSchema } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
 import { deliveryId } from "../protocol/delivery-id.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
-import { type EventRouting, fieldsToObject } from "../protocol/records.ts";
-import {
-  type FanoutPlan,
-  type FanoutPlanEvent,
-  fanoutEventsScript,
-} from "../protocol/scripts/fanout-events.ts";
+import { type EventRecord, type EventRouting, fieldsToObject } from "../protocol/records.ts";
+import { type FanoutPlan, fanoutEventsScript } from "../protocol/scripts/fanout-events.ts";
 import { runScript } from "../protocol/scripts/script.ts";
 import {
   claimIdle,
@@ -159,41 +155,49 @@ export class FanoutWorker {
       const occurredAt = event.occurredAt ?? new Date(ingestedAt).toISOString();
       const namespace = routing.namespace(event.namespace);
       const subscribers = namespace?.routing.enabled ? (namespace.subscribers.get(event.type) ?? []) : [];
-      const planned: FanoutPlanEvent = {
+      const eventRouting: EventRouting = !namespace
+        ? "integration-missing"
+        : !namespace.routing.enabled
+          ? "integration-disabled"
+          : subscribers.length === 0
+            ? "no-subscribers"
+            : "routed";
+      const deliveries = subscribers.map((route) => ({
+        id: deliveryId(event.namespace, eventId, route.name),
+        webhook: route.name,
+        uid: route.uid,
+        url: route.url,
+        payload: notificationPayload({
+          eventId,
+          type: event.type,
+          occurredAt,
+          namespace: event.namespace,
+          webhook: route.name,
+          dataJson: event.data,
+        }),
+        maxAttempts: String(namespace!.routing.delivery.maxAttempts),
+      }));
+      const record: EventRecord = {
+        id: eventId,
+        type: event.type,
+        namespace: event.namespace,
+        occurredAt,
+        ingestedAt: new Date(ingestedAt).toISOString(),
+        data: event.data,
+        routing: eventRouting,
+        deliveryIds: deliveries.map((delivery) => delivery.id),
+      };
+      plan.events.push({
         m: entry.id,
         ns: event.namespace,
         id: eventId,
         type: event.type,
         occurredAt,
         ingestedAt: String(ingestedAt),
-        data: event.data,
-        routing: !namespace
-          ? "integration-missing"
-          : !namespace.routing.enabled
-            ? "integration-disabled"
-            : subscribers.length === 0
-              ? "no-subscribers"
-              : "routed",
-        deliveryIdsJson: "",
-        deliveries: subscribers.map((route) => ({
-          id: deliveryId(event.namespace, eventId, route.name),
-          webhook: route.name,
-          uid: route.uid,
-          url: route.url,
-          payload: notificationPayload({
-            eventId,
-            type: event.type,
-            occurredAt,
-            namespace: event.namespace,
-            webhook: route.name,
-            dataJson: event.data,
-          }),
-          maxAttempts: String(namespace!.routing.delivery.maxAttempts),
-        })),
-      };
-      planned.deliveryIdsJson = JSON.stringify(planned.deliveries.map((delivery) => delivery.id));
-      plan.events.push(planned);
-      routings.push(planned.routing as EventRouting);
+        record: JSON.stringify(record),
+        deliveries,
+      });
+      routings.push(eventRouting);
     }
     return { plan, routings };
   }
@@ -204,15 +208,7 @@ export class FanoutWorker {
     const created = (await runScript(
       redis,
       fanoutEventsScript,
-      [
-        keys.events,
-        keys.deliveries,
-        keys.status,
-        keys.logAll,
-        keys.logPhase("QUEUED"),
-        keys.logIndexes,
-        keys.deadLetters,
-      ],
+      [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
       [
         keys.prefix,
         CONSUMER_GROUPS.fanout,

@@ -36,9 +36,16 @@ async function createDelivery(keys: Keyspace, id: string): Promise<void> {
         type: "job.created",
         occurredAt: "2025-01-01T00:00:00.000Z",
         ingestedAt: String(Date.now()),
-        data: "{}",
-        routing: "routed",
-        deliveryIdsJson: JSON.stringify([id]),
+        record: JSON.stringify({
+          id: `evt-${id}`,
+          type: "job.created",
+          namespace: "ns",
+          occurredAt: "2025-01-01T00:00:00.000Z",
+          ingestedAt: new Date().toISOString(),
+          data: "{}",
+          routing: "routed",
+          deliveryIds: [id],
+        }),
         deliveries: [
           { id, webhook: "hook", uid: "u", url: "https://example.com", payload: "{}", maxAttempts: "3" },
         ],
@@ -49,15 +56,7 @@ async function createDelivery(keys: Keyspace, id: string): Promise<void> {
   await runScript(
     redis,
     fanoutEventsScript,
-    [
-      keys.events,
-      keys.deliveries,
-      keys.status,
-      keys.logAll,
-      keys.logPhase("QUEUED"),
-      keys.logIndexes,
-      keys.deadLetters,
-    ],
+    [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
     [
       keys.prefix,
       CONSUMER_GROUPS.fanout,
@@ -77,14 +76,7 @@ async function settle(keys: Keyspace, outcomes: SettleOutcome[]): Promise<string
   return (await runScript(
     redis,
     settleDeliveriesScript,
-    [
-      keys.deliveries,
-      keys.scheduled,
-      keys.status,
-      keys.logPhase("QUEUED"),
-      keys.logPhase("SENT"),
-      keys.logPhase("FAILED"),
-    ],
+    [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
     [
       keys.prefix,
       CONSUMER_GROUPS.delivery,
@@ -170,8 +162,7 @@ describe("requestRetry", () => {
     expect(requeued!.failureReason).toBeUndefined();
     expect(requeued!.attempts).toHaveLength(2); // history is kept
     expect(await redis.xlen(keys.deliveries)).toBe(queuedBefore + 1);
-    expect(await redis.zscore(keys.logPhase("QUEUED"), "hook-retry")).not.toBeNull();
-    expect(await redis.zscore(keys.logPhase("FAILED"), "hook-retry")).toBeNull();
+    expect(await redis.zscore(keys.logFailed, "hook-retry")).toBeNull();
 
     // the same token again is a no-op, whatever the phase
     expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });

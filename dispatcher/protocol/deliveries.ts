@@ -41,8 +41,8 @@ export async function readEvent(
   eventId: string,
   keys: Keyspace = DEFAULT_KEYSPACE,
 ): Promise<EventRecord | null> {
-  const hash = await redis.hgetall(keys.event(namespace, eventId));
-  return Object.keys(hash).length === 0 ? null : decodeEvent(hash);
+  const json = await redis.get(keys.event(namespace, eventId));
+  return json === null ? null : decodeEvent(json);
 }
 
 export type RetryOutcome = "requeued" | "already-honoured" | "not-failed" | "not-found";
@@ -93,7 +93,7 @@ function retryCall(
   if (token === "") throw new Error("a retry token must not be empty");
   const now = Date.now();
   return [
-    [keys.deliveries, keys.status, keys.logPhase("FAILED"), keys.logPhase("QUEUED")],
+    [keys.deliveries, keys.status, keys.logFailed],
     [
       keys.prefix,
       deliveryId,

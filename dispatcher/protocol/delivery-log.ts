@@ -4,7 +4,7 @@ import { DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
 import type { DeliveryPhase, FailureReason } from "./records.ts";
 
 // The event log's list view. Deliveries are indexed by creation time in sorted sets per
-// namespace, webhook, event type and phase (maintained by the scripts); a listing walks the
+// namespace, webhook, event type, and FAILED ones once more (maintained by the scripts); a listing walks the
 // smallest index that covers the filter, newest first, and checks the remaining conditions on
 // the records. Cursors are positions in that walk (the last delivery examined).
 
@@ -121,7 +121,7 @@ export function indexCandidates(filter: DeliveryFilter, keys: Keyspace): string[
       candidates.push(keys.logEventType(filter.namespace, filter.eventType));
     candidates.push(keys.logNamespace(filter.namespace));
   }
-  if (filter.phase !== undefined) candidates.push(keys.logPhase(filter.phase));
+  if (filter.phase === "FAILED") candidates.push(keys.logFailed);
   if (candidates.length === 0) candidates.push(keys.logAll);
   return candidates;
 }

@@ -1,5 +1,4 @@
 import type { EventType } from "./event-types.ts";
-import type { DeliveryPhase } from "./records.ts";
 
 /**
  * Every Redis key of one deployment. All of them carry the same hash tag (`{dataforce}` by
@@ -50,14 +49,18 @@ export interface Keyspace {
 
   /** Delivery record (hash), see DeliveryRecordSchema. */
   delivery(id: string): string;
-  /** Event record (hash), see EventRecordSchema. */
+  /** Event record (JSON string), see EventRecordSchema. */
   event(namespace: string, eventId: string): string;
   /** Idempotency marker of an event id: holds the ingest stream entry id of its first copy. */
   seen(namespace: string, eventId: string): string;
 
-  /** Event log indexes: sorted sets of delivery ids scored by creation time (epoch ms). */
+  /**
+   * Event log indexes: sorted sets of delivery ids scored by creation time (epoch ms). There is
+   * an index of FAILED deliveries (triage, bulk retry) but none for QUEUED or SENT: they would
+   * cost three writes on every delivery's hot path for listings the other indexes serve.
+   */
   readonly logAll: string;
-  logPhase(phase: DeliveryPhase): string;
+  readonly logFailed: string;
   logNamespace(namespace: string): string;
   logWebhook(namespace: string, webhook: string): string;
   logEventType(namespace: string, eventType: EventType): string;
@@ -91,7 +94,7 @@ export function keyspace(tag: string = DEFAULT_KEY_TAG): Keyspace {
     event: (namespace, eventId) => `${prefix}event:${namespace}:${eventId}`,
     seen: (namespace, eventId) => `${prefix}seen:${namespace}:${eventId}`,
     logAll: `${prefix}log`,
-    logPhase: (phase) => `${prefix}log:phase:${phase}`,
+    logFailed: `${prefix}log:failed`,
     logNamespace: (namespace) => `${prefix}log:ns:${namespace}`,
     logWebhook: (namespace, webhook) => `${prefix}log:ns:${namespace}:webhook:${webhook}`,
     logEventType: (namespace, eventType) => `${prefix}log:ns:${namespace}:type:${eventType}`,

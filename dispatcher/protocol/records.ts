@@ -154,19 +154,9 @@ export const EventRecordSchema = z.object({
 });
 export type EventRecord = z.infer<typeof EventRecordSchema>;
 
-export const EventHashSchema = z.object({
-  id: z.string(),
-  type: z.string(),
-  namespace: z.string(),
-  occurredAt: z.string(),
-  ingestedAt: isoFromEpochMs,
-  data: z.string(),
-  routing: z.string(),
-  deliveryIds: z.string().transform((json) => JSON.parse(json) as unknown),
-});
-
-export function decodeEvent(hash: Record<string, string>): EventRecord {
-  return EventRecordSchema.parse(EventHashSchema.parse(hash));
+/** The stored form of an event (string `event:<namespace>:<id>`) is EventRecord as JSON. */
+export function decodeEvent(json: string): EventRecord {
+  return EventRecordSchema.parse(JSON.parse(json));
 }
 
 /** One entry of the status stream (see Keyspace.status). */

@@ -10,9 +10,8 @@ export interface FanoutPlanEvent {
   occurredAt: string;
   /** epoch ms */
   ingestedAt: string;
-  data: string;
-  routing: string;
-  deliveryIdsJson: string;
+  /** the event record, JSON (EventRecordSchema) */
+  record: string;
   deliveries: Array<{
     id: string;
     webhook: string;
@@ -39,7 +38,7 @@ export interface FanoutPlan {
  * acknowledges the entries — in one step, so an entry is acknowledged only once its deliveries
  * exist. Idempotent: a delivery that already exists (same deterministic id) is left alone, and
  * an event id seen in the window with a different stream entry id is dropped as a duplicate.
- * KEYS: events, deliveries, status, logAll, logPhase(QUEUED), logIndexes, deadLetters.
+ * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters.
  * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, windowMs, deadLetterMaxLen, plan JSON.
  * Returns, per plan event, the number of deliveries it created, or -1 when it was a duplicate.
  */
@@ -52,7 +51,7 @@ local plan = cjson.decode(ARGV[9])
 local results = {}
 
 for _, bad in ipairs(plan.invalid) do
-  local args = {'XADD', KEYS[7], 'MAXLEN', '~', deadMaxLen, '*', 'entryId', bad.m, 'reason', bad.reason}
+  local args = {'XADD', KEYS[6], 'MAXLEN', '~', deadMaxLen, '*', 'entryId', bad.m, 'reason', bad.reason}
   for _, value in ipairs(bad.fields) do args[#args + 1] = value end
   redis.call(unpack(args))
   redis.call('XACK', KEYS[1], group, bad.m)
@@ -78,11 +77,10 @@ for _, e in ipairs(plan.events) do
         redis.call('PEXPIRE', key, retention)
         local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
         redis.call('ZADD', KEYS[4], now, d.id)
-        redis.call('ZADD', KEYS[5], now, d.id)
         redis.call('ZADD', nsIndex, now, d.id)
         redis.call('ZADD', webhookIndex, now, d.id)
         redis.call('ZADD', typeIndex, now, d.id)
-        redis.call('SADD', KEYS[6], nsIndex, webhookIndex, typeIndex)
+        redis.call('SADD', KEYS[5], nsIndex, webhookIndex, typeIndex)
         redis.call('XADD', KEYS[2], '*', 'id', d.id)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', d.id, 'phase', 'QUEUED',
           'namespace', e.ns, 'webhook', d.webhook, 'eventType', e.type, 'eventId', e.id,
@@ -90,10 +88,7 @@ for _, e in ipairs(plan.events) do
         created = created + 1
       end
     end
-    local eventKey = prefix .. 'event:' .. e.ns .. ':' .. e.id
-    redis.call('HSET', eventKey, 'id', e.id, 'type', e.type, 'namespace', e.ns, 'occurredAt', e.occurredAt,
-      'ingestedAt', e.ingestedAt, 'data', e.data, 'routing', e.routing, 'deliveryIds', e.deliveryIdsJson)
-    redis.call('PEXPIRE', eventKey, retention)
+    redis.call('SET', prefix .. 'event:' .. e.ns .. ':' .. e.id, e.record, 'PX', retention)
   end
   redis.call('XACK', KEYS[1], group, e.m)
   results[#results + 1] = created

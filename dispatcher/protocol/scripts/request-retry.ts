@@ -5,7 +5,7 @@ export const REMEMBERED_RETRY_TOKENS = 20;
 
 /**
  * FAILED → QUEUED with a fresh attempt budget, once per token.
- * KEYS: deliveries, status, logPhase(FAILED), logPhase(QUEUED).
+ * KEYS: deliveries, status, logFailed.
  * ARGV: prefix, deliveryId, token, nowMs, nowIso, retentionMs, statusMaxLen.
  * Returns "requeued" | "already-honoured" | "not-failed" | "not-found".
  */
@@ -15,7 +15,7 @@ export const requestRetryScript = defineScript(
 local id, token = ARGV[2], ARGV[3]
 local key = ARGV[1] .. 'delivery:' .. id
 local cur = redis.call('HMGET', key, 'phase', 'retryTokens', 'version', 'cycle', 'namespace', 'webhook',
-  'eventType', 'eventId', 'attemptCount', 'createdAt')
+  'eventType', 'eventId', 'attemptCount')
 if not cur[1] then return 'not-found' end
 local tokens = {}
 if cur[2] then tokens = cjson.decode(cur[2]) end
@@ -31,7 +31,6 @@ redis.call('HSET', key, 'phase', 'QUEUED', 'cycle', tonumber(cur[4]) + 1, 'cycle
 redis.call('HDEL', key, 'failureReason', 'nextAttemptAt')
 redis.call('PEXPIRE', key, ARGV[6])
 redis.call('ZREM', KEYS[3], id)
-redis.call('ZADD', KEYS[4], cur[10], id)
 redis.call('XADD', KEYS[1], '*', 'id', id)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'deliveryId', id, 'phase', 'QUEUED',
   'namespace', cur[5], 'webhook', cur[6], 'eventType', cur[7], 'eventId', cur[8],

@@ -27,7 +27,7 @@ export type SettleResult = "applied" | "stale" | "acked";
 /**
  * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
  * step: an entry is acknowledged only together with its recorded outcome (at-least-once).
- * KEYS: deliveries, scheduled, status, logPhase(QUEUED), logPhase(SENT), logPhase(FAILED).
+ * KEYS: deliveries, scheduled, status, logFailed.
  * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, outcomes JSON (SettleOutcome[]).
  * Returns one SettleResult per outcome.
  */
@@ -46,13 +46,12 @@ for i, o in ipairs(outcomes) do
   elseif o.k ~= 'ack' then
     local key = prefix .. 'delivery:' .. o.id
     local cur = redis.call('HMGET', key, 'phase', 'version', 'attempts', 'attemptCount', 'cycleAttempts',
-      'namespace', 'webhook', 'eventType', 'eventId', 'createdAt')
+      'namespace', 'webhook', 'eventType', 'eventId', 'createdAt', 'updatedAt', 'nextAttemptAt')
     if cur[1] ~= 'QUEUED' or cur[2] ~= o.v then
       result = 'stale'
     else
-      local attemptCount, cycleAttempts = tonumber(cur[4]), tonumber(cur[5])
+      local attemptCount, cycleAttempts, attempts = tonumber(cur[4]), tonumber(cur[5]), cur[3]
       if o.a then
-        local attempts = cur[3]
         if attempts == '[]' then
           attempts = '[' .. o.a .. ']'
         else
@@ -60,27 +59,27 @@ for i, o in ipairs(outcomes) do
         end
         attemptCount = attemptCount + 1
         cycleAttempts = cycleAttempts + 1
-        redis.call('HSET', key, 'attempts', attempts)
       end
       local phase = 'QUEUED'
       if o.k == 'sent' then phase = 'SENT' elseif o.k == 'failed' then phase = 'FAILED' end
-      redis.call('HSET', key, 'phase', phase, 'attemptCount', attemptCount, 'cycleAttempts', cycleAttempts,
-        'version', tonumber(cur[2]) + 1, 'updatedAt', now)
+      redis.call('HSET', key, 'phase', phase, 'attempts', attempts, 'attemptCount', attemptCount,
+        'cycleAttempts', cycleAttempts, 'version', tonumber(cur[2]) + 1, 'updatedAt', now)
       if o.url then redis.call('HSET', key, 'url', o.url) end
       if o.k == 'retry' then
         redis.call('HSET', key, 'nextAttemptAt', o.due)
         redis.call('ZADD', KEYS[2], o.due, o.id)
       else
-        redis.call('HDEL', key, 'nextAttemptAt')
-        redis.call('ZREM', KEYS[4], o.id)
-        if phase == 'SENT' then
-          redis.call('ZADD', KEYS[5], cur[10], o.id)
-        else
-          redis.call('ZADD', KEYS[6], cur[10], o.id)
+        if cur[12] then redis.call('HDEL', key, 'nextAttemptAt') end
+        if phase == 'FAILED' then
+          redis.call('ZADD', KEYS[4], cur[10], o.id)
           redis.call('HSET', key, 'failureReason', o.reason or 'attempts-exhausted')
         end
       end
-      redis.call('PEXPIRE', key, retention)
+      -- records live for the retention after their last change; within 1 % of it, the TTL
+      -- set by the previous change is close enough (saves a write on most deliveries)
+      if tonumber(now) - tonumber(cur[11]) > tonumber(retention) / 100 then
+        redis.call('PEXPIRE', key, retention)
+      end
       if phase == 'FAILED' then
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', o.id, 'phase', phase,
           'namespace', cur[6], 'webhook', cur[7], 'eventType', cur[8], 'eventId', cur[9],

@@ -1,0 +1,410 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { DeliveryClient } from "../../dispatcher/delivery/http-client.ts";
+import { decodeSigningSecret, signatureHeader } from "../../dispatcher/delivery/signer.ts";
+import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
+import { notificationPayload } from "../../dispatcher/fanout/notification.ts";
+import { keyspace } from "../../dispatcher/protocol/keys.ts";
+import { writeNamespaceRouting } from "../../dispatcher/protocol/routing-config.ts";
+import { USER_AGENT } from "../../dispatcher/version.ts";
+import { freePort } from "../env/ports.ts";
+import { startRedis } from "../env/redis.ts";
+
+// `npm run bench`: the dispatcher's throughput and latency on this machine, through the real
+// path (HTTP ingest → Redis streams → fan-out → signed POST → recorded SENT), next to the raw
+// POST rate of the same HTTP client to the same receiver, measured in the same run.
+//
+//   phase 1  raw:   RAW_REQUESTS POSTs by the dispatcher's DeliveryClient (16 connections)
+//   phase 2  max:   MAX_EVENTS events ingested as fast as possible → deliveries/s, latencies
+//   phase 3  half:  events paced at half the phase-2 rate for HALF_SECONDS → latencies
+//
+// Bounded: fixed counts, and every wait has a deadline. Sizes can be overridden by env.
+
+const RAW_REQUESTS = Number(process.env.BENCH_RAW_REQUESTS ?? 20_000);
+const MAX_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
+const HALF_SECONDS = Number(process.env.BENCH_HALF_SECONDS ?? 5);
+const INGEST_BATCH = 250;
+const INGEST_CONCURRENCY = 4;
+const CONNECTIONS = 16;
+const DEADLINE_MS = 120_000;
+const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const INGEST_TOKEN = `bench-ingest-${randomUUID()}`;
+const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
+
+const started = Date.now();
+const processes: ChildProcess[] = [];
+const cleanups: Array<() => Promise<void>> = [];
+
+async function main(): Promise<void> {
+  log(`dispatcher benchmark on ${(await import("node:os")).cpus().length} CPUs, node ${process.version}`);
+  const redisServer = await startRedis();
+  cleanups.push(() => redisServer.stop());
+  const redis = new Redis(redisServer.url);
+  cleanups.push(async () => redis.disconnect());
+
+  const receiverPort = await spawnReceiver();
+  const target = new URL(`http://127.0.0.1:${receiverPort}/hook`);
+
+  // ── phase 1: raw client rate ──────────────────────────────────────────────────────────────
+  const rawRate = await rawPostRate(target);
+  log(`raw POST rate (DeliveryClient, ${CONNECTIONS} connections): ${rawRate.toFixed(0)}/s`);
+
+  // ── the dispatcher ────────────────────────────────────────────────────────────────────────
+  const keyTag = `bench-${randomUUID().slice(0, 8)}`;
+  const keys = keyspace(keyTag);
+  await writeNamespaceRouting(
+    redis,
+    {
+      namespace: "bench",
+      enabled: true,
+      signingSecrets: [SECRET],
+      allowPlainHttp: true,
+      webhooks: [{ name: "hook", event: "job.created", url: target.href }],
+    },
+    keys,
+  );
+  const port = await freePort();
+  const nodeArgs = (process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const dispatcher = spawnProcess("dispatcher", process.execPath, [...nodeArgs, "dispatcher/main.ts"], {
+    ...process.env,
+    DISPATCHER_REDIS_URL: redisServer.url,
+    DISPATCHER_KEY_TAG: keyTag,
+    DISPATCHER_HOST: "127.0.0.1",
+    DISPATCHER_PORT: String(port),
+    DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
+    DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
+    DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
+    DISPATCHER_LOG_LEVEL: "warn",
+    DISPATCHER_ENDPOINT_CONCURRENCY: String(CONNECTIONS),
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await until(
+    async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
+    20_000,
+    "dispatcher ready",
+  );
+
+  // ── phase 2: maximum rate ─────────────────────────────────────────────────────────────────
+  const maxIds = Array.from({ length: MAX_EVENTS }, (_, i) => `max-${i}`);
+  const maxStart = Date.now();
+  await ingestAll(base, maxIds);
+  const ingestDone = Date.now();
+  await waitForSent(redis, keys.status, MAX_EVENTS);
+  const maxElapsed = (Date.now() - maxStart) / 1000;
+  const maxRate = MAX_EVENTS / maxElapsed;
+  const maxLatencies = await ingestToSent(redis, keys, maxIds);
+  log(
+    `max rate: ${MAX_EVENTS} deliveries in ${maxElapsed.toFixed(2)} s = ${maxRate.toFixed(0)}/s ` +
+      `(ingest took ${((ingestDone - maxStart) / 1000).toFixed(2)} s)`,
+  );
+
+  // ── phase 3: half the maximum rate ────────────────────────────────────────────────────────
+  const halfRate = maxRate / 2;
+  const halfIds = await ingestPaced(base, halfRate, HALF_SECONDS);
+  await waitForSent(redis, keys.status, MAX_EVENTS + halfIds.length);
+  const halfLatencies = await ingestToSent(redis, keys, halfIds);
+
+  const peakRssMb = peakRss(dispatcher.pid!) / 1024;
+  if (process.env.BENCH_HEAP_SNAPSHOT) {
+    // with BENCH_DISPATCHER_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: written to the working directory
+    dispatcher.kill("SIGUSR2");
+    await sleep(5_000);
+  }
+  if (process.env.BENCH_REDIS_STATS) {
+    await printRedisStats(redis);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    for (const line of metrics.split("\n")) {
+      if (
+        /^(nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) /.test(
+          line,
+        )
+      ) {
+        log(
+          `dispatcher ${line.replace(/ (\d+)$/, (_, n: string) => ` ${(Number(n) / 2 ** 20).toFixed(0)} MiB`)}`,
+        );
+      }
+    }
+  }
+  const ratio = maxRate / rawRate;
+  const results = {
+    rawPostsPerSecond: Math.round(rawRate),
+    deliveriesPerSecond: Math.round(maxRate),
+    ratio: Number(ratio.toFixed(2)),
+    maxRate: { p50Ms: percentile(maxLatencies, 50), p99Ms: percentile(maxLatencies, 99) },
+    halfRate: {
+      eventsPerSecond: Math.round(halfRate),
+      events: halfIds.length,
+      p50Ms: percentile(halfLatencies, 50),
+      p99Ms: percentile(halfLatencies, 99),
+    },
+    dispatcherPeakRssMb: Math.round(peakRssMb),
+  };
+  console.log("");
+  console.log("                                   result      target");
+  console.log(`raw POST rate (same client)        ${pad(`${results.rawPostsPerSecond}/s`)}`);
+  console.log(`deliveries/s (ingest → SENT)       ${pad(`${results.deliveriesPerSecond}/s`)}`);
+  console.log(`ratio                              ${pad(results.ratio.toFixed(2))}  ≥ 0.6 (aim 0.75)`);
+  console.log(
+    `ingest→SENT at max rate  p50/p99   ${pad(`${results.maxRate.p50Ms}/${results.maxRate.p99Ms} ms`)}  (queueing)`,
+  );
+  console.log(
+    `ingest→SENT at ${results.halfRate.eventsPerSecond}/s  p50/p99   ${pad(`${results.halfRate.p50Ms}/${results.halfRate.p99Ms} ms`)}  p99 < 100 ms`,
+  );
+  console.log(`dispatcher peak RSS                ${pad(`${results.dispatcherPeakRssMb} MiB`)}`);
+  console.log("");
+  console.log(JSON.stringify(results));
+}
+
+async function rawPostRate(target: URL): Promise<number> {
+  const client = new DeliveryClient({
+    connectionsPerOrigin: CONNECTIONS,
+    policy: destinationPolicy(["127.0.0.1"]),
+  });
+  const key = decodeSigningSecret(SECRET);
+  const body = notificationPayload({
+    eventId: "raw-0",
+    type: "job.created",
+    occurredAt: new Date().toISOString(),
+    namespace: "bench",
+    webhook: "hook",
+    dataJson: '{"id":"raw-0"}',
+  });
+  let next = 0;
+  let failures = 0;
+  const worker = async () => {
+    while (next < RAW_REQUESTS) {
+      const n = next++;
+      const timestamp = Math.floor(Date.now() / 1000);
+      const id = `raw-${n}`;
+      const result = await client.send({
+        url: target,
+        body,
+        timeoutMs: 15_000,
+        headers: {
+          "content-type": "application/json",
+          "user-agent": USER_AGENT,
+          "webhook-id": id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signatureHeader([key], id, timestamp, body),
+        },
+      });
+      if (!result.ok) failures++;
+    }
+  };
+  // warm up the connections, then measure
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, () =>
+      client.send({ url: target, body, timeoutMs: 5_000, headers: {} }),
+    ),
+  );
+  const start = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  const seconds = (performance.now() - start) / 1000;
+  await client.close();
+  if (failures > 0) throw new Error(`${failures} raw POSTs failed`);
+  return RAW_REQUESTS / seconds;
+}
+
+function eventsFor(ids: string[]) {
+  return ids.map((id) => ({
+    type: "job.created",
+    namespace: "bench",
+    id,
+    data: { jobId: id, status: "created" },
+  }));
+}
+
+async function postBatch(base: string, ids: string[]): Promise<void> {
+  const response = await fetch(`${base}/v1/events/batch`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ events: eventsFor(ids) }),
+  });
+  if (response.status !== 202)
+    throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
+}
+
+async function ingestAll(base: string, ids: string[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < ids.length) {
+      const batch = ids.slice(next, next + INGEST_BATCH);
+      next += INGEST_BATCH;
+      await postBatch(base, batch);
+    }
+  };
+  await Promise.all(Array.from({ length: INGEST_CONCURRENCY }, worker));
+}
+
+/** Ingests at `rate` events/s for `seconds`, in small batches every 10 ms. */
+async function ingestPaced(base: string, rate: number, seconds: number): Promise<string[]> {
+  const ids: string[] = [];
+  const total = Math.round(rate * seconds);
+  const start = performance.now();
+  const inFlight: Promise<void>[] = [];
+  while (ids.length < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+    if (due > ids.length) {
+      const batch = Array.from({ length: due - ids.length }, (_, i) => `half-${ids.length + i}`);
+      ids.push(...batch);
+      inFlight.push(postBatch(base, batch));
+    }
+    await sleep(10);
+  }
+  await Promise.all(inFlight);
+  return ids;
+}
+
+/**
+ * Waits until `count` deliveries are SENT: each delivery of the run writes exactly two status
+ * entries (QUEUED at creation, SENT) as no receiver call fails, and XLEN costs O(1) — unlike
+ * scraping /metrics, which would load the dispatcher being measured.
+ */
+async function waitForSent(redis: Redis, statusStream: string, count: number): Promise<void> {
+  await until(
+    async () => (await redis.xlen(statusStream)) >= 2 * count,
+    DEADLINE_MS,
+    `${count} deliveries SENT`,
+    10,
+  );
+}
+
+/** ingest → SENT recorded, per delivery, from the records (Redis and dispatcher share a clock). */
+async function ingestToSent(
+  redis: Redis,
+  keys: ReturnType<typeof keyspace>,
+  eventIds: string[],
+): Promise<number[]> {
+  const { deliveryId } = await import("../../dispatcher/protocol/delivery-id.ts");
+  const latencies: number[] = [];
+  for (let i = 0; i < eventIds.length; i += 1_000) {
+    const pipeline = redis.pipeline();
+    for (const eventId of eventIds.slice(i, i + 1_000)) {
+      pipeline.hmget(keys.delivery(deliveryId("bench", eventId, "hook")), "ingestedAt", "updatedAt");
+    }
+    for (const [error, reply] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      const [ingestedAt, updatedAt] = reply as [string, string];
+      latencies.push(Number(updatedAt) - Number(ingestedAt));
+    }
+  }
+  return latencies.sort((a, b) => a - b);
+}
+
+/** Where Redis spent its time (for tuning the scripts): `BENCH_REDIS_STATS=1`. */
+async function printRedisStats(redis: Redis): Promise<void> {
+  const info = await redis.info("commandstats");
+  const rows = [...info.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)/g)]
+    .map(([, name, calls, usec, perCall]) => ({ name, calls: Number(calls), usec: Number(usec), perCall }))
+    .sort((a, b) => b.usec - a.usec)
+    .slice(0, 12);
+  for (const row of rows) {
+    log(
+      `redis ${row.name!.padEnd(14)} calls ${String(row.calls).padStart(8)}  ${(row.usec / 1e6).toFixed(2)} s  ${row.perCall} µs/call`,
+    );
+  }
+  const cpu = (await redis.info("cpu")).match(/used_cpu_user:([\d.]+)/)?.[1];
+  log(`redis used_cpu_user ${cpu} s`);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+/** Peak resident set (VmHWM) of a process, KiB. */
+function peakRss(pid: number): number {
+  const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(match?.[1] ?? 0);
+}
+
+async function spawnReceiver(): Promise<number> {
+  const child = spawnProcess(
+    "receiver",
+    process.execPath,
+    ["test/bench/bench-receiver.ts"],
+    process.env,
+    "pipe",
+  );
+  return await new Promise<number>((resolve, reject) => {
+    child.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+    child.once("exit", (code) => reject(new Error(`receiver exited with ${code}`)));
+  });
+}
+
+function spawnProcess(
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  stdout: "pipe" | "inherit" = "inherit",
+): ChildProcess {
+  const child = spawn(command, args, { env, stdio: ["ignore", stdout, "inherit"] });
+  processes.push(child);
+  child.once("exit", (code, signal) => {
+    if (code !== 0 && signal !== "SIGTERM" && !stopping)
+      log(`${name} exited unexpectedly (${code ?? signal})`);
+  });
+  return child;
+}
+
+async function until(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  pollMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(pollMs);
+  }
+}
+
+function pad(text: string): string {
+  return text.padEnd(11);
+}
+
+function log(message: string): void {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
+}
+
+let stopping = false;
+async function stopAll(): Promise<void> {
+  stopping = true;
+  await Promise.all(
+    processes.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+          child.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`benchmark exceeded ${DEADLINE_MS * 2} ms; stopping`);
+  void stopAll().finally(() => process.exit(2));
+}, DEADLINE_MS * 2);
+watchdog.unref();
+
+main().then(
+  async () => {
+    await stopAll();
+    process.exit(0);
+  },
+  async (error: unknown) => {
+    console.error(error);
+    await stopAll();
+    process.exit(1);
+  },
+);
