@@ -383,7 +383,7 @@ describe("Secrets", () => {
     console.log(
       `secrets: a Secret change reached the dispatcher ${Math.round(reachedMs)} ms after kubectl apply returned`,
     );
-    expect(reachedMs).toBeLessThan(2_000);
+    expect(reachedMs).toBeLessThan(3_000);
     await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-2", data: {} });
     const [, two] = await receiver.waitForRequests(2, "/secrets/crm");
     expect(two!.headers.authorization).toBe("Bearer two");
