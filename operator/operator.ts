@@ -168,6 +168,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
       existing: (namespace, name) => caches.events.get(namespace, name),
       webhookUid: (namespace, name) => caches.webhooks.get(namespace, name)?.metadata.uid,
       retiredUpTo: (namespace) => retention.retiredUpTo(namespace),
+      staleQueued: (olderThanMs) => staleQueued(caches, olderThanMs),
       onDelivery: (delivery) => {
         const key = lastDeliveries.observe(delivery);
         // Coalesced: at most about one Webhook status write per second per webhook;
@@ -207,6 +208,26 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
       await redis.quit().catch(() => undefined);
     },
   };
+}
+
+/** WebhookEvents showing QUEUED whose status was last written more than `olderThanMs` ago. */
+function* staleQueued(
+  caches: OperatorCaches,
+  olderThanMs: number,
+): Generator<{ namespace: string; name: string }> {
+  const cutoff = Date.now() - olderThanMs;
+  for (const event of caches.events.list()) {
+    if (event.status?.phase !== "QUEUED") continue;
+    const written = Date.parse(
+      event.status.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime ??
+        event.metadata.creationTimestamp ??
+        "",
+    );
+    const lastAttempt = Date.parse(event.status.attemptHistory?.at(-1)?.time ?? "");
+    if (Math.max(written || 0, lastAttempt || 0) < cutoff) {
+      yield { namespace: event.metadata.namespace, name: event.metadata.name };
+    }
+  }
 }
 
 function namespaceOf(object: KubernetesObject): string {

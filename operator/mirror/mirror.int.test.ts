@@ -77,7 +77,12 @@ class FakeApi implements MirrorWrites {
   }
 }
 
-function startMirror(api: FakeApi, context: Partial<MirrorContext> = {}, consumer = "reader-1") {
+function startMirror(
+  api: FakeApi,
+  context: Partial<MirrorContext> = {},
+  consumer = "reader-1",
+  recheckIntervalMs = 60_000,
+) {
   mirror = new WebhookEventMirror({
     redis,
     keys,
@@ -87,6 +92,7 @@ function startMirror(api: FakeApi, context: Partial<MirrorContext> = {}, consume
     registry: new Registry(),
     logger: pino({ enabled: false }),
     blockMs: 100,
+    recheckIntervalMs,
     context: {
       policy: () => ({ mode: "All", retentionMs: 3_600_000 }),
       existing: (_ns, name) => api.objects.get(name),
@@ -228,5 +234,28 @@ describe("WebhookEventMirror", () => {
     await until(async () => seen.length === 1 && (await pendingCount()) === 0);
     expect(api.calls).toEqual([]);
     expect(seen).toEqual(["hook SENT"]);
+  });
+
+  it("re-checks WebhookEvents stuck at QUEUED against the dispatcher (state changes trimmed from the stream)", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d6", "QUEUED", 1);
+    await addStatusEntry("d6", "QUEUED", 1);
+    const api = new FakeApi();
+    await startMirror(
+      api,
+      {
+        staleQueued: () =>
+          [...api.objects.values()]
+            .filter((e) => e.status?.phase === "QUEUED")
+            .map((e) => ({ namespace: NS, name: e.metadata.name })),
+      },
+      "reader-1",
+      100,
+    );
+    await until(() => api.objects.get("d6")?.status?.phase === "QUEUED");
+    // The delivery went on, but its entries never reach this reader (trimmed).
+    await putDelivery("d6", "SENT", 2);
+    await until(() => api.objects.get("d6")?.status?.phase === "SENT");
+    expect(api.calls).toEqual(["create d6", "status d6 QUEUED", "status d6 SENT", "labels d6 SENT"]);
   });
 });

@@ -44,6 +44,12 @@ export interface MirrorContext {
   webhookUid(namespace: string, name: string): string | undefined;
   /** Retention deleted events created up to this time (epoch ms); older deliveries are not re-created. */
   retiredUpTo(namespace: string): number | undefined;
+  /**
+   * WebhookEvents that still show QUEUED although their last write is older than `olderThanMs`:
+   * checked against the dispatcher's record now and then, in case their state changes were
+   * trimmed from the capped status stream while no operator read it.
+   */
+  staleQueued?(olderThanMs: number): Iterable<{ namespace: string; name: string }>;
   /** Called with every delivery state the mirror reads (the Webhook status summary). */
   onDelivery?(delivery: DeliveryObservation): void;
   /** Records a Kubernetes Event. */
@@ -77,6 +83,8 @@ export interface MirrorOptions {
   blockMs?: number;
   /** Reading pauses while this many stream entries wait to be mirrored. Default 20 000. */
   maxPendingEntries?: number;
+  /** How often QUEUED WebhookEvents are checked against the dispatcher's records. Default 60 s. */
+  recheckIntervalMs?: number;
 }
 
 export class WebhookEventMirror {
@@ -89,6 +97,7 @@ export class WebhookEventMirror {
   private queue: WorkQueue | undefined;
   private loop: Promise<void> | undefined;
   private gaugeTimer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
   private stopping = false;
 
   constructor(options: MirrorOptions) {
@@ -149,18 +158,33 @@ export class WebhookEventMirror {
     this.loop = this.follow(queue);
     this.gaugeTimer = setInterval(this.refreshGauges, 1_000);
     this.gaugeTimer.unref();
+    const recheckMs = this.options.recheckIntervalMs ?? 60_000;
+    this.recheckTimer = setInterval(() => this.recheckStale(queue, recheckMs), recheckMs);
+    this.recheckTimer.unref();
   }
 
   /** Stops reading and waits for writes in flight; unacknowledged entries stay pending for the next reader. */
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.gaugeTimer);
+    clearInterval(this.recheckTimer);
     await this.queue?.shutdown();
     await this.loop;
     this.loop = undefined;
     this.queue = undefined;
     this.pending.clear();
     this.refreshGauges();
+  }
+
+  private recheckStale(queue: WorkQueue, olderThanMs: number): void {
+    let queued = 0;
+    for (const { namespace, name } of this.options.context.staleQueued?.(olderThanMs) ?? []) {
+      if (this.pending.recheck(name)) {
+        queue.add(`${namespace}/${name}`);
+        queued++;
+      }
+    }
+    if (queued > 0) this.log.debug({ deliveries: queued }, "re-checking QUEUED WebhookEvents");
   }
 
   private async follow(queue: WorkQueue): Promise<void> {

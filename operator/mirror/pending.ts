@@ -37,6 +37,16 @@ export class PendingDeliveries {
     return true;
   }
 
+  /**
+   * Asks for a delivery to be mirrored again without a stream entry (a check against the
+   * dispatcher's record); returns true when it needs to be queued.
+   */
+  recheck(deliveryId: string): boolean {
+    if (this.waiting.has(deliveryId) || this.inFlight.has(deliveryId)) return false;
+    this.waiting.set(deliveryId, []);
+    return true;
+  }
+
   /** Takes the waiting entries of a delivery for mirroring; they stay counted as in flight until settled. */
   take(deliveryId: string): PendingSnapshot | undefined {
     const ids = this.waiting.get(deliveryId);
