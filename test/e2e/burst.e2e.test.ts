@@ -126,8 +126,10 @@ describe("a burst of 500 events", () => {
     // Coalesced: about one create + one status write per delivery, however many states it passed.
     expect(writes.length).toBeGreaterThanOrEqual(2 * EVENTS);
     expect(writes.length).toBeLessThanOrEqual(2 * EVENTS + 2 * BURST);
-    // The watch saw every write the operator counted, the mirror's writes being all of them here.
-    expect(writes.length).toBe(counted);
+    // The watch saw the writes the operator counted (a request that changed nothing, e.g. a
+    // create that met an object the cache did not show yet, is counted but makes no watch event).
+    expect(counted).toBeGreaterThanOrEqual(writes.length);
+    expect(counted - writes.length).toBeLessThanOrEqual(10);
     // A token bucket allows at most burst + qps·T writes in any T seconds; 10% slack for watch jitter.
     expect(peak1s).toBeLessThanOrEqual((BURST + QPS * 1) * 1.1);
     expect(peak5s).toBeLessThanOrEqual((BURST + QPS * 5) * 1.1);
