@@ -1,5 +1,8 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DEMO_WEBHOOK, type DevStack, startDevStack } from "./dev-stack.ts";
 import { startRedis, type TestRedis } from "./redis.ts";
@@ -63,5 +66,51 @@ describe("make dev's stack", () => {
 
     const metrics = await (await fetch(`${stack.dispatcherUrl}/metrics`)).text();
     expect(metrics).toMatch(/^dataforce_/m);
+  });
+
+  it("runs the README's publishing and event-log commands as written", async () => {
+    const readme = await readFile(join(import.meta.dirname, "..", "..", "README.md"), "utf8");
+    const shellBlock = (heading: string) => {
+      const section = readme.slice(readme.indexOf(heading));
+      const block = section.slice(
+        section.indexOf("```sh\n") + 6,
+        section.indexOf("\n```", section.indexOf("```sh")),
+      );
+      return block
+        .replace(/\\\n\s*/g, "") // continuation lines
+        .split("\n")
+        .map((line) => line.replace(/\s+#.*$/, "").trim())
+        .filter((line) => line !== "" && !line.startsWith("#"));
+    };
+    const sh = async (command: string) => {
+      const env = {
+        ...process.env,
+        KUBECONFIG: inject("kubeconfig"),
+        PATH: `${inject("assetsDir")}:${process.env.PATH}`,
+        DISPATCHER: stack.dispatcherUrl,
+        INGEST_TOKEN: stack.ingestToken,
+      };
+      const { stdout } = await promisify(execFile)("bash", ["-c", command], { env });
+      return stdout;
+    };
+    const inOurNamespace = (line: string) => line.replaceAll("acme", stack.namespace);
+
+    const publish = shellBlock("## Publishing events");
+    expect(publish).toHaveLength(1);
+    expect(await sh(inOurNamespace(publish[0] ?? ""))).toContain('"id":"evt_01JD5Q1W3ZK8"');
+    await expect.poll(() => stack.receiver.deliveries.length, { timeout: 20_000 }).toBe(2);
+
+    const name = (
+      await stack.kubectl(["get", "whe", "-n", stack.namespace, "-o", "jsonpath={.items[0].metadata.name}"])
+    ).trim();
+    const commands = shellBlock("## The event log with kubectl").map((line) =>
+      inOurNamespace(line).replaceAll("d-3f9c…", name),
+    );
+    expect(commands.length).toBeGreaterThanOrEqual(8);
+    const outputs = [];
+    for (const command of commands) outputs.push(await sh(command));
+    expect(outputs[0]).toContain(name);
+    expect(outputs.join("\n")).toContain('"type":"appointment.completed"'); // the payload
+    expect(outputs.join("\n")).toContain(`webhookevent.webhooks.dataforce.io/${name} annotated`);
   });
 });
