@@ -9,6 +9,7 @@
  * The operator authenticates with a token of that ServiceAccount (TokenRequest API), so a
  * permission missing from the rules file fails a test.
  */
+
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,17 +19,13 @@ import { Redis } from "ioredis";
 import { inject } from "vitest";
 import { parse, stringify } from "yaml";
 import { operatorRbacManifests } from "../chart/operator-rbac.ts";
+import { installCrds } from "../env/install-crds.ts";
 import { applyYaml, createTestNamespace, kubectl } from "../env/kubectl.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
 
 export const repo = join(import.meta.dirname, "..", "..");
 const NODE = join(repo, "node_modules", ".bin", "node");
-const CRD_NAMES = [
-  "webhookintegrations.webhooks.dataforce.io",
-  "webhooks.webhooks.dataforce.io",
-  "webhookevents.webhooks.dataforce.io",
-];
 export const INGEST_TOKEN = "e2e-ingest-token-0123456789abcdef";
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
 
@@ -149,32 +146,8 @@ export async function setupWorld(
   return world;
 }
 
-async function applyCrds(probeNamespace: string): Promise<void> {
-  await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(repo, "crds")]);
-  await kubectl([
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    ...CRD_NAMES.map((n) => `crd/${n}`),
-  ]);
-  // The destination ValidatingAdmissionPolicy refuses every Webhook until the API server has
-  // resolved its paramKind (the new CRD): wait for a server-side dry run to pass.
-  const probe = JSON.stringify({
-    apiVersion: "webhooks.dataforce.io/v1alpha1",
-    kind: "Webhook",
-    metadata: { name: "admission-probe", namespace: probeNamespace },
-    spec: { event: "job.created", url: "https://probe.example/hook" },
-  });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const result = await kubectl(["create", "--dry-run=server", "-f", "-"], {
-      input: probe,
-      allowFailure: true,
-    });
-    if (result.code === 0) return;
-    if (Date.now() > deadline) throw new Error(`Webhooks are not admitted: ${result.stderr}`);
-    await sleep(200);
-  }
+function applyCrds(probeNamespace: string): Promise<void> {
+  return installCrds(join(inject("assetsDir"), "kubectl"), inject("kubeconfig"), probeNamespace);
 }
 
 /** A kubeconfig that authenticates as the operator's ServiceAccount with a TokenRequest token. */

@@ -1,5 +1,7 @@
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { resolveAssets, startControlPlane } from "./control-plane.ts";
+import { installCrds } from "./install-crds.ts";
 import { startRedis } from "./redis.ts";
 import "./provided-context.ts";
 
@@ -19,6 +21,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
     ]);
     throw controlPlane.status === "rejected" ? controlPlane.reason : (redis as PromiseRejectedResult).reason;
   }
+  // Every suite needs the API; installing it once here keeps suites from racing the
+  // admission policy's warm-up (suites still apply crds/ themselves, idempotently).
+  await installCrds(join(assetsDir, "kubectl"), controlPlane.value.kubeconfigPath);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   console.log(`e2e: kube-apiserver ${controlPlane.value.server} + ${redis.value.url} ready in ${seconds}s`);
   project.provide("kubeconfig", controlPlane.value.kubeconfigPath);

@@ -4,8 +4,8 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { CRDS, GROUP } from "../../operator/api/v1alpha1/index.ts";
 import { type DemoReceiver, startDemoReceiver } from "./demo-receiver.ts";
+import { installCrds } from "./install-crds.ts";
 import { freePort } from "./ports.ts";
 import { type ManagedProcess, startProcess } from "./process.ts";
 
@@ -70,9 +70,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   };
 
   try {
-    await kubectl(["apply", "--server-side", "--force-conflicts", "-f", join(repo, "crds")]);
-    const crds = CRDS.map((crd) => `crd/${crd.plural}.${GROUP}`);
-    await kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...crds]);
+    await installCrds(options.kubectlBin, options.kubeconfig);
 
     const dispatcherPort = await freePort();
     processes.push(
@@ -116,9 +114,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     ]);
 
     await kubectl(["create", "namespace", namespace]).catch(() => undefined);
-    await applyWhenPolicyReady(() =>
-      kubectl(["apply", "-f", "-"], demoAccount(namespace, secret, receiver.url)),
-    );
+    await kubectl(["apply", "-f", "-"], demoAccount(namespace, secret, receiver.url));
     // Ready means the operator wrote the routing to Redis; dispatchers apply it on the
     // change notification, or at the latest after their one-second poll.
     await kubectl([
@@ -190,24 +186,6 @@ function demoAccount(namespace: string, secret: string, receiverUrl: string): st
       },
     ],
   });
-}
-
-/**
- * Right after the CRDs appear, the destination admission policy cannot resolve its
- * parameter kind yet and denies Webhook writes for a few seconds ("failed to configure
- * policy"); GitOps tools retry through it, and so does this.
- */
-async function applyWhenPolicyReady(apply: () => Promise<unknown>): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      await apply();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline || !String(error).includes("failed to configure policy")) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
 }
 
 async function waitReady(url: string, logDir: string): Promise<void> {
