@@ -84,17 +84,9 @@ describe("the operator's RBAC rules file", () => {
     const group = "webhooks.dataforce.io";
     expect(grants(group, "webhooks")).toEqual(["get", "list", "watch"]);
     expect(grants(group, "webhookintegrations")).toEqual(["get", "list", "watch"]);
-    expect(grants(group, "webhookevents")).toEqual([
-      "create",
-      "delete",
-      "get",
-      "list",
-      "patch",
-      "update",
-      "watch",
-    ]);
+    expect(grants(group, "webhookevents")).toEqual(["create", "delete", "get", "list", "patch", "watch"]);
     for (const kind of ["webhooks", "webhookintegrations", "webhookevents"]) {
-      expect(grants(group, `${kind}/status`)).toEqual(["patch", "update"]);
+      expect(grants(group, `${kind}/status`)).toEqual(["patch"]);
     }
     expect(grants("", "secrets")).toEqual(["create", "get", "list", "watch"]);
     expect(grants("events.k8s.io", "events")).toEqual(["create", "patch"]);

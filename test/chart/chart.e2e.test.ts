@@ -404,7 +404,7 @@ describe("the operator's RBAC in a live API server", () => {
       ["watch", "webhooks.webhooks.dataforce.io"],
       ["list", "webhookintegrations.webhooks.dataforce.io"],
       ["patch", "webhooks.webhooks.dataforce.io/status"],
-      ["update", "webhookintegrations.webhooks.dataforce.io/status"],
+      ["patch", "webhookintegrations.webhooks.dataforce.io/status"],
       ["create", "webhookevents.webhooks.dataforce.io"],
       ["delete", "webhookevents.webhooks.dataforce.io"],
       ["create", "secrets"],
@@ -414,6 +414,7 @@ describe("the operator's RBAC in a live API server", () => {
     ];
     const denied: Array<[string, string, string?]> = [
       ["update", "webhooks.webhooks.dataforce.io"], // never the spec of user objects (GitOps)
+      ["update", "webhookevents.webhooks.dataforce.io/status"], // merge patches only
       ["patch", "webhookintegrations.webhooks.dataforce.io"],
       ["delete", "webhooks.webhooks.dataforce.io"],
       ["delete", "secrets"],
