@@ -84,6 +84,13 @@ export const INVALID_OBJECTS: InvalidCase[] = [
     zodRejects: true,
   },
   {
+    name: "hop-by-hop header the HTTP client refuses",
+    kind: "Webhook",
+    spec: webhook({ headers: [{ name: "Expect", value: "100-continue" }] }),
+    message: "header is set by the dispatcher and cannot be overridden",
+    zodRejects: true,
+  },
+  {
     name: "header with both value and valueFrom",
     kind: "Webhook",
     spec: webhook({

@@ -10,6 +10,7 @@ import {
 } from "./shared-types.ts";
 
 /** Headers the dispatcher owns; a webhook may not override them. */
+/** Headers the dispatcher owns, or that HTTP/1.1 connection handling forbids (undici refuses them). */
 export const RESERVED_HEADERS = [
   "host",
   "content-type",
@@ -17,6 +18,11 @@ export const RESERVED_HEADERS = [
   "user-agent",
   "connection",
   "transfer-encoding",
+  "keep-alive",
+  "upgrade",
+  "expect",
+  "te",
+  "trailer",
 ] as const;
 
 const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -64,7 +70,8 @@ export const HeaderSchema = z
       .refine(
         (name) =>
           !(RESERVED_HEADERS as readonly string[]).includes(name.toLowerCase()) &&
-          !name.toLowerCase().startsWith("webhook-"),
+          !name.toLowerCase().startsWith("webhook-") &&
+          !name.toLowerCase().startsWith("proxy-"),
         "header is set by the dispatcher and cannot be overridden",
       )
       .meta({
@@ -72,7 +79,7 @@ export const HeaderSchema = z
           "HTTP header name. Headers the dispatcher sets (webhook-*, content-type, user-agent, …) are refused.",
         "x-kubernetes-validations": [
           {
-            rule: `!(self.lowerAscii() in [${RESERVED_HEADERS.map((h) => `'${h}'`).join(", ")}]) && !self.lowerAscii().startsWith('webhook-')`,
+            rule: `!(self.lowerAscii() in [${RESERVED_HEADERS.map((h) => `'${h}'`).join(", ")}]) && !self.lowerAscii().startsWith('webhook-') && !self.lowerAscii().startsWith('proxy-')`,
             message: "header is set by the dispatcher and cannot be overridden",
           },
         ],
