@@ -88,11 +88,13 @@ export async function writeNamespaceRouting(
   keys: Keyspace = DEFAULT_KEYSPACE,
 ): Promise<number> {
   const parsed = NamespaceRoutingSchema.parse(routing);
-  const revision = await runScript(
-    redis,
-    writeRoutingScript,
-    [keys.routing, keys.routingRevision],
-    [parsed.namespace, JSON.stringify(parsed), keys.routingChannel],
+  const revision = await withoutArguments(() =>
+    runScript(
+      redis,
+      writeRoutingScript,
+      [keys.routing, keys.routingRevision],
+      [parsed.namespace, JSON.stringify(parsed), keys.routingChannel],
+    ),
   );
   return Number(revision);
 }
@@ -103,13 +105,28 @@ export async function deleteNamespaceRouting(
   namespace: string,
   keys: Keyspace = DEFAULT_KEYSPACE,
 ): Promise<number> {
-  const revision = await runScript(
-    redis,
-    writeRoutingScript,
-    [keys.routing, keys.routingRevision],
-    [namespace, "", keys.routingChannel],
+  const revision = await withoutArguments(() =>
+    runScript(
+      redis,
+      writeRoutingScript,
+      [keys.routing, keys.routingRevision],
+      [namespace, "", keys.routingChannel],
+    ),
   );
   return Number(revision);
+}
+
+/**
+ * ioredis attaches a failed command's arguments to its error (`err.command.args`): here the
+ * routing JSON, signing secrets and header values included. Rethrows the message only, so
+ * no logger can print them.
+ */
+async function withoutArguments<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw new Error(`routing write failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 export async function readRoutingRevision(redis: Redis, keys: Keyspace = DEFAULT_KEYSPACE): Promise<number> {

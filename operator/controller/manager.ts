@@ -3,8 +3,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import { type Logger, pino } from "pino";
+import type { Logger } from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { createLogger } from "../logger.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer, type InformerOptions, type InformerSource } from "./informer.ts";
@@ -84,7 +85,7 @@ export class Manager {
   constructor(options: ManagerOptions) {
     this.options = options;
     this.kubeConfig = options.kubeConfig;
-    this.log = options.logger ?? pino({ name: "operator" });
+    this.log = options.logger ?? createLogger({ name: "operator" });
     const election = options.leaderElection || undefined;
     this.identity = election?.identity || `${hostname()}_${randomUUID()}`;
     if (options.registry) {
