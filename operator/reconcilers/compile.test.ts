@@ -35,6 +35,11 @@ function inputs(overrides: Partial<NamespaceInputs> = {}): NamespaceInputs {
   };
 }
 
+const BOTH_HOOKS = new Map([
+  ["a-hook", "a-hook-uid"],
+  ["b-hook", "b-hook-uid"],
+]);
+
 describe("compileNamespace", () => {
   it("compiles an enabled integration with defaults applied and webhooks sorted by name", () => {
     const compiled = compileNamespace(inputs());
@@ -139,7 +144,7 @@ describe("compileNamespace", () => {
     const compiled = compileNamespace(
       inputs({ integration: integration({ signingSecretRef: { name: "mine", key: "keys" } }), secrets }),
     );
-    expect(compiled.routing).toEqual({ action: "keep" });
+    expect(compiled.routing).toEqual({ action: "keep", retain: BOTH_HOOKS });
     expect(compiled.integration?.ready).toMatchObject({ status: "False", reason });
     expect(compiled.integration?.ready.message).toMatch(message);
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "SecretNotFound" });
@@ -147,7 +152,7 @@ describe("compileNamespace", () => {
 
   it("reports Unknown while the generated signing secret does not exist yet", () => {
     const compiled = compileNamespace(inputs({ secrets: new Map() }));
-    expect(compiled.routing).toEqual({ action: "keep" });
+    expect(compiled.routing).toEqual({ action: "keep", retain: BOTH_HOOKS });
     expect(compiled.integration?.ready).toMatchObject({ status: "Unknown", reason: "SigningSecretPending" });
     expect(compiled.webhooks.get("a-hook")).toMatchObject({
       status: "Unknown",
@@ -242,5 +247,50 @@ describe("compileNamespace", () => {
     const compiled = compileNamespace(inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }));
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "InvalidSpec" });
     expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks).toEqual([]);
+  });
+
+  it("deletes the routing of a disabled integration whose signing secret cannot be resolved", () => {
+    // A kept (enabled) document would go on delivering while the webhooks say IntegrationDisabled.
+    for (const secrets of [new Map(), new Map([["webhook-signing-secret", { secret: "nope" }]])]) {
+      const compiled = compileNamespace(inputs({ integration: integration({ enabled: false }), secrets }));
+      expect(compiled.routing).toEqual({ action: "delete" });
+      expect(compiled.webhooks.get("a-hook")).toMatchObject({
+        status: "False",
+        reason: "IntegrationDisabled",
+      });
+    }
+  });
+
+  it("deletes the routing of a disabled integration whose spec does not validate", () => {
+    const compiled = compileNamespace(
+      inputs({ integration: integration({ enabled: false, delivery: { maxAttempts: 99 } }) }),
+    );
+    expect(compiled.routing).toEqual({ action: "delete" });
+    expect(compiled.integration?.ready).toMatchObject({ status: "False", reason: "InvalidSpec" });
+  });
+
+  it("keeps an enabled routing on an invalid spec, without deleted, paused or gone webhooks", () => {
+    const gone = webhook("c-hook");
+    gone.status = {
+      conditions: [
+        {
+          type: "Ready",
+          status: "False",
+          reason: "EndpointGone",
+          message: "",
+          lastTransitionTime: "2024-01-01T00:00:00Z",
+          observedGeneration: 1,
+        },
+      ],
+    } as Webhook["status"];
+    const deleting = webhook("d-hook");
+    deleting.metadata.deletionTimestamp = "2024-01-01T00:00:00Z";
+    const compiled = compileNamespace(
+      inputs({
+        integration: integration({ delivery: { maxAttempts: 99 } }),
+        webhooks: [webhook("a-hook"), webhook("b-hook", { paused: true }), gone, deleting],
+      }),
+    );
+    expect(compiled.routing).toEqual({ action: "keep", retain: new Map([["a-hook", "a-hook-uid"]]) });
   });
 });

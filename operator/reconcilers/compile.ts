@@ -43,8 +43,12 @@ export type RoutingAction =
   | { action: "write"; routing: NamespaceRouting }
   /** Remove the namespace's routing: nothing delivers. */
   | { action: "delete" }
-  /** Leave the last routing written in place (the inputs are incomplete, e.g. a Secret is missing). */
-  | { action: "keep" };
+  /**
+   * Leave the last routing written in place (the inputs are incomplete, e.g. a Secret is
+   * missing), but only with the webhooks in `retain` (name → uid): deleted and paused
+   * webhooks, and those whose receiver said 410 Gone, leave the stored document.
+   */
+  | { action: "keep"; retain: ReadonlyMap<string, string> };
 
 export interface CompiledNamespace {
   routing: RoutingAction;
@@ -98,6 +102,7 @@ export function compileNamespace(inputs: NamespaceInputs): CompiledNamespace {
   }
 
   const parsedSpec = WebhookIntegrationSpecSchema.safeParse(integration.spec ?? {});
+  const retain = retainedWebhooks(sortedWebhooks, inputs.endpointGone);
   if (!parsedSpec.success) {
     const message = `invalid spec: ${parsedSpec.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`;
     for (const webhook of sortedWebhooks) {
@@ -106,8 +111,10 @@ export function compileNamespace(inputs: NamespaceInputs): CompiledNamespace {
         notReady(WebhookReason.IntegrationMissing, `integration: ${message}`),
       );
     }
+    // Switched off, however invalid the rest: nothing may keep delivering.
+    const disabled = (integration.spec as { enabled?: unknown } | undefined)?.enabled === false;
     return {
-      routing: { action: "keep" },
+      routing: disabled ? { action: "delete" } : { action: "keep", retain },
       integration: { ready: notReady(IntegrationReason.InvalidSpec, message), activeWebhooks: 0 },
       webhooks,
     };
@@ -125,8 +132,9 @@ export function compileNamespace(inputs: NamespaceInputs): CompiledNamespace {
   const activeWebhooks = [...webhooks.values()].filter((v) => v.status === "True").length;
 
   if (!signing.ok) {
+    // Without a signing secret no disabled routing can be written; deleting it stops delivery too.
     return {
-      routing: { action: "keep" },
+      routing: spec.enabled ? { action: "keep", retain } : { action: "delete" },
       integration: {
         ready: signing.pending
           ? { status: "Unknown", reason: signing.reason, message: signing.message }
@@ -322,6 +330,21 @@ function compileWebhook(
     route,
     verdict: { status: "True", reason: WebhookReason.Active, message: `delivering ${spec.event} events` },
   };
+}
+
+/** Webhooks that may stay in a kept routing document: existing, not paused, not gone (name → uid). */
+function retainedWebhooks(
+  webhooks: readonly Webhook[],
+  endpointGone: ReadonlySet<string> | undefined,
+): Map<string, string> {
+  const retain = new Map<string, string>();
+  for (const webhook of webhooks) {
+    if (webhook.metadata.deletionTimestamp) continue;
+    if ((webhook.spec as { paused?: unknown } | undefined)?.paused === true) continue;
+    if (endpointGone?.has(webhook.metadata.name) || reportedGone(webhook)) continue;
+    retain.set(webhook.metadata.name, webhook.metadata.uid ?? "");
+  }
+  return retain;
 }
 
 /** The webhook's own status says its endpoint is gone, for the spec it has now. */

@@ -2,7 +2,8 @@ import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { keyspace } from "../../dispatcher/protocol/keys.ts";
-import { uniqueKeyTag } from "../../dispatcher/testing/fixtures.ts";
+import { readRoutingTable, writeNamespaceRouting } from "../../dispatcher/protocol/routing-config.ts";
+import { testRouting, uniqueKeyTag } from "../../dispatcher/testing/fixtures.ts";
 import { createLogger } from "../logger.ts";
 import { applyRouting } from "./routing.ts";
 
@@ -74,5 +75,28 @@ describe("applyRouting errors", () => {
       expect(text).not.toContain("Bearer");
     }
     await redis.del(keys.routing, keys.routingRevision);
+  });
+});
+
+describe("applyRouting keep", () => {
+  it("leaves the stored document in place minus the webhooks not retained", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const hook = (name: string) => ({
+      name,
+      uid: `${name}-uid`,
+      event: "job.created" as const,
+      url: `https://${name}.example/hook`,
+    });
+    await writeNamespaceRouting(redis, testRouting("acme", [hook("a"), hook("b"), hook("c")]), keys);
+    const retain = new Map([
+      ["a", "a-uid"],
+      ["c", "other-uid"], // deleted and recreated: the stored route is the old object's
+    ]);
+    expect(await applyRouting(redis, keys, "acme", { action: "keep", retain })).toBe("written");
+    const table = await readRoutingTable(redis, keys);
+    expect(table.namespaces.get("acme")?.webhooks.map((w) => w.name)).toEqual(["a"]);
+    expect(await applyRouting(redis, keys, "acme", { action: "keep", retain })).toBe("kept");
+    expect(await applyRouting(redis, keys, "other", { action: "keep", retain })).toBe("kept");
+    expect((await readRoutingTable(redis, keys)).revision).toBe(2);
   });
 });

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
 import {
   deleteNamespaceRouting,
+  type NamespaceRouting,
   NamespaceRoutingSchema,
   writeNamespaceRouting,
 } from "../../dispatcher/protocol/routing-config.ts";
@@ -21,8 +22,19 @@ export async function applyRouting(
   namespace: string,
   action: RoutingAction,
 ): Promise<RoutingChange> {
-  if (action.action === "keep") return "kept";
   const current = await redis.hget(keys.routing, namespace);
+  if (action.action === "keep") {
+    // The last document stays, minus the webhooks that no longer may deliver.
+    const kept = current === null ? undefined : parseOrUndefined(current);
+    if (!kept) return "kept";
+    const webhooks = kept.webhooks.filter((route) => {
+      const uid = action.retain.get(route.name);
+      return uid !== undefined && (uid === "" || route.uid === "" || uid === route.uid);
+    });
+    if (webhooks.length === kept.webhooks.length) return "kept";
+    await writeNamespaceRouting(redis, { ...kept, webhooks }, keys);
+    return "written";
+  }
   if (action.action === "delete") {
     if (current === null) return "unchanged";
     await deleteNamespaceRouting(redis, namespace, keys);
@@ -34,7 +46,7 @@ export async function applyRouting(
   return "written";
 }
 
-function parseOrUndefined(json: string): unknown {
+function parseOrUndefined(json: string): NamespaceRouting | undefined {
   try {
     return NamespaceRoutingSchema.parse(JSON.parse(json));
   } catch {
