@@ -150,8 +150,9 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
    * Subscribes to the informers (starting them if needed), waits until they have
    * synced, queues every object they hold, and starts the workers. Resolves once
    * the workers run; `stop()` ends them. A stopped controller can be started again.
+   * `leadership` (from the manager) aborts the reconcilers' signal when leadership ends.
    */
-  async start(): Promise<void> {
+  async start(leadership?: AbortSignal): Promise<void> {
     if (this.queue) throw new Error(`controller ${this.name} is already started`);
     const queue = new WorkQueue({
       name: this.name,
@@ -159,7 +160,10 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
       ...(this.options.backoff ? { backoff: this.options.backoff } : {}),
     });
     this.queue = queue;
-    this.abort = new AbortController();
+    const abort = new AbortController();
+    this.abort = abort;
+    if (leadership?.aborted) abort.abort();
+    leadership?.addEventListener("abort", () => abort.abort(), { once: true });
     const primary: WatchSource<T> = { informer: this.options.for };
     if (this.options.forPredicate) primary.predicate = this.options.forPredicate;
     const sources: WatchSource<KubernetesObject>[] = [primary, ...(this.options.watches ?? [])];

@@ -26,14 +26,23 @@ async function leaseHolder(namespace: string, name: string): Promise<string | un
 }
 
 /** A manager with one ConfigMap controller that records what it reconciles. */
-function operator(namespace: string, identity: string, extra: { exit?: (code: number) => void } = {}) {
+function operator(
+  namespace: string,
+  identity: string,
+  extra: {
+    exit?: (code: number) => void;
+    gracefulShutdownMs?: number;
+    reconcile?: (key: string, signal: AbortSignal) => Promise<void>;
+  } = {},
+) {
   const reconciled: string[] = [];
+  const { reconcile, ...options } = extra;
   const manager = new Manager({
     kubeConfig: kubeClient(),
     logger: pino({ enabled: false }),
     server: { host: "127.0.0.1", port: 0 },
     leaderElection: { namespace, name: "operator", identity, ...timings },
-    ...extra,
+    ...options,
   });
   const configMaps = manager.informer<V1ConfigMap>({
     group: "",
@@ -44,8 +53,9 @@ function operator(namespace: string, identity: string, extra: { exit?: (code: nu
   manager.controller({
     name: "configmaps",
     for: configMaps,
-    reconcile: async ({ key }) => {
+    reconcile: async ({ key }, signal) => {
       reconciled.push(key);
+      await reconcile?.(key, signal);
     },
   });
   onTestFinished(() => manager.stop());
@@ -138,6 +148,45 @@ describe("Manager on a real API server", () => {
     await kubectl(["create", "-n", ns.name, "-f", "-"], { input: configMap("after") });
     await new Promise((r) => setTimeout(r, 500));
     expect(reconciled).not.toContain(`${ns.name}/after`);
+  });
+
+  it("on a lost Lease aborts the in-flight reconcile and exits at once, without draining", async () => {
+    const ns = await createTestNamespace("manager-lost-busy");
+    onTestFinished(() => ns.delete());
+    await kubectl(["create", "-n", ns.name, "-f", "-"], { input: configMap("slow") });
+    let abortedAt: number | undefined;
+    let exitedAt: number | undefined;
+    const exit = vi.fn(() => {
+      exitedAt = performance.now();
+    });
+    const { manager, reconciled } = operator(ns.name, "busy", {
+      exit,
+      gracefulShutdownMs: 30_000,
+      // A reconcile that notices the abort but does not return for a long time (a slow API call).
+      reconcile: (_key, signal) =>
+        new Promise<void>((resolve) => {
+          signal.addEventListener("abort", () => {
+            abortedAt = performance.now();
+          });
+          setTimeout(resolve, 10_000).unref();
+        }),
+    });
+    await manager.start();
+    await vi.waitFor(() => expect(reconciled).toContain(`${ns.name}/slow`), { timeout: 10_000 });
+    await kubectl([
+      "patch",
+      "lease",
+      "operator",
+      "-n",
+      ns.name,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { holderIdentity: "intruder", leaseDurationSeconds: 60 } }),
+    ]);
+    // Lost within the renew deadline (1.5 s); the exit follows at once, not after the reconcile.
+    await vi.waitFor(() => expect(exit).toHaveBeenCalledWith(1), { timeout: 5_000, interval: 20 });
+    expect(abortedAt).toBeDefined();
+    expect(abortedAt).toBeLessThanOrEqual(exitedAt ?? 0);
   });
 
   it("on SIGTERM drains the in-flight reconcile, releases the Lease and exits 0", async () => {

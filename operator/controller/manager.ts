@@ -18,14 +18,18 @@ import { gauge } from "./metrics.ts";
 //  3. leader election; the leader starts the controllers (and other leader-only runnables);
 //  4. SIGTERM: not ready, stop the controllers (in-flight reconciles drain), release the
 //     Lease (a standby takes over at once), stop the informers, exit 0.
-// A leader that loses its Lease stops reconciling and, by default, exits non-zero
-// (client-go's advice: a fresh process with fresh caches is the safest follower).
+// A leader that loses its Lease aborts its in-flight reconciles at once (another replica
+// may already lead) and, by default, exits non-zero without draining, as controller-runtime
+// does (client-go's advice: a fresh process with fresh caches is the safest follower).
 
 /** Anything the manager starts and stops: controllers, or e.g. a Redis stream consumer. */
 export interface Runnable {
   readonly name: string;
-  /** Resolves once running (not when done). */
-  start(): Promise<void>;
+  /**
+   * Resolves once running (not when done). `leadership` (leader-only runnables) aborts the
+   * moment this process stops leading: abandon in-flight work then, it is no longer ours.
+   */
+  start(leadership?: AbortSignal): Promise<void>;
   /** Resolves once stopped; in-flight work is finished or abandoned safely. */
   stop(): Promise<void>;
 }
@@ -50,8 +54,9 @@ export interface ManagerOptions {
       }
     | false;
   /**
-   * After losing the Lease: "exit" (default) stops the leader-only runnables and exits
-   * with code 1; "standby" stops them and campaigns again.
+   * After losing the Lease the leadership signal aborts (in-flight reconciles see it), then:
+   * "exit" (default) exits with code 1 at once, without waiting for the runnables to drain;
+   * "standby" stops them and campaigns again.
    */
   onLeaseLost?: "exit" | "standby";
   /** How long `stop()` waits for runnables before giving up on them. Default 30 s. */
@@ -77,6 +82,8 @@ export class Manager {
   private server: Server | undefined;
   private recorder: EventRecorder | undefined;
   private leaderRunnablesStarted = false;
+  /** Aborted when this process stops leading (passed to the leader-only runnables). */
+  private leadership: AbortController | undefined;
   /** Bumped whenever the leader-only runnables are stopped, to spot a start that lost a race with a stop. */
   private term = 0;
   private started = false;
@@ -262,19 +269,24 @@ export class Manager {
     election: Exclude<ManagerOptions["leaderElection"], false | undefined>,
   ): Promise<void> {
     this.log.error("lost the leader lease: stopping the controllers");
-    await this.stopLeaderRunnables();
-    if (this.stopping) return;
-    if ((this.options.onLeaseLost ?? "exit") === "exit") {
+    this.leadership?.abort(); // in-flight reconciles stop now, whatever the mode
+    if (!this.stopping && (this.options.onLeaseLost ?? "exit") === "exit") {
+      // No draining: another replica may lead already. The stop only stops taking work.
+      this.stopLeaderRunnables().catch(() => undefined);
       (this.options.exit ?? ((code: number) => process.exit(code)))(1);
       return;
     }
+    await this.stopLeaderRunnables();
+    if (this.stopping) return;
     this.campaign(election);
   }
 
   private async startLeaderRunnables(): Promise<void> {
     if (this.stopping) return;
     const term = this.term;
-    await Promise.all(this.leaderRunnables.map((r) => this.startRunnable(r)));
+    const leadership = new AbortController();
+    this.leadership = leadership;
+    await Promise.all(this.leaderRunnables.map((r) => this.startRunnable(r, leadership.signal)));
     if (term !== this.term) return; // leadership ended while starting
     this.leaderRunnablesStarted = true;
     this.log.info({ runnables: this.leaderRunnables.map((r) => r.name) }, "leading: controllers started");
@@ -282,13 +294,14 @@ export class Manager {
 
   private async stopLeaderRunnables(): Promise<void> {
     this.term++;
+    this.leadership?.abort();
     this.leaderRunnablesStarted = false;
     await this.stopAll(this.leaderRunnables);
   }
 
-  private async startRunnable(runnable: Runnable): Promise<void> {
+  private async startRunnable(runnable: Runnable, leadership?: AbortSignal): Promise<void> {
     try {
-      await runnable.start();
+      await runnable.start(leadership);
     } catch (err) {
       this.log.error({ err, runnable: runnable.name }, "runnable failed to start");
     }
