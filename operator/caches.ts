@@ -1,5 +1,14 @@
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
-import type { Webhook, WebhookEvent, WebhookIntegration } from "./api/v1alpha1/index.ts";
+import type { Logger } from "pino";
+import type { ZodType } from "zod";
+import {
+  type Webhook,
+  type WebhookEvent,
+  WebhookEventSpecSchema,
+  type WebhookIntegration,
+  WebhookIntegrationSpecSchema,
+  WebhookSpecSchema,
+} from "./api/v1alpha1/index.ts";
 import type { Informer } from "./controller/informer.ts";
 
 // Typed, read-only views of the informer caches the reconcilers, the mirror and the
@@ -38,4 +47,48 @@ export function asKubernetesObject(object: {
     kind: object.kind,
     metadata: { name, namespace, ...(uid ? { uid } : {}) },
   };
+}
+
+/**
+ * The informers' `parse` hook for a custom resource: the cast of `cacheOf` is only as good
+ * as this. An object without a name and namespace is refused (the informer logs it and
+ * leaves it out). A missing or non-object `spec` becomes `{}`, so code reading a field of
+ * the spec never throws. With `strict` (WebhookEvents, which only the operator writes)
+ * an object whose spec fails its zod schema is refused; otherwise (WebhookIntegration,
+ * Webhook) it is kept as it is, logged, and its reconciler reports Ready=False/InvalidSpec.
+ */
+export function specParser(
+  kind: string,
+  schema: ZodType,
+  options: { strict?: boolean; logger?: Logger } = {},
+): (raw: KubernetesObject) => KubernetesObject {
+  return (raw) => {
+    const { name, namespace } = raw.metadata ?? {};
+    if (typeof name !== "string" || name === "" || typeof namespace !== "string" || namespace === "") {
+      throw new Error(`${kind} without metadata.name or metadata.namespace`);
+    }
+    const spec = (raw as { spec?: unknown }).spec;
+    const object = isRecord(spec) ? raw : { ...raw, spec: {} };
+    const result = schema.safeParse((object as { spec: unknown }).spec);
+    if (!result.success) {
+      const issues = result.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ");
+      if (options.strict) throw new Error(`${kind} ${namespace}/${name}: invalid spec: ${issues}`);
+      options.logger?.warn({ kind, namespace, name, issues }, "object with an invalid spec");
+    }
+    return object;
+  };
+}
+
+/** The parse hooks of the operator's custom resources. */
+export function customResourceParsers(logger?: Logger) {
+  const options = logger ? { logger } : {};
+  return {
+    integrations: specParser("WebhookIntegration", WebhookIntegrationSpecSchema, options),
+    webhooks: specParser("Webhook", WebhookSpecSchema, options),
+    events: specParser("WebhookEvent", WebhookEventSpecSchema, { ...options, strict: true }),
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

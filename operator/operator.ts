@@ -10,7 +10,7 @@ import {
   type WebhookIntegration,
 } from "./api/v1alpha1/index.ts";
 import { ApiWrites } from "./api-writes.ts";
-import { asKubernetesObject, cacheOf, type OperatorCaches } from "./caches.ts";
+import { asKubernetesObject, cacheOf, customResourceParsers, type OperatorCaches } from "./caches.ts";
 import type { Settings } from "./config.ts";
 import { annotationsChanged, anyOf, generationChanged, type WatchEvent } from "./controller/controller.ts";
 import type { EventInput } from "./controller/events.ts";
@@ -20,7 +20,7 @@ import { TokenBucket } from "./mirror/rate-limiter.ts";
 import { StatusStreamConsumer } from "./mirror/status-stream.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
 import { integrationKey, integrationReconciler } from "./reconcilers/integration.ts";
-import { referencedSecrets } from "./reconcilers/namespace-inputs.ts";
+import { referencedSecrets, signingSecretName } from "./reconcilers/namespace-inputs.ts";
 import { LastDeliveries, webhookReconciler } from "./reconcilers/webhook.ts";
 import { INTEGRATIONS, SECRETS, WEBHOOK_EVENTS, WEBHOOKS } from "./resources.ts";
 import { RetentionCollector } from "./retention/collector.ts";
@@ -65,10 +65,11 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const keys: Keyspace = keyspace(settings.keyTag);
 
   const scope = settings.watchNamespaces;
+  const parse = customResourceParsers(logger);
   const informers = {
-    integrations: scopedInformer(manager, INTEGRATIONS, scope),
-    webhooks: scopedInformer(manager, WEBHOOKS, scope),
-    events: scopedInformer(manager, WEBHOOK_EVENTS, scope),
+    integrations: scopedInformer(manager, INTEGRATIONS, scope, { parse: parse.integrations }),
+    webhooks: scopedInformer(manager, WEBHOOKS, scope, { parse: parse.webhooks }),
+    events: scopedInformer(manager, WEBHOOK_EVENTS, scope, { parse: parse.events }),
     secrets: scopedInformer(manager, SECRETS, scope),
   };
   const caches: OperatorCaches = {
@@ -244,7 +245,7 @@ function secretIsRead(caches: OperatorCaches, secret: KubernetesObject, generate
   const integration = caches.integrations.get(namespace, INTEGRATION_NAME);
   const webhooks = caches.webhooks.list(namespace);
   if (!integration && webhooks.length === 0) return false;
-  const names = referencedSecrets(integration?.spec.signingSecretRef?.name, webhooks, {
+  const names = referencedSecrets(signingSecretName(integration), webhooks, {
     name: generatedName,
     key: "",
   });
@@ -271,6 +272,6 @@ function dataChanged(event: WatchEvent<KubernetesObject>): boolean {
 }
 
 function mirrorMode(integration: WebhookIntegration | undefined): MirrorMode {
-  const mode = integration?.spec.eventLog?.mirror;
+  const mode = integration?.spec?.eventLog?.mirror;
   return mode && (MIRROR_MODES as readonly string[]).includes(mode) ? mode : "All";
 }

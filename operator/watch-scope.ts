@@ -1,5 +1,5 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Informer, InformerHandlers } from "./controller/informer.ts";
+import type { Informer, InformerHandlers, InformerOptions } from "./controller/informer.ts";
 import type { ResourceType } from "./controller/kube.ts";
 import type { Manager } from "./controller/manager.ts";
 
@@ -18,10 +18,11 @@ export function scopedInformer(
   manager: Pick<Manager, "informer">,
   resource: ResourceType,
   namespaces: readonly string[],
+  options: InformerOptions<KubernetesObject> = {},
 ): SharedInformer {
-  if (namespaces.length === 0) return manager.informer(resource);
+  if (namespaces.length === 0) return manager.informer(resource, options);
   const byNamespace = new Map(
-    namespaces.map((namespace) => [namespace, manager.informer({ ...resource, namespace })]),
+    namespaces.map((namespace) => [namespace, manager.informer({ ...resource, namespace }, options)]),
   );
   const all = [...byNamespace.values()];
   return {

@@ -46,7 +46,8 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const integration = deps.caches.integrations.get(namespace, INTEGRATION_NAME);
     const live = integration && !integration.metadata.deletionTimestamp ? integration : undefined;
 
-    const fresh = live && !live.spec.signingSecretRef ? await ensureGeneratedSecret(deps, live) : undefined;
+    // `spec` may be missing on a malformed object (reported InvalidSpec by compileNamespace).
+    const fresh = live && !live.spec?.signingSecretRef ? await ensureGeneratedSecret(deps, live) : undefined;
     const compiled = compileNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret, fresh));
     const change = await applyRouting(deps.redis, deps.keys, namespace, compiled.routing);
     if (change === "written" || change === "deleted") {

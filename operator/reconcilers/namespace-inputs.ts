@@ -21,11 +21,19 @@ export function namespaceInputs(
   const integration = live(caches.integrations.get(namespace, INTEGRATION_NAME));
   const webhooks = caches.webhooks.list(namespace).filter((w) => live(w) !== undefined);
   const secrets = new Map<string, Record<string, string>>();
-  for (const name of referencedSecrets(integration?.spec.signingSecretRef?.name, webhooks, generatedSecret)) {
+  for (const name of referencedSecrets(signingSecretName(integration), webhooks, generatedSecret)) {
     const secret = fresh?.metadata?.name === name ? fresh : caches.secrets.get(namespace, name);
     if (secret) secrets.set(name, decodeSecret(secret));
   }
   return { namespace, integration, webhooks, secrets, generatedSecret };
+}
+
+/** The Secret the integration names for its signing secret, if it names one (however malformed its spec). */
+export function signingSecretName(
+  integration: { spec?: { signingSecretRef?: { name?: unknown } } } | undefined,
+): string | undefined {
+  const name = integration?.spec?.signingSecretRef?.name;
+  return typeof name === "string" && name !== "" ? name : undefined;
 }
 
 /** Names of the Secrets a namespace's objects read (the generated one included). */
@@ -36,9 +44,11 @@ export function referencedSecrets(
 ): Set<string> {
   const names = new Set<string>([signingSecretName ?? generatedSecret.name]);
   for (const webhook of webhooks) {
-    for (const header of webhook.spec?.headers ?? []) {
-      const name = header.valueFrom?.secretKeyRef.name;
-      if (name) names.add(name);
+    const headers: unknown = webhook.spec?.headers;
+    if (!Array.isArray(headers)) continue; // an invalid spec, reported by the webhook reconciler
+    for (const header of headers as Array<{ valueFrom?: { secretKeyRef?: { name?: unknown } } } | null>) {
+      const name = header?.valueFrom?.secretKeyRef?.name;
+      if (typeof name === "string" && name !== "") names.add(name);
     }
   }
   return names;

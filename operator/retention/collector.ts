@@ -53,7 +53,7 @@ export class RetentionCollector {
   /** The namespace's retention as its integration says (the CRD defaults without one). */
   policy(namespace: string): RetentionPolicy {
     const settings =
-      this.options.caches.integrations.get(namespace, INTEGRATION_NAME)?.spec.eventLog ?? DEFAULT_EVENT_LOG;
+      this.options.caches.integrations.get(namespace, INTEGRATION_NAME)?.spec?.eventLog ?? DEFAULT_EVENT_LOG;
     return {
       retentionMs: durationToMs(settings.retention ?? DEFAULT_EVENT_LOG.retention),
       maxEvents: settings.maxEvents ?? DEFAULT_EVENT_LOG.maxEvents,
