@@ -6,6 +6,7 @@ import type { Settings } from "./config.ts";
 import { DeliveryWorker } from "./delivery/delivery-worker.ts";
 import { DeliveryClient } from "./delivery/http-client.ts";
 import { destinationPolicy } from "./delivery/ssrf-guard.ts";
+import { Fanout } from "./fanout/fanout.ts";
 import { FanoutWorker } from "./fanout/fanout-worker.ts";
 import { createLogger } from "./logger.ts";
 import { Maintenance } from "./maintenance.ts";
@@ -39,6 +40,8 @@ export async function startDispatcher(
     const client = new Redis(settings.redisUrl, {
       connectionName: `dataforce-dispatcher:${settings.consumerName}:${role}`,
       maxRetriesPerRequest: null,
+      // RESP2: ioredis decodes it with less work than RESP3 (stream replies arrive as maps there)
+      protocol: 2,
       ...extra,
     });
     client.on("error", (error: Error) => logger.warn({ err: error, role }, "Redis connection error"));
@@ -46,7 +49,7 @@ export async function startDispatcher(
   };
   // Commands of all components share one auto-pipelined connection; each blocking reader and
   // the subscriber need their own.
-  const redis = connection("commands", { enableAutoPipelining: true });
+  const redis = connection("commands", { enableAutoPipelining: false });
   const fanoutReader = connection("fanout-reader");
   const deliveryReader = connection("delivery-reader");
   const subscriber = connection("routing-subscriber");
@@ -69,17 +72,24 @@ export async function startDispatcher(
     logger,
     metrics,
   });
-  const fanout = new FanoutWorker({
+  const fanout = new Fanout({
     redis,
-    reader: fanoutReader,
     keys,
-    consumer: settings.consumerName,
     routing,
     metrics,
     logger,
     retentionMs: settings.retentionMs,
     statusStreamMaxLen: settings.statusStreamMaxLen,
     idempotencyWindowMs: settings.idempotencyWindowMs,
+  });
+  const streamIngest = new FanoutWorker({
+    redis,
+    reader: fanoutReader,
+    keys,
+    consumer: settings.consumerName,
+    fanout,
+    metrics,
+    logger,
     maxEventBytes: settings.maxEventBytes,
     claimIdleMs: settings.claimIdleMs,
   });
@@ -122,11 +132,11 @@ export async function startDispatcher(
     metrics,
     logger,
     limits,
+    fanout,
     ingestTokens: settings.ingestTokens,
     adminTokens: settings.adminTokens,
     maxEventBytes: settings.maxEventBytes,
     maxBatchEvents: settings.maxBatchEvents,
-    idempotencyWindowMs: settings.idempotencyWindowMs,
     ready: () => routing.loaded && !stopping,
   });
 
@@ -135,7 +145,7 @@ export async function startDispatcher(
     await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
     await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
     await routing.start();
-    await fanout.start();
+    await streamIngest.start();
     delivery.start();
     maintenance.start();
     await app.listen({ host: settings.host, port: settings.port });
@@ -160,7 +170,7 @@ export async function startDispatcher(
       stopping = true;
       logger.info("dispatcher stopping");
       await app.close();
-      await fanout.stop();
+      await streamIngest.stop();
       await delivery.stop(settings.shutdownGraceMs);
       await maintenance.stop();
       routing.stop();

@@ -76,15 +76,23 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     labelNames: ["stream"] as const,
     registers: [registry],
   });
-  const inFlight = new Gauge({
+  // the delivery worker's load, read when scraped rather than updated per attempt
+  let load: () => { inFlight: number; buffered: number } = () => ({ inFlight: 0, buffered: 0 });
+  new Gauge({
     name: `${PREFIX}deliveries_in_flight`,
     help: "Delivery attempts in flight in this replica.",
     registers: [registry],
+    collect() {
+      this.set(load().inFlight);
+    },
   });
-  const buffered = new Gauge({
+  new Gauge({
     name: `${PREFIX}deliveries_buffered`,
     help: "Work items held by this replica (queued per endpoint plus in flight).",
     registers: [registry],
+    collect() {
+      this.set(load().buffered);
+    },
   });
   const routingRevision = new Gauge({
     name: `${PREFIX}routing_revision`,
@@ -161,8 +169,9 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     ingestToSent,
     deferred,
     claimed,
-    inFlight,
-    buffered,
+    observeLoad(source: () => { inFlight: number; buffered: number }) {
+      load = source;
+    },
     routingRevision,
     routingNamespaces,
     redisErrors,

@@ -29,6 +29,12 @@ afterAll(async () => {
   redis.disconnect();
 });
 
+/** What ingest writes at once: entries on the ingest stream and queued work for new deliveries. */
+async function created(): Promise<number[]> {
+  const { events, deliveries } = dispatcher.keys;
+  return Promise.all([events, deliveries].map((key) => redis.xlen(key)));
+}
+
 const event = (extra: Record<string, unknown> = {}) => ({
   type: "job.created",
   namespace: "team-a",
@@ -72,13 +78,13 @@ describe("POST /v1/events", () => {
     ],
     ["malformed JSON", '{"type": ', 400, "INVALID_JSON", /JSON/],
   ])("rejects %s with the reason, and enqueues nothing", async (_name, body, status, code, message) => {
-    const before = await redis.xlen(dispatcher.keys.events);
+    const before = await created();
     const response = await api(dispatcher.url, "POST", "/v1/events", body);
     expect(response.status).toBe(status);
     const error = (response.body as { error: { code: string; message: string } }).error;
     expect(error.code).toBe(code);
     expect(error.message).toMatch(message);
-    expect(await redis.xlen(dispatcher.keys.events)).toBe(before);
+    expect(await created()).toEqual(before);
   });
 
   it("rejects other media types", async () => {
@@ -138,7 +144,7 @@ describe("POST /v1/events/batch", () => {
   });
 
   it("rejects the whole batch when one event is invalid, naming it", async () => {
-    const before = await redis.xlen(dispatcher.keys.events);
+    const before = await created();
     const response = await api(dispatcher.url, "POST", "/v1/events/batch", {
       events: [event(), event({ type: "nope" })],
     });
@@ -149,7 +155,7 @@ describe("POST /v1/events/batch", () => {
     const tooMany = await api(dispatcher.url, "POST", "/v1/events/batch", { events: Array(6).fill(event()) });
     expect(tooMany.status).toBe(400);
     expect((tooMany.body as { error: { message: string } }).error.message).toMatch(/at most 5 events/);
-    expect(await redis.xlen(dispatcher.keys.events)).toBe(before);
+    expect(await created()).toEqual(before);
   });
 });
 
@@ -170,6 +176,35 @@ describe("the ingest stream", () => {
       type: "job.created",
       data: { jobId: "x-1" },
     });
+  });
+
+  it("creates one delivery per id, whether the copies came through the API, the stream or both", async () => {
+    const xadd = (id: string) =>
+      redis.xadd(
+        dispatcher.keys.events,
+        "*",
+        "type",
+        "job.created",
+        "namespace",
+        "team-a",
+        "id",
+        id,
+        "data",
+        "{}",
+      );
+    await api(dispatcher.url, "POST", "/v1/events", event({ id: "evt-both" }));
+    await xadd("evt-both");
+    await xadd("evt-twice");
+    await xadd("evt-twice");
+    await xadd("evt-marker"); // processed after the copies above: when it arrives, they are done
+    await eventually(() => receiver.requests("/jobs").find((r) => r.body.includes('"evt-marker"')));
+    await eventually(async () => {
+      const pending = (await redis.xpending(dispatcher.keys.events, "fanout")) as [number];
+      return pending[0] === 0 ? true : undefined;
+    });
+    for (const id of ["evt-both", "evt-twice"]) {
+      expect(receiver.requests("/jobs").filter((r) => r.body.includes(`"${id}"`))).toHaveLength(1);
+    }
   });
 
   it("moves invalid entries to the dead letters and delivers nothing", async () => {

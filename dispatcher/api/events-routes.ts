@@ -2,13 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { enqueueEvents } from "../ingest/enqueue.ts";
+import type { Fanout, IncomingEvent } from "../fanout/fanout.ts";
 import {
   EventIdSchema,
   type IngestEvent,
   IngestEventSchema,
   NamespaceSchema,
-  type StreamEvent,
 } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
 import { readEvent } from "../protocol/deliveries.ts";
@@ -20,16 +19,16 @@ export interface EventsRoutesOptions {
   redis: Redis;
   keys: Keyspace;
   metrics: Metrics;
+  fanout: Fanout;
   ingestTokens: readonly string[];
   adminTokens: readonly string[];
   maxEventBytes: number;
   maxBatchEvents: number;
-  idempotencyWindowMs: number;
 }
 
 /** Ingest (`POST /v1/events`, `POST /v1/events/batch`) and `GET /v1/events/:namespace/:id`. */
 export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOptions): Promise<void> {
-  const { redis, keys, metrics, maxEventBytes, maxBatchEvents, idempotencyWindowMs } = options;
+  const { redis, keys, metrics, fanout, maxEventBytes, maxBatchEvents } = options;
   const ingestAuth = bearerAuth(options.ingestTokens);
   const BatchSchema = z.strictObject({
     events: z
@@ -38,8 +37,8 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
       .max(maxBatchEvents, `at most ${maxBatchEvents} events`),
   });
 
-  /** Validates one event and serializes it for the stream; throws an ApiError with the reason. */
-  function toStreamEvent(body: unknown, path: string): StreamEvent {
+  /** Validates one event and completes it (id, time); throws an ApiError with the reason. */
+  function toIncomingEvent(body: unknown, path: string, ingestedAt: number): IncomingEvent {
     const parsed = IngestEventSchema.safeParse(body);
     if (!parsed.success) {
       metrics.eventsRejected.inc({ source: "api", reason: "invalid" });
@@ -66,29 +65,33 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
       type: event.type,
       namespace: event.namespace,
       id: event.id ?? randomUUID(),
-      occurredAt: event.occurredAt ?? new Date().toISOString(),
+      occurredAt: event.occurredAt ?? new Date(ingestedAt).toISOString(),
       data,
+      ingestedAt,
     };
   }
 
-  async function enqueue(events: StreamEvent[]) {
-    let results: Awaited<ReturnType<typeof enqueueEvents>>;
+  /** Fans the events out at once: 202 means their deliveries exist. */
+  async function ingest(events: IncomingEvent[]): Promise<Array<{ id: string; duplicate: boolean }>> {
+    let duplicates: boolean[];
     try {
-      results = await enqueueEvents(redis, events, idempotencyWindowMs, keys);
+      duplicates = await fanout.record(events);
     } catch (error) {
       app.log.error({ err: error }, "ingest failed: Redis unavailable");
       throw new ApiError("UNAVAILABLE", "the event could not be stored; retry later");
     }
-    for (const result of results)
-      metrics.eventsIngested.inc({ result: result.duplicate ? "duplicate" : "accepted" });
-    return results.map(({ id, duplicate }) => ({ id, duplicate }));
+    return events.map((event, i) => {
+      const duplicate = duplicates[i] === true;
+      metrics.eventsIngested.inc({ result: duplicate ? "duplicate" : "accepted" });
+      return { id: event.id, duplicate };
+    });
   }
 
   app.post(
     "/v1/events",
     { onRequest: ingestAuth, bodyLimit: maxEventBytes + 16 * 1024 },
     async (request, reply) => {
-      const [result] = await enqueue([toStreamEvent(request.body, "")]);
+      const [result] = await ingest([toIncomingEvent(request.body, "", Date.now())]);
       return reply.code(202).send(result);
     },
   );
@@ -110,8 +113,9 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
           details,
         );
       }
-      const events = batch.data.events.map((event, i) => toStreamEvent(event, `events.${i}`));
-      return reply.code(202).send({ results: await enqueue(events) });
+      const now = Date.now();
+      const events = batch.data.events.map((event, i) => toIncomingEvent(event, `events.${i}`, now));
+      return reply.code(202).send({ results: await ingest(events) });
     },
   );
 

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyError, LogController } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { Fanout } from "../fanout/fanout.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RecordLimits } from "../protocol/deliveries.ts";
 import type { Keyspace } from "../protocol/keys.ts";
@@ -15,11 +16,11 @@ export interface ApiOptions {
   metrics: Metrics;
   logger: Logger;
   limits: RecordLimits;
+  fanout: Fanout;
   ingestTokens: readonly string[];
   adminTokens: readonly string[];
   maxEventBytes: number;
   maxBatchEvents: number;
-  idempotencyWindowMs: number;
   /** Configuration loaded and not shutting down (Redis reachability is checked per probe). */
   ready(): boolean;
 }

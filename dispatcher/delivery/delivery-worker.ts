@@ -3,10 +3,11 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
-import type { Attempt, FailureReason } from "../protocol/records.ts";
+import { type Attempt, type FailureReason, fieldsToObject } from "../protocol/records.ts";
 import { promoteDueScript } from "../protocol/scripts/promote-due.ts";
 import { runScript } from "../protocol/scripts/script.ts";
 import {
+  encodeOutcomes,
   type SettleOutcome,
   type SettleResult,
   settleDeliveriesScript,
@@ -96,6 +97,7 @@ const MAX_DEFER_MS = 30_000;
  */
 export class DeliveryWorker {
   readonly #options: DeliveryWorkerOptions;
+  readonly #sentCounter: { inc(): void };
   readonly #limiter: EndpointLimiter<Work>;
   readonly #held = new Map<string, Held>();
   /** deliveries with an attempt under way here: a second entry for one of them is stale */
@@ -117,6 +119,8 @@ export class DeliveryWorker {
   constructor(options: DeliveryWorkerOptions) {
     this.#options = options;
     this.#limiter = new EndpointLimiter(options.limits, (work) => this.#attempt(work));
+    options.metrics.observeLoad(() => ({ inFlight: this.#limiter.inFlight, buffered: this.#held.size }));
+    this.#sentCounter = options.metrics.deliveriesCompleted.labels({ phase: "SENT", reason: "" });
   }
 
   get held(): number {
@@ -194,61 +198,99 @@ export class DeliveryWorker {
     );
   }
 
-  /** Loads the records of new work and hands each to the limiter (or settles it at once). */
-  async #accept(entries: readonly StreamEntry[]): Promise<void> {
-    const { redis, keys, metrics } = this.#options;
-    const fresh: Array<{ entryId: string; deliveryId: string }> = [];
+  /**
+   * Takes new work: a first attempt's entry carries what the attempt needs; other entries (and
+   * all entries taken over from another replica, `verify`) are checked against their record.
+   * Each then goes to the limiter, or is settled at once (stale, or no longer routable).
+   */
+  async #accept(entries: readonly StreamEntry[], verify = false): Promise<void> {
+    const { redis, keys } = this.#options;
+    const toRead: Array<{ entryId: string; deliveryId: string }> = [];
     const now = performance.now();
     for (const entry of entries) {
       if (this.#held.has(entry.id)) continue;
-      const deliveryId = entry.fields[entry.fields.indexOf("id") + 1] ?? "";
+      const fields = fieldsToObject(entry.fields);
+      const deliveryId = fields.id ?? "";
       this.#held.set(entry.id, { deliveryId, renewedAt: now, attempting: false });
-      fresh.push({ entryId: entry.id, deliveryId });
-    }
-    if (fresh.length === 0) return;
-    const pipeline = redis.pipeline();
-    for (const { deliveryId } of fresh) pipeline.hmget(keys.delivery(deliveryId), ...RECORD_FIELDS);
-    const replies = (await pipeline.exec()) ?? [];
-    for (let i = 0; i < fresh.length; i++) {
-      const { entryId, deliveryId } = fresh[i]!;
-      const [error, values] = replies[i] ?? [new Error("no reply")];
-      if (error) {
-        // leave it pending: it is re-read once claimed
-        this.#release(entryId);
-        continue;
-      }
-      const [phase, version, namespace, webhook, payload, url, ingestedAt, attemptCount, cycleAttempts] =
-        values as Array<string | null>;
-      if (phase !== "QUEUED" || this.#active.has(deliveryId) || !version) {
-        this.#enqueueOutcome({ m: entryId, id: deliveryId, v: "", k: "ack" });
-        continue;
-      }
-      const route = this.#route(namespace ?? "", webhook ?? "");
-      if (typeof route === "string") {
-        this.#enqueueOutcome({ m: entryId, id: deliveryId, v: version, k: "failed", reason: route });
-        continue;
-      }
-      const work: Work = {
-        entryId,
-        deliveryId,
-        version,
-        namespace: route.namespace,
-        webhook: route.webhook,
-        payload: payload ?? "",
-        recordUrl: url ?? "",
-        ingestedAt: Number(ingestedAt),
-        attemptCount: Number(attemptCount),
-        cycleAttempts: Number(cycleAttempts),
-      };
-      this.#active.add(deliveryId);
-      this.#held.get(entryId)!.attempting = true;
-      const admission = this.#limiter.submit(route.webhook.url.origin, work);
-      if (!admission.admitted) {
-        this.#handBack(work, admission.retryAfterMs);
-        metrics.deferred.inc({ reason: "endpoint-busy" });
+      if (!verify && fields.a !== undefined && fields.p !== undefined) {
+        const [version, namespace, webhook, ingestedAt, url] = splitAttemptFields(fields.a);
+        this.#take(entry.id, deliveryId, {
+          phase: "QUEUED",
+          version,
+          namespace,
+          webhook,
+          payload: fields.p,
+          url,
+          ingestedAt,
+          attemptCount: "0",
+          cycleAttempts: "0",
+        });
+      } else {
+        toRead.push({ entryId: entry.id, deliveryId });
       }
     }
-    this.#reportBuffer();
+    if (toRead.length > 0) {
+      const pipeline = redis.pipeline();
+      for (const { deliveryId } of toRead) pipeline.hmget(keys.delivery(deliveryId), ...RECORD_FIELDS);
+      const replies = (await pipeline.exec()) ?? [];
+      for (let i = 0; i < toRead.length; i++) {
+        const { entryId, deliveryId } = toRead[i]!;
+        const [error, values] = replies[i] ?? [new Error("no reply")];
+        if (error) {
+          this.#release(entryId); // left pending: taken over once idle
+          continue;
+        }
+        const [phase, version, namespace, webhook, payload, url, ingestedAt, attemptCount, cycleAttempts] =
+          values as Array<string | undefined>;
+        this.#take(entryId, deliveryId, {
+          phase,
+          version,
+          namespace,
+          webhook,
+          payload,
+          url,
+          ingestedAt,
+          attemptCount,
+          cycleAttempts,
+        });
+      }
+    }
+  }
+
+  #take(
+    entryId: string,
+    deliveryId: string,
+    record: Partial<Record<(typeof RECORD_FIELDS)[number], string | null>>,
+  ): void {
+    const { phase, version } = record;
+    if (phase !== "QUEUED" || this.#active.has(deliveryId) || !version) {
+      this.#enqueueOutcome({ m: entryId, id: deliveryId, v: "", k: "ack" });
+      return;
+    }
+    const route = this.#route(record.namespace ?? "", record.webhook ?? "");
+    if (typeof route === "string") {
+      this.#enqueueOutcome({ m: entryId, id: deliveryId, v: version, k: "failed", reason: route });
+      return;
+    }
+    const work: Work = {
+      entryId,
+      deliveryId,
+      version,
+      namespace: route.namespace,
+      webhook: route.webhook,
+      payload: record.payload ?? "",
+      recordUrl: record.url ?? "",
+      ingestedAt: Number(record.ingestedAt),
+      attemptCount: Number(record.attemptCount),
+      cycleAttempts: Number(record.cycleAttempts),
+    };
+    this.#active.add(deliveryId);
+    this.#held.get(entryId)!.attempting = true;
+    const admission = this.#limiter.submit(route.webhook.url.origin, work);
+    if (!admission.admitted) {
+      this.#handBack(work, admission.retryAfterMs);
+      this.#options.metrics.deferred.inc({ reason: "endpoint-busy" });
+    }
   }
 
   #route(
@@ -266,52 +308,45 @@ export class DeliveryWorker {
   // ── attempting ───────────────────────────────────────────────────────────────────────────
 
   async #attempt(work: Work): Promise<void> {
-    const { client, metrics, userAgent, logger } = this.#options;
+    const { client, userAgent, logger } = this.#options;
     const { routing } = work.namespace;
     const url = work.webhook.url;
-    metrics.inFlight.inc();
     let result: AttemptResult;
-    try {
-      if (url.protocol === "http:" && !routing.allowPlainHttp) {
-        result = {
-          startedAt: Date.now(),
-          durationMs: 0,
-          ok: false,
-          errorCode: "destination_refused",
-          error: "plain http is not allowed for this namespace (allowPlainHttp is false)",
-          abortRequested: false,
-        };
-      } else {
-        const timestamp = Math.floor(Date.now() / 1000);
-        result = await client.send({
-          url,
-          body: work.payload,
-          timeoutMs: routing.delivery.timeoutMs,
-          headers: {
-            ...work.webhook.headers,
-            "content-type": "application/json",
-            "user-agent": userAgent,
-            "webhook-id": work.deliveryId,
-            "webhook-timestamp": String(timestamp),
-            "webhook-signature": signatureHeader(
-              work.namespace.signingKeys,
-              work.deliveryId,
-              timestamp,
-              work.payload,
-            ),
-          },
-        });
-      }
-    } finally {
-      metrics.inFlight.dec();
+    if (url.protocol === "http:" && !routing.allowPlainHttp) {
+      result = {
+        startedAt: Date.now(),
+        durationMs: 0,
+        ok: false,
+        errorCode: "destination_refused",
+        error: "plain http is not allowed for this namespace (allowPlainHttp is false)",
+        abortRequested: false,
+      };
+    } else {
+      const timestamp = Math.floor(Date.now() / 1000);
+      result = await client.send({
+        url,
+        body: work.payload,
+        timeoutMs: routing.delivery.timeoutMs,
+        headers: {
+          ...work.webhook.headers,
+          "content-type": "application/json",
+          "user-agent": userAgent,
+          "webhook-id": work.deliveryId,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signatureHeader(
+            work.namespace.signingKeys,
+            work.deliveryId,
+            timestamp,
+            work.payload,
+          ),
+        },
+      });
     }
     if (this.#abandoning) {
       this.#handBack(work, 0);
       return;
     }
-    const outcome = result.ok ? "success" : (result.errorCode ?? "network_error");
-    metrics.attempts.inc({ outcome });
-    metrics.attemptDuration.observe({ outcome }, result.durationMs / 1000);
+    this.#countAttempt(result);
 
     const cycleAttempts = work.cycleAttempts + 1;
     const decision = decide(result, cycleAttempts, routing.delivery, this.#options.random);
@@ -333,27 +368,46 @@ export class DeliveryWorker {
       a: JSON.stringify(attempt),
     };
     if (url.href !== work.recordUrl) settle.url = url.href;
-    const fields = {
+    const fields = () => ({
       deliveryId: work.deliveryId,
       namespace: routing.namespace,
       webhook: work.webhook.route.name,
-    };
+      attempt: attempt.number,
+    });
     if (decision.kind === "retry") {
       settle.due = String(Date.now() + decision.delayMs);
       logger.info(
-        { ...fields, attempt: attempt.number, error: attempt.error, retryInMs: decision.delayMs },
+        { ...fields(), error: attempt.error, retryInMs: decision.delayMs },
         "attempt failed; retry scheduled",
       );
     } else if (decision.kind === "failed") {
       settle.reason = decision.reason;
-      logger.warn(
-        { ...fields, attempt: attempt.number, error: attempt.error, reason: decision.reason },
-        "delivery failed",
-      );
-    } else {
-      logger.debug({ ...fields, attempt: attempt.number }, "delivery sent");
+      logger.warn({ ...fields(), error: attempt.error, reason: decision.reason }, "delivery failed");
+    } else if (logger.isLevelEnabled("debug")) {
+      logger.debug(fields(), "delivery sent");
     }
     this.#enqueueOutcome(settle, work, result.startedAt + result.durationMs);
+  }
+
+  /** Per-outcome metric children, resolved once (label lookups cost more than the increments). */
+  readonly #attemptMetrics = new Map<
+    string,
+    { attempts: { inc(): void }; duration: { observe(value: number): void } }
+  >();
+
+  #countAttempt(result: AttemptResult): void {
+    const outcome = result.ok ? "success" : (result.errorCode ?? "network_error");
+    let children = this.#attemptMetrics.get(outcome);
+    if (children === undefined) {
+      const { metrics } = this.#options;
+      children = {
+        attempts: metrics.attempts.labels({ outcome }),
+        duration: metrics.attemptDuration.labels({ outcome }),
+      };
+      this.#attemptMetrics.set(outcome, children);
+    }
+    children.attempts.inc();
+    children.duration.observe(result.durationMs / 1000);
   }
 
   /** Returns work to the shared schedule without an attempt (0: due at once, for another replica). */
@@ -411,7 +465,7 @@ export class DeliveryWorker {
     return this.#flushing;
   }
 
-  async #settle(batch: SettleOutcome[]): Promise<SettleResult[]> {
+  async #settle(batch: SettleOutcome[]): Promise<string> {
     const { redis, keys } = this.#options;
     const now = Date.now();
     return (await runScript(
@@ -425,20 +479,20 @@ export class DeliveryWorker {
         new Date(now).toISOString(),
         this.#options.retentionMs,
         this.#options.statusStreamMaxLen,
-        JSON.stringify(batch),
+        ...encodeOutcomes(batch),
       ],
-    )) as SettleResult[];
+    )) as string;
   }
 
-  #afterSettle(batch: SettleOutcome[], results: SettleResult[]): void {
+  #afterSettle(batch: SettleOutcome[], results: string): void {
     const { metrics } = this.#options;
     for (let i = 0; i < batch.length; i++) {
       const outcome = batch[i]!;
       const sent = this.#sentAt.get(outcome.m);
       if (sent) this.#sentAt.delete(outcome.m);
-      if (results[i] === "applied") {
+      if ((results[i] as SettleResult) === "a") {
         if (outcome.k === "sent") {
-          metrics.deliveriesCompleted.inc({ phase: "SENT", reason: "" });
+          this.#sentCounter.inc();
           if (sent) metrics.ingestToSent.observe((sent.finishedAt - sent.ingestedAt) / 1000);
         } else if (outcome.k === "failed") {
           metrics.deliveriesCompleted.inc({
@@ -449,7 +503,6 @@ export class DeliveryWorker {
       }
       this.#release(outcome.m);
     }
-    this.#reportBuffer();
   }
 
   #release(entryId: string): void {
@@ -466,10 +519,6 @@ export class DeliveryWorker {
       await this.#flush();
       if (this.#recordDeadline !== undefined && Date.now() > this.#recordDeadline) return;
     }
-  }
-
-  #reportBuffer(): void {
-    this.#options.metrics.buffered.set(this.#held.size);
   }
 
   // ── background loops ─────────────────────────────────────────────────────────────────────
@@ -527,7 +576,7 @@ export class DeliveryWorker {
           const foreign = claimed.entries.filter((entry) => !this.#held.has(entry.id));
           if (foreign.length > 0) {
             metrics.claimed.inc({ stream: "deliveries" }, foreign.length);
-            await this.#accept(foreign);
+            await this.#accept(foreign, true);
           }
           if (cursor === "0-0") break;
         }
@@ -574,4 +623,18 @@ export class DeliveryWorker {
     this.#options.logger.warn({ err: error, loop }, "delivery step failed; retrying");
     await sleep(500, undefined, { signal: this.#wake.signal }).catch(() => {});
   }
+}
+
+/** The `a` field of a first attempt's work entry: version, namespace, webhook, ingestedAt, URL. */
+function splitAttemptFields(packed: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < 4; i++) {
+    const end = packed.indexOf("\n", start);
+    if (end < 0) break;
+    parts.push(packed.slice(start, end));
+    start = end + 1;
+  }
+  parts.push(packed.slice(start));
+  return parts;
 }

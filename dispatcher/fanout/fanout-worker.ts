@@ -4,11 +4,9 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { StreamEventSchema } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
-import { deliveryId } from "../protocol/delivery-id.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
-import { type EventRecord, type EventRouting, fieldsToObject } from "../protocol/records.ts";
-import { type FanoutPlan, fanoutEventsScript } from "../protocol/scripts/fanout-events.ts";
-import { runScript } from "../protocol/scripts/script.ts";
+import { fieldsToObject } from "../protocol/records.ts";
+import type { FanoutPlanInvalid } from "../protocol/scripts/fanout-events.ts";
 import {
   claimIdle,
   ensureConsumerGroup,
@@ -16,8 +14,7 @@ import {
   readGroup,
   type StreamEntry,
 } from "../protocol/streams.ts";
-import type { RoutingWatcher } from "../routing-table.ts";
-import { notificationPayload } from "./notification.ts";
+import type { Fanout, IncomingEvent } from "./fanout.ts";
 
 export interface FanoutWorkerOptions {
   redis: Redis;
@@ -25,23 +22,19 @@ export interface FanoutWorkerOptions {
   reader: Redis;
   keys: Keyspace;
   consumer: string;
-  routing: RoutingWatcher;
+  fanout: Fanout;
   metrics: Metrics;
   logger: Logger;
-  retentionMs: number;
-  statusStreamMaxLen: number;
-  idempotencyWindowMs: number;
   maxEventBytes: number;
   claimIdleMs: number;
 }
 
 const READ_COUNT = 256;
 const BLOCK_MS = 500;
-const DEAD_LETTER_MAX_LEN = 10_000;
 
 /**
- * Reads the ingest stream and turns each event into one delivery per subscribed, non-paused
- * webhook of its namespace (if the namespace's integration is enabled), batch by batch.
+ * Reads the ingest stream (events that producers append directly) in a consumer group shared by
+ * all replicas, validates each entry as the API would, and fans the valid ones out.
  */
 export class FanoutWorker {
   readonly #options: FanoutWorkerOptions;
@@ -116,12 +109,12 @@ export class FanoutWorker {
     }
   }
 
-  /** Routes a batch and records it in one script call; retried until recorded or stopping. */
+  /** Validates a batch of entries and fans it out in one script call; retried until recorded or stopping. */
   async process(entries: readonly StreamEntry[]): Promise<void> {
-    const { plan, routings } = this.#plan(entries);
+    const { events, invalid } = this.#parse(entries);
     while (true) {
       try {
-        await this.#record(plan, routings);
+        await this.#options.fanout.record(events, invalid);
         return;
       } catch (error) {
         if (this.#stopping) throw error; // left pending: another replica claims it
@@ -130,10 +123,11 @@ export class FanoutWorker {
     }
   }
 
-  #plan(entries: readonly StreamEntry[]): { plan: FanoutPlan; routings: EventRouting[] } {
-    const { routing, maxEventBytes, metrics, logger } = this.#options;
-    const plan: FanoutPlan = { events: [], invalid: [] };
-    const routings: EventRouting[] = [];
+  /** Entries as producers wrote them → valid events, and the rest with the reason. */
+  #parse(entries: readonly StreamEntry[]): { events: IncomingEvent[]; invalid: FanoutPlanInvalid[] } {
+    const { maxEventBytes, metrics, logger } = this.#options;
+    const events: IncomingEvent[] = [];
+    const invalid: FanoutPlanInvalid[] = [];
     for (const entry of entries) {
       const parsed = StreamEventSchema.safeParse(fieldsToObject(entry.fields));
       const tooLarge = parsed.success && Buffer.byteLength(parsed.data.data) > maxEventBytes;
@@ -141,7 +135,7 @@ export class FanoutWorker {
         const reason = parsed.success
           ? `data is larger than ${maxEventBytes} bytes`
           : z.prettifyError(parsed.error);
-        plan.invalid.push({ m: entry.id, reason, fields: entry.fields });
+        invalid.push({ m: entry.id, reason, fields: entry.fields });
         metrics.eventsRejected.inc({ source: "stream", reason: tooLarge ? "too-large" : "invalid" });
         logger.warn(
           { entryId: entry.id, reason },
@@ -150,92 +144,18 @@ export class FanoutWorker {
         continue;
       }
       const event = parsed.data;
-      const eventId = event.id ?? entry.id;
       const ingestedAt = entryTime(entry.id);
-      const occurredAt = event.occurredAt ?? new Date(ingestedAt).toISOString();
-      const namespace = routing.namespace(event.namespace);
-      const subscribers = namespace?.routing.enabled ? (namespace.subscribers.get(event.type) ?? []) : [];
-      const eventRouting: EventRouting = !namespace
-        ? "integration-missing"
-        : !namespace.routing.enabled
-          ? "integration-disabled"
-          : subscribers.length === 0
-            ? "no-subscribers"
-            : "routed";
-      const deliveries = subscribers.map((route) => ({
-        id: deliveryId(event.namespace, eventId, route.name),
-        webhook: route.name,
-        uid: route.uid,
-        url: route.url,
-        payload: notificationPayload({
-          eventId,
-          type: event.type,
-          occurredAt,
-          namespace: event.namespace,
-          webhook: route.name,
-          dataJson: event.data,
-        }),
-        maxAttempts: String(namespace!.routing.delivery.maxAttempts),
-      }));
-      const record: EventRecord = {
-        id: eventId,
+      events.push({
         type: event.type,
         namespace: event.namespace,
-        occurredAt,
-        ingestedAt: new Date(ingestedAt).toISOString(),
+        id: event.id ?? entry.id,
+        occurredAt: event.occurredAt ?? new Date(ingestedAt).toISOString(),
         data: event.data,
-        routing: eventRouting,
-        deliveryIds: deliveries.map((delivery) => delivery.id),
-      };
-      plan.events.push({
-        m: entry.id,
-        ns: event.namespace,
-        id: eventId,
-        type: event.type,
-        occurredAt,
-        ingestedAt: String(ingestedAt),
-        record: JSON.stringify(record),
-        deliveries,
+        ingestedAt,
+        entryId: entry.id,
       });
-      routings.push(eventRouting);
     }
-    return { plan, routings };
-  }
-
-  async #record(plan: FanoutPlan, routings: EventRouting[]): Promise<void> {
-    const { redis, keys, metrics, logger } = this.#options;
-    const now = Date.now();
-    const created = (await runScript(
-      redis,
-      fanoutEventsScript,
-      [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
-      [
-        keys.prefix,
-        CONSUMER_GROUPS.fanout,
-        now,
-        new Date(now).toISOString(),
-        this.#options.retentionMs,
-        this.#options.statusStreamMaxLen,
-        this.#options.idempotencyWindowMs,
-        DEAD_LETTER_MAX_LEN,
-        JSON.stringify(plan),
-      ],
-    )) as number[];
-    let total = 0;
-    created.forEach((count, i) => {
-      const event = plan.events[i]!;
-      if (count < 0) {
-        metrics.eventsRouted.inc({ routing: "duplicate" });
-        logger.debug({ namespace: event.ns, eventId: event.id }, "duplicate event id dropped");
-        return;
-      }
-      total += count;
-      metrics.eventsRouted.inc({ routing: routings[i] });
-      if (routings[i] !== "routed") {
-        logger.debug({ namespace: event.ns, eventId: event.id, routing: routings[i] }, "event not routed");
-      }
-    });
-    metrics.deliveriesCreated.inc(total);
+    return { events, invalid };
   }
 
   async #pauseAfter(error: unknown, loop: string): Promise<void> {

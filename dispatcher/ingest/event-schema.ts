@@ -26,15 +26,6 @@ export const IngestEventSchema = z.strictObject({
 });
 export type IngestEvent = z.infer<typeof IngestEventSchema>;
 
-/** An event ready for the ingest stream: every field a string, `data` serialized. */
-export interface StreamEvent {
-  type: string;
-  namespace: string;
-  id: string;
-  occurredAt: string;
-  data: string;
-}
-
 /** One entry of the ingest stream as producers write it (see Keyspace.events). */
 export const StreamEventSchema = z.object({
   type: EventTypeSchema,

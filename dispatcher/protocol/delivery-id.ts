@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 const NAME_PART_MAX = 40;
@@ -12,7 +12,7 @@ const HASH_CHARS = 20; // 100 bits: collisions are not a practical concern
  * starts and ends alphanumeric, ≤ 63 chars) because the operator names WebhookEvents after it.
  */
 export function deliveryId(namespace: string, eventId: string, webhook: string): string {
-  const digest = createHash("sha256").update(`${namespace}\n${eventId}\n${webhook}`).digest();
+  const digest = hash("sha256", `${namespace}\n${eventId}\n${webhook}`, "buffer");
   return `${readablePart(webhook)}-${base32(digest).slice(0, HASH_CHARS)}`;
 }
 

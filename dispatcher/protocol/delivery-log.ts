@@ -117,8 +117,6 @@ export function indexCandidates(filter: DeliveryFilter, keys: Keyspace): string[
   const candidates: string[] = [];
   if (filter.namespace !== undefined) {
     if (filter.webhook !== undefined) candidates.push(keys.logWebhook(filter.namespace, filter.webhook));
-    if (filter.eventType !== undefined)
-      candidates.push(keys.logEventType(filter.namespace, filter.eventType));
     candidates.push(keys.logNamespace(filter.namespace));
   }
   if (filter.phase === "FAILED") candidates.push(keys.logFailed);

@@ -27,14 +27,11 @@ describe("keyspace", () => {
     expect(keys.event("ns", "e")).toBe("{x}:event:ns:e");
     expect(lua).toContain("prefix .. 'event:' .. e.ns .. ':' .. e.id");
     expect(keys.seen("ns", "e")).toBe("{x}:seen:ns:e");
-    expect(lua).toContain("prefix .. 'seen:' .. ns .. ':' .. id");
     expect(lua).toContain("prefix .. 'seen:' .. e.ns .. ':' .. e.id");
     expect(keys.logNamespace("ns")).toBe("{x}:log:ns:ns");
     expect(lua).toContain("prefix .. 'log:ns:' .. e.ns");
     expect(keys.logWebhook("ns", "w")).toBe("{x}:log:ns:ns:webhook:w");
     expect(lua).toContain("nsIndex .. ':webhook:' .. d.webhook");
-    expect(keys.logEventType("ns", "job.created")).toBe("{x}:log:ns:ns:type:job.created");
-    expect(lua).toContain("nsIndex .. ':type:' .. e.type");
   });
 
   it("refuses tags that would break the hash tag", () => {

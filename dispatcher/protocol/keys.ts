@@ -1,5 +1,3 @@
-import type { EventType } from "./event-types.ts";
-
 /**
  * Every Redis key of one deployment. All of them carry the same hash tag (`{dataforce}` by
  * default) so they live in one Redis Cluster slot: the Lua scripts touch several of them
@@ -14,8 +12,8 @@ export interface Keyspace {
   readonly prefix: string;
 
   /**
-   * The ingest stream. Producers (the `POST /v1/events` API, or anyone with `XADD` rights)
-   * append one entry per business event with these string fields:
+   * The ingest stream, for producers that append events directly (`XADD`; the `POST /v1/events`
+   * API fans out at once instead). One entry per business event with these string fields:
    *   type        one of EVENT_TYPES, e.g. `job.created`                      (required)
    *   namespace   the Kubernetes namespace (= account) the event belongs to   (required)
    *   id          the producer's event id, `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`; a repeated id in
@@ -28,7 +26,13 @@ export interface Keyspace {
   readonly events: string;
   /** Invalid ingest entries, kept for inspection (capped). */
   readonly deadLetters: string;
-  /** Work queue: one entry `{ id: <deliveryId> }` per attempt that is due now. */
+  /**
+   * Work queue: one entry per attempt that is due now: `{ id: <deliveryId> }`, and for a first
+   * attempt also what the attempt needs, so the worker skips reading the record (the version
+   * check when the outcome is recorded still guards): `a` = version, namespace, webhook,
+   * ingestedAt and URL joined by "\n" (URL last: it is the only part that could hold one), and
+   * `p` = the payload. Packed, because every field of a reply costs the client a decode.
+   */
   readonly deliveries: string;
   /** Sorted set of delivery ids scored by the epoch ms at which their next attempt is due. */
   readonly scheduled: string;
@@ -55,15 +59,15 @@ export interface Keyspace {
   seen(namespace: string, eventId: string): string;
 
   /**
-   * Event log indexes: sorted sets of delivery ids scored by creation time (epoch ms). There is
-   * an index of FAILED deliveries (triage, bulk retry) but none for QUEUED or SENT: they would
-   * cost three writes on every delivery's hot path for listings the other indexes serve.
+   * Event log indexes: sorted sets of delivery ids scored by creation time (epoch ms): all, per
+   * namespace, per webhook, and FAILED ones (triage, bulk retry). Phase QUEUED/SENT and event
+   * type have no index of their own: each would cost writes on every delivery's hot path for
+   * listings that the namespace index (plus a filter on the records) serves.
    */
   readonly logAll: string;
   readonly logFailed: string;
   logNamespace(namespace: string): string;
   logWebhook(namespace: string, webhook: string): string;
-  logEventType(namespace: string, eventType: EventType): string;
   /** Set of the per-namespace index keys, so retention can trim them without SCAN. */
   readonly logIndexes: string;
 }
@@ -97,7 +101,6 @@ export function keyspace(tag: string = DEFAULT_KEY_TAG): Keyspace {
     logFailed: `${prefix}log:failed`,
     logNamespace: (namespace) => `${prefix}log:ns:${namespace}`,
     logWebhook: (namespace, webhook) => `${prefix}log:ns:${namespace}:webhook:${webhook}`,
-    logEventType: (namespace, eventType) => `${prefix}log:ns:${namespace}:type:${eventType}`,
     logIndexes: `${prefix}log:indexes`,
   };
 }

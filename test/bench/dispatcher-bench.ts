@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { DeliveryClient } from "../../dispatcher/delivery/http-client.ts";
@@ -26,6 +27,8 @@ import { startRedis } from "../env/redis.ts";
 const RAW_REQUESTS = Number(process.env.BENCH_RAW_REQUESTS ?? 20_000);
 const MAX_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const HALF_SECONDS = Number(process.env.BENCH_HALF_SECONDS ?? 5);
+/** Requests (raw) and events (dispatcher) sent before measuring, so both are measured warm. */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 10_000);
 const INGEST_BATCH = 250;
 const INGEST_CONCURRENCY = 4;
 const CONNECTIONS = 16;
@@ -45,12 +48,16 @@ async function main(): Promise<void> {
   const redis = new Redis(redisServer.url);
   cleanups.push(async () => redis.disconnect());
 
-  const receiverPort = await spawnReceiver();
+  const [receiverPort, receiverPid] = await spawnReceiver();
   const target = new URL(`http://127.0.0.1:${receiverPort}/hook`);
 
   // ── phase 1: raw client rate ──────────────────────────────────────────────────────────────
-  const rawRate = await rawPostRate(target);
-  log(`raw POST rate (DeliveryClient, ${CONNECTIONS} connections): ${rawRate.toFixed(0)}/s`);
+  const rawCpu: Record<string, number> = {};
+  const rawRate = await rawPostRate(target, { client: process.pid, receiver: receiverPid }, rawCpu);
+  log(
+    `raw POST rate (DeliveryClient, ${CONNECTIONS} connections): ${rawRate.toFixed(0)}/s; CPU per request: ` +
+      `client ${rawCpu.client!.toFixed(0)} µs, receiver ${rawCpu.receiver!.toFixed(0)} µs`,
+  );
 
   // ── the dispatcher ────────────────────────────────────────────────────────────────────────
   const keyTag = `bench-${randomUUID().slice(0, 8)}`;
@@ -66,6 +73,7 @@ async function main(): Promise<void> {
     },
     keys,
   );
+  xaddTarget = { redis, stream: keys.events };
   const port = await freePort();
   const nodeArgs = (process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const dispatcher = spawnProcess("dispatcher", process.execPath, [...nodeArgs, "dispatcher/main.ts"], {
@@ -87,25 +95,59 @@ async function main(): Promise<void> {
     "dispatcher ready",
   );
 
+  // warm-up, as for the raw client
+  await ingestAll(
+    base,
+    Array.from({ length: WARMUP }, (_, i) => `warmup-${i}`),
+  );
+  await waitForSent(redis, keys.status, WARMUP);
+
   // ── phase 2: maximum rate ─────────────────────────────────────────────────────────────────
   const maxIds = Array.from({ length: MAX_EVENTS }, (_, i) => `max-${i}`);
+  const pids = {
+    dispatcher: dispatcher.pid!,
+    receiver: receiverPid,
+    redis: Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1]),
+    bench: process.pid,
+  };
+  const cpuBefore = cpuSeconds(pids);
   const maxStart = Date.now();
   await ingestAll(base, maxIds);
   const ingestDone = Date.now();
-  await waitForSent(redis, keys.status, MAX_EVENTS);
+  await waitForSent(redis, keys.status, WARMUP + MAX_EVENTS);
   const maxElapsed = (Date.now() - maxStart) / 1000;
+  const cpuAfter = cpuSeconds(pids);
+  const cpuShare = Object.fromEntries(
+    Object.entries(cpuAfter).map(([name, seconds]) => [name, (seconds - cpuBefore[name]!) / maxElapsed]),
+  );
   const maxRate = MAX_EVENTS / maxElapsed;
   const maxLatencies = await ingestToSent(redis, keys, maxIds);
   log(
     `max rate: ${MAX_EVENTS} deliveries in ${maxElapsed.toFixed(2)} s = ${maxRate.toFixed(0)}/s ` +
       `(ingest took ${((ingestDone - maxStart) / 1000).toFixed(2)} s)`,
   );
+  log(
+    `CPU per delivery: ${Object.entries(cpuShare)
+      .map(([name, cores]) => `${name} ${((cores * maxElapsed * 1e6) / MAX_EVENTS).toFixed(0)} µs`)
+      .join(", ")}; machine load average ${loadavg()[0]!.toFixed(1)}`,
+  );
 
   // ── phase 3: half the maximum rate ────────────────────────────────────────────────────────
   const halfRate = maxRate / 2;
   const halfIds = await ingestPaced(base, halfRate, HALF_SECONDS);
-  await waitForSent(redis, keys.status, MAX_EVENTS + halfIds.length);
+  await waitForSent(redis, keys.status, WARMUP + MAX_EVENTS + halfIds.length);
   const halfLatencies = await ingestToSent(redis, keys, halfIds);
+  if (process.env.BENCH_REDIS_STATS) {
+    // where in the phase the slow ones were: p99 per fifth of the phase
+    const raw = await ingestToSent(redis, keys, halfIds, false);
+    const fifth = Math.ceil(raw.length / 5);
+    for (let i = 0; i < 5; i++) {
+      const part = raw.slice(i * fifth, (i + 1) * fifth).sort((a, b) => a - b);
+      log(
+        `half-rate fifth ${i + 1}: p50 ${percentile(part, 50)} ms, p99 ${percentile(part, 99)} ms, max ${part.at(-1)} ms`,
+      );
+    }
+  }
 
   const peakRssMb = peakRss(dispatcher.pid!) / 1024;
   if (process.env.BENCH_HEAP_SNAPSHOT) {
@@ -158,7 +200,11 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(results));
 }
 
-async function rawPostRate(target: URL): Promise<number> {
+async function rawPostRate(
+  target: URL,
+  pids: Record<string, number>,
+  cpuPerRequestUs: Record<string, number>,
+): Promise<number> {
   const client = new DeliveryClient({
     connectionsPerOrigin: CONNECTIONS,
     policy: destinationPolicy(["127.0.0.1"]),
@@ -173,9 +219,10 @@ async function rawPostRate(target: URL): Promise<number> {
     dataJson: '{"id":"raw-0"}',
   });
   let next = 0;
+  let end = 0;
   let failures = 0;
   const worker = async () => {
-    while (next < RAW_REQUESTS) {
+    while (next < end) {
       const n = next++;
       const timestamp = Math.floor(Date.now() / 1000);
       const id = `raw-${n}`;
@@ -194,15 +241,17 @@ async function rawPostRate(target: URL): Promise<number> {
       if (!result.ok) failures++;
     }
   };
-  // warm up the connections, then measure
-  await Promise.all(
-    Array.from({ length: CONNECTIONS }, () =>
-      client.send({ url: target, body, timeoutMs: 5_000, headers: {} }),
-    ),
-  );
+  // warm up (connections, JIT: the first thousands of requests cost twice as much), then measure
+  end = WARMUP;
+  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  end = WARMUP + RAW_REQUESTS;
+  const cpuBefore = cpuSeconds(pids);
   const start = performance.now();
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   const seconds = (performance.now() - start) / 1000;
+  const cpuAfter = cpuSeconds(pids);
+  for (const name of Object.keys(pids))
+    cpuPerRequestUs[name] = ((cpuAfter[name]! - cpuBefore[name]!) / RAW_REQUESTS) * 1e6;
   await client.close();
   if (failures > 0) throw new Error(`${failures} raw POSTs failed`);
   return RAW_REQUESTS / seconds;
@@ -218,6 +267,7 @@ function eventsFor(ids: string[]) {
 }
 
 async function postBatch(base: string, ids: string[]): Promise<void> {
+  if (process.env.BENCH_INGEST === "xadd") return xaddBatch(ids);
   const response = await fetch(`${base}/v1/events/batch`, {
     method: "POST",
     headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
@@ -225,6 +275,27 @@ async function postBatch(base: string, ids: string[]): Promise<void> {
   });
   if (response.status !== 202)
     throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
+}
+
+/** Experiment: producers appending to the ingest stream directly (the documented XADD path). */
+let xaddTarget: { redis: Redis; stream: string } | undefined;
+async function xaddBatch(ids: string[]): Promise<void> {
+  const pipeline = xaddTarget!.redis.pipeline();
+  for (const event of eventsFor(ids)) {
+    pipeline.xadd(
+      xaddTarget!.stream,
+      "*",
+      "type",
+      event.type,
+      "namespace",
+      event.namespace,
+      "id",
+      event.id,
+      "data",
+      JSON.stringify(event.data),
+    );
+  }
+  await pipeline.exec();
 }
 
 async function ingestAll(base: string, ids: string[]): Promise<void> {
@@ -277,6 +348,7 @@ async function ingestToSent(
   redis: Redis,
   keys: ReturnType<typeof keyspace>,
   eventIds: string[],
+  sorted = true,
 ): Promise<number[]> {
   const { deliveryId } = await import("../../dispatcher/protocol/delivery-id.ts");
   const latencies: number[] = [];
@@ -291,7 +363,7 @@ async function ingestToSent(
       latencies.push(Number(updatedAt) - Number(ingestedAt));
     }
   }
-  return latencies.sort((a, b) => a - b);
+  return sorted ? latencies.sort((a, b) => a - b) : latencies;
 }
 
 /** Where Redis spent its time (for tuning the scripts): `BENCH_REDIS_STATS=1`. */
@@ -314,13 +386,25 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
+/** utime + stime of processes, seconds. */
+function cpuSeconds(pids: Record<string, number>): Record<string, number> {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const result: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    result[name] = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  }
+  return result;
+}
+
 /** Peak resident set (VmHWM) of a process, KiB. */
 function peakRss(pid: number): number {
   const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(match?.[1] ?? 0);
 }
 
-async function spawnReceiver(): Promise<number> {
+async function spawnReceiver(): Promise<[port: number, pid: number]> {
   const child = spawnProcess(
     "receiver",
     process.execPath,
@@ -328,8 +412,8 @@ async function spawnReceiver(): Promise<number> {
     process.env,
     "pipe",
   );
-  return await new Promise<number>((resolve, reject) => {
-    child.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+  return await new Promise<[number, number]>((resolve, reject) => {
+    child.stdout!.once("data", (chunk: Buffer) => resolve([Number(chunk.toString().trim()), child.pid!]));
     child.once("exit", (code) => reject(new Error(`receiver exited with ${code}`)));
   });
 }

@@ -1,8 +1,8 @@
-import { defineScript } from "./script.ts";
+import { defineScript, type ScriptArg } from "./script.ts";
 
-/** One ingest entry and the deliveries the dispatcher's routing table made of it. */
+/** One event and the deliveries the dispatcher's routing table made of it. */
 export interface FanoutPlanEvent {
-  /** ingest stream entry id */
+  /** its ingest stream entry id, to acknowledge; "" for an event ingested by the API */
   m: string;
   ns: string;
   id: string;
@@ -34,12 +34,16 @@ export interface FanoutPlan {
 }
 
 /**
- * Turns a batch of ingest entries into delivery records, queued work and status entries, and
- * acknowledges the entries — in one step, so an entry is acknowledged only once its deliveries
- * exist. Idempotent: a delivery that already exists (same deterministic id) is left alone, and
- * an event id seen in the window with a different stream entry id is dropped as a duplicate.
+ * Turns a batch of events into delivery records, queued work, status entries and event records,
+ * and acknowledges the stream entries among them — in one step, so an entry is acknowledged
+ * (or the API answers) only once its deliveries exist. Idempotent: an event id seen within the
+ * window is a duplicate (the marker `seen:<ns>:<id>` holds "api", or the first stream entry's
+ * id so that a retried fan-out of that very entry goes through), and a delivery that already
+ * exists (same deterministic id) is left alone.
  * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters.
- * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, windowMs, deadLetterMaxLen, plan JSON.
+ * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, windowMs, deadLetterMaxLen, then
+ * the plan as a flat list (see encodeFanoutPlan): flat, because payloads nested in JSON would be
+ * escaped once per level and decoded again by cjson.
  * Returns, per plan event, the number of deliveries it created, or -1 when it was a duplicate.
  */
 export const fanoutEventsScript = defineScript(
@@ -47,25 +51,48 @@ export const fanoutEventsScript = defineScript(
   `
 local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retention, statusMaxLen, window, deadMaxLen = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local plan = cjson.decode(ARGV[9])
 local results = {}
+local at = 9
 
-for _, bad in ipairs(plan.invalid) do
-  local args = {'XADD', KEYS[6], 'MAXLEN', '~', deadMaxLen, '*', 'entryId', bad.m, 'reason', bad.reason}
-  for _, value in ipairs(bad.fields) do args[#args + 1] = value end
+-- invalid entries: count, then per entry: entry id, reason, field count, fields…
+local invalidCount = tonumber(ARGV[at])
+at = at + 1
+for _ = 1, invalidCount do
+  local m, reason, fieldCount = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local args = {'XADD', KEYS[6], 'MAXLEN', '~', deadMaxLen, '*', 'entryId', m, 'reason', reason}
+  for j = 1, fieldCount do args[#args + 1] = ARGV[at + 2 + j] end
   redis.call(unpack(args))
-  redis.call('XACK', KEYS[1], group, bad.m)
+  redis.call('XACK', KEYS[1], group, m)
+  at = at + 3 + fieldCount
 end
 
-for _, e in ipairs(plan.events) do
+-- events: count, then per event: entry id, namespace, id, type, occurredAt, ingestedAt, record,
+-- delivery count, and per delivery: id, webhook, uid, url, payload, maxAttempts
+local eventCount = tonumber(ARGV[at])
+at = at + 1
+for _ = 1, eventCount do
+  local e = { m = ARGV[at], ns = ARGV[at + 1], id = ARGV[at + 2], type = ARGV[at + 3],
+    occurredAt = ARGV[at + 4], ingestedAt = ARGV[at + 5], record = ARGV[at + 6], deliveries = {} }
+  local deliveryCount = tonumber(ARGV[at + 7])
+  at = at + 8
+  for j = 1, deliveryCount do
+    e.deliveries[j] = { id = ARGV[at], webhook = ARGV[at + 1], uid = ARGV[at + 2], url = ARGV[at + 3],
+      payload = ARGV[at + 4], maxAttempts = ARGV[at + 5] }
+    at = at + 6
+  end
   local seenKey = prefix .. 'seen:' .. e.ns .. ':' .. e.id
-  local first = redis.call('GET', seenKey)
   local created = -1
-  if not (first and first ~= e.m) then
-    created = 0
+  local fresh
+  if e.m == '' then
+    fresh = redis.call('SET', seenKey, 'api', 'NX', 'PX', window)
+  else
+    local first = redis.call('GET', seenKey)
+    fresh = not first or first == e.m
     if not first then redis.call('SET', seenKey, e.m, 'PX', window) end
+  end
+  if fresh then
+    created = 0
     local nsIndex = prefix .. 'log:ns:' .. e.ns
-    local typeIndex = nsIndex .. ':type:' .. e.type
     for _, d in ipairs(e.deliveries) do
       local key = prefix .. 'delivery:' .. d.id
       if redis.call('EXISTS', key) == 0 then
@@ -79,9 +106,9 @@ for _, e in ipairs(plan.events) do
         redis.call('ZADD', KEYS[4], now, d.id)
         redis.call('ZADD', nsIndex, now, d.id)
         redis.call('ZADD', webhookIndex, now, d.id)
-        redis.call('ZADD', typeIndex, now, d.id)
-        redis.call('SADD', KEYS[5], nsIndex, webhookIndex, typeIndex)
-        redis.call('XADD', KEYS[2], '*', 'id', d.id)
+        redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
+        redis.call('XADD', KEYS[2], '*', 'id', d.id,
+          'a', '0\\n' .. e.ns .. '\\n' .. d.webhook .. '\\n' .. e.ingestedAt .. '\\n' .. d.url, 'p', d.payload)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', d.id, 'phase', 'QUEUED',
           'namespace', e.ns, 'webhook', d.webhook, 'eventType', e.type, 'eventId', e.id,
           'attempts', '0', 'at', nowIso)
@@ -90,9 +117,21 @@ for _, e in ipairs(plan.events) do
     end
     redis.call('SET', prefix .. 'event:' .. e.ns .. ':' .. e.id, e.record, 'PX', retention)
   end
-  redis.call('XACK', KEYS[1], group, e.m)
+  if e.m ~= '' then redis.call('XACK', KEYS[1], group, e.m) end
   results[#results + 1] = created
 end
 return results
 `,
 );
+
+/** The plan as the script's flat ARGV tail. */
+export function encodeFanoutPlan(plan: FanoutPlan): ScriptArg[] {
+  const args: ScriptArg[] = [plan.invalid.length];
+  for (const bad of plan.invalid) args.push(bad.m, bad.reason, bad.fields.length, ...bad.fields);
+  args.push(plan.events.length);
+  for (const e of plan.events) {
+    args.push(e.m, e.ns, e.id, e.type, e.occurredAt, e.ingestedAt, e.record, e.deliveries.length);
+    for (const d of e.deliveries) args.push(d.id, d.webhook, d.uid, d.url, d.payload, d.maxAttempts);
+  }
+  return args;
+}

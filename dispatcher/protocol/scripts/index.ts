@@ -1,5 +1,4 @@
 import { fanoutEventsScript } from "./fanout-events.ts";
-import { ingestEventsScript } from "./ingest-events.ts";
 import { promoteDueScript } from "./promote-due.ts";
 import { requestRetryScript } from "./request-retry.ts";
 import type { LuaScript } from "./script.ts";
@@ -8,7 +7,6 @@ import { writeRoutingScript } from "./write-routing.ts";
 
 /** Every script of the protocol, for `loadScripts` at startup. */
 export const ALL_SCRIPTS: readonly LuaScript[] = [
-  ingestEventsScript,
   fanoutEventsScript,
   settleDeliveriesScript,
   promoteDueScript,

@@ -1,4 +1,4 @@
-import { defineScript } from "./script.ts";
+import { defineScript, type ScriptArg } from "./script.ts";
 
 /** The outcome of handling one work-queue entry, as the settle script reads it. */
 export interface SettleOutcome {
@@ -22,25 +22,32 @@ export interface SettleOutcome {
   url?: string;
 }
 
-export type SettleResult = "applied" | "stale" | "acked";
+/** Per outcome: "a" applied, "s" stale (someone else recorded this attempt), "k" only acknowledged. */
+export type SettleResult = "a" | "s" | "k";
 
 /**
  * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
  * step: an entry is acknowledged only together with its recorded outcome (at-least-once).
  * KEYS: deliveries, scheduled, status, logFailed.
- * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, outcomes JSON (SettleOutcome[]).
- * Returns one SettleResult per outcome.
+ * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, then 8 per outcome (see
+ * encodeOutcomes; flat, so the attempt's JSON is not escaped again and decoded by cjson).
+ * Returns one SettleResult character per outcome, as one string (one reply element per batch).
  */
 export const settleDeliveriesScript = defineScript(
   "settle-deliveries",
   `
 local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retention, statusMaxLen = ARGV[5], ARGV[6]
-local outcomes = cjson.decode(ARGV[7])
 local results = {}
 
-for i, o in ipairs(outcomes) do
-  local result = 'acked'
+for i = 1, (#ARGV - 6) / 8 do
+  local at = 7 + (i - 1) * 8
+  local o = { m = ARGV[at], id = ARGV[at + 1], v = ARGV[at + 2], k = ARGV[at + 3], a = ARGV[at + 4],
+    due = ARGV[at + 5], reason = ARGV[at + 6], url = ARGV[at + 7] }
+  if o.a == '' then o.a = nil end
+  if o.reason == '' then o.reason = nil end
+  if o.url == '' then o.url = nil end
+  local result = 'k'
   if o.k == 'defer' then
     redis.call('ZADD', KEYS[2], o.due, o.id)
   elseif o.k ~= 'ack' then
@@ -48,7 +55,7 @@ for i, o in ipairs(outcomes) do
     local cur = redis.call('HMGET', key, 'phase', 'version', 'attempts', 'attemptCount', 'cycleAttempts',
       'namespace', 'webhook', 'eventType', 'eventId', 'createdAt', 'updatedAt', 'nextAttemptAt')
     if cur[1] ~= 'QUEUED' or cur[2] ~= o.v then
-      result = 'stale'
+      result = 's'
     else
       local attemptCount, cycleAttempts, attempts = tonumber(cur[4]), tonumber(cur[5]), cur[3]
       if o.a then
@@ -89,12 +96,20 @@ for i, o in ipairs(outcomes) do
           'namespace', cur[6], 'webhook', cur[7], 'eventType', cur[8], 'eventId', cur[9],
           'attempts', attemptCount, 'at', nowIso)
       end
-      result = 'applied'
+      result = 'a'
     end
   end
   if o.m ~= '' then redis.call('XACK', KEYS[1], group, o.m) end
   results[i] = result
 end
-return results
+return table.concat(results)
 `,
 );
+
+/** Outcomes as the script's flat ARGV tail: 8 values each, "" for absent ones. */
+export function encodeOutcomes(outcomes: readonly SettleOutcome[]): ScriptArg[] {
+  const args: ScriptArg[] = [];
+  for (const o of outcomes)
+    args.push(o.m, o.id, o.v, o.k, o.a ?? "", o.due ?? "", o.reason ?? "", o.url ?? "");
+  return args;
+}

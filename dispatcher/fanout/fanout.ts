@@ -1,0 +1,158 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Metrics } from "../metrics.ts";
+import { deliveryId } from "../protocol/delivery-id.ts";
+import type { EventType } from "../protocol/event-types.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
+import type { EventRecord, EventRouting } from "../protocol/records.ts";
+import {
+  encodeFanoutPlan,
+  type FanoutPlan,
+  type FanoutPlanEvent,
+  type FanoutPlanInvalid,
+  fanoutEventsScript,
+} from "../protocol/scripts/fanout-events.ts";
+import { runScript } from "../protocol/scripts/script.ts";
+import type { RoutingWatcher } from "../routing-table.ts";
+import { notificationPayload } from "./notification.ts";
+
+/** A validated event, from the API or from the ingest stream. */
+export interface IncomingEvent {
+  type: EventType;
+  namespace: string;
+  id: string;
+  occurredAt: string;
+  /** `data`, serialized: a JSON object */
+  data: string;
+  /** epoch ms */
+  ingestedAt: number;
+  /** the ingest stream entry it came in (absent for the API) */
+  entryId?: string;
+}
+
+export interface FanoutOptions {
+  redis: Redis;
+  keys: Keyspace;
+  routing: RoutingWatcher;
+  metrics: Metrics;
+  logger: Logger;
+  retentionMs: number;
+  statusStreamMaxLen: number;
+  idempotencyWindowMs: number;
+}
+
+const DEAD_LETTER_MAX_LEN = 10_000;
+
+/**
+ * Turns events into deliveries: one per subscribed, non-paused webhook of the event's namespace,
+ * if the namespace's integration is enabled. Events ingested by the API are fanned out at once
+ * (the API answers after their deliveries exist); events producers append to the ingest stream
+ * are fanned out by the FanoutWorker. Either way a batch is one script call.
+ */
+export class Fanout {
+  readonly #options: FanoutOptions;
+
+  constructor(options: FanoutOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Routes and records a batch (acknowledging the stream entries among them, and moving
+   * `invalid` entries to the dead letters). Returns, per event, whether it was a duplicate.
+   */
+  async record(
+    events: readonly IncomingEvent[],
+    invalid: readonly FanoutPlanInvalid[] = [],
+  ): Promise<boolean[]> {
+    const { redis, keys, metrics, logger } = this.#options;
+    const plan: FanoutPlan = { events: [], invalid: [...invalid] };
+    const routings: EventRouting[] = [];
+    for (const event of events) {
+      const [planned, routing] = this.#plan(event);
+      plan.events.push(planned);
+      routings.push(routing);
+    }
+    const now = Date.now();
+    const created = (await runScript(
+      redis,
+      fanoutEventsScript,
+      [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
+      [
+        keys.prefix,
+        CONSUMER_GROUPS.fanout,
+        now,
+        new Date(now).toISOString(),
+        this.#options.retentionMs,
+        this.#options.statusStreamMaxLen,
+        this.#options.idempotencyWindowMs,
+        DEAD_LETTER_MAX_LEN,
+        ...encodeFanoutPlan(plan),
+      ],
+    )) as number[];
+    let total = 0;
+    const duplicates = created.map((count, i) => {
+      const event = plan.events[i]!;
+      if (count < 0) {
+        metrics.eventsRouted.inc({ routing: "duplicate" });
+        logger.debug({ namespace: event.ns, eventId: event.id }, "duplicate event id dropped");
+        return true;
+      }
+      total += count;
+      metrics.eventsRouted.inc({ routing: routings[i] });
+      if (routings[i] !== "routed" && logger.isLevelEnabled("debug")) {
+        logger.debug({ namespace: event.ns, eventId: event.id, routing: routings[i] }, "event not routed");
+      }
+      return false;
+    });
+    metrics.deliveriesCreated.inc(total);
+    return duplicates;
+  }
+
+  #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting] {
+    const namespace = this.#options.routing.namespace(event.namespace);
+    const subscribers = namespace?.routing.enabled ? (namespace.subscribers.get(event.type) ?? []) : [];
+    const routing: EventRouting = !namespace
+      ? "integration-missing"
+      : !namespace.routing.enabled
+        ? "integration-disabled"
+        : subscribers.length === 0
+          ? "no-subscribers"
+          : "routed";
+    const deliveries = subscribers.map((route) => ({
+      id: deliveryId(event.namespace, event.id, route.name),
+      webhook: route.name,
+      uid: route.uid,
+      url: route.url,
+      payload: notificationPayload({
+        eventId: event.id,
+        type: event.type,
+        occurredAt: event.occurredAt,
+        namespace: event.namespace,
+        webhook: route.name,
+        dataJson: event.data,
+      }),
+      maxAttempts: String(namespace!.routing.delivery.maxAttempts),
+    }));
+    const record: EventRecord = {
+      id: event.id,
+      type: event.type,
+      namespace: event.namespace,
+      occurredAt: event.occurredAt,
+      ingestedAt: new Date(event.ingestedAt).toISOString(),
+      data: event.data,
+      routing,
+      deliveryIds: deliveries.map((delivery) => delivery.id),
+    };
+    const planned: FanoutPlanEvent = {
+      m: event.entryId ?? "",
+      ns: event.namespace,
+      id: event.id,
+      type: event.type,
+      occurredAt: event.occurredAt,
+      ingestedAt: String(event.ingestedAt),
+      record: JSON.stringify(record),
+      deliveries,
+    };
+    return [planned, routing];
+  }
+}
