@@ -7,7 +7,7 @@
 // `make kind-smoke` checks on a real cluster.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -25,8 +25,6 @@ import { chartDir, helm, helmBin, type K8sObject, renderChart, repoRoot } from "
 const run = promisify(execFile);
 const NODE = join(repoRoot, "node_modules", ".bin", "node");
 const CRDS = ["webhookintegrations", "webhooks", "webhookevents"].map((p) => `${p}.webhooks.dataforce.io`);
-const hasDispatcher = existsSync(join(repoRoot, "dispatcher", "main.ts"));
-const hasOperator = existsSync(join(repoRoot, "operator", "main.ts"));
 
 type EnvVar = {
   name: string;
@@ -58,7 +56,7 @@ async function httpStatus(url: string): Promise<number | undefined> {
   return response.status;
 }
 
-describe.skipIf(!hasDispatcher)("the processes started as the chart starts them", () => {
+describe("the processes started as the chart starts them", () => {
   const suffix = randomBytes(3).toString("hex");
   const release = `run-${suffix}`;
   let ns: TestNamespace;
@@ -216,106 +214,102 @@ describe.skipIf(!hasDispatcher)("the processes started as the chart starts them"
     expect(stdout).toMatch(/^[A-Za-z0-9]{48}$/);
   });
 
-  it.skipIf(!hasOperator)(
-    "the operator, as the chart's ServiceAccount, leads, and a published event becomes a SENT WebhookEvent",
-    async () => {
-      const env = await resolvedEnv("operator");
-      processes.push(
-        startProcess("operator", NODE, [join(repoRoot, "operator", "main.ts")], {
-          logFile: join(logDir, "operator.log"),
-          cwd: repoRoot,
-          env: { ...process.env, ...env, KUBECONFIG: await operatorKubeconfig() },
-        }),
+  it("the operator, as the chart's ServiceAccount, leads, and a published event becomes a SENT WebhookEvent", async () => {
+    const env = await resolvedEnv("operator");
+    processes.push(
+      startProcess("operator", NODE, [join(repoRoot, "operator", "main.ts")], {
+        logFile: join(logDir, "operator.log"),
+        cwd: repoRoot,
+        env: { ...process.env, ...env, KUBECONFIG: await operatorKubeconfig() },
+      }),
+    );
+    const container = containerOf("operator");
+    for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
+      const url = `http://127.0.0.1:${operatorPort}${probe.httpGet.path}`;
+      await until(`${url} → 200`, async () => ((await httpStatus(url)) === 200 ? true : undefined), 60_000);
+    }
+    const lease = await until("the chart's Lease", async () => {
+      const result = await kubectl(
+        ["get", "lease", env.OPERATOR_LEASE_NAME as string, "-n", ns.name, "-o", "json"],
+        {
+          allowFailure: true,
+        },
       );
-      const container = containerOf("operator");
-      for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
-        const url = `http://127.0.0.1:${operatorPort}${probe.httpGet.path}`;
-        await until(`${url} → 200`, async () => ((await httpStatus(url)) === 200 ? true : undefined), 60_000);
-      }
-      const lease = await until("the chart's Lease", async () => {
-        const result = await kubectl(
-          ["get", "lease", env.OPERATOR_LEASE_NAME as string, "-n", ns.name, "-o", "json"],
-          {
-            allowFailure: true,
-          },
-        );
-        return result.code === 0 ? JSON.parse(result.stdout) : undefined;
-      });
-      expect(lease.spec.holderIdentity).toBe(env.POD_NAME);
+      return result.code === 0 ? JSON.parse(result.stdout) : undefined;
+    });
+    expect(lease.spec.holderIdentity).toBe(env.POD_NAME);
 
-      const port = (receiver.address() as AddressInfo).port;
-      await applyYaml(
-        [
-          {
-            apiVersion: "webhooks.dataforce.io/v1alpha1",
-            kind: "WebhookIntegration",
-            metadata: { name: "default", namespace: ns.name },
-            spec: { enabled: true, destinationPolicy: { allowPlainHTTP: true } },
-          },
-          {
-            apiVersion: "webhooks.dataforce.io/v1alpha1",
-            kind: "Webhook",
-            metadata: { name: "demo-jobs", namespace: ns.name },
-            spec: { event: "job.created", url: `http://127.0.0.1:${port}/hooks/jobs` },
-          },
-        ]
-          .map((o) => stringify(o))
-          .join("---\n"),
-      );
-      await until(
-        "Webhook Ready",
-        async () => {
-          const { stdout } = await kubectl([
-            "get",
-            "webhook",
-            "demo-jobs",
-            "-n",
-            ns.name,
-            "-o",
-            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
-          ]);
-          return stdout === "True" ? true : undefined;
+    const port = (receiver.address() as AddressInfo).port;
+    await applyYaml(
+      [
+        {
+          apiVersion: "webhooks.dataforce.io/v1alpha1",
+          kind: "WebhookIntegration",
+          metadata: { name: "default", namespace: ns.name },
+          spec: { enabled: true, destinationPolicy: { allowPlainHTTP: true } },
         },
-        60_000,
-      );
-      const dispatcherEnv = await resolvedEnv("dispatcher");
-      const response = await fetch(`http://127.0.0.1:${dispatcherPort}/v1/events`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${dispatcherEnv.DISPATCHER_INGEST_TOKENS}`,
-          "content-type": "application/json",
+        {
+          apiVersion: "webhooks.dataforce.io/v1alpha1",
+          kind: "Webhook",
+          metadata: { name: "demo-jobs", namespace: ns.name },
+          spec: { event: "job.created", url: `http://127.0.0.1:${port}/hooks/jobs` },
         },
-        body: JSON.stringify({
-          type: "job.created",
-          namespace: ns.name,
-          id: "chart-run-1",
-          data: { jobId: "J-1" },
-        }),
-      });
-      expect(response.status).toBe(202);
-      // What `make kind-smoke` waits for.
-      const sent = await until(
-        "a SENT WebhookEvent",
-        async () => {
-          const { stdout } = await kubectl([
-            "get",
-            "webhookevents",
-            "-n",
-            ns.name,
-            "-l",
-            "webhooks.dataforce.io/phase=SENT",
-            "-o",
-            "name",
-          ]);
-          return stdout.trim() || undefined;
-        },
-        60_000,
-      );
-      expect(sent).toMatch(/^webhookevent\.webhooks\.dataforce\.io\//);
-      expect(received).toHaveLength(1);
-      expect(JSON.parse(received[0]?.body ?? "{}")).toMatchObject({ type: "job.created" });
-      expect(received[0]?.headers["webhook-signature"]).toMatch(/^v1,/);
-    },
-    180_000,
-  );
+      ]
+        .map((o) => stringify(o))
+        .join("---\n"),
+    );
+    await until(
+      "Webhook Ready",
+      async () => {
+        const { stdout } = await kubectl([
+          "get",
+          "webhook",
+          "demo-jobs",
+          "-n",
+          ns.name,
+          "-o",
+          'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        ]);
+        return stdout === "True" ? true : undefined;
+      },
+      60_000,
+    );
+    const dispatcherEnv = await resolvedEnv("dispatcher");
+    const response = await fetch(`http://127.0.0.1:${dispatcherPort}/v1/events`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${dispatcherEnv.DISPATCHER_INGEST_TOKENS}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({
+        type: "job.created",
+        namespace: ns.name,
+        id: "chart-run-1",
+        data: { jobId: "J-1" },
+      }),
+    });
+    expect(response.status).toBe(202);
+    // What `make kind-smoke` waits for.
+    const sent = await until(
+      "a SENT WebhookEvent",
+      async () => {
+        const { stdout } = await kubectl([
+          "get",
+          "webhookevents",
+          "-n",
+          ns.name,
+          "-l",
+          "webhooks.dataforce.io/phase=SENT",
+          "-o",
+          "name",
+        ]);
+        return stdout.trim() || undefined;
+      },
+      60_000,
+    );
+    expect(sent).toMatch(/^webhookevent\.webhooks\.dataforce\.io\//);
+    expect(received).toHaveLength(1);
+    expect(JSON.parse(received[0]?.body ?? "{}")).toMatchObject({ type: "job.created" });
+    expect(received[0]?.headers["webhook-signature"]).toMatch(/^v1,/);
+  }, 180_000);
 });
