@@ -1,5 +1,5 @@
-// A receiver that fails: 3 attempts, FAILED; retry by annotation (one, the same token
-// again, an event that is not FAILED, and many at once by label).
+// A receiver that fails: 3 attempts, FAILED; retry by annotation (one, a token already
+// honoured coming back, an event that is not FAILED, and many at once by label).
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
@@ -65,7 +65,7 @@ async function waitForPhase(
 }
 
 describe("a receiver that fails", () => {
-  it("3 attempts then FAILED; fixed and annotated: QUEUED, then SENT with 1 more attempt; the same token again does nothing", async () => {
+  it("3 attempts then FAILED; each fresh token grants 3 more, an honoured token coming back grants none; fixed: QUEUED, then SENT", async () => {
     const ns = world.namespaces.retry!;
     receiver.on("/retry/jobs", { kind: "respond", status: 500, body: "database down" });
     await setUp(ns, "jobs", "/retry/jobs");
@@ -95,29 +95,37 @@ describe("a receiver that fails", () => {
     await sleep(500);
     expect(receiver.requests("/retry/jobs")).toHaveLength(3);
 
-    // Fixed, but slow enough that QUEUED is visible before SENT.
+    // Still failing: each fresh token grants a new cycle of 3 attempts, ending FAILED again.
+    await annotate(ns, [name], "try-1");
+    expect((await waitForPhase(ns, name, "FAILED", 6)).status?.lastRetryToken).toBe("try-1");
+    await annotate(ns, [name], "try-2");
+    expect((await waitForPhase(ns, name, "FAILED", 9)).status?.lastRetryToken).toBe("try-2");
+    expect(receiver.requests("/retry/jobs")).toHaveLength(9);
+
+    // The first token back on a FAILED delivery (the annotation does change, so the
+    // operator sees it): already honoured, so no new attempt and no POST.
+    await annotate(ns, [name], "try-1");
+    await eventually(async () => {
+      const notes = (await kubeEvents(ns)).map((e) => e.message);
+      expect(notes).toContain("retry try-1 was already honoured for this delivery");
+    });
+    await sleep(1_000);
+    expect(receiver.requests("/retry/jobs")).toHaveLength(9);
+    expect((await getEvent(ns, name)).status).toMatchObject({ phase: "FAILED", attempts: 9 });
+
+    // Fixed, but slow enough that QUEUED is visible before SENT; a fresh token delivers.
     receiver.on("/retry/jobs", { kind: "respond", status: 200, delayMs: 1_500 });
     await annotate(ns, [name], "fix-1");
     const queued = await waitForPhase(ns, name, "QUEUED");
     expect(queued.status?.lastRetryToken).toBe("fix-1");
-    const sent = await waitForPhase(ns, name, "SENT", 4);
-    expect(sent.status?.attemptHistory?.map((a) => a.statusCode)).toEqual([500, 500, 500, 200]);
+    const sent = await waitForPhase(ns, name, "SENT", 10);
+    expect(sent.status?.attemptHistory?.map((a) => a.statusCode).slice(-2)).toEqual([500, 200]);
     expect(sent.status?.lastRetryToken).toBe("fix-1");
-    expect(receiver.requests("/retry/jobs")).toHaveLength(4);
+    expect(receiver.requests("/retry/jobs")).toHaveLength(10);
     // Every attempt carried the same webhook-id: the receiver can de-duplicate.
     expect(new Set(receiver.requests("/retry/jobs").map((r) => r.headers["webhook-id"]))).toEqual(
       new Set([name]),
     );
-
-    // The same token again: nothing happens (the annotation does not even change).
-    await annotate(ns, [name], "fix-1");
-    await sleep(1_500);
-    expect(receiver.requests("/retry/jobs")).toHaveLength(4);
-    expect((await getEvent(ns, name)).status).toMatchObject({
-      phase: "SENT",
-      attempts: 4,
-      lastRetryToken: "fix-1",
-    });
 
     // A new token on a SENT delivery is ignored, with an Event saying why.
     await annotate(ns, [name], "fix-2");
@@ -127,10 +135,10 @@ describe("a receiver that fails", () => {
       expect(ignored?.involvedObject).toMatchObject({ kind: "WebhookEvent", name });
     });
     await sleep(500);
-    expect(receiver.requests("/retry/jobs")).toHaveLength(4);
+    expect(receiver.requests("/retry/jobs")).toHaveLength(10);
     expect((await getEvent(ns, name)).status).toMatchObject({
       phase: "SENT",
-      attempts: 4,
+      attempts: 10,
       lastRetryToken: "fix-2",
     });
     const reasons = (await kubeEvents(ns)).map((e) => e.reason);
