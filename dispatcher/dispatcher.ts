@@ -141,6 +141,9 @@ export async function startDispatcher(
   });
 
   try {
+    // Listen first: /healthz answers while Redis is still unreachable, and /readyz says why the
+    // replica is not ready yet, instead of a restart loop on failed liveness probes.
+    await app.listen({ host: settings.host, port: settings.port });
     await loadScripts(redis, ALL_SCRIPTS);
     await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
     await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
@@ -148,7 +151,6 @@ export async function startDispatcher(
     await streamIngest.start();
     delivery.start();
     maintenance.start();
-    await app.listen({ host: settings.host, port: settings.port });
   } catch (error) {
     await app.close().catch(() => {});
     routing.stop();
