@@ -13,6 +13,8 @@ export interface MaintenanceOptions {
   keys: Keyspace;
   retentionMs: number;
   intervalMs: number;
+  /** Consumers holding nothing for this long belong to replicas that are gone (default 1 h). */
+  deadConsumerIdleMs?: number;
   metrics: Metrics;
   logger: Logger;
 }
@@ -60,8 +62,9 @@ export class Maintenance {
       const empty = indexes.filter((_, i) => Number(replies[i * 2 + 1]?.[1]) === 0);
       if (empty.length > 0) await redis.srem(keys.logIndexes, ...empty);
     } while (cursor !== "0");
-    await removeIdleConsumers(redis, keys.events, CONSUMER_GROUPS.fanout, DEAD_CONSUMER_IDLE_MS);
-    await removeIdleConsumers(redis, keys.deliveries, CONSUMER_GROUPS.delivery, DEAD_CONSUMER_IDLE_MS);
+    const idleMs = this.#options.deadConsumerIdleMs ?? DEAD_CONSUMER_IDLE_MS;
+    await removeIdleConsumers(redis, keys.events, CONSUMER_GROUPS.fanout, idleMs);
+    await removeIdleConsumers(redis, keys.deliveries, CONSUMER_GROUPS.delivery, idleMs);
   }
 
   async #run(): Promise<void> {

@@ -150,6 +150,7 @@ export class EndpointLimiter<T> {
     while (this.#inFlight < this.#options.maxInFlight && this.#ready.length > 0) {
       const endpoint = this.#ready.shift()!;
       endpoint.ready = false;
+      if (endpoint.queue.length === 0) continue; // defensive: eviction never empties a ready queue
       const job = endpoint.queue.shift() as T;
       this.#queued--;
       this.#start(endpoint, job);

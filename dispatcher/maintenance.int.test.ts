@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { Maintenance } from "./maintenance.ts";
+import { createMetrics } from "./metrics.ts";
+import { CONSUMER_GROUPS, keyspace } from "./protocol/keys.ts";
+import { ensureConsumerGroup, readGroup } from "./protocol/streams.ts";
+import { uniqueKeyTag } from "./testing/fixtures.ts";
+
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(inject("redisUrl"));
+});
+afterAll(() => redis.disconnect());
+
+function maintenance(keys: ReturnType<typeof keyspace>, retentionMs: number) {
+  return new Maintenance({
+    redis,
+    keys,
+    retentionMs,
+    intervalMs: 60_000,
+    deadConsumerIdleMs: 50,
+    metrics: createMetrics(async () => null),
+    logger: pino({ level: "silent" }),
+  });
+}
+
+describe("maintenance", () => {
+  it("trims acknowledged work but never pending or unread entries", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
+    const ids: string[] = [];
+    for (let i = 0; i < 300; i++) ids.push((await redis.xadd(keys.deliveries, "*", "id", `d-${i}`))!);
+    const read = await readGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery, "c1", 250, 10);
+    // acknowledge all read entries but #100, which stays pending; #250..299 are unread
+    await redis.xack(
+      keys.deliveries,
+      CONSUMER_GROUPS.delivery,
+      ...read.map((e) => e.id).filter((_, i) => i !== 100),
+    );
+    await maintenance(keys, 60_000).runOnce();
+    const left = (await redis.xrange(keys.deliveries, "-", "+")).map(([id]) => id);
+    expect(left).toContain(ids[100]);
+    expect(left).toEqual(expect.arrayContaining(ids.slice(250)));
+    expect(left.length).toBeLessThan(300);
+  });
+
+  it("drops event log index entries past retention and forgets empty indexes", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const old = Date.now() - 10_000;
+    await redis.zadd(keys.logAll, old, "old", Date.now(), "new");
+    await redis.zadd(keys.logNamespace("ns"), old, "old");
+    await redis.sadd(keys.logIndexes, keys.logNamespace("ns"));
+    await maintenance(keys, 5_000).runOnce();
+    expect(await redis.zrange(keys.logAll, 0, "-1")).toEqual(["new"]);
+    expect(await redis.exists(keys.logNamespace("ns"))).toBe(0);
+    expect(await redis.smembers(keys.logIndexes)).toEqual([]);
+  });
+
+  it("forgets consumers of replicas long gone, but not those holding work", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
+    await redis.xadd(keys.deliveries, "*", "id", "d-1");
+    await readGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery, "holder", 1, 10);
+    await readGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery, "gone", 1, 10); // nothing left: holds none
+    await sleep(100);
+    await maintenance(keys, 60_000).runOnce();
+    const consumers = (await redis.xinfo(
+      "CONSUMERS",
+      keys.deliveries,
+      CONSUMER_GROUPS.delivery,
+    )) as string[][];
+    expect(consumers.map((consumer) => consumer[1])).toEqual(["holder"]);
+  });
+});
