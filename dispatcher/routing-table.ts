@@ -12,14 +12,22 @@ import {
   type WebhookRoute,
 } from "./protocol/routing-config.ts";
 
-/** Headers a webhook's configuration may not set: the delivery contract owns them. */
+/**
+ * Headers a webhook's configuration may not set: the delivery contract owns them, or they are
+ * hop-by-hop headers the HTTP client refuses (which would fail every attempt).
+ */
 const RESERVED_HEADERS = new Set([
   "content-type",
   "content-length",
   "user-agent",
   "host",
   "connection",
+  "keep-alive",
   "transfer-encoding",
+  "upgrade",
+  "expect",
+  "te",
+  "trailer",
   "webhook-id",
   "webhook-timestamp",
   "webhook-signature",
@@ -48,7 +56,9 @@ export function compileNamespace(routing: NamespaceRouting): CompiledNamespace {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(route.headers)) {
       const lower = name.toLowerCase();
-      if (!RESERVED_HEADERS.has(lower) && !lower.startsWith("webhook-")) headers[lower] = value;
+      if (!RESERVED_HEADERS.has(lower) && !lower.startsWith("webhook-") && !lower.startsWith("proxy-")) {
+        headers[lower] = value;
+      }
     }
     webhooks.set(route.name, { route, url: new URL(route.url), headers });
     if (route.paused) continue;

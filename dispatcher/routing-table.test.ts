@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { NamespaceRoutingSchema } from "./protocol/routing-config.ts";
+import { compileNamespace } from "./routing-table.ts";
+
+const routing = NamespaceRoutingSchema.parse({
+  namespace: "team-a",
+  enabled: true,
+  signingSecrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+  webhooks: [
+    {
+      name: "orders",
+      event: "job.created",
+      url: "https://example.com/a",
+      headers: {
+        "X-Team": "a",
+        "Content-Type": "text/plain",
+        "webhook-signature": "forged",
+        Connection: "close",
+        "Keep-Alive": "1",
+        "Proxy-Authorization": "x",
+        TE: "trailers",
+      },
+    },
+    { name: "paused", event: "job.created", url: "https://example.com/b", paused: true },
+    { name: "payments", event: "payment.received", url: "https://example.com/c" },
+  ],
+});
+
+describe("compileNamespace", () => {
+  it("indexes non-paused subscribers by event and keeps every webhook by name", () => {
+    const compiled = compileNamespace(routing);
+    expect(compiled.subscribers.get("job.created")?.map((w) => w.name)).toEqual(["orders"]);
+    expect(compiled.subscribers.get("payment.received")?.map((w) => w.name)).toEqual(["payments"]);
+    expect([...compiled.webhooks.keys()]).toEqual(["orders", "paused", "payments"]);
+    expect(compiled.signingKeys).toHaveLength(1);
+  });
+
+  it("drops headers the delivery contract owns and hop-by-hop headers", () => {
+    expect(compileNamespace(routing).webhooks.get("orders")?.headers).toEqual({ "x-team": "a" });
+  });
+});
