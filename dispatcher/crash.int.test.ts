@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -25,6 +25,12 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   await Promise.all(children.splice(0).map((child) => child.stop(1_000)));
+  // no signing secret and no signature ever reaches a dispatcher's log
+  for (const file of await readdir(logDir)) {
+    const log = await readFile(join(logDir, file), "utf8");
+    expect(log, file).not.toContain("whsec_");
+    expect(log, file).not.toContain("v1,");
+  }
 });
 afterAll(async () => {
   await receiver.close();

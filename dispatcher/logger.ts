@@ -1,4 +1,5 @@
-import { type DestinationStream, type Logger, type LoggerOptions, pino, stdSerializers } from "pino";
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from "pino";
+import { serializeError } from "./logging/serialize-error.ts";
 
 /**
  * JSON logs. Secrets never reach a log call by design (signatures and tokens are not passed to
@@ -20,16 +21,9 @@ export function createLogger(level: string, name = "dispatcher", destination?: D
       ],
       censor: "[redacted]",
     },
-    serializers: {
-      // ioredis errors carry the failed command with its arguments (payloads, routing documents)
-      err(error: Error) {
-        const serialized = stdSerializers.err(error) as ReturnType<typeof stdSerializers.err> & {
-          command?: unknown;
-        };
-        delete serialized.command;
-        return serialized;
-      },
-    },
+    // ioredis errors carry the failed command with its arguments (payloads, webhook headers,
+    // routing documents): dropped at any depth, and secrets left in text are masked
+    serializers: { err: serializeError },
   };
   return destination ? pino(options, destination) : pino(options);
 }
