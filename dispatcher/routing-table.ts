@@ -1,4 +1,5 @@
 import type { KeyObject } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { decodeSigningSecret } from "./delivery/signer.ts";
@@ -77,6 +78,8 @@ export interface RoutingWatcherOptions {
   pollMs: number;
   logger: Logger;
   metrics: Metrics;
+  /** first delay between attempts to load the configuration at start (doubling, ≤ 5 s) */
+  retryMs?: number;
 }
 
 /**
@@ -91,6 +94,7 @@ export class RoutingWatcher {
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #again = false;
+  readonly #stop = new AbortController();
 
   constructor(options: RoutingWatcherOptions) {
     this.#options = options;
@@ -108,14 +112,24 @@ export class RoutingWatcher {
     return this.#namespaces.get(name);
   }
 
-  /** Loads the configuration once, then follows changes. */
+  /**
+   * Loads the configuration, retrying until it is loaded (work routed with an empty table would
+   * be recorded as integration-missing or failed as integration-disabled), then follows changes.
+   */
   async start(): Promise<void> {
     const { subscriber, keys, logger } = this.#options;
     subscriber.on("message", (channel: string) => {
       if (channel === keys.routingChannel) void this.refresh();
     });
     await subscriber.subscribe(keys.routingChannel);
+    let delayMs = this.#options.retryMs ?? 200;
     await this.refresh();
+    while (!this.loaded) {
+      if (this.#stop.signal.aborted) throw new Error("stopped before the routing configuration was loaded");
+      await sleep(delayMs, undefined, { signal: this.#stop.signal }).catch(() => {});
+      delayMs = Math.min(delayMs * 2, 5_000);
+      await this.refresh();
+    }
     this.#timer = setInterval(() => {
       void this.#poll().catch((error: unknown) =>
         logger.warn({ err: error }, "routing revision poll failed"),
@@ -125,6 +139,7 @@ export class RoutingWatcher {
   }
 
   stop(): void {
+    this.#stop.abort();
     clearInterval(this.#timer);
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import type { Fanout, IncomingEvent } from "../fanout/fanout.ts";
+import { type Fanout, type IncomingEvent, RoutingNotLoadedError } from "../fanout/fanout.ts";
 import {
   EventIdSchema,
   type IngestEvent,
@@ -77,6 +77,9 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
     try {
       duplicates = await fanout.record(events);
     } catch (error) {
+      if (error instanceof RoutingNotLoadedError) {
+        throw new ApiError("UNAVAILABLE", "the routing configuration is not loaded yet; retry later");
+      }
       app.log.error({ err: error }, "ingest failed: Redis unavailable");
       throw new ApiError("UNAVAILABLE", "the event could not be stored; retry later");
     }

@@ -79,7 +79,11 @@ const RECORD_FIELDS = [
   "ingestedAt",
   "attemptCount",
   "cycleAttempts",
+  "routingRevision",
 ] as const;
+
+/** How long work routed at a newer revision than this replica's waits before it is offered again. */
+const ROUTING_LAG_DEFER_MS = 1_000;
 
 const READ_COUNT = 512;
 const BLOCK_MS = 500;
@@ -224,6 +228,7 @@ export class DeliveryWorker {
           ingestedAt,
           attemptCount: "0",
           cycleAttempts: "0",
+          routingRevision: fields.r,
         });
       } else {
         toRead.push({ entryId: entry.id, deliveryId });
@@ -240,8 +245,18 @@ export class DeliveryWorker {
           this.#release(entryId); // left pending: taken over once idle
           continue;
         }
-        const [phase, version, namespace, webhook, payload, url, ingestedAt, attemptCount, cycleAttempts] =
-          values as Array<string | undefined>;
+        const [
+          phase,
+          version,
+          namespace,
+          webhook,
+          payload,
+          url,
+          ingestedAt,
+          attemptCount,
+          cycleAttempts,
+          routingRevision,
+        ] = values as Array<string | undefined>;
         this.#take(entryId, deliveryId, {
           phase,
           version,
@@ -252,6 +267,7 @@ export class DeliveryWorker {
           ingestedAt,
           attemptCount,
           cycleAttempts,
+          routingRevision,
         });
       }
     }
@@ -267,8 +283,18 @@ export class DeliveryWorker {
       this.#enqueueOutcome({ m: entryId, id: deliveryId, v: "", k: "ack" });
       return;
     }
+    const { routing, metrics } = this.#options;
     const route = this.#route(record.namespace ?? "", record.webhook ?? "");
     if (typeof route === "string") {
+      // a replica whose routing lags behind the one the delivery was fanned out at (or that has
+      // none yet) hands the work back: the webhook may exist in the newer revision
+      const routedAt = Number(record.routingRevision || -1);
+      if (!routing.loaded || routedAt > routing.revision) {
+        const due = String(Date.now() + ROUTING_LAG_DEFER_MS);
+        this.#enqueueOutcome({ m: entryId, id: deliveryId, v: version, k: "defer", due });
+        metrics.deferred.inc({ reason: "routing-lag" });
+        return;
+      }
       this.#enqueueOutcome({ m: entryId, id: deliveryId, v: version, k: "failed", reason: route });
       return;
     }

@@ -43,6 +43,14 @@ export interface FanoutOptions {
 
 const DEAD_LETTER_MAX_LEN = 10_000;
 
+/** Fan-out before the routing table was loaded for the first time. */
+export class RoutingNotLoadedError extends Error {
+  constructor() {
+    super("the routing configuration is not loaded yet");
+    this.name = "RoutingNotLoadedError";
+  }
+}
+
 /**
  * Turns events into deliveries: one per subscribed, non-paused webhook of the event's namespace,
  * if the namespace's integration is enabled. Events ingested by the API are fanned out at once
@@ -64,8 +72,11 @@ export class Fanout {
     events: readonly IncomingEvent[],
     invalid: readonly FanoutPlanInvalid[] = [],
   ): Promise<boolean[]> {
-    const { redis, keys, metrics, logger } = this.#options;
-    const plan: FanoutPlan = { events: [], invalid: [...invalid] };
+    const { redis, keys, metrics, logger, routing } = this.#options;
+    // with no routing table every event would be recorded as integration-missing (and its id
+    // marked as seen): refuse until the table is loaded; callers retry or answer 503
+    if (!routing.loaded) throw new RoutingNotLoadedError();
+    const plan: FanoutPlan = { revision: routing.revision, events: [], invalid: [...invalid] };
     const routings: EventRouting[] = [];
     for (const event of events) {
       const [planned, routing] = this.#plan(event);

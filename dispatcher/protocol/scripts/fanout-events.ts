@@ -29,6 +29,12 @@ export interface FanoutPlanInvalid {
 }
 
 export interface FanoutPlan {
+  /**
+   * The routing revision the plan was made at, stamped on each delivery record
+   * (`routingRevision`) and work entry (`r`): a replica whose routing lags behind it hands the
+   * work back instead of failing it for a webhook it does not know yet.
+   */
+  revision?: number;
   events: FanoutPlanEvent[];
   invalid: FanoutPlanInvalid[];
 }
@@ -42,7 +48,7 @@ export interface FanoutPlan {
  * exists (same deterministic id) is left alone.
  * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters.
  * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, windowMs, deadLetterMaxLen, then
- * the plan as a flat list (see encodeFanoutPlan): flat, because payloads nested in JSON would be
+ * the routing revision and the plan as a flat list (see encodeFanoutPlan): flat, because payloads nested in JSON would be
  * escaped once per level and decoded again by cjson.
  * Returns, per plan event, the number of deliveries it created, or -1 when it was a duplicate.
  */
@@ -53,6 +59,10 @@ local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retention, statusMaxLen, window, deadMaxLen = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local results = {}
 local at = 9
+
+-- the routing revision of the plan ("" when unknown)
+local revision = ARGV[at]
+at = at + 1
 
 -- invalid entries: count, then per entry: entry id, reason, field count, fields…
 local invalidCount = tonumber(ARGV[at])
@@ -101,6 +111,7 @@ for _ = 1, eventCount do
           'phase', 'QUEUED', 'attempts', '[]', 'attemptCount', '0', 'maxAttempts', d.maxAttempts,
           'cycle', '1', 'cycleAttempts', '0', 'occurredAt', e.occurredAt, 'ingestedAt', e.ingestedAt,
           'createdAt', now, 'updatedAt', now, 'version', '0')
+        if revision ~= '' then redis.call('HSET', key, 'routingRevision', revision) end
         redis.call('PEXPIRE', key, retention)
         local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
         redis.call('ZADD', KEYS[4], now, d.id)
@@ -108,7 +119,8 @@ for _ = 1, eventCount do
         redis.call('ZADD', webhookIndex, now, d.id)
         redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
         redis.call('XADD', KEYS[2], '*', 'id', d.id,
-          'a', '0\\n' .. e.ns .. '\\n' .. d.webhook .. '\\n' .. e.ingestedAt .. '\\n' .. d.url, 'p', d.payload)
+          'a', '0\\n' .. e.ns .. '\\n' .. d.webhook .. '\\n' .. e.ingestedAt .. '\\n' .. d.url, 'p', d.payload,
+          'r', revision)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', d.id, 'phase', 'QUEUED',
           'namespace', e.ns, 'webhook', d.webhook, 'eventType', e.type, 'eventId', e.id,
           'attempts', '0', 'at', nowIso)
@@ -126,7 +138,7 @@ return results
 
 /** The plan as the script's flat ARGV tail. */
 export function encodeFanoutPlan(plan: FanoutPlan): ScriptArg[] {
-  const args: ScriptArg[] = [plan.invalid.length];
+  const args: ScriptArg[] = [plan.revision ?? "", plan.invalid.length];
   for (const bad of plan.invalid) args.push(bad.m, bad.reason, bad.fields.length, ...bad.fields);
   args.push(plan.events.length);
   for (const e of plan.events) {
