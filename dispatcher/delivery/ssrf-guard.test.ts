@@ -19,12 +19,40 @@ describe("destinationPolicy", () => {
     "::ffff:127.0.0.1",
     "::ffff:10.0.0.1",
     "[::1]",
+    "168.63.129.16",
+    "::127.0.0.1",
+    "::7f00:1",
+    "::a00:1",
+    "::ffff:0:7f00:1",
+    "::ffff:0:10.0.0.1",
+    "2002:7f00:1::1",
+    "2002:a9fe:a9fe::",
+    "64:ff9b::7f00:1",
+    "64:ff9b::10.0.0.1",
+    "64:ff9b:1::a9fe:a9fe",
+    "[::ffff:0:7f00:1]",
   ])("refuses %s", (address) => {
     expect(strict.allows(address)).toBe(false);
   });
 
   it.each(["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])("allows public %s", (address) => {
     expect(strict.allows(address)).toBe(true);
+  });
+
+  it.each(["2002:5db8:d822::1", "::ffff:8.8.8.8"])(
+    "allows %s, which embeds a public IPv4 address",
+    (address) => {
+      expect(strict.allows(address)).toBe(true);
+    },
+  );
+
+  it("checks the IPv4 address an IPv6 form embeds against the allowlist too", () => {
+    const policy = destinationPolicy(["127.0.0.1"]);
+    expect(policy.allows("::ffff:127.0.0.1")).toBe(true);
+    expect(policy.allows("::127.0.0.1")).toBe(true);
+    expect(policy.allows("::127.0.0.2")).toBe(false);
+    expect(policy.allows("2002:7f00:2::1")).toBe(false);
+    expect(destinationPolicy(["127.0.0.1", "2002::/16"]).allows("2002:7f00:1::1")).toBe(true);
   });
 
   it("allows what the allowlist names, and only that", () => {

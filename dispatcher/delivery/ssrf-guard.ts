@@ -12,6 +12,7 @@ const REFUSED_IPV4: ReadonlyArray<[string, number]> = [
   ["100.64.0.0", 10], // carrier-grade NAT
   ["127.0.0.0", 8], // loopback
   ["169.254.0.0", 16], // link-local, incl. the 169.254.169.254 metadata service
+  ["168.63.129.16", 32], // Azure host services (wireserver, metadata)
   ["172.16.0.0", 12], // private
   ["192.0.0.0", 24], // IETF protocol assignments
   ["192.0.2.0", 24], // documentation
@@ -27,6 +28,7 @@ const REFUSED_IPV6: ReadonlyArray<[string, number]> = [
   ["::", 128], // unspecified
   ["::1", 128], // loopback
   ["64:ff9b::", 96], // NAT64 (embeds IPv4)
+  ["64:ff9b:1::", 48], // local-use NAT64 (embeds IPv4)
   ["100::", 64], // discard
   ["2001:db8::", 32], // documentation
   ["fc00::", 7], // unique local, incl. fd00:ec2::254 (AWS metadata)
@@ -57,12 +59,21 @@ export function destinationPolicy(allowlist: readonly string[]): DestinationPoli
   const allowed = new BlockList();
   for (const entry of allowlist) addToList(allowed, entry);
 
+  function allowsAs(address: string, type: "ipv4" | "ipv6"): boolean {
+    return allowed.check(address, type) || !refused.check(address, type);
+  }
+
   function allows(address: string): boolean {
-    const plain = unmapIpv4(address.replace(/^\[|\]$/g, ""));
+    const plain = address.replace(/^\[|\]$/g, "");
     const family = isIP(plain);
     if (family === 0) return false;
-    const type = family === 4 ? "ipv4" : "ipv6";
-    return allowed.check(plain, type) || !refused.check(plain, type);
+    if (family === 4) return allowsAs(plain, "ipv4");
+    // an IPv6 form that carries an IPv4 address reaches that address: both must be allowed
+    // (mapped ::ffff:a.b.c.d is that IPv4 address on the wire and is checked as IPv4 only)
+    const embedded = embeddedIpv4(plain);
+    if (embedded?.mapped) return allowsAs(embedded.address, "ipv4");
+    if (embedded && !allowsAs(embedded.address, "ipv4")) return false;
+    return allowsAs(plain, "ipv6");
   }
 
   return {
@@ -90,10 +101,47 @@ export function destinationPolicy(allowlist: readonly string[]): DestinationPoli
   };
 }
 
-/** `::ffff:10.0.0.1` is 10.0.0.1 on the wire: check it as IPv4. */
-function unmapIpv4(address: string): string {
-  const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return match ? match[1]! : address;
+/**
+ * The IPv4 address an IPv6 address embeds: IPv4-mapped `::ffff:0:0/96` (`mapped`), IPv4-compatible
+ * `::/96`, IPv4-translated `::ffff:0:0:0/96`, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48` (last
+ * 32 bits) and 6to4 `2002::/16` (bits 16–47).
+ */
+export function embeddedIpv4(address: string): { address: string; mapped: boolean } | undefined {
+  const words = ipv6Words(address);
+  if (!words) return undefined;
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  const zero = (from: number, to: number) => words.slice(from, to).every((word) => word === 0);
+  const last = v4(words[6]!, words[7]!);
+  if (zero(0, 5) && words[5] === 0xffff) return { address: last, mapped: true };
+  if (zero(0, 6)) return { address: last, mapped: false };
+  if (zero(0, 4) && words[4] === 0xffff && words[5] === 0) return { address: last, mapped: false };
+  if (words[0] === 0x64 && words[1] === 0xff9b && (zero(2, 6) || words[2] === 1)) {
+    return { address: last, mapped: false };
+  }
+  if (words[0] === 0x2002) return { address: v4(words[1]!, words[2]!), mapped: false };
+  return undefined;
+}
+
+/** The eight 16-bit words of an IPv6 address (without zone), or undefined when it is not one. */
+function ipv6Words(address: string): number[] | undefined {
+  const text = address.split("%")[0]!;
+  if (isIP(text) !== 6) return undefined;
+  const parse = (part: string): number[] => {
+    if (part === "") return [];
+    const words: number[] = [];
+    for (const group of part.split(":")) {
+      if (group.includes(".")) {
+        const [a, b, c, d] = group.split(".").map(Number) as [number, number, number, number];
+        words.push((a << 8) | b, (c << 8) | d);
+      } else words.push(Number.parseInt(group, 16));
+    }
+    return words;
+  };
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const front = parse(head);
+  if (tail === undefined) return front;
+  const back = parse(tail);
+  return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
 }
 
 function addToList(list: BlockList, entry: string): void {
