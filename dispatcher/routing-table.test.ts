@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { isReservedHeader, RESERVED_HEADERS } from "./protocol/reserved-headers.ts";
 import { NamespaceRoutingSchema } from "./protocol/routing-config.ts";
 import { compileNamespace } from "./routing-table.ts";
 
@@ -37,5 +38,38 @@ describe("compileNamespace", () => {
 
   it("drops headers the delivery contract owns and hop-by-hop headers", () => {
     expect(compileNamespace(routing).webhooks.get("orders")?.headers).toEqual({ "x-team": "a" });
+  });
+});
+
+describe("reserved headers", () => {
+  it("drops every header the operator's CRD refuses, in any case, and the webhook-/proxy- prefixes", () => {
+    const names = [
+      ...RESERVED_HEADERS,
+      ...RESERVED_HEADERS.map((name) => name.toUpperCase()),
+      "Upgrade",
+      "Expect",
+      "Trailer",
+      "Proxy-Connection",
+      "proxy-authorization",
+      "Webhook-Id",
+    ];
+    const compiled = compileNamespace(
+      NamespaceRoutingSchema.parse({
+        namespace: "team-b",
+        enabled: true,
+        signingSecrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        webhooks: [
+          {
+            name: "all",
+            event: "job.created",
+            url: "https://example.com/a",
+            headers: Object.fromEntries([...names.map((name) => [name, "x"]), ["X-Kept", "k"]]),
+          },
+        ],
+      }),
+    );
+    expect(compiled.webhooks.get("all")?.headers).toEqual({ "x-kept": "k" });
+    for (const name of names) expect(isReservedHeader(name), name).toBe(true);
+    expect(isReservedHeader("x-proxy-id")).toBe(false);
   });
 });

@@ -6,33 +6,13 @@ import { decodeSigningSecret } from "./delivery/signer.ts";
 import type { Metrics } from "./metrics.ts";
 import type { EventType } from "./protocol/event-types.ts";
 import type { Keyspace } from "./protocol/keys.ts";
+import { isReservedHeader } from "./protocol/reserved-headers.ts";
 import {
   type NamespaceRouting,
   readRoutingRevision,
   readRoutingTable,
   type WebhookRoute,
 } from "./protocol/routing-config.ts";
-
-/**
- * Headers a webhook's configuration may not set: the delivery contract owns them, or they are
- * hop-by-hop headers the HTTP client refuses (which would fail every attempt).
- */
-const RESERVED_HEADERS = new Set([
-  "content-type",
-  "content-length",
-  "user-agent",
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "expect",
-  "te",
-  "trailer",
-  "webhook-id",
-  "webhook-timestamp",
-  "webhook-signature",
-]);
 
 /** One namespace's routing, prepared for the hot path. */
 export interface CompiledNamespace {
@@ -56,10 +36,8 @@ export function compileNamespace(routing: NamespaceRouting): CompiledNamespace {
   for (const route of routing.webhooks) {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(route.headers)) {
-      const lower = name.toLowerCase();
-      if (!RESERVED_HEADERS.has(lower) && !lower.startsWith("webhook-") && !lower.startsWith("proxy-")) {
-        headers[lower] = value;
-      }
+      // the operator refuses them; a routing document written otherwise must not override them
+      if (!isReservedHeader(name)) headers[name.toLowerCase()] = value;
     }
     webhooks.set(route.name, { route, url: new URL(route.url), headers });
     if (route.paused) continue;

@@ -1,5 +1,10 @@
 import { z } from "zod";
 import { EventTypeSchema } from "../../../dispatcher/protocol/event-types.ts";
+import {
+  isReservedHeader,
+  RESERVED_HEADER_PREFIXES,
+  RESERVED_HEADERS,
+} from "../../../dispatcher/protocol/reserved-headers.ts";
 import { ageColumn, type CrdDefinition, readyColumns } from "./crd-definition.ts";
 import {
   type CustomObject,
@@ -9,21 +14,8 @@ import {
   timestamp,
 } from "./shared-types.ts";
 
-/** Headers the dispatcher owns; a webhook may not override them. */
-/** Headers the dispatcher owns, or that HTTP/1.1 connection handling forbids (undici refuses them). */
-export const RESERVED_HEADERS = [
-  "host",
-  "content-type",
-  "content-length",
-  "user-agent",
-  "connection",
-  "transfer-encoding",
-  "keep-alive",
-  "upgrade",
-  "expect",
-  "te",
-  "trailer",
-] as const;
+/** Headers the dispatcher owns, or that HTTP/1.1 connection handling forbids (one list, shared with the dispatcher). */
+export { RESERVED_HEADERS };
 
 const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
@@ -67,19 +59,13 @@ export const HeaderSchema = z
       .min(1)
       .max(256)
       .regex(HEADER_NAME_PATTERN, "must be a valid HTTP header name")
-      .refine(
-        (name) =>
-          !(RESERVED_HEADERS as readonly string[]).includes(name.toLowerCase()) &&
-          !name.toLowerCase().startsWith("webhook-") &&
-          !name.toLowerCase().startsWith("proxy-"),
-        "header is set by the dispatcher and cannot be overridden",
-      )
+      .refine((name) => !isReservedHeader(name), "header is set by the dispatcher and cannot be overridden")
       .meta({
         description:
           "HTTP header name. Headers the dispatcher sets (webhook-*, content-type, user-agent, …) are refused.",
         "x-kubernetes-validations": [
           {
-            rule: `!(self.lowerAscii() in [${RESERVED_HEADERS.map((h) => `'${h}'`).join(", ")}]) && !self.lowerAscii().startsWith('webhook-') && !self.lowerAscii().startsWith('proxy-')`,
+            rule: `!(self.lowerAscii() in [${RESERVED_HEADERS.map((h) => `'${h}'`).join(", ")}]) && ${RESERVED_HEADER_PREFIXES.map((p) => `!self.lowerAscii().startsWith('${p}')`).join(" && ")}`,
             message: "header is set by the dispatcher and cannot be overridden",
           },
         ],
