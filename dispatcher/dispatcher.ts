@@ -1,5 +1,5 @@
 import type { AddressInfo } from "node:net";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 import { buildApi } from "./api/server.ts";
 import type { Settings } from "./config.ts";
@@ -30,13 +30,16 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
+/** How long an API request waits for one Redis command before it answers 503. */
+const API_COMMAND_TIMEOUT_MS = 5_000;
+
 /** Wires one dispatcher replica together and starts it. */
 export async function startDispatcher(
   settings: Settings,
   logger: Logger = createLogger(settings.logLevel),
 ): Promise<Dispatcher> {
   const keys = keyspace(settings.keyTag);
-  const connection = (role: string, extra: { enableAutoPipelining?: boolean } = {}) => {
+  const connection = (role: string, extra: Partial<RedisOptions> = {}) => {
     const client = new Redis(settings.redisUrl, {
       connectionName: `dataforce-dispatcher:${settings.consumerName}:${role}`,
       maxRetriesPerRequest: null,
@@ -53,7 +56,14 @@ export async function startDispatcher(
   const fanoutReader = connection("fanout-reader");
   const deliveryReader = connection("delivery-reader");
   const subscriber = connection("routing-subscriber");
-  const connections = [redis, fanoutReader, deliveryReader, subscriber];
+  // The API's commands wait a bounded time: with Redis down they fail at once (no offline queue,
+  // no retries) or within the command timeout, and the API answers 503 instead of hanging.
+  const apiRedis = connection("api", {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: API_COMMAND_TIMEOUT_MS,
+  });
+  const connections = [redis, fanoutReader, deliveryReader, subscriber, apiRedis];
 
   const metrics = createMetrics(() => queueSnapshot(redis, keys));
   const limits: RecordLimits = {
@@ -74,6 +84,16 @@ export async function startDispatcher(
   });
   const fanout = new Fanout({
     redis,
+    keys,
+    routing,
+    metrics,
+    logger,
+    retentionMs: settings.retentionMs,
+    statusStreamMaxLen: settings.statusStreamMaxLen,
+    idempotencyWindowMs: settings.idempotencyWindowMs,
+  });
+  const apiFanout = new Fanout({
+    redis: apiRedis,
     keys,
     routing,
     metrics,
@@ -127,12 +147,12 @@ export async function startDispatcher(
 
   let stopping = false;
   const app = await buildApi({
-    redis,
+    redis: apiRedis,
     keys,
     metrics,
     logger,
     limits,
-    fanout,
+    fanout: apiFanout,
     ingestTokens: settings.ingestTokens,
     adminTokens: settings.adminTokens,
     maxEventBytes: settings.maxEventBytes,
