@@ -119,9 +119,16 @@ export class DeliveryWorker {
   readonly #stopRenewing = new AbortController();
   #loops: Promise<void>[] = [];
   #renewing: Promise<void> | undefined;
+  /**
+   * Room the read loop leaves free for work taken over from dead replicas: the read loop refills
+   * room as soon as it frees, so without a reserve the claim loop would rarely find any.
+   */
+  readonly #claimReserve: number;
 
   constructor(options: DeliveryWorkerOptions) {
     this.#options = options;
+    const limit = Math.min(options.maxBuffered, options.maxQueued);
+    this.#claimReserve = limit >= 2 ? Math.max(1, Math.floor(limit / 8)) : 0;
     this.#limiter = new EndpointLimiter(options.limits, (work) => this.#attempt(work));
     options.metrics.observeLoad(() => ({ inFlight: this.#limiter.inFlight, buffered: this.#held.size }));
     this.#sentCounter = options.metrics.deliveriesCompleted.labels({ phase: "SENT", reason: "" });
@@ -171,7 +178,7 @@ export class DeliveryWorker {
   async #readLoop(): Promise<void> {
     const { reader, keys, consumer } = this.#options;
     while (!this.#stopping) {
-      const room = this.#room();
+      const room = this.#room() - this.#claimReserve;
       if (room <= 0) {
         await new Promise<void>((resolve) => {
           this.#capacityWaiter = resolve;
