@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { validateAllowlistEntry } from "./delivery/ssrf-guard.ts";
+import { settingsFromEnvironment } from "./settings/environment.ts";
 
 const list = z.string({ error: "required" }).transform((value) =>
   value
@@ -107,19 +108,5 @@ export type SettingsInput = z.input<typeof SettingsSchema>;
 
 /** Reads the settings from environment variables; throws with every problem listed. */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  const raw: Record<string, string> = {};
-  for (const [setting, variable] of Object.entries(ENVIRONMENT)) {
-    const value = env[variable];
-    if (value !== undefined && value !== "") raw[setting] = value;
-  }
-  const result = SettingsSchema.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const setting = String(issue.path[0] ?? "");
-      const variable = ENVIRONMENT[setting as keyof typeof ENVIRONMENT] ?? setting;
-      return `${variable}: ${issue.message}`;
-    });
-    throw new Error(`invalid dispatcher configuration:\n  ${problems.join("\n  ")}`);
-  }
-  return result.data;
+  return settingsFromEnvironment(SettingsSchema, ENVIRONMENT, env, "dispatcher");
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { settingsFromEnvironment } from "../dispatcher/settings/environment.ts";
 
 // The operator's settings, from environment variables (the chart's templates/_env.tpl
 // sets them). Durations are milliseconds. The Kubernetes connection comes from
@@ -96,21 +97,7 @@ export type Settings = z.output<typeof SettingsSchema>;
 
 /** Reads the settings from environment variables; throws with every problem listed. */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  const raw: Record<string, string> = {};
-  for (const [setting, variable] of Object.entries(ENVIRONMENT)) {
-    const value = env[variable];
-    if (value !== undefined && value !== "") raw[setting] = value;
-  }
-  const result = SettingsSchema.safeParse(raw);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const setting = String(issue.path[0] ?? "");
-      const variable = ENVIRONMENT[setting as keyof typeof ENVIRONMENT] ?? setting;
-      return `${variable}: ${issue.message}`;
-    });
-    throw new Error(`invalid operator configuration:\n  ${problems.join("\n  ")}`);
-  }
-  return result.data;
+  return settingsFromEnvironment(SettingsSchema, ENVIRONMENT, env, "operator");
 }
 
 function serviceAccountNamespace(): string | undefined {

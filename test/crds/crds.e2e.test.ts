@@ -39,6 +39,18 @@ function tryApply(object: unknown, namespace: string) {
   });
 }
 
+/** A minimal valid Webhook named `jobs`. */
+async function createJobsWebhook(namespace: string): Promise<void> {
+  const webhook = {
+    apiVersion: API_VERSION,
+    kind: "Webhook",
+    metadata: { name: "jobs" },
+    spec: { event: "job.created", url: "https://example.com/h" },
+  };
+  const result = await tryApply(webhook, namespace);
+  if (result.code !== 0) throw new Error(result.stderr);
+}
+
 beforeAll(async () => {
   await kubectl(["apply", "--server-side", "-f", join(repo, "crds")]);
   await kubectl([
@@ -218,15 +230,7 @@ describe("the API server rejects invalid objects with a clear message", () => {
 describe("the status subresource", () => {
   it("keeps spec and status apart, and only spec changes bump the generation", async () => {
     const ns = (await createTestNamespace("crd-status")).name;
-    await tryApply(
-      {
-        apiVersion: API_VERSION,
-        kind: "Webhook",
-        metadata: { name: "jobs" },
-        spec: { event: "job.created", url: "https://example.com/h" },
-      },
-      ns,
-    );
+    await createJobsWebhook(ns);
     const condition = {
       type: "Ready",
       status: "False",
@@ -274,15 +278,7 @@ describe("the status subresource", () => {
 
   it("validates conditions like Kubernetes does", async () => {
     const ns = (await createTestNamespace("crd-conditions")).name;
-    await tryApply(
-      {
-        apiVersion: API_VERSION,
-        kind: "Webhook",
-        metadata: { name: "jobs" },
-        spec: { event: "job.created", url: "https://example.com/h" },
-      },
-      ns,
-    );
+    await createJobsWebhook(ns);
     const bad = {
       type: "Ready",
       status: "Maybe",
