@@ -2,16 +2,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
+import { settleDeliveries } from "../protocol/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
 import { type Attempt, type FailureReason, fieldsToObject } from "../protocol/records.ts";
 import { promoteDueScript } from "../protocol/scripts/promote-due.ts";
 import { runScript } from "../protocol/scripts/script.ts";
-import {
-  encodeOutcomes,
-  type SettleOutcome,
-  type SettleResult,
-  settleDeliveriesScript,
-} from "../protocol/scripts/settle-deliveries.ts";
+import type { SettleOutcome, SettleResult } from "../protocol/scripts/settle-deliveries.ts";
 import { claimIdle, readGroup, renewClaims, type StreamEntry } from "../protocol/streams.ts";
 import type { CompiledNamespace, CompiledWebhook, RoutingWatcher } from "../routing-table.ts";
 import { decide } from "./decide.ts";
@@ -498,23 +494,9 @@ export class DeliveryWorker {
     return this.#flushing;
   }
 
-  async #settle(batch: SettleOutcome[]): Promise<string> {
+  #settle(batch: SettleOutcome[]): Promise<string> {
     const { redis, keys } = this.#options;
-    const now = Date.now();
-    return (await runScript(
-      redis,
-      settleDeliveriesScript,
-      [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
-      [
-        keys.prefix,
-        CONSUMER_GROUPS.delivery,
-        now,
-        new Date(now).toISOString(),
-        this.#options.retentionMs,
-        this.#options.statusStreamMaxLen,
-        ...encodeOutcomes(batch),
-      ],
-    )) as string;
+    return settleDeliveries(redis, batch, this.#options, keys);
   }
 
   #afterSettle(batch: SettleOutcome[], results: string): void {

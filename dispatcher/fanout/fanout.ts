@@ -1,18 +1,12 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Metrics } from "../metrics.ts";
+import { fanoutEvents } from "../protocol/deliveries.ts";
 import { deliveryId } from "../protocol/delivery-id.ts";
 import type { EventType } from "../protocol/event-types.ts";
-import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
+import type { Keyspace } from "../protocol/keys.ts";
 import type { EventRecord, EventRouting } from "../protocol/records.ts";
-import {
-  encodeFanoutPlan,
-  type FanoutPlan,
-  type FanoutPlanEvent,
-  type FanoutPlanInvalid,
-  fanoutEventsScript,
-} from "../protocol/scripts/fanout-events.ts";
-import { runScript } from "../protocol/scripts/script.ts";
+import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../protocol/scripts/fanout-events.ts";
 import type { RoutingWatcher } from "../routing-table.ts";
 import { notificationPayload } from "./notification.ts";
 
@@ -83,23 +77,12 @@ export class Fanout {
       plan.events.push(planned);
       routings.push(routing);
     }
-    const now = Date.now();
-    const created = (await runScript(
+    const created = await fanoutEvents(
       redis,
-      fanoutEventsScript,
-      [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
-      [
-        keys.prefix,
-        CONSUMER_GROUPS.fanout,
-        now,
-        new Date(now).toISOString(),
-        this.#options.retentionMs,
-        this.#options.statusStreamMaxLen,
-        this.#options.idempotencyWindowMs,
-        DEAD_LETTER_MAX_LEN,
-        ...encodeFanoutPlan(plan),
-      ],
-    )) as number[];
+      plan,
+      { ...this.#options, deadLetterMaxLen: DEAD_LETTER_MAX_LEN },
+      keys,
+    );
     let total = 0;
     const duplicates = created.map((count, i) => {
       const event = plan.events[i]!;

@@ -3,15 +3,16 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { uniqueKeyTag } from "../testing/fixtures.ts";
 import {
   DEFAULT_RECORD_LIMITS,
+  fanoutEvents,
   parseStatusEntry,
   readDelivery,
   requestRetries,
   requestRetry,
+  settleDeliveries,
 } from "./deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./keys.ts";
-import { encodeFanoutPlan, type FanoutPlan, fanoutEventsScript } from "./scripts/fanout-events.ts";
-import { runScript } from "./scripts/script.ts";
-import { encodeOutcomes, type SettleOutcome, settleDeliveriesScript } from "./scripts/settle-deliveries.ts";
+import type { FanoutPlan } from "./scripts/fanout-events.ts";
+import type { SettleOutcome } from "./scripts/settle-deliveries.ts";
 import { ensureConsumerGroup } from "./streams.ts";
 
 // The protocol on its own: records created and settled by the scripts, read and retried by the
@@ -22,6 +23,13 @@ beforeAll(() => {
   redis = new Redis(inject("redisUrl"));
 });
 afterAll(() => redis.disconnect());
+
+const LIMITS = {
+  retentionMs: 60_000,
+  statusStreamMaxLen: 1000,
+  idempotencyWindowMs: 60_000,
+  deadLetterMaxLen: 1000,
+};
 
 async function createDelivery(keys: Keyspace, id: string): Promise<void> {
   await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
@@ -52,41 +60,11 @@ async function createDelivery(keys: Keyspace, id: string): Promise<void> {
       },
     ],
   };
-  const now = Date.now();
-  await runScript(
-    redis,
-    fanoutEventsScript,
-    [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
-    [
-      keys.prefix,
-      CONSUMER_GROUPS.fanout,
-      now,
-      new Date(now).toISOString(),
-      60_000,
-      1000,
-      60_000,
-      1000,
-      ...encodeFanoutPlan(plan),
-    ],
-  );
+  await fanoutEvents(redis, plan, LIMITS, keys);
 }
 
-async function settle(keys: Keyspace, outcomes: SettleOutcome[]): Promise<string> {
-  const now = Date.now();
-  return (await runScript(
-    redis,
-    settleDeliveriesScript,
-    [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
-    [
-      keys.prefix,
-      CONSUMER_GROUPS.delivery,
-      now,
-      new Date(now).toISOString(),
-      60_000,
-      1000,
-      ...encodeOutcomes(outcomes),
-    ],
-  )) as string;
+function settle(keys: Keyspace, outcomes: SettleOutcome[]): Promise<string> {
+  return settleDeliveries(redis, outcomes, LIMITS, keys);
 }
 
 const attempt = (number: number) =>

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
+import { CONSUMER_GROUPS, DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
 import {
   type DeliveryRecord,
   decodeDelivery,
@@ -9,8 +9,10 @@ import {
   type StatusEntry,
   StatusEntrySchema,
 } from "./records.ts";
+import { encodeFanoutPlan, type FanoutPlan, fanoutEventsScript } from "./scripts/fanout-events.ts";
 import { requestRetryScript } from "./scripts/request-retry.ts";
 import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
+import { encodeOutcomes, type SettleOutcome, settleDeliveriesScript } from "./scripts/settle-deliveries.ts";
 
 /** Protocol settings that writers of records must agree on. */
 export interface RecordLimits {
@@ -24,6 +26,69 @@ export const DEFAULT_RECORD_LIMITS: RecordLimits = {
   retentionMs: 7 * 24 * 3_600_000,
   statusStreamMaxLen: 100_000,
 };
+
+/** Fan-out settings beside the record limits: duplicate-id window and dead-letter cap. */
+export interface FanoutLimits extends RecordLimits {
+  idempotencyWindowMs: number;
+  deadLetterMaxLen: number;
+}
+
+/**
+ * Records a fan-out plan (events, their deliveries, invalid stream entries) in one atomic step;
+ * see fanout-events.ts for the semantics. Returns, per planned event, the deliveries it created
+ * (negative: a duplicate event id, dropped).
+ */
+export async function fanoutEvents(
+  redis: Redis,
+  plan: FanoutPlan,
+  limits: FanoutLimits,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+  now: number = Date.now(),
+): Promise<number[]> {
+  return (await runScript(
+    redis,
+    fanoutEventsScript,
+    [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
+    [
+      keys.prefix,
+      CONSUMER_GROUPS.fanout,
+      now,
+      new Date(now).toISOString(),
+      limits.retentionMs,
+      limits.statusStreamMaxLen,
+      limits.idempotencyWindowMs,
+      limits.deadLetterMaxLen,
+      ...encodeFanoutPlan(plan),
+    ],
+  )) as number[];
+}
+
+/**
+ * Records the outcomes of a batch of attempts and acknowledges their work-queue entries in one
+ * step (see settle-deliveries.ts). Returns one SettleResult character per outcome.
+ */
+export async function settleDeliveries(
+  redis: Redis,
+  outcomes: readonly SettleOutcome[],
+  limits: RecordLimits,
+  keys: Keyspace = DEFAULT_KEYSPACE,
+  now: number = Date.now(),
+): Promise<string> {
+  return (await runScript(
+    redis,
+    settleDeliveriesScript,
+    [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
+    [
+      keys.prefix,
+      CONSUMER_GROUPS.delivery,
+      now,
+      new Date(now).toISOString(),
+      limits.retentionMs,
+      limits.statusStreamMaxLen,
+      ...encodeOutcomes(outcomes),
+    ],
+  )) as string;
+}
 
 /** The full record of a delivery (payload and every attempt), or null when unknown or expired. */
 export async function readDelivery(
