@@ -78,6 +78,15 @@ const RECORD_FIELDS = [
   "routingRevision",
 ] as const;
 
+type RecordFields = Partial<Record<(typeof RECORD_FIELDS)[number], string | null>>;
+
+/** The HMGET reply of RECORD_FIELDS, by field name. */
+function recordFromFields(values: ReadonlyArray<string | null>): RecordFields {
+  const record: RecordFields = {};
+  for (let i = 0; i < RECORD_FIELDS.length; i++) record[RECORD_FIELDS[i]!] = values[i];
+  return record;
+}
+
 /** How long work routed at a newer revision than this replica's waits before it is offered again. */
 const ROUTING_LAG_DEFER_MS = 1_000;
 
@@ -248,39 +257,12 @@ export class DeliveryWorker {
           this.#release(entryId); // left pending: taken over once idle
           continue;
         }
-        const [
-          phase,
-          version,
-          namespace,
-          webhook,
-          payload,
-          url,
-          ingestedAt,
-          attemptCount,
-          cycleAttempts,
-          routingRevision,
-        ] = values as Array<string | undefined>;
-        this.#take(entryId, deliveryId, {
-          phase,
-          version,
-          namespace,
-          webhook,
-          payload,
-          url,
-          ingestedAt,
-          attemptCount,
-          cycleAttempts,
-          routingRevision,
-        });
+        this.#take(entryId, deliveryId, recordFromFields(values as ReadonlyArray<string | null>));
       }
     }
   }
 
-  #take(
-    entryId: string,
-    deliveryId: string,
-    record: Partial<Record<(typeof RECORD_FIELDS)[number], string | null>>,
-  ): void {
+  #take(entryId: string, deliveryId: string, record: RecordFields): void {
     const { phase, version } = record;
     if (phase !== "QUEUED" || this.#active.has(deliveryId) || !version) {
       this.#enqueueOutcome({ m: entryId, id: deliveryId, v: "", k: "ack" });
