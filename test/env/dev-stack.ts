@@ -89,7 +89,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       }),
     );
     const operatorPort = await freePort();
-    await kubectl(["create", "namespace", "dataforce-system"]).catch(() => undefined);
+    // apply, not create: idempotent on a cluster that has it, and any other error surfaces
+    await kubectl(["apply", "-f", "-"], namespaceManifest("dataforce-system"));
     processes.push(
       startProcess("operator", node, [join(repo, "operator", "main.ts")], {
         logFile: join(logDir, "operator.log"),
@@ -113,7 +114,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       waitReady(`${operatorUrl}/readyz`, logDir),
     ]);
 
-    await kubectl(["create", "namespace", namespace]).catch(() => undefined);
+    await kubectl(["apply", "-f", "-"], namespaceManifest(namespace));
     await kubectl(["apply", "-f", "-"], demoAccount(namespace, secret, receiver.url));
     // Ready means the operator wrote the routing to Redis; dispatchers apply it on the
     // change notification, or at the latest after their one-second poll.
@@ -154,6 +155,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     await stop();
     throw error;
   }
+}
+
+function namespaceManifest(name: string): string {
+  return JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
 }
 
 /** The demo account as YAML: the samples' integration and webhook, pointed at the receiver. */
