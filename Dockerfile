@@ -21,6 +21,8 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY contract ./contract
+COPY common ./common
 COPY operator ./operator
 COPY dispatcher ./dispatcher
 RUN npm run build

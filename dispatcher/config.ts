@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
+import { settingsFromEnvironment } from "../common/settings/environment.ts";
 import { validateAllowlistEntry } from "./delivery/ssrf-guard.ts";
-import { settingsFromEnvironment } from "./settings/environment.ts";
 
 const list = z.string({ error: "required" }).transform((value) =>
   value

@@ -3,13 +3,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { deliveryId } from "../contract/delivery-id.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
+import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
 import { freePort } from "../test/env/ports.ts";
 import { type ManagedProcess, startProcess } from "../test/env/process.ts";
-import { deliveryId } from "./protocol/delivery-id.ts";
-import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./protocol/keys.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "./protocol/routing-config.ts";
-import { ADMIN_TOKEN, api, eventually, INGEST_TOKEN, testRouting, uniqueKeyTag } from "./testing/fixtures.ts";
-import { type Receiver, startReceiver } from "./testing/receiver.ts";
+import {
+  ADMIN_TOKEN,
+  api,
+  eventually,
+  INGEST_TOKEN,
+  testRouting,
+  uniqueKeyTag,
+} from "../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../test/support/receiver.ts";
 
 // Dispatchers as real processes (`node dispatcher/main.ts`), killed the hard way and the polite way.
 

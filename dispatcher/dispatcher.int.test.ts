@@ -3,14 +3,21 @@ import { Redis } from "ioredis";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Webhook as SvixWebhook } from "svix";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { parseStatusEntry, readDelivery, readEvent } from "../contract/deliveries.ts";
+import { deliveryId } from "../contract/delivery-id.ts";
+import type { DeliveryPhase, DeliveryRecord } from "../contract/records.ts";
+import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
+import {
+  api,
+  eventually,
+  OTHER_SECRET,
+  SECRET,
+  testRouting,
+  testSettings,
+} from "../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../test/support/receiver.ts";
 import type { SettingsInput } from "./config.ts";
 import { type Dispatcher, startDispatcher } from "./dispatcher.ts";
-import { parseStatusEntry, readDelivery, readEvent } from "./protocol/deliveries.ts";
-import { deliveryId } from "./protocol/delivery-id.ts";
-import type { DeliveryPhase, DeliveryRecord } from "./protocol/records.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "./protocol/routing-config.ts";
-import { api, eventually, OTHER_SECRET, SECRET, testRouting, testSettings } from "./testing/fixtures.ts";
-import { type Receiver, startReceiver } from "./testing/receiver.ts";
 import { PRODUCT_VERSION } from "./version.ts";
 
 let redis: Redis;

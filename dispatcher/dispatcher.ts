@@ -1,6 +1,11 @@
 import type { AddressInfo } from "node:net";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import type { RecordLimits } from "../contract/deliveries.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
+import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
+import { loadScripts } from "../contract/scripts/script.ts";
+import { ensureConsumerGroup } from "../contract/streams.ts";
 import { buildApi } from "./api/server.ts";
 import type { Settings } from "./config.ts";
 import { DeliveryWorker } from "./delivery/delivery-worker.ts";
@@ -11,11 +16,6 @@ import { FanoutWorker } from "./fanout/fanout-worker.ts";
 import { createLogger } from "./logger.ts";
 import { Maintenance } from "./maintenance.ts";
 import { createMetrics, type Metrics, type QueueSnapshot } from "./metrics.ts";
-import type { RecordLimits } from "./protocol/deliveries.ts";
-import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./protocol/keys.ts";
-import { ALL_SCRIPTS } from "./protocol/scripts/index.ts";
-import { loadScripts } from "./protocol/scripts/script.ts";
-import { ensureConsumerGroup } from "./protocol/streams.ts";
 import { RoutingWatcher } from "./routing-table.ts";
 import { USER_AGENT } from "./version.ts";
 

@@ -1,5 +1,5 @@
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from "pino";
-import { serializeError } from "./logging/serialize-error.ts";
+import { serializeError } from "../common/logging/serialize-error.ts";
 
 /**
  * JSON logs. Secrets never reach a log call by design (signatures and tokens are not passed to

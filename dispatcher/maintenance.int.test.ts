@@ -2,11 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { CONSUMER_GROUPS, keyspace } from "../contract/keys.ts";
+import { ensureConsumerGroup, readGroup } from "../contract/streams.ts";
+import { uniqueKeyTag } from "../test/support/fixtures.ts";
 import { Maintenance } from "./maintenance.ts";
 import { createMetrics } from "./metrics.ts";
-import { CONSUMER_GROUPS, keyspace } from "./protocol/keys.ts";
-import { ensureConsumerGroup, readGroup } from "./protocol/streams.ts";
-import { uniqueKeyTag } from "./testing/fixtures.ts";
 
 let redis: Redis;
 beforeAll(() => {

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
+import { removeIdleConsumers, trimAcknowledged } from "../contract/streams.ts";
 import type { Metrics } from "./metrics.ts";
-import { CONSUMER_GROUPS, type Keyspace } from "./protocol/keys.ts";
-import { removeIdleConsumers, trimAcknowledged } from "./protocol/streams.ts";
 
 /** Consumers holding nothing for this long belong to replicas that are gone. */
 const DEAD_CONSUMER_IDLE_MS = 3_600_000;

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { ATTEMPT_ERROR_CODES, FAILURE_REASONS } from "./protocol/records.ts";
+import { ATTEMPT_ERROR_CODES, FAILURE_REASONS } from "../contract/records.ts";
 
 /** Label values are bounded by construction: codes, phases, reasons and stream names only. */
 export type AttemptOutcome = "success" | (typeof ATTEMPT_ERROR_CODES)[number];

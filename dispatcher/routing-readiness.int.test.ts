@@ -2,17 +2,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDelivery } from "../contract/deliveries.ts";
+import { deliveryId } from "../contract/delivery-id.ts";
+import { keyspace } from "../contract/keys.ts";
+import { NamespaceRoutingSchema, writeNamespaceRouting } from "../contract/routing-config.ts";
 import { freePort } from "../test/env/ports.ts";
+import { api, eventually, testRouting, testSettings } from "../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "./dispatcher.ts";
 import { Fanout } from "./fanout/fanout.ts";
 import { createMetrics } from "./metrics.ts";
-import { readDelivery } from "./protocol/deliveries.ts";
-import { deliveryId } from "./protocol/delivery-id.ts";
-import { keyspace } from "./protocol/keys.ts";
-import { NamespaceRoutingSchema, writeNamespaceRouting } from "./protocol/routing-config.ts";
 import { compileNamespace, type RoutingWatcher } from "./routing-table.ts";
-import { api, eventually, testRouting, testSettings } from "./testing/fixtures.ts";
-import { type Receiver, startReceiver } from "./testing/receiver.ts";
 
 // No work is routed with a routing table this replica has not loaded (or that lags behind the
 // revision the work was fanned out at).

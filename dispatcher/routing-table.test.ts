@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isReservedHeader, RESERVED_HEADERS } from "./protocol/reserved-headers.ts";
-import { NamespaceRoutingSchema } from "./protocol/routing-config.ts";
+import { isReservedHeader, RESERVED_HEADERS } from "../contract/reserved-headers.ts";
+import { NamespaceRoutingSchema } from "../contract/routing-config.ts";
 import { compileNamespace } from "./routing-table.ts";
 
 const routing = NamespaceRoutingSchema.parse({

@@ -2,17 +2,17 @@ import type { KeyObject } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { decodeSigningSecret } from "./delivery/signer.ts";
-import type { Metrics } from "./metrics.ts";
-import type { EventType } from "./protocol/event-types.ts";
-import type { Keyspace } from "./protocol/keys.ts";
-import { isReservedHeader } from "./protocol/reserved-headers.ts";
+import type { EventType } from "../contract/event-types.ts";
+import type { Keyspace } from "../contract/keys.ts";
+import { isReservedHeader } from "../contract/reserved-headers.ts";
 import {
   type NamespaceRouting,
   readRoutingRevision,
   readRoutingTable,
   type WebhookRoute,
-} from "./protocol/routing-config.ts";
+} from "../contract/routing-config.ts";
+import { decodeSigningSecret } from "./delivery/signer.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** One namespace's routing, prepared for the hot path. */
 export interface CompiledNamespace {

@@ -2,7 +2,7 @@ import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { keyspace } from "../dispatcher/protocol/keys.ts";
+import { keyspace } from "../contract/keys.ts";
 import {
   API_VERSION,
   type Webhook,

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
-import { settingsFromEnvironment } from "../dispatcher/settings/environment.ts";
+import { settingsFromEnvironment } from "../common/settings/environment.ts";
 
 // The operator's settings, from environment variables (the chart's templates/_env.tpl
 // sets them). Durations are milliseconds. The Kubernetes connection comes from

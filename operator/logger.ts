@@ -1,5 +1,5 @@
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from "pino";
-import { maskSecrets, REDACTED, serializeError } from "../dispatcher/logging/serialize-error.ts";
+import { maskSecrets, REDACTED, serializeError } from "../common/logging/serialize-error.ts";
 
 export { maskSecrets, serializeError };
 

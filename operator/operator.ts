@@ -1,7 +1,7 @@
 import type { KubeConfig, KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type Keyspace, keyspace } from "../dispatcher/protocol/keys.ts";
+import { type Keyspace, keyspace } from "../contract/keys.ts";
 import {
   INTEGRATION_NAME,
   MIRROR_MODES,

@@ -1,11 +1,11 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import type { DeliveryPage, DeliverySummary } from "../../contract/delivery-log.ts";
+import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { api, eventually, INGEST_TOKEN, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
-import { deliveryId } from "../protocol/delivery-id.ts";
-import type { DeliveryPage, DeliverySummary } from "../protocol/delivery-log.ts";
-import { writeNamespaceRouting } from "../protocol/routing-config.ts";
-import { api, eventually, INGEST_TOKEN, testRouting, testSettings } from "../testing/fixtures.ts";
-import { type Receiver, startReceiver } from "../testing/receiver.ts";
 
 // One dispatcher and one event log for the whole file: 2 namespaces, 3 webhooks, 30 events.
 

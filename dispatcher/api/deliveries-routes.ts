@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { type RecordLimits, readDelivery, requestRetries, requestRetry } from "../protocol/deliveries.ts";
-import { InvalidCursorError, listDeliveries } from "../protocol/delivery-log.ts";
-import { EventTypeSchema } from "../protocol/event-types.ts";
-import type { Keyspace } from "../protocol/keys.ts";
-import { DeliveryPhaseSchema } from "../protocol/records.ts";
+import { type RecordLimits, readDelivery, requestRetries, requestRetry } from "../../contract/deliveries.ts";
+import { InvalidCursorError, listDeliveries } from "../../contract/delivery-log.ts";
+import { EventTypeSchema } from "../../contract/event-types.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import { DeliveryPhaseSchema } from "../../contract/records.ts";
 import { bearerAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 

@@ -1,10 +1,10 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { readEvent } from "../../contract/deliveries.ts";
+import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { ADMIN_TOKEN, api, eventually, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
-import { readEvent } from "../protocol/deliveries.ts";
-import { writeNamespaceRouting } from "../protocol/routing-config.ts";
-import { ADMIN_TOKEN, api, eventually, testRouting, testSettings } from "../testing/fixtures.ts";
-import { type Receiver, startReceiver } from "../testing/receiver.ts";
 
 let redis: Redis;
 let receiver: Receiver;

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { readEvent } from "../../contract/deliveries.ts";
+import type { Keyspace } from "../../contract/keys.ts";
 import { type Fanout, type IncomingEvent, RoutingNotLoadedError } from "../fanout/fanout.ts";
 import {
   EventIdSchema,
@@ -10,8 +12,6 @@ import {
   NamespaceSchema,
 } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
-import { readEvent } from "../protocol/deliveries.ts";
-import type { Keyspace } from "../protocol/keys.ts";
 import { bearerAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startRedis, type TestRedis } from "../../test/env/redis.ts";
+import { api, testSettings } from "../../test/support/fixtures.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
-import { api, testSettings } from "../testing/fixtures.ts";
 
 // A throwaway redis-server of its own: the test stops it.
 

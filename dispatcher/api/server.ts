@@ -1,10 +1,10 @@
 import Fastify, { type FastifyError, LogController } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { RecordLimits } from "../../contract/deliveries.ts";
+import type { Keyspace } from "../../contract/keys.ts";
 import type { Fanout } from "../fanout/fanout.ts";
 import type { Metrics } from "../metrics.ts";
-import type { RecordLimits } from "../protocol/deliveries.ts";
-import type { Keyspace } from "../protocol/keys.ts";
 import { deliveriesRoutes } from "./deliveries-routes.ts";
 import { ApiError, fromFastifyError } from "./errors.ts";
 import { eventsRoutes } from "./events-routes.ts";

@@ -1,4 +1,4 @@
-import type { Backoff } from "../protocol/routing-config.ts";
+import type { Backoff } from "../../contract/routing-config.ts";
 
 /** ± share of the delay drawn at random, so retries of one outage do not arrive in lockstep. */
 export const JITTER = 0.2;

@@ -1,17 +1,17 @@
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDelivery } from "../../contract/deliveries.ts";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
+import { NamespaceRoutingSchema, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { ensureConsumerGroup } from "../../contract/streams.ts";
+import { eventually, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 import { Fanout, type IncomingEvent } from "../fanout/fanout.ts";
 import { createMetrics } from "../metrics.ts";
-import { readDelivery } from "../protocol/deliveries.ts";
-import { deliveryId } from "../protocol/delivery-id.ts";
-import { CONSUMER_GROUPS, keyspace } from "../protocol/keys.ts";
-import { NamespaceRoutingSchema, writeNamespaceRouting } from "../protocol/routing-config.ts";
-import { ensureConsumerGroup } from "../protocol/streams.ts";
 import { compileNamespace, type RoutingWatcher } from "../routing-table.ts";
-import { eventually, testRouting, testSettings } from "../testing/fixtures.ts";
-import { type Receiver, startReceiver } from "../testing/receiver.ts";
 
 let redis: Redis;
 let receiver: Receiver;

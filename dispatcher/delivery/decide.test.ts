@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DeliverySettingsSchema } from "../protocol/routing-config.ts";
+import { DeliverySettingsSchema } from "../../contract/routing-config.ts";
 import { decide } from "./decide.ts";
 import type { AttemptResult } from "./http-client.ts";
 

@@ -1,5 +1,5 @@
-import type { FailureReason } from "../protocol/records.ts";
-import type { DeliverySettings } from "../protocol/routing-config.ts";
+import type { FailureReason } from "../../contract/records.ts";
+import type { DeliverySettings } from "../../contract/routing-config.ts";
 import { honourRetryAfter, retryDelayMs } from "./backoff.ts";
 import type { AttemptResult } from "./http-client.ts";
 

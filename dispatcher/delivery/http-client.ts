@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { Agent, buildConnector } from "undici";
-import type { AttemptErrorCode } from "../protocol/records.ts";
+import type { AttemptErrorCode } from "../../contract/records.ts";
 import { parseRetryAfter } from "./backoff.ts";
 import { type DestinationPolicy, DestinationRefusedError } from "./ssrf-guard.ts";
 

@@ -1,11 +1,11 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDelivery } from "../../contract/deliveries.ts";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { api, eventually, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
-import { readDelivery } from "../protocol/deliveries.ts";
-import { deliveryId } from "../protocol/delivery-id.ts";
-import { writeNamespaceRouting } from "../protocol/routing-config.ts";
-import { api, eventually, testRouting, testSettings } from "../testing/fixtures.ts";
-import { type Receiver, startReceiver } from "../testing/receiver.ts";
 
 // A slow endpoint (every request hangs until the 1 s timeout) with a backlog several times the
 // dispatcher's buffer, and a healthy endpoint on another origin: the healthy one's deliveries

@@ -2,18 +2,18 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { StreamEventSchema } from "../ingest/event-schema.ts";
-import type { Metrics } from "../metrics.ts";
-import { CONSUMER_GROUPS, type Keyspace } from "../protocol/keys.ts";
-import { fieldsToObject } from "../protocol/records.ts";
-import type { FanoutPlanInvalid } from "../protocol/scripts/fanout-events.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
+import { fieldsToObject } from "../../contract/records.ts";
+import type { FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import {
   claimIdle,
   ensureConsumerGroup,
   entryTime,
   readGroup,
   type StreamEntry,
-} from "../protocol/streams.ts";
+} from "../../contract/streams.ts";
+import { StreamEventSchema } from "../ingest/event-schema.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Fanout, IncomingEvent } from "./fanout.ts";
 
 export interface FanoutWorkerOptions {

@@ -1,12 +1,12 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { fanoutEvents } from "../../contract/deliveries.ts";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import type { EventType } from "../../contract/event-types.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import type { EventRecord, EventRouting } from "../../contract/records.ts";
+import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import type { Metrics } from "../metrics.ts";
-import { fanoutEvents } from "../protocol/deliveries.ts";
-import { deliveryId } from "../protocol/delivery-id.ts";
-import type { EventType } from "../protocol/event-types.ts";
-import type { Keyspace } from "../protocol/keys.ts";
-import type { EventRecord, EventRouting } from "../protocol/records.ts";
-import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../protocol/scripts/fanout-events.ts";
 import type { RoutingWatcher } from "../routing-table.ts";
 import { notificationPayload } from "./notification.ts";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EventTypeSchema } from "../protocol/event-types.ts";
+import { EventTypeSchema } from "../../contract/event-types.ts";
 
 // What producers send. The API body and the ingest stream's fields are validated by the same
 // rules, so an event is either delivered as documented or rejected with a reason.

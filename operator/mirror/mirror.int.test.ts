@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Keyspace, keyspace } from "../../dispatcher/protocol/keys.ts";
+import { type Keyspace, keyspace } from "../../contract/keys.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ResourceType } from "../controller/kube.ts";
 import { type MirrorContext, type MirrorWrites, WebhookEventMirror } from "./mirror.ts";

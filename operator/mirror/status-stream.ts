@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
-import { parseStatusEntry } from "../../dispatcher/protocol/deliveries.ts";
-import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
-import type { StatusEntry } from "../../dispatcher/protocol/records.ts";
+import { parseStatusEntry } from "../../contract/deliveries.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import type { StatusEntry } from "../../contract/records.ts";
 
 // The operator's side of the dispatcher's status stream: one consumer group for the
 // mirror, so every state change is read at least once across restarts and failovers.

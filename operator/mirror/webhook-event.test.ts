@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { DeliveryRecord } from "../../dispatcher/protocol/records.ts";
+import type { DeliveryRecord } from "../../contract/records.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
 import { labelValue, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
 

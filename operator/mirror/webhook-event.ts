@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Attempt, DeliveryRecord } from "../../dispatcher/protocol/records.ts";
+import type { Attempt, DeliveryRecord } from "../../contract/records.ts";
 import {
   API_VERSION,
   type AttemptRecord,

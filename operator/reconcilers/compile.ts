@@ -2,7 +2,7 @@ import {
   type NamespaceRouting,
   type WebhookRoute,
   WebhookRouteSchema,
-} from "../../dispatcher/protocol/routing-config.ts";
+} from "../../contract/routing-config.ts";
 import {
   durationToMs,
   type Webhook,

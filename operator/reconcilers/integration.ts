@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { V1Secret } from "@kubernetes/client-node";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import type { Keyspace } from "../../contract/keys.ts";
 import { API_VERSION, INTEGRATION_NAME, type WebhookIntegration } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";

@@ -1,9 +1,9 @@
 import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { keyspace } from "../../dispatcher/protocol/keys.ts";
-import { readRoutingTable, writeNamespaceRouting } from "../../dispatcher/protocol/routing-config.ts";
-import { testRouting, uniqueKeyTag } from "../../dispatcher/testing/fixtures.ts";
+import { keyspace } from "../../contract/keys.ts";
+import { readRoutingTable, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { testRouting, uniqueKeyTag } from "../../test/support/fixtures.ts";
 import { createLogger } from "../logger.ts";
 import { applyRouting } from "./routing.ts";
 

@@ -1,12 +1,12 @@
 import { isDeepStrictEqual } from "node:util";
 import type { Redis } from "ioredis";
-import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import type { Keyspace } from "../../contract/keys.ts";
 import {
   deleteNamespaceRouting,
   type NamespaceRouting,
   NamespaceRoutingSchema,
   writeNamespaceRouting,
-} from "../../dispatcher/protocol/routing-config.ts";
+} from "../../contract/routing-config.ts";
 import type { RoutingAction } from "./compile.ts";
 
 export type RoutingChange = "written" | "deleted" | "unchanged" | "kept";

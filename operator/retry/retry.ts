@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { readDelivery, requestRetry } from "../../dispatcher/protocol/deliveries.ts";
-import type { Keyspace } from "../../dispatcher/protocol/keys.ts";
+import { readDelivery, requestRetry } from "../../contract/deliveries.ts";
+import type { Keyspace } from "../../contract/keys.ts";
 import { ANNOTATION_RETRY, type WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";

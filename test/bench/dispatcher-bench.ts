@@ -4,12 +4,12 @@ import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
+import { keyspace } from "../../contract/keys.ts";
+import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { DeliveryClient } from "../../dispatcher/delivery/http-client.ts";
 import { decodeSigningSecret, signatureHeader } from "../../dispatcher/delivery/signer.ts";
 import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
 import { notificationPayload } from "../../dispatcher/fanout/notification.ts";
-import { keyspace } from "../../dispatcher/protocol/keys.ts";
-import { writeNamespaceRouting } from "../../dispatcher/protocol/routing-config.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
 import { freePort } from "../env/ports.ts";
 import { startRedis } from "../env/redis.ts";
@@ -350,7 +350,7 @@ async function ingestToSent(
   eventIds: string[],
   sorted = true,
 ): Promise<number[]> {
-  const { deliveryId } = await import("../../dispatcher/protocol/delivery-id.ts");
+  const { deliveryId } = await import("../../contract/delivery-id.ts");
   const latencies: number[] = [];
   for (let i = 0; i < eventIds.length; i += 1_000) {
     const pipeline = redis.pipeline();

@@ -4,9 +4,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Watch } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
 import type { WebhookEvent } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubeClient } from "../env/kubectl.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, metricValue, type OperatorProcess, setupWorld } from "./harness.ts";
 import { eventually, integrationYaml, listEvents, routingLive, webhookYaml } from "./k8s.ts";
 

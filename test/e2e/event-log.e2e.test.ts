@@ -1,8 +1,8 @@
 // Which deliveries become WebhookEvents (eventLog.mirror) and how many stay (eventLog.maxEvents).
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
 import { applyYaml } from "../env/kubectl.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, setupWorld } from "./harness.ts";
 import { eventually, getWebhook, integrationYaml, listEvents, routingLive, webhookYaml } from "./k8s.ts";
 

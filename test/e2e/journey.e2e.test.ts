@@ -2,9 +2,9 @@
 // the integration toggle; editing and deleting a webhook.
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
 import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, type OperatorProcess, setupWorld } from "./harness.ts";
 import {
   eventually,

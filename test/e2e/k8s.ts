@@ -3,8 +3,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
-import { keyspace } from "../../dispatcher/protocol/keys.ts";
-import { type NamespaceRouting, readRoutingTable } from "../../dispatcher/protocol/routing-config.ts";
+import { keyspace } from "../../contract/keys.ts";
+import { type NamespaceRouting, readRoutingTable } from "../../contract/routing-config.ts";
 import type {
   Condition,
   Webhook,

@@ -1,8 +1,8 @@
 // Operator restarts and leader failover lose no status update.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, metricValue, type OperatorProcess, setupWorld } from "./harness.ts";
 import {
   eventually,

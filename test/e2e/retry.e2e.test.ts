@@ -2,9 +2,9 @@
 // honoured coming back, an event that is not FAILED, and many at once by label).
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Receiver, startReceiver } from "../../dispatcher/testing/receiver.ts";
 import type { WebhookEvent } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, setupWorld } from "./harness.ts";
 import {
   eventually,

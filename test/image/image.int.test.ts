@@ -22,6 +22,8 @@ const BUILD_INPUTS = [
   "package-lock.json",
   "tsconfig.json",
   "tsconfig.build.json",
+  "contract",
+  "common",
   "operator",
   "dispatcher",
 ];

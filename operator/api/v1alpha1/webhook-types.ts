@@ -1,10 +1,10 @@
 import { z } from "zod";
-import { EventTypeSchema } from "../../../dispatcher/protocol/event-types.ts";
+import { EventTypeSchema } from "../../../contract/event-types.ts";
 import {
   isReservedHeader,
   RESERVED_HEADER_PREFIXES,
   RESERVED_HEADERS,
-} from "../../../dispatcher/protocol/reserved-headers.ts";
+} from "../../../contract/reserved-headers.ts";
 import { ageColumn, type CrdDefinition, readyColumns } from "./crd-definition.ts";
 import {
   type CustomObject,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EventTypeSchema } from "../../../dispatcher/protocol/event-types.ts";
+import { EventTypeSchema } from "../../../contract/event-types.ts";
 import { ageColumn, type CrdDefinition } from "./crd-definition.ts";
 import { type CustomObject, conditions, observedGeneration, timestamp } from "./shared-types.ts";
 import { DeliveryPhaseSchema } from "./webhook-types.ts";

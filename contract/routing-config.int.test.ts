@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { testRouting, uniqueKeyTag } from "../testing/fixtures.ts";
+import { testRouting, uniqueKeyTag } from "../test/support/fixtures.ts";
 import { keyspace } from "./keys.ts";
 import {
   deleteNamespaceRouting,

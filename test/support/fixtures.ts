@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Settings, type SettingsInput, SettingsSchema } from "../config.ts";
-import type { NamespaceRoutingInput } from "../protocol/routing-config.ts";
+import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
+import { type Settings, type SettingsInput, SettingsSchema } from "../../dispatcher/config.ts";
 
 // Shared fixtures for dispatcher tests. Isolation: every test case runs in its own keyspace
 // (a fresh hash tag, `{t-<random>}:…`) on the run's one Redis, so cases never see each other's

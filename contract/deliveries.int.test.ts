@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniqueKeyTag } from "../testing/fixtures.ts";
+import { uniqueKeyTag } from "../test/support/fixtures.ts";
 import {
   DEFAULT_RECORD_LIMITS,
   fanoutEvents,
