@@ -1,19 +1,16 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { uniqueKeyTag } from "../test/support/fixtures.ts";
 import {
-  DEFAULT_RECORD_LIMITS,
-  fanoutEvents,
-  parseStatusEntry,
-  readDelivery,
-  requestRetries,
-  requestRetry,
-  settleDeliveries,
-} from "./deliveries.ts";
-import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./keys.ts";
-import type { FanoutPlan } from "./scripts/fanout-events.ts";
+  createDelivery as createTestDelivery,
+  failedAttempt,
+  failDelivery as failTestDelivery,
+  settle as settleTest,
+  TEST_FANOUT_LIMITS,
+} from "../test/support/deliveries.ts";
+import { uniqueKeyTag } from "../test/support/fixtures.ts";
+import { parseStatusEntry, readDelivery, requestRetries, requestRetry } from "./deliveries.ts";
+import { type Keyspace, keyspace } from "./keys.ts";
 import type { SettleOutcome } from "./scripts/settle-deliveries.ts";
-import { ensureConsumerGroup } from "./streams.ts";
 
 // The protocol on its own: records created and settled by the scripts, read and retried by the
 // helpers the operator uses, with nothing but a Redis client.
@@ -24,62 +21,10 @@ beforeAll(() => {
 });
 afterAll(() => redis.disconnect());
 
-const LIMITS = {
-  retentionMs: 60_000,
-  statusStreamMaxLen: 1000,
-  idempotencyWindowMs: 60_000,
-  deadLetterMaxLen: 1000,
-};
-
-async function createDelivery(keys: Keyspace, id: string): Promise<void> {
-  await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
-  const entryId = await redis.xadd(keys.events, "*", "type", "job.created", "namespace", "ns", "data", "{}");
-  const plan: FanoutPlan = {
-    invalid: [],
-    events: [
-      {
-        m: entryId!,
-        ns: "ns",
-        id: `evt-${id}`,
-        type: "job.created",
-        occurredAt: "2025-01-01T00:00:00.000Z",
-        ingestedAt: String(Date.now()),
-        record: JSON.stringify({
-          id: `evt-${id}`,
-          type: "job.created",
-          namespace: "ns",
-          occurredAt: "2025-01-01T00:00:00.000Z",
-          ingestedAt: new Date().toISOString(),
-          data: "{}",
-          routing: "routed",
-          deliveryIds: [id],
-        }),
-        deliveries: [
-          { id, webhook: "hook", uid: "u", url: "https://example.com", payload: "{}", maxAttempts: "3" },
-        ],
-      },
-    ],
-  };
-  await fanoutEvents(redis, plan, LIMITS, keys);
-}
-
-function settle(keys: Keyspace, outcomes: SettleOutcome[]): Promise<string> {
-  return settleDeliveries(redis, outcomes, LIMITS, keys);
-}
-
-const attempt = (number: number) =>
-  JSON.stringify({
-    number,
-    startedAt: new Date().toISOString(),
-    durationMs: 3,
-    statusCode: 500,
-    errorCode: "http_status",
-  });
-
-async function failDelivery(keys: Keyspace, id: string): Promise<void> {
-  await settle(keys, [{ m: "", id, v: "0", k: "retry", a: attempt(1), due: String(Date.now() + 60_000) }]);
-  await settle(keys, [{ m: "", id, v: "1", k: "failed", a: attempt(2), reason: "attempts-exhausted" }]);
-}
+const createDelivery = (keys: Keyspace, id: string) => createTestDelivery(redis, keys, id);
+const failDelivery = (keys: Keyspace, id: string) => failTestDelivery(redis, keys, id);
+const settle = (keys: Keyspace, outcomes: SettleOutcome[]) => settleTest(redis, keys, outcomes);
+const attempt = failedAttempt;
 
 describe("delivery records", () => {
   it("are created QUEUED and record attempts, with a status entry per change", async () => {
@@ -126,11 +71,15 @@ describe("requestRetry", () => {
   it("requeues a FAILED delivery once per token with a fresh budget", async () => {
     const keys = keyspace(uniqueKeyTag());
     await createDelivery(keys, "hook-retry");
-    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "not-failed" });
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+      outcome: "not-failed",
+    });
     await failDelivery(keys, "hook-retry");
     const queuedBefore = await redis.xlen(keys.deliveries);
 
-    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "requeued" });
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+      outcome: "requeued",
+    });
     const requeued = await readDelivery(redis, "hook-retry", keys);
     expect(requeued).toMatchObject({ phase: "QUEUED", cycle: 2, cycleAttempts: 0, lastRetryToken: "t1" });
     expect(requeued!.failureReason).toBeUndefined();
@@ -139,13 +88,21 @@ describe("requestRetry", () => {
     expect(await redis.zscore(keys.logFailed, "hook-retry")).toBeNull();
 
     // the same token again is a no-op, whatever the phase
-    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+      outcome: "already-honoured",
+    });
     // versions so far: 0 created, 1 retry scheduled, 2 FAILED, 3 requeued
     expect(await settle(keys, [{ m: "", id: "hook-retry", v: "3", k: "failed", a: attempt(3) }])).toBe("a");
     expect((await readDelivery(redis, "hook-retry", keys))!.phase).toBe("FAILED");
-    expect(await requestRetry(redis, "hook-retry", "t1", keys)).toEqual({ outcome: "already-honoured" });
-    expect(await requestRetry(redis, "hook-retry", "t2", keys)).toEqual({ outcome: "requeued" });
-    expect(await requestRetry(redis, "missing", "t2", keys)).toEqual({ outcome: "not-found" });
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+      outcome: "already-honoured",
+    });
+    expect(await requestRetry(redis, "hook-retry", "t2", keys, TEST_FANOUT_LIMITS)).toEqual({
+      outcome: "requeued",
+    });
+    expect(await requestRetry(redis, "missing", "t2", keys, TEST_FANOUT_LIMITS)).toEqual({
+      outcome: "not-found",
+    });
   });
 
   it("retries many in one round trip", async () => {
@@ -154,7 +111,7 @@ describe("requestRetry", () => {
       await createDelivery(keys, id);
       await failDelivery(keys, id);
     }
-    expect(await requestRetries(redis, ["a-1", "a-2", "nope"], "bulk", keys, DEFAULT_RECORD_LIMITS)).toEqual([
+    expect(await requestRetries(redis, ["a-1", "a-2", "nope"], "bulk", keys, TEST_FANOUT_LIMITS)).toEqual([
       "requeued",
       "requeued",
       "not-found",

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import { CONSUMER_GROUPS, DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "./keys.ts";
+import type { RecordLimits } from "./record-limits.ts";
 import {
   type DeliveryRecord,
   decodeDelivery,
@@ -13,19 +14,6 @@ import { encodeFanoutPlan, type FanoutPlan, fanoutEventsScript } from "./scripts
 import { requestRetryScript } from "./scripts/request-retry.ts";
 import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
 import { encodeOutcomes, type SettleOutcome, settleDeliveriesScript } from "./scripts/settle-deliveries.ts";
-
-/** Protocol settings that writers of records must agree on. */
-export interface RecordLimits {
-  /** How long delivery and event records live after their last change. */
-  retentionMs: number;
-  /** Approximate cap of the status stream. */
-  statusStreamMaxLen: number;
-}
-
-export const DEFAULT_RECORD_LIMITS: RecordLimits = {
-  retentionMs: 7 * 24 * 3_600_000,
-  statusStreamMaxLen: 100_000,
-};
 
 /** Fan-out settings beside the record limits: duplicate-id window and dead-letter cap. */
 export interface FanoutLimits extends RecordLimits {
@@ -42,7 +30,7 @@ export async function fanoutEvents(
   redis: Redis,
   plan: FanoutPlan,
   limits: FanoutLimits,
-  keys: Keyspace = DEFAULT_KEYSPACE,
+  keys: Keyspace,
   now: number = Date.now(),
 ): Promise<number[]> {
   return (await runScript(
@@ -71,7 +59,7 @@ export async function settleDeliveries(
   redis: Redis,
   outcomes: readonly SettleOutcome[],
   limits: RecordLimits,
-  keys: Keyspace = DEFAULT_KEYSPACE,
+  keys: Keyspace,
   now: number = Date.now(),
 ): Promise<string> {
   return (await runScript(
@@ -91,11 +79,7 @@ export async function settleDeliveries(
 }
 
 /** The full record of a delivery (payload and every attempt), or null when unknown or expired. */
-export async function readDelivery(
-  redis: Redis,
-  id: string,
-  keys: Keyspace = DEFAULT_KEYSPACE,
-): Promise<DeliveryRecord | null> {
+export async function readDelivery(redis: Redis, id: string, keys: Keyspace): Promise<DeliveryRecord | null> {
   const hash = await redis.hgetall(keys.delivery(id));
   return Object.keys(hash).length === 0 ? null : decodeDelivery(hash);
 }
@@ -104,7 +88,7 @@ export async function readEvent(
   redis: Redis,
   namespace: string,
   eventId: string,
-  keys: Keyspace = DEFAULT_KEYSPACE,
+  keys: Keyspace,
 ): Promise<EventRecord | null> {
   const json = await redis.get(keys.event(namespace, eventId));
   return json === null ? null : decodeEvent(json);
@@ -122,8 +106,8 @@ export async function requestRetry(
   redis: Redis,
   deliveryId: string,
   token: string,
-  keys: Keyspace = DEFAULT_KEYSPACE,
-  limits: RecordLimits = DEFAULT_RECORD_LIMITS,
+  keys: Keyspace,
+  limits: RecordLimits,
 ): Promise<{ outcome: RetryOutcome }> {
   const [scriptKeys, args] = retryCall(deliveryId, token, keys, limits);
   return { outcome: (await runScript(redis, requestRetryScript, scriptKeys, args)) as RetryOutcome };
@@ -134,8 +118,8 @@ export async function requestRetries(
   redis: Redis,
   deliveryIds: readonly string[],
   token: string,
-  keys: Keyspace = DEFAULT_KEYSPACE,
-  limits: RecordLimits = DEFAULT_RECORD_LIMITS,
+  keys: Keyspace,
+  limits: RecordLimits,
 ): Promise<RetryOutcome[]> {
   if (deliveryIds.length === 0) return [];
   await loadScripts(redis, [requestRetryScript]);

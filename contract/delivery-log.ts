@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { EventType } from "./event-types.ts";
-import { DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
+import type { Keyspace } from "./keys.ts";
 import type { DeliveryPhase, FailureReason } from "./records.ts";
 
 // The event log's list view. Deliveries are indexed by creation time in sorted sets per
@@ -66,7 +66,7 @@ export async function listDeliveries(
   redis: Redis,
   filter: DeliveryFilter,
   page: PageRequest,
-  keys: Keyspace = DEFAULT_KEYSPACE,
+  keys: Keyspace,
 ): Promise<DeliveryPage> {
   const index = await smallestIndex(redis, indexCandidates(filter, keys));
   const scanBudget = page.scanBudget ?? Math.max(1_000, page.limit * 10);

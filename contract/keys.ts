@@ -46,6 +46,11 @@ export interface Keyspace {
 
   /** Hash: namespace → JSON NamespaceRouting (written by the operator). */
   readonly routing: string;
+  /**
+   * Hash of the RecordLimits the dispatchers run with (`retentionMs`, `statusStreamMaxLen`),
+   * published at every dispatcher start, so that the operator's writes (retry) apply the same.
+   */
+  readonly recordLimits: string;
   /** Integer bumped by every routing write; dispatchers poll it. */
   readonly routingRevision: string;
   /** Pub/Sub channel announcing a new routing revision (the message is the revision). */
@@ -79,9 +84,8 @@ export const CONSUMER_GROUPS = {
   delivery: "delivery",
 } as const;
 
-export const DEFAULT_KEY_TAG = "dataforce";
-
-export function keyspace(tag: string = DEFAULT_KEY_TAG): Keyspace {
+/** The keyspace of one deployment; `tag` is its settings' keyTag (`dataforce` by default). */
+export function keyspace(tag: string): Keyspace {
   if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new Error(`invalid Redis key tag ${JSON.stringify(tag)}`);
   const prefix = `{${tag}}:`;
   return {
@@ -92,6 +96,7 @@ export function keyspace(tag: string = DEFAULT_KEY_TAG): Keyspace {
     scheduled: `${prefix}scheduled`,
     status: `${prefix}status`,
     routing: `${prefix}routing`,
+    recordLimits: `${prefix}record-limits`,
     routingRevision: `${prefix}routing:revision`,
     routingChannel: `${prefix}routing:changed`,
     delivery: (id) => `${prefix}delivery:${id}`,
@@ -104,6 +109,3 @@ export function keyspace(tag: string = DEFAULT_KEY_TAG): Keyspace {
     logIndexes: `${prefix}log:indexes`,
   };
 }
-
-/** The keyspace of a default deployment (`{dataforce}:…`). */
-export const DEFAULT_KEYSPACE: Keyspace = keyspace();

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { EventTypeSchema } from "./event-types.ts";
-import { DEFAULT_KEYSPACE, type Keyspace } from "./keys.ts";
+import type { Keyspace } from "./keys.ts";
 import { runScript } from "./scripts/script.ts";
 import { writeRoutingScript } from "./scripts/write-routing.ts";
 
@@ -85,7 +85,7 @@ export interface RoutingTable {
 export async function writeNamespaceRouting(
   redis: Redis,
   routing: NamespaceRoutingInput,
-  keys: Keyspace = DEFAULT_KEYSPACE,
+  keys: Keyspace,
 ): Promise<number> {
   const parsed = NamespaceRoutingSchema.parse(routing);
   const revision = await withoutArguments(() =>
@@ -103,7 +103,7 @@ export async function writeNamespaceRouting(
 export async function deleteNamespaceRouting(
   redis: Redis,
   namespace: string,
-  keys: Keyspace = DEFAULT_KEYSPACE,
+  keys: Keyspace,
 ): Promise<number> {
   const revision = await withoutArguments(() =>
     runScript(
@@ -129,15 +129,12 @@ async function withoutArguments<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function readRoutingRevision(redis: Redis, keys: Keyspace = DEFAULT_KEYSPACE): Promise<number> {
+export async function readRoutingRevision(redis: Redis, keys: Keyspace): Promise<number> {
   return Number((await redis.get(keys.routingRevision)) ?? 0);
 }
 
 /** Reads every namespace's routing together with the revision they belong to. */
-export async function readRoutingTable(
-  redis: Redis,
-  keys: Keyspace = DEFAULT_KEYSPACE,
-): Promise<RoutingTable> {
+export async function readRoutingTable(redis: Redis, keys: Keyspace): Promise<RoutingTable> {
   const replies = await redis.multi().get(keys.routingRevision).hgetall(keys.routing).exec();
   if (replies === null) throw new Error("routing read transaction was aborted");
   const [revisionReply, documentsReply] = replies;

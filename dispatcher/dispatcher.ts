@@ -1,8 +1,8 @@
 import type { AddressInfo } from "node:net";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
-import type { RecordLimits } from "../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
+import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
 import { loadScripts } from "../contract/scripts/script.ts";
 import { ensureConsumerGroup } from "../contract/streams.ts";
@@ -165,6 +165,7 @@ export async function startDispatcher(
     // replica is not ready yet, instead of a restart loop on failed liveness probes.
     await app.listen({ host: settings.host, port: settings.port });
     await loadScripts(redis, ALL_SCRIPTS);
+    await publishRecordLimits(redis, keys, limits);
     await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
     await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
     await routing.start();

@@ -1,8 +1,8 @@
 import Fastify, { type FastifyError, LogController } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { RecordLimits } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
+import type { RecordLimits } from "../../contract/record-limits.ts";
 import type { Fanout } from "../fanout/fanout.ts";
 import type { Metrics } from "../metrics.ts";
 import { deliveriesRoutes } from "./deliveries-routes.ts";

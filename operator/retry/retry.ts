@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { readDelivery, requestRetry } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
+import { readRecordLimits } from "../../contract/record-limits.ts";
 import { ANNOTATION_RETRY, type WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
@@ -42,7 +43,7 @@ export function retryReconciler(deps: RetryReconcilerDeps): Reconciler {
     const uid = event.metadata.uid ?? name;
     if (!token || token === event.status?.lastRetryToken || handled.get(uid) === token) return;
 
-    const decision = await decide(deps, event, token);
+    const decision = await askForRetry(deps, event.spec.deliveryId, token);
     deps.recordEvent(event, decision.event);
     deps.logger.info({ namespace, name, token, outcome: decision.outcome }, "retry request handled");
 
@@ -58,20 +59,29 @@ export function retryReconciler(deps: RetryReconcilerDeps): Reconciler {
   };
 }
 
-async function decide(
-  deps: RetryReconcilerDeps,
-  event: WebhookEvent,
+/** What the dispatcher's log did with the retry request, and the Event that tells the user. */
+export interface RetryDecision {
+  outcome: "ignored" | "requeued" | "already-honoured";
+  event: EventInput;
+}
+
+/** Hands the token to the dispatcher's log (Redis only; no API writes). */
+export async function askForRetry(
+  deps: Pick<RetryReconcilerDeps, "redis" | "keys">,
+  deliveryId: string,
   token: string,
-): Promise<{ outcome: string; event: EventInput }> {
-  const ignored = (note: string): { outcome: string; event: EventInput } => ({
+): Promise<RetryDecision> {
+  const ignored = (note: string): RetryDecision => ({
     outcome: "ignored",
     event: { type: "Warning", reason: "RetryIgnored", action: "Retry", note },
   });
   if (token.length > MAX_RETRY_TOKEN_LENGTH) {
     return ignored(`retry token longer than ${MAX_RETRY_TOKEN_LENGTH} characters; use a shorter one`);
   }
-  const deliveryId = event.spec.deliveryId;
-  const { outcome } = await requestRetry(deps.redis, deliveryId, token, deps.keys);
+  // The dispatcher's retention and status stream cap, not defaults of our own (a retry rewrites
+  // the record and its expiry). Unknown before any dispatcher started: the reconcile retries.
+  const limits = await readRecordLimits(deps.redis, deps.keys);
+  const { outcome } = await requestRetry(deps.redis, deliveryId, token, deps.keys, limits);
   switch (outcome) {
     case "requeued":
       return {
