@@ -61,8 +61,16 @@ describe("delivery records", () => {
   it("ignore an outcome recorded against a stale version (two workers, one attempt)", async () => {
     const keys = keyspace(uniqueKeyTag());
     await createDelivery(keys, "hook-stale");
-    expect(await settle(keys, [{ m: "", id: "hook-stale", v: "0", k: "sent", a: attempt(1) }])).toBe("a");
-    expect(await settle(keys, [{ m: "", id: "hook-stale", v: "0", k: "sent", a: attempt(1) }])).toBe("s");
+    expect(
+      await settle(keys, [
+        { entryId: "", id: "hook-stale", version: "0", kind: "sent", attempt: attempt(1) },
+      ]),
+    ).toBe("a");
+    expect(
+      await settle(keys, [
+        { entryId: "", id: "hook-stale", version: "0", kind: "sent", attempt: attempt(1) },
+      ]),
+    ).toBe("s");
     expect((await readDelivery(redis, "hook-stale", keys))!.attempts).toHaveLength(1);
   });
 });
@@ -92,7 +100,11 @@ describe("requestRetry", () => {
       outcome: "already-honoured",
     });
     // versions so far: 0 created, 1 retry scheduled, 2 FAILED, 3 requeued
-    expect(await settle(keys, [{ m: "", id: "hook-retry", v: "3", k: "failed", a: attempt(3) }])).toBe("a");
+    expect(
+      await settle(keys, [
+        { entryId: "", id: "hook-retry", version: "3", kind: "failed", attempt: attempt(3) },
+      ]),
+    ).toBe("a");
     expect((await readDelivery(redis, "hook-retry", keys))!.phase).toBe("FAILED");
     expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
       outcome: "already-honoured",

@@ -11,6 +11,7 @@ import {
   StatusEntrySchema,
 } from "./records.ts";
 import { encodeFanoutPlan, type FanoutPlan, fanoutEventsScript } from "./scripts/fanout-events.ts";
+import { promoteDueScript } from "./scripts/promote-due.ts";
 import { requestRetryScript } from "./scripts/request-retry.ts";
 import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
 import { encodeOutcomes, type SettleOutcome, settleDeliveriesScript } from "./scripts/settle-deliveries.ts";
@@ -76,6 +77,21 @@ export async function settleDeliveries(
       ...encodeOutcomes(outcomes),
     ],
   )) as string;
+}
+
+/**
+ * Moves up to `limit` deliveries whose next attempt is due (by `now`) from the schedule to the
+ * work queue (see promote-due.ts); returns how many it took off the schedule.
+ */
+export async function promoteDue(
+  redis: Redis,
+  keys: Keyspace,
+  limit: number,
+  now: number = Date.now(),
+): Promise<number> {
+  return Number(
+    await runScript(redis, promoteDueScript, [keys.scheduled, keys.deliveries], [keys.prefix, now, limit]),
+  );
 }
 
 /** The full record of a delivery (payload and every attempt), or null when unknown or expired. */

@@ -5,7 +5,7 @@ import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
 import { loadScripts } from "../contract/scripts/script.ts";
-import { ensureConsumerGroup } from "../contract/streams.ts";
+import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
 import { buildApi } from "./api/server.ts";
 import type { Settings } from "./config.ts";
 import { DeliveryWorker } from "./delivery/delivery-worker.ts";
@@ -123,13 +123,12 @@ export async function startDispatcher(
     metrics,
     logger,
     userAgent: USER_AGENT,
-    retentionMs: settings.retentionMs,
-    statusStreamMaxLen: settings.statusStreamMaxLen,
+    limits,
     claimIdleMs: settings.claimIdleMs,
     schedulerTickMs: settings.schedulerTickMs,
     maxBuffered: settings.maxBuffered,
     maxQueued: settings.maxQueued,
-    limits: {
+    endpoints: {
       maxInFlight: settings.maxInFlight,
       perEndpoint: settings.endpointConcurrency,
       maxQueuedPerEndpoint: settings.endpointMaxQueued,

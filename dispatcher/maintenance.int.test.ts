@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CONSUMER_GROUPS, keyspace } from "../contract/keys.ts";
-import { ensureConsumerGroup, readGroup } from "../contract/streams.ts";
+import { ensureConsumerGroup, StreamConsumer } from "../contract/streams/stream-consumer.ts";
 import { uniqueKeyTag } from "../test/support/fixtures.ts";
 import { Maintenance } from "./maintenance.ts";
 import { createMetrics } from "./metrics.ts";
@@ -26,13 +26,21 @@ function maintenance(keys: ReturnType<typeof keyspace>, retentionMs: number) {
   });
 }
 
+/** Reads `count` work entries as `consumer` of the delivery group. */
+function readAs(keys: ReturnType<typeof keyspace>, consumer: string, count: number) {
+  const stream = keys.deliveries;
+  const group = CONSUMER_GROUPS.delivery;
+  const options = { redis, reader: redis, stream, group, consumer, name: "test", onError() {} };
+  return new StreamConsumer(options).read(count, 10);
+}
+
 describe("maintenance", () => {
   it("trims acknowledged work but never pending or unread entries", async () => {
     const keys = keyspace(uniqueKeyTag());
     await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
     const ids: string[] = [];
     for (let i = 0; i < 300; i++) ids.push((await redis.xadd(keys.deliveries, "*", "id", `d-${i}`))!);
-    const read = await readGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery, "c1", 250, 10);
+    const read = await readAs(keys, "c1", 250);
     // acknowledge all read entries but #100, which stays pending; #250..299 are unread
     await redis.xack(
       keys.deliveries,
@@ -62,8 +70,8 @@ describe("maintenance", () => {
     const keys = keyspace(uniqueKeyTag());
     await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
     await redis.xadd(keys.deliveries, "*", "id", "d-1");
-    await readGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery, "holder", 1, 10);
-    await readGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery, "gone", 1, 10); // nothing left: holds none
+    await readAs(keys, "holder", 1);
+    await readAs(keys, "gone", 1); // nothing left: holds none
     await sleep(100);
     await maintenance(keys, 60_000).runOnce();
     const consumers = (await redis.xinfo(

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
-import { removeIdleConsumers, trimAcknowledged } from "../contract/streams.ts";
+import { removeIdleConsumers, trimAcknowledged } from "../contract/streams/stream-maintenance.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** Consumers holding nothing for this long belong to replicas that are gone. */

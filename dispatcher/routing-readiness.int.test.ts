@@ -12,7 +12,7 @@ import { type Receiver, startReceiver } from "../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "./dispatcher.ts";
 import { Fanout } from "./fanout/fanout.ts";
 import { createMetrics } from "./metrics.ts";
-import { compileNamespace, type RoutingWatcher } from "./routing-table.ts";
+import { prepareNamespace, type RoutingWatcher } from "./routing-table.ts";
 
 // No work is routed with a routing table this replica has not loaded (or that lags behind the
 // revision the work was fanned out at).
@@ -114,7 +114,7 @@ describe("routing readiness", () => {
     const aheadRouting = {
       loaded: true,
       revision: newer,
-      namespace: (name: string) => (name === "lag" ? compileNamespace(routing) : undefined),
+      namespace: (name: string) => (name === "lag" ? prepareNamespace(routing) : undefined),
     } as unknown as RoutingWatcher;
     const fanout = new Fanout({
       redis,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isReservedHeader, RESERVED_HEADERS } from "../contract/reserved-headers.ts";
 import { NamespaceRoutingSchema } from "../contract/routing-config.ts";
-import { compileNamespace } from "./routing-table.ts";
+import { prepareNamespace } from "./routing-table.ts";
 
 const routing = NamespaceRoutingSchema.parse({
   namespace: "team-a",
@@ -27,9 +27,9 @@ const routing = NamespaceRoutingSchema.parse({
   ],
 });
 
-describe("compileNamespace", () => {
+describe("prepareNamespace", () => {
   it("indexes non-paused subscribers by event and keeps every webhook by name", () => {
-    const compiled = compileNamespace(routing);
+    const compiled = prepareNamespace(routing);
     expect(compiled.subscribers.get("job.created")?.map((w) => w.name)).toEqual(["orders"]);
     expect(compiled.subscribers.get("payment.received")?.map((w) => w.name)).toEqual(["payments"]);
     expect([...compiled.webhooks.keys()]).toEqual(["orders", "paused", "payments"]);
@@ -37,7 +37,7 @@ describe("compileNamespace", () => {
   });
 
   it("drops headers the delivery contract owns and hop-by-hop headers", () => {
-    expect(compileNamespace(routing).webhooks.get("orders")?.headers).toEqual({ "x-team": "a" });
+    expect(prepareNamespace(routing).webhooks.get("orders")?.headers).toEqual({ "x-team": "a" });
   });
 });
 
@@ -53,7 +53,7 @@ describe("reserved headers", () => {
       "proxy-authorization",
       "Webhook-Id",
     ];
-    const compiled = compileNamespace(
+    const compiled = prepareNamespace(
       NamespaceRoutingSchema.parse({
         namespace: "team-b",
         enabled: true,

@@ -15,24 +15,24 @@ import { decodeSigningSecret } from "./delivery/signer.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** One namespace's routing, prepared for the hot path. */
-export interface CompiledNamespace {
+export interface PreparedNamespace {
   readonly routing: NamespaceRouting;
   /** Non-paused webhooks by the event they subscribe to. */
   readonly subscribers: ReadonlyMap<EventType, readonly WebhookRoute[]>;
-  readonly webhooks: ReadonlyMap<string, CompiledWebhook>;
+  readonly webhooks: ReadonlyMap<string, PreparedWebhook>;
   readonly signingKeys: readonly KeyObject[];
 }
 
-export interface CompiledWebhook {
+export interface PreparedWebhook {
   readonly route: WebhookRoute;
   readonly url: URL;
   /** The configured extra headers without reserved ones, lower-cased. */
   readonly headers: Readonly<Record<string, string>>;
 }
 
-export function compileNamespace(routing: NamespaceRouting): CompiledNamespace {
+export function prepareNamespace(routing: NamespaceRouting): PreparedNamespace {
   const subscribers = new Map<EventType, WebhookRoute[]>();
-  const webhooks = new Map<string, CompiledWebhook>();
+  const webhooks = new Map<string, PreparedWebhook>();
   for (const route of routing.webhooks) {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(route.headers)) {
@@ -67,7 +67,7 @@ export interface RoutingWatcherOptions {
  */
 export class RoutingWatcher {
   readonly #options: RoutingWatcherOptions;
-  #namespaces = new Map<string, CompiledNamespace>();
+  #namespaces = new Map<string, PreparedNamespace>();
   #revision = -1;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
@@ -86,7 +86,7 @@ export class RoutingWatcher {
     return this.#revision;
   }
 
-  namespace(name: string): CompiledNamespace | undefined {
+  namespace(name: string): PreparedNamespace | undefined {
     return this.#namespaces.get(name);
   }
 
@@ -151,11 +151,11 @@ export class RoutingWatcher {
     const { redis, keys, logger, metrics } = this.#options;
     const table = await readRoutingTable(redis, keys);
     if (table.revision === this.#revision) return;
-    const namespaces = new Map<string, CompiledNamespace>();
+    const namespaces = new Map<string, PreparedNamespace>();
     const invalid = [...table.invalid];
     for (const [name, routing] of table.namespaces) {
       try {
-        namespaces.set(name, compileNamespace(routing));
+        namespaces.set(name, prepareNamespace(routing));
       } catch (error) {
         invalid.push({ namespace: name, error: (error as Error).message });
       }

@@ -3,8 +3,8 @@ import { defineScript, type ScriptArg } from "./script.ts";
 /** One event and the deliveries the dispatcher's routing table made of it. */
 export interface FanoutPlanEvent {
   /** its ingest stream entry id, to acknowledge; "" for an event ingested by the API */
-  m: string;
-  ns: string;
+  entryId: string;
+  namespace: string;
   id: string;
   type: string;
   occurredAt: string;
@@ -23,7 +23,8 @@ export interface FanoutPlanEvent {
 }
 
 export interface FanoutPlanInvalid {
-  m: string;
+  /** the ingest stream entry id (moved to the dead letters and acknowledged) */
+  entryId: string;
   reason: string;
   fields: string[];
 }
@@ -55,6 +56,8 @@ export interface FanoutPlan {
 export const fanoutEventsScript = defineScript(
   "fanout-events",
   `
+--- @include "status-entry"
+
 local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retention, statusMaxLen, window, deadMaxLen = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local results = {}
@@ -121,9 +124,7 @@ for _ = 1, eventCount do
         redis.call('XADD', KEYS[2], '*', 'id', d.id,
           'a', '0\\n' .. e.ns .. '\\n' .. d.webhook .. '\\n' .. e.ingestedAt .. '\\n' .. d.url, 'p', d.payload,
           'r', revision)
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', d.id, 'phase', 'QUEUED',
-          'namespace', e.ns, 'webhook', d.webhook, 'eventType', e.type, 'eventId', e.id,
-          'attempts', '0', 'at', nowIso)
+        addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.type, e.id, '0', nowIso, nil)
         created = created + 1
       end
     end
@@ -139,10 +140,19 @@ return results
 /** The plan as the script's flat ARGV tail. */
 export function encodeFanoutPlan(plan: FanoutPlan): ScriptArg[] {
   const args: ScriptArg[] = [plan.revision ?? "", plan.invalid.length];
-  for (const bad of plan.invalid) args.push(bad.m, bad.reason, bad.fields.length, ...bad.fields);
+  for (const bad of plan.invalid) args.push(bad.entryId, bad.reason, bad.fields.length, ...bad.fields);
   args.push(plan.events.length);
   for (const e of plan.events) {
-    args.push(e.m, e.ns, e.id, e.type, e.occurredAt, e.ingestedAt, e.record, e.deliveries.length);
+    args.push(
+      e.entryId,
+      e.namespace,
+      e.id,
+      e.type,
+      e.occurredAt,
+      e.ingestedAt,
+      e.record,
+      e.deliveries.length,
+    );
     for (const d of e.deliveries) args.push(d.id, d.webhook, d.uid, d.url, d.payload, d.maxAttempts);
   }
   return args;

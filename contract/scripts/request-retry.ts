@@ -12,6 +12,8 @@ export const REMEMBERED_RETRY_TOKENS = 20;
 export const requestRetryScript = defineScript(
   "request-retry",
   `
+--- @include "status-entry"
+
 local id, token = ARGV[2], ARGV[3]
 local key = ARGV[1] .. 'delivery:' .. id
 local cur = redis.call('HMGET', key, 'phase', 'retryTokens', 'version', 'cycle', 'namespace', 'webhook',
@@ -32,9 +34,7 @@ redis.call('HDEL', key, 'failureReason', 'nextAttemptAt')
 redis.call('PEXPIRE', key, ARGV[6])
 redis.call('ZREM', KEYS[3], id)
 redis.call('XADD', KEYS[1], '*', 'id', id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'deliveryId', id, 'phase', 'QUEUED',
-  'namespace', cur[5], 'webhook', cur[6], 'eventType', cur[7], 'eventId', cur[8],
-  'attempts', cur[9], 'at', ARGV[5])
+addStatusEntry(KEYS[2], ARGV[7], id, 'QUEUED', cur[5], cur[6], cur[7], cur[8], cur[9], ARGV[5], nil)
 return 'requeued'
 `,
 );

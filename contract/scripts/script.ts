@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { ChainableCommander, Redis } from "ioredis";
+import { assembleLua } from "./fragments.ts";
 
 /**
  * A named Lua script. Scripts run with EVALSHA and fall back to EVAL (which also caches them on
@@ -11,7 +12,9 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-export function defineScript(name: string, lua: string): LuaScript {
+/** A script from its source; `--- @include "<fragment>"` lines are expanded first (fragments.ts). */
+export function defineScript(name: string, source: string): LuaScript {
+  const lua = assembleLua(source);
   return { name, lua, sha: createHash("sha1").update(lua).digest("hex") };
 }
 

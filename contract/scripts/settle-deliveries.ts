@@ -3,18 +3,18 @@ import { defineScript, type ScriptArg } from "./script.ts";
 /** The outcome of handling one work-queue entry, as the settle script reads it. */
 export interface SettleOutcome {
   /** work-queue entry id to acknowledge ("" for none) */
-  m: string;
+  entryId: string;
   /** delivery id */
   id: string;
   /** the record version the worker read; a different one means someone else got there first */
-  v: string;
+  version: string;
   /**
    * sent/failed: final phase; retry: stay QUEUED and schedule at `due`; defer: hand the entry back
    * (schedule at `due`) without touching the record; ack: only acknowledge (stale entry).
    */
-  k: "sent" | "retry" | "failed" | "defer" | "ack";
+  kind: "sent" | "retry" | "failed" | "defer" | "ack";
   /** the attempt made, as a JSON object string */
-  a?: string;
+  attempt?: string;
   /** epoch ms of the next attempt (retry, defer) */
   due?: string;
   reason?: string;
@@ -36,6 +36,8 @@ export type SettleResult = "a" | "s" | "k";
 export const settleDeliveriesScript = defineScript(
   "settle-deliveries",
   `
+--- @include "status-entry"
+
 local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local retention, statusMaxLen = ARGV[5], ARGV[6]
 local results = {}
@@ -87,15 +89,10 @@ for i = 1, (#ARGV - 6) / 8 do
       if tonumber(now) - tonumber(cur[11]) > tonumber(retention) / 100 then
         redis.call('PEXPIRE', key, retention)
       end
-      if phase == 'FAILED' then
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', o.id, 'phase', phase,
-          'namespace', cur[6], 'webhook', cur[7], 'eventType', cur[8], 'eventId', cur[9],
-          'attempts', attemptCount, 'at', nowIso, 'failureReason', o.reason or 'attempts-exhausted')
-      else
-        redis.call('XADD', KEYS[3], 'MAXLEN', '~', statusMaxLen, '*', 'deliveryId', o.id, 'phase', phase,
-          'namespace', cur[6], 'webhook', cur[7], 'eventType', cur[8], 'eventId', cur[9],
-          'attempts', attemptCount, 'at', nowIso)
-      end
+      local failureReason = nil
+      if phase == 'FAILED' then failureReason = o.reason or 'attempts-exhausted' end
+      addStatusEntry(KEYS[3], statusMaxLen, o.id, phase, cur[6], cur[7], cur[8], cur[9], attemptCount, nowIso,
+        failureReason)
       result = 'a'
     end
   end
@@ -110,6 +107,6 @@ return table.concat(results)
 export function encodeOutcomes(outcomes: readonly SettleOutcome[]): ScriptArg[] {
   const args: ScriptArg[] = [];
   for (const o of outcomes)
-    args.push(o.m, o.id, o.v, o.k, o.a ?? "", o.due ?? "", o.reason ?? "", o.url ?? "");
+    args.push(o.entryId, o.id, o.version, o.kind, o.attempt ?? "", o.due ?? "", o.reason ?? "", o.url ?? "");
   return args;
 }

@@ -5,13 +5,13 @@ import { readDelivery } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
 import { NamespaceRoutingSchema, writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { ensureConsumerGroup } from "../../contract/streams.ts";
+import { ensureConsumerGroup } from "../../contract/streams/stream-consumer.ts";
 import { eventually, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 import { Fanout, type IncomingEvent } from "../fanout/fanout.ts";
 import { createMetrics } from "../metrics.ts";
-import { compileNamespace, type RoutingWatcher } from "../routing-table.ts";
+import { prepareNamespace, type RoutingWatcher } from "../routing-table.ts";
 
 let redis: Redis;
 let receiver: Receiver;
@@ -66,7 +66,7 @@ describe("taking over a dead replica's work", () => {
       routing: {
         loaded: true,
         revision,
-        namespace: () => compileNamespace(routing),
+        namespace: () => prepareNamespace(routing),
       } as unknown as RoutingWatcher,
       metrics: createMetrics(async () => null),
       logger: pino({ level: "silent" }),

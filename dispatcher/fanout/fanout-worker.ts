@@ -1,17 +1,11 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import { fieldsToObject } from "../../contract/records.ts";
 import type { FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
-import {
-  claimIdle,
-  ensureConsumerGroup,
-  entryTime,
-  readGroup,
-  type StreamEntry,
-} from "../../contract/streams.ts";
+import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
+import { entryTime } from "../../contract/streams/stream-ids.ts";
 import { StreamEventSchema } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Fanout, IncomingEvent } from "./fanout.ts";
@@ -38,75 +32,54 @@ const BLOCK_MS = 500;
  */
 export class FanoutWorker {
   readonly #options: FanoutWorkerOptions;
-  #stopping = false;
+  readonly #stream: StreamConsumer;
   #loops: Promise<void>[] = [];
-  #wake: AbortController = new AbortController();
 
   constructor(options: FanoutWorkerOptions) {
     this.#options = options;
+    const { redis, reader, keys, consumer, metrics, logger } = options;
+    this.#stream = new StreamConsumer({
+      redis,
+      reader,
+      stream: keys.events,
+      group: CONSUMER_GROUPS.fanout,
+      consumer,
+      name: "fanout",
+      onError: (error, loop) => {
+        metrics.redisErrors.inc({ loop });
+        logger.warn({ err: error, loop }, "fan-out step failed; retrying");
+      },
+    });
   }
 
   async start(): Promise<void> {
-    const { redis, keys } = this.#options;
-    await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
-    this.#loops = [this.#readLoop(), this.#claimLoop()];
+    const { claimIdleMs, metrics } = this.#options;
+    await this.#stream.ensureGroup();
+    const always = () => READ_COUNT;
+    this.#loops = [
+      this.#stream.readLoop({
+        room: always,
+        whenRoom: async () => {},
+        blockMs: BLOCK_MS,
+        handle: (entries) => this.process(entries),
+      }),
+      // events a crashed or stuck replica read but never recorded
+      this.#stream.claimLoop({
+        everyMs: Math.max(50, claimIdleMs / 2),
+        minIdleMs: claimIdleMs,
+        room: always,
+        handle: (entries) => {
+          metrics.claimed.inc({ stream: "events" }, entries.length);
+          return this.process(entries);
+        },
+      }),
+    ];
   }
 
   /** Stops reading; resolves when the batch at hand is recorded. */
   async stop(): Promise<void> {
-    this.#stopping = true;
-    this.#wake.abort();
+    this.#stream.stop();
     await Promise.all(this.#loops);
-  }
-
-  async #readLoop(): Promise<void> {
-    const { reader, keys, consumer } = this.#options;
-    while (!this.#stopping) {
-      try {
-        const entries = await readGroup(
-          reader,
-          keys.events,
-          CONSUMER_GROUPS.fanout,
-          consumer,
-          READ_COUNT,
-          BLOCK_MS,
-        );
-        if (entries.length > 0) await this.process(entries);
-      } catch (error) {
-        await this.#pauseAfter(error, "fanout-read");
-      }
-    }
-  }
-
-  /** Takes over events a crashed or stuck replica read but never recorded. */
-  async #claimLoop(): Promise<void> {
-    const { redis, keys, consumer, claimIdleMs, metrics } = this.#options;
-    while (!this.#stopping) {
-      await sleep(Math.max(50, claimIdleMs / 2), undefined, { signal: this.#wake.signal }).catch(() => {});
-      let cursor = "0-0";
-      try {
-        do {
-          const claimed = await claimIdle(
-            redis,
-            keys.events,
-            CONSUMER_GROUPS.fanout,
-            consumer,
-            claimIdleMs,
-            cursor,
-            READ_COUNT,
-          );
-          cursor = claimed.cursor;
-          if (claimed.deleted.length > 0)
-            await redis.xack(keys.events, CONSUMER_GROUPS.fanout, ...claimed.deleted);
-          if (claimed.entries.length > 0) {
-            metrics.claimed.inc({ stream: "events" }, claimed.entries.length);
-            await this.process(claimed.entries);
-          }
-        } while (cursor !== "0-0" && !this.#stopping);
-      } catch (error) {
-        await this.#pauseAfter(error, "fanout-claim");
-      }
-    }
   }
 
   /** Validates a batch of entries and fans it out in one script call; retried until recorded or stopping. */
@@ -115,10 +88,11 @@ export class FanoutWorker {
     while (true) {
       try {
         await this.#options.fanout.record(events, invalid);
+        this.#stream.succeeded("record");
         return;
       } catch (error) {
-        if (this.#stopping) throw error; // left pending: another replica claims it
-        await this.#pauseAfter(error, "fanout-record");
+        if (this.#stream.stopped) throw error; // left pending: another replica claims it
+        await this.#stream.pauseAfter(error, "record");
       }
     }
   }
@@ -135,7 +109,7 @@ export class FanoutWorker {
         const reason = parsed.success
           ? `data is larger than ${maxEventBytes} bytes`
           : z.prettifyError(parsed.error);
-        invalid.push({ m: entry.id, reason, fields: entry.fields });
+        invalid.push({ entryId: entry.id, reason, fields: entry.fields });
         metrics.eventsRejected.inc({ source: "stream", reason: tooLarge ? "too-large" : "invalid" });
         logger.warn(
           { entryId: entry.id, reason },
@@ -156,12 +130,5 @@ export class FanoutWorker {
       });
     }
     return { events, invalid };
-  }
-
-  async #pauseAfter(error: unknown, loop: string): Promise<void> {
-    if (this.#stopping) return;
-    this.#options.metrics.redisErrors.inc({ loop });
-    this.#options.logger.warn({ err: error, loop }, "fan-out step failed; retrying");
-    await sleep(500, undefined, { signal: this.#wake.signal }).catch(() => {});
   }
 }

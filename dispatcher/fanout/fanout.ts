@@ -88,13 +88,16 @@ export class Fanout {
       const event = plan.events[i]!;
       if (count < 0) {
         metrics.eventsRouted.inc({ routing: "duplicate" });
-        logger.debug({ namespace: event.ns, eventId: event.id }, "duplicate event id dropped");
+        logger.debug({ namespace: event.namespace, eventId: event.id }, "duplicate event id dropped");
         return true;
       }
       total += count;
       metrics.eventsRouted.inc({ routing: routings[i] });
       if (routings[i] !== "routed" && logger.isLevelEnabled("debug")) {
-        logger.debug({ namespace: event.ns, eventId: event.id, routing: routings[i] }, "event not routed");
+        logger.debug(
+          { namespace: event.namespace, eventId: event.id, routing: routings[i] },
+          "event not routed",
+        );
       }
       return false;
     });
@@ -138,8 +141,8 @@ export class Fanout {
       deliveryIds: deliveries.map((delivery) => delivery.id),
     };
     const planned: FanoutPlanEvent = {
-      m: event.entryId ?? "",
-      ns: event.namespace,
+      entryId: event.entryId ?? "",
+      namespace: event.namespace,
       id: event.id,
       type: event.type,
       occurredAt: event.occurredAt,

@@ -12,8 +12,8 @@ import type { EventInput } from "../controller/events.ts";
 import { isConflict, isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { INTEGRATIONS } from "../resources.ts";
-import { compileNamespace, IntegrationReason, type Verdict } from "./compile.ts";
 import { type GeneratedSecret, namespaceInputs } from "./namespace-inputs.ts";
+import { IntegrationReason, planNamespace, type Verdict } from "./plan.ts";
 import { applyRouting } from "./routing.ts";
 
 // The WebhookIntegration reconciler, keyed `<namespace>/default` whether or not the
@@ -46,9 +46,9 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const integration = deps.caches.integrations.get(namespace, INTEGRATION_NAME);
     const live = integration && !integration.metadata.deletionTimestamp ? integration : undefined;
 
-    // `spec` may be missing on a malformed object (reported InvalidSpec by compileNamespace).
+    // `spec` may be missing on a malformed object (reported InvalidSpec by planNamespace).
     const fresh = live && !live.spec?.signingSecretRef ? await ensureGeneratedSecret(deps, live) : undefined;
-    const compiled = compileNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret, fresh));
+    const compiled = planNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret, fresh));
     const change = await applyRouting(deps.redis, deps.keys, namespace, compiled.routing);
     if (change === "written" || change === "deleted") {
       deps.logger.info({ namespace, routing: change }, "routing updated");
@@ -61,7 +61,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
 async function writeStatus(
   deps: IntegrationReconcilerDeps,
   integration: WebhookIntegration,
-  result: NonNullable<ReturnType<typeof compileNamespace>["integration"]>,
+  result: NonNullable<ReturnType<typeof planNamespace>["integration"]>,
 ): Promise<void> {
   const generation = integration.metadata.generation ?? 0;
   const current = integration.status ?? {};

@@ -1,9 +1,9 @@
 import type { V1Secret } from "@kubernetes/client-node";
 import { INTEGRATION_NAME } from "../api/v1alpha1/index.ts";
 import type { OperatorCaches } from "../caches.ts";
-import type { NamespaceInputs } from "./compile.ts";
+import type { NamespaceInputs } from "./plan.ts";
 
-// Gathers what compileNamespace needs from the informer caches: the namespace's
+// Gathers what planNamespace needs from the informer caches: the namespace's
 // integration, its webhooks and the decoded data of the Secrets they reference.
 
 export interface GeneratedSecret {

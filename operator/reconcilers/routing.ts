@@ -7,7 +7,7 @@ import {
   NamespaceRoutingSchema,
   writeNamespaceRouting,
 } from "../../contract/routing-config.ts";
-import type { RoutingAction } from "./compile.ts";
+import type { RoutingAction } from "./plan.ts";
 
 export type RoutingChange = "written" | "deleted" | "unchanged" | "kept";
 

@@ -8,8 +8,8 @@ import type { EventInput } from "../controller/events.ts";
 import { isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { WEBHOOKS } from "../resources.ts";
-import { compileNamespace, type Verdict } from "./compile.ts";
 import { type GeneratedSecret, namespaceInputs } from "./namespace-inputs.ts";
+import { planNamespace, type Verdict } from "./plan.ts";
 
 // The Webhook reconciler, keyed `<namespace>/<name>`: the webhook's Ready verdict comes
 // from the same compilation the integration reconciler writes to Redis, so status and
@@ -97,7 +97,7 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
       return;
     }
     const gone = deps.lastDeliveries.isGone(key, webhook.spec.url);
-    const compiled = compileNamespace({
+    const compiled = planNamespace({
       ...namespaceInputs(deps.caches, namespace, deps.generatedSecret),
       ...(gone ? { endpointGone: new Set([name]) } : {}),
     });

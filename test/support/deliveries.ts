@@ -3,7 +3,7 @@ import { type FanoutLimits, fanoutEvents, settleDeliveries } from "../../contrac
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import type { FanoutPlan } from "../../contract/scripts/fanout-events.ts";
 import type { SettleOutcome } from "../../contract/scripts/settle-deliveries.ts";
-import { ensureConsumerGroup } from "../../contract/streams.ts";
+import { ensureConsumerGroup } from "../../contract/streams/stream-consumer.ts";
 
 // Delivery records made with the contract's own scripts, for tests that need one in a given
 // phase without running a dispatcher: namespace "ns", webhook "hook", event `evt-<id>`.
@@ -28,8 +28,8 @@ export async function createDelivery(
     invalid: [],
     events: [
       {
-        m: entryId!,
-        ns: "ns",
+        entryId: entryId!,
+        namespace: "ns",
         id: `evt-${id}`,
         type: "job.created",
         occurredAt: "2025-01-01T00:00:00.000Z",
@@ -81,11 +81,25 @@ export async function failDelivery(
   limits: FanoutLimits = TEST_FANOUT_LIMITS,
 ): Promise<void> {
   const due = String(Date.now() + 60_000);
-  await settle(redis, keys, [{ m: "", id, v: "0", k: "retry", a: failedAttempt(1), due }], limits);
   await settle(
     redis,
     keys,
-    [{ m: "", id, v: "1", k: "failed", a: failedAttempt(2), reason: "attempts-exhausted" }],
+    [{ entryId: "", id, version: "0", kind: "retry", attempt: failedAttempt(1), due }],
+    limits,
+  );
+  await settle(
+    redis,
+    keys,
+    [
+      {
+        entryId: "",
+        id,
+        version: "1",
+        kind: "failed",
+        attempt: failedAttempt(2),
+        reason: "attempts-exhausted",
+      },
+    ],
     limits,
   );
 }

@@ -50,7 +50,7 @@ export type RoutingAction =
    */
   | { action: "keep"; retain: ReadonlyMap<string, string> };
 
-export interface CompiledNamespace {
+export interface NamespacePlan {
   routing: RoutingAction;
   /** Absent when the namespace has no integration. */
   integration?: { ready: Verdict; activeWebhooks: number; signingSecretName?: string };
@@ -83,7 +83,7 @@ export const IntegrationReason = {
 
 const SIGNING_SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 
-export function compileNamespace(inputs: NamespaceInputs): CompiledNamespace {
+export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
   const webhooks = new Map<string, Verdict>();
   const { integration } = inputs;
   const sortedWebhooks = [...inputs.webhooks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { API_VERSION, type Webhook, type WebhookIntegration } from "../api/v1alpha1/index.ts";
-import { compileNamespace, type NamespaceInputs } from "./compile.ts";
+import { type NamespaceInputs, planNamespace } from "./plan.ts";
 
 const NS = "acme";
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -40,9 +40,9 @@ const BOTH_HOOKS = new Map([
   ["b-hook", "b-hook-uid"],
 ]);
 
-describe("compileNamespace", () => {
+describe("planNamespace", () => {
   it("compiles an enabled integration with defaults applied and webhooks sorted by name", () => {
-    const compiled = compileNamespace(inputs());
+    const compiled = planNamespace(inputs());
     expect(compiled.routing).toEqual({
       action: "write",
       routing: {
@@ -85,7 +85,7 @@ describe("compileNamespace", () => {
   });
 
   it("turns durations into milliseconds", () => {
-    const compiled = compileNamespace(
+    const compiled = planNamespace(
       inputs({
         integration: integration({
           delivery: {
@@ -104,14 +104,14 @@ describe("compileNamespace", () => {
   });
 
   it("deletes the routing and reports IntegrationMissing without an integration", () => {
-    const compiled = compileNamespace(inputs({ integration: undefined }));
+    const compiled = planNamespace(inputs({ integration: undefined }));
     expect(compiled.routing).toEqual({ action: "delete" });
     expect(compiled.integration).toBeUndefined();
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "IntegrationMissing" });
   });
 
   it("writes a disabled routing (webhooks kept) and reports IntegrationDisabled", () => {
-    const compiled = compileNamespace(inputs({ integration: integration({ enabled: false }) }));
+    const compiled = planNamespace(inputs({ integration: integration({ enabled: false }) }));
     expect(compiled.routing.action).toBe("write");
     if (compiled.routing.action !== "write") return;
     expect(compiled.routing.routing.enabled).toBe(false);
@@ -122,7 +122,7 @@ describe("compileNamespace", () => {
   });
 
   it("uses a referenced signing secret, several while rotating", () => {
-    const compiled = compileNamespace(
+    const compiled = planNamespace(
       inputs({
         integration: integration({ signingSecretRef: { name: "mine", key: "keys" } }),
         secrets: new Map([["mine", { keys: ` ${NEXT_SECRET}\n${SECRET} ` }]]),
@@ -141,7 +141,7 @@ describe("compileNamespace", () => {
     [new Map([["mine", { keys: "not-a-secret" }]]), "InvalidSigningSecret", /whsec_/],
     [new Map([["mine", { keys: "" }]]), "InvalidSigningSecret", /whsec_/],
   ])("keeps the last routing when the signing secret is unusable (%#)", (secrets, reason, message) => {
-    const compiled = compileNamespace(
+    const compiled = planNamespace(
       inputs({ integration: integration({ signingSecretRef: { name: "mine", key: "keys" } }), secrets }),
     );
     expect(compiled.routing).toEqual({ action: "keep", retain: BOTH_HOOKS });
@@ -151,7 +151,7 @@ describe("compileNamespace", () => {
   });
 
   it("reports Unknown while the generated signing secret does not exist yet", () => {
-    const compiled = compileNamespace(inputs({ secrets: new Map() }));
+    const compiled = planNamespace(inputs({ secrets: new Map() }));
     expect(compiled.routing).toEqual({ action: "keep", retain: BOTH_HOOKS });
     expect(compiled.integration?.ready).toMatchObject({ status: "Unknown", reason: "SigningSecretPending" });
     expect(compiled.webhooks.get("a-hook")).toMatchObject({
@@ -170,7 +170,7 @@ describe("compileNamespace", () => {
     const missing = webhook("b-hook", {
       headers: [{ name: "Authorization", valueFrom: { secretKeyRef: { name: "nope", key: "auth" } } }],
     });
-    const compiled = compileNamespace(
+    const compiled = planNamespace(
       inputs({
         webhooks: [withHeaders, missing],
         secrets: new Map<string, Record<string, string>>([
@@ -194,11 +194,11 @@ describe("compileNamespace", () => {
 
   it("refuses plain http unless the destination policy allows it", () => {
     const plain = webhook("a-hook", { url: "http://127.0.0.1:8080/hook" });
-    const refused = compileNamespace(inputs({ webhooks: [plain] }));
+    const refused = planNamespace(inputs({ webhooks: [plain] }));
     expect(refused.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "InsecureURL" });
     expect(refused.routing.action === "write" && refused.routing.routing.webhooks).toEqual([]);
 
-    const allowed = compileNamespace(
+    const allowed = planNamespace(
       inputs({
         webhooks: [plain],
         integration: integration({ destinationPolicy: { allowPlainHTTP: true } }),
@@ -209,14 +209,14 @@ describe("compileNamespace", () => {
   });
 
   it("routes a paused webhook as paused and reports it not ready", () => {
-    const compiled = compileNamespace(inputs({ webhooks: [webhook("a-hook", { paused: true })] }));
+    const compiled = planNamespace(inputs({ webhooks: [webhook("a-hook", { paused: true })] }));
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "Paused" });
     expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks[0]?.paused).toBe(true);
     expect(compiled.integration?.activeWebhooks).toBe(0);
   });
 
   it("leaves out a webhook whose receiver answered 410 Gone, until its spec changes", () => {
-    const reported = compileNamespace(inputs({ endpointGone: new Set(["a-hook"]) }));
+    const reported = planNamespace(inputs({ endpointGone: new Set(["a-hook"]) }));
     expect(reported.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "EndpointGone" });
     expect(
       reported.routing.action === "write" && reported.routing.routing.webhooks.map((w) => w.name),
@@ -236,15 +236,13 @@ describe("compileNamespace", () => {
         },
       ],
     };
-    expect(compileNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe(
-      "EndpointGone",
-    );
+    expect(planNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe("EndpointGone");
     gone.metadata.generation = 3; // the spec was edited since
-    expect(compileNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe("Active");
+    expect(planNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe("Active");
   });
 
   it("reports a webhook whose spec does not validate and leaves it out", () => {
-    const compiled = compileNamespace(inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }));
+    const compiled = planNamespace(inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }));
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "InvalidSpec" });
     expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks).toEqual([]);
   });
@@ -252,7 +250,7 @@ describe("compileNamespace", () => {
   it("deletes the routing of a disabled integration whose signing secret cannot be resolved", () => {
     // A kept (enabled) document would go on delivering while the webhooks say IntegrationDisabled.
     for (const secrets of [new Map(), new Map([["webhook-signing-secret", { secret: "nope" }]])]) {
-      const compiled = compileNamespace(inputs({ integration: integration({ enabled: false }), secrets }));
+      const compiled = planNamespace(inputs({ integration: integration({ enabled: false }), secrets }));
       expect(compiled.routing).toEqual({ action: "delete" });
       expect(compiled.webhooks.get("a-hook")).toMatchObject({
         status: "False",
@@ -262,7 +260,7 @@ describe("compileNamespace", () => {
   });
 
   it("deletes the routing of a disabled integration whose spec does not validate", () => {
-    const compiled = compileNamespace(
+    const compiled = planNamespace(
       inputs({ integration: integration({ enabled: false, delivery: { maxAttempts: 99 } }) }),
     );
     expect(compiled.routing).toEqual({ action: "delete" });
@@ -285,7 +283,7 @@ describe("compileNamespace", () => {
     } as Webhook["status"];
     const deleting = webhook("d-hook");
     deleting.metadata.deletionTimestamp = "2024-01-01T00:00:00Z";
-    const compiled = compileNamespace(
+    const compiled = planNamespace(
       inputs({
         integration: integration({ delivery: { maxAttempts: 99 } }),
         webhooks: [webhook("a-hook"), webhook("b-hook", { paused: true }), gone, deleting],

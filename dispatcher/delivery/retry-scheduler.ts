@@ -1,0 +1,65 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import { promoteDue } from "../../contract/deliveries.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+
+export interface RetrySchedulerOptions {
+  redis: Redis;
+  keys: Keyspace;
+  tickMs: number;
+  /** Runs first on every tick (the worker evicts work its slow endpoints held too long). */
+  onTick(): void;
+  /** A tick failed; the next one retries. Resolves when the scheduler may go on. */
+  onError(error: unknown): Promise<void>;
+}
+
+/** Deliveries promoted per script call; a full batch is followed by another at once. */
+const PROMOTE_BATCH = 1000;
+
+/**
+ * Moves retries (and handed-back work) from the schedule to the work queue once they are due.
+ * Every replica runs one; the move is atomic in Redis, so a due delivery is queued only once.
+ */
+export class RetryScheduler {
+  readonly #options: RetrySchedulerOptions;
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(options: RetrySchedulerOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+  }
+
+  /** Promotes everything due now; returns how many deliveries it moved. */
+  async promoteAllDue(): Promise<number> {
+    const { redis, keys } = this.#options;
+    let total = 0;
+    let moved: number;
+    do {
+      moved = await promoteDue(redis, keys, PROMOTE_BATCH);
+      total += moved;
+    } while (moved === PROMOTE_BATCH && !this.#stop.signal.aborted);
+    return total;
+  }
+
+  async #run(): Promise<void> {
+    const { tickMs, onTick, onError } = this.#options;
+    while (!this.#stop.signal.aborted) {
+      try {
+        onTick();
+        await this.promoteAllDue();
+      } catch (error) {
+        await onError(error);
+      }
+      await sleep(tickMs, undefined, { signal: this.#stop.signal }).catch(() => {});
+    }
+  }
+}
