@@ -82,6 +82,8 @@ export const CONSUMER_GROUPS = {
   fanout: "fanout",
   /** Dispatchers reading `deliveries` to make attempts. */
   delivery: "delivery",
+  /** The operator's leader reading `status` to mirror delivery state into WebhookEvents. */
+  mirror: "operator-mirror",
 } as const;
 
 /** The keyspace of one deployment; `tag` is its settings' keyTag (`dataforce` by default). */

@@ -17,7 +17,6 @@ import type { EventInput } from "./controller/events.ts";
 import { Manager } from "./controller/manager.ts";
 import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
-import { StatusStreamConsumer } from "./mirror/status-stream.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
 import { integrationKey, integrationReconciler } from "./reconcilers/integration.ts";
 import { referencedSecrets, signingSecretName } from "./reconcilers/namespace-inputs.ts";
@@ -155,7 +154,8 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const mirror = new WebhookEventMirror({
     redis,
     keys,
-    stream: new StatusStreamConsumer({ redis, blocking: streamRedis }, keys, settings.identity),
+    reader: streamRedis,
+    consumer: settings.identity,
     writes,
     limiter,
     registry: manager.registry,

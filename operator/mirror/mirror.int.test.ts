@@ -5,12 +5,11 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { type Keyspace, keyspace } from "../../contract/keys.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../../contract/keys.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ResourceType } from "../controller/kube.ts";
 import { type MirrorContext, type MirrorWrites, WebhookEventMirror } from "./mirror.ts";
 import { TokenBucket } from "./rate-limiter.ts";
-import { MIRROR_GROUP, StatusStreamConsumer } from "./status-stream.ts";
 
 const NS = "acme";
 let redis: Redis;
@@ -86,7 +85,8 @@ function startMirror(
   mirror = new WebhookEventMirror({
     redis,
     keys,
-    stream: new StatusStreamConsumer({ redis, blocking }, keys, consumer),
+    reader: blocking,
+    consumer,
     writes: api,
     limiter: new TokenBucket({ qps: 1000, burst: 100 }),
     registry: new Registry(),
@@ -154,7 +154,7 @@ async function addStatusEntry(id: string, phase: string, attempts: number): Prom
 }
 
 async function pendingCount(): Promise<number> {
-  const [count] = (await redis.xpending(keys.status, MIRROR_GROUP)) as [number];
+  const [count] = (await redis.xpending(keys.status, CONSUMER_GROUPS.mirror)) as [number];
   return Number(count);
 }
 
@@ -210,14 +210,23 @@ describe("WebhookEventMirror", () => {
     keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
     await putDelivery("d4", "SENT", 1);
     await addStatusEntry("d4", "SENT", 1);
-    await redis.xgroup("CREATE", keys.status, MIRROR_GROUP, "0", "MKSTREAM");
-    await redis.xreadgroup("GROUP", MIRROR_GROUP, "dead-reader", "COUNT", 10, "STREAMS", keys.status, ">");
+    await redis.xgroup("CREATE", keys.status, CONSUMER_GROUPS.mirror, "0", "MKSTREAM");
+    await redis.xreadgroup(
+      "GROUP",
+      CONSUMER_GROUPS.mirror,
+      "dead-reader",
+      "COUNT",
+      10,
+      "STREAMS",
+      keys.status,
+      ">",
+    );
     expect(await pendingCount()).toBe(1);
 
     const api = new FakeApi();
     await startMirror(api, {}, "new-leader");
     await until(async () => api.objects.get("d4")?.status?.phase === "SENT" && (await pendingCount()) === 0);
-    const consumers = (await redis.xinfo("CONSUMERS", keys.status, MIRROR_GROUP)) as unknown[][];
+    const consumers = (await redis.xinfo("CONSUMERS", keys.status, CONSUMER_GROUPS.mirror)) as unknown[][];
     expect(consumers.map((fields) => fields[1])).toEqual(["new-leader"]);
   });
 

@@ -2,9 +2,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
 import type { Registry } from "prom-client";
-import { readDelivery } from "../../contract/deliveries.ts";
-import type { Keyspace } from "../../contract/keys.ts";
-import type { DeliveryRecord } from "../../contract/records.ts";
+import { parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
+import type { DeliveryRecord, StatusEntry } from "../../contract/records.ts";
+import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { API_VERSION, type WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { EventInput } from "../controller/events.ts";
@@ -15,7 +16,6 @@ import type { DeliveryObservation } from "../reconcilers/webhook.ts";
 import { WEBHOOK_EVENTS } from "../resources.ts";
 import { PendingDeliveries } from "./pending.ts";
 import type { TokenBucket } from "./rate-limiter.ts";
-import type { StatusStreamConsumer } from "./status-stream.ts";
 import { type MirrorMode, type MirrorWrite, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
 
 // The WebhookEvent mirror: reads the dispatcher's status stream and makes one
@@ -68,8 +68,11 @@ export type MirrorWrites = Pick<ApiWrites, "create" | "patchStatus" | "patch">;
 
 export interface MirrorOptions {
   redis: Redis;
+  /** A connection of its own for the blocking reads of the status stream. */
+  reader: Redis;
   keys: Keyspace;
-  stream: StatusStreamConsumer;
+  /** This process's reader name in the mirror's consumer group. */
+  consumer: string;
   writes: MirrorWrites;
   limiter: TokenBucket;
   context: MirrorContext;
@@ -91,6 +94,12 @@ export class WebhookEventMirror {
   private readonly options: MirrorOptions;
   private readonly log: Logger;
   private readonly pending = new PendingDeliveries();
+  /**
+   * The mirror's reader of the status stream. Only the leader reads, so at start whatever the
+   * group holds pending is orphaned (a previous leader's, or this process's before a restart):
+   * it is claimed at once. An entry is acknowledged only once its state is in the API server.
+   */
+  private readonly stream: StreamConsumer;
   /** Deliveries this process created recently, for the moment before the informer cache has them. */
   private readonly created = new Map<string, number>();
   private readonly metrics;
@@ -103,6 +112,16 @@ export class WebhookEventMirror {
   constructor(options: MirrorOptions) {
     this.options = options;
     this.log = (options.logger ?? pino({ enabled: false })).child({ component: "mirror" });
+    this.stream = new StreamConsumer({
+      redis: options.redis,
+      reader: options.reader,
+      stream: options.keys.status,
+      group: CONSUMER_GROUPS.mirror,
+      consumer: options.consumer,
+      name: "mirror",
+      onError: (err, step) => this.log.warn({ err, step }, "reading the status stream failed, retrying"),
+      pause: { initialMs: 200, maxMs: 5_000 },
+    });
     const { registry } = options;
     this.metrics = {
       handled: counter(
@@ -188,40 +207,38 @@ export class WebhookEventMirror {
   }
 
   private async follow(queue: WorkQueue): Promise<void> {
-    const { stream } = this.options;
+    const { stream } = this;
     const maxPending = this.options.maxPendingEntries ?? 20_000;
-    let failures = 0;
     let claimed = false;
     while (!this.stopping) {
       try {
         if (!claimed) {
           await stream.ensureGroup();
-          const claimedEntries = await stream.claimPending();
+          const claimedEntries = await stream.claimAllPending();
           this.log.info({ entries: claimedEntries.length }, "claimed status entries left by earlier readers");
           this.accept(queue, claimedEntries);
-          await stream.removeIdleConsumers();
+          // earlier leaders that hold nothing any more, keeping XINFO tidy
+          await stream.removeIdleConsumers(0);
           claimed = true;
         }
         if (this.pending.entries >= maxPending) {
           await sleep(50);
           continue;
         }
-        const entries = await stream.readNew(this.options.readBatch ?? 500, this.options.blockMs ?? 1000);
-        this.accept(queue, entries);
-        failures = 0;
+        this.accept(queue, await stream.read(this.options.readBatch ?? 500, this.options.blockMs ?? 1000));
+        stream.succeeded("read");
       } catch (err) {
         if (this.stopping) break;
-        failures++;
-        this.log.warn({ err, failures }, "reading the status stream failed, retrying");
-        await sleep(Math.min(100 * 2 ** failures, 5_000));
+        await stream.pauseAfter(err, "read");
       }
     }
   }
 
-  private accept(queue: WorkQueue, entries: Awaited<ReturnType<StatusStreamConsumer["readNew"]>>): void {
+  private accept(queue: WorkQueue, entries: readonly StreamEntry[]): void {
     const { context } = this.options;
     const skip: string[] = [];
-    for (const { id, entry } of entries) {
+    for (const { id, fields } of entries) {
+      const entry = decodeStatusEntry(fields);
       this.metrics.entries.inc();
       if (!entry) {
         skip.push(id);
@@ -247,7 +264,7 @@ export class WebhookEventMirror {
     }
     if (skip.length > 0) {
       this.metrics.handled.inc({ result: "skipped" }, skip.length);
-      void this.options.stream.ack(skip).catch((err: unknown) => {
+      void this.stream.ack(skip).catch((err: unknown) => {
         // Left pending: the next reader claims them and skips them again.
         this.log.warn({ err }, "could not acknowledge skipped entries");
       });
@@ -264,7 +281,7 @@ export class WebhookEventMirror {
     if (!snapshot) return;
     try {
       const result = await this.mirrorRecord(namespace, deliveryId);
-      await this.options.stream.ack(snapshot.entryIds);
+      await this.stream.ack(snapshot.entryIds);
       this.log.debug({ namespace, deliveryId, result, entries: snapshot.entryIds.length }, "mirrored");
       this.pending.settle(deliveryId);
       this.metrics.handled.inc({ result });
@@ -389,5 +406,14 @@ export class WebhookEventMirror {
         this.created.delete(key);
       }
     }
+  }
+}
+
+/** A status stream entry, or undefined when it does not decode (it is acknowledged and skipped). */
+function decodeStatusEntry(fields: readonly string[]): StatusEntry | undefined {
+  try {
+    return parseStatusEntry(fields);
+  } catch {
+    return undefined;
   }
 }
