@@ -1,4 +1,4 @@
-import type { KubeConfig, KubernetesObject, V1Secret } from "@kubernetes/client-node";
+import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type Keyspace, keyspace } from "../contract/keys.ts";
@@ -12,23 +12,22 @@ import {
 import { ApiWrites } from "./api-writes.ts";
 import { asKubernetesObject, cacheOf, customResourceParsers, type OperatorCaches } from "./caches.ts";
 import type { Settings } from "./config.ts";
-import { annotationsChanged, anyOf, generationChanged, type WatchEvent } from "./controller/controller.ts";
 import type { EventInput } from "./controller/events.ts";
 import { Manager } from "./controller/manager.ts";
 import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
-import { integrationKey, integrationReconciler } from "./reconcilers/integration.ts";
-import { referencedSecrets, signingSecretName } from "./reconcilers/namespace-inputs.ts";
-import { LastDeliveries, webhookReconciler } from "./reconcilers/webhook.ts";
+import { addIntegrationController } from "./reconcilers/integration-controller.ts";
+import { LastDeliveries } from "./reconcilers/webhook.ts";
+import { addWebhookController } from "./reconcilers/webhook-controller.ts";
 import { INTEGRATIONS, SECRETS, WEBHOOK_EVENTS, WEBHOOKS } from "./resources.ts";
 import { RetentionCollector } from "./retention/collector.ts";
-import { retryReconciler } from "./retry/retry.ts";
-import { scopedInformer } from "./watch-scope.ts";
+import { addRetryController } from "./retry/retry-controller.ts";
+import { type OperatorInformers, scopedInformer } from "./watch-scope.ts";
 
-// The operator's wiring: which informers, which controllers watch what, and the
-// leader-only runnables (mirror, retention). Everything it wires lives elsewhere:
-// the machinery in controller/, the reconcilers in reconcilers/, mirror/, retry/, retention/.
+// The operator, built and started: the shared informers and caches, the three controllers
+// (each wired beside its reconciler: reconcilers/*-controller.ts, retry/retry-controller.ts)
+// and the leader-only runnables (mirror, retention). The machinery lives in controller/.
 
 const SIGNING_SECRET_KEY = "secret";
 
@@ -65,7 +64,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
 
   const scope = settings.watchNamespaces;
   const parse = customResourceParsers(logger);
-  const informers = {
+  const informers: OperatorInformers = {
     integrations: scopedInformer(manager, INTEGRATIONS, scope, { parse: parse.integrations }),
     webhooks: scopedInformer(manager, WEBHOOKS, scope, { parse: parse.webhooks }),
     events: scopedInformer(manager, WEBHOOK_EVENTS, scope, { parse: parse.events }),
@@ -85,63 +84,25 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const lastDeliveries = new LastDeliveries();
   const workers = settings.reconcileWorkers;
 
-  // WebhookIntegration: the namespace's routing. Any change in the namespace reconciles it.
-  manager.controller({
-    name: "webhookintegration",
-    for: informers.integrations,
-    forPredicate: generationChanged,
-    watches: [
-      {
-        // Spec changes, and the webhook's own verdict changes (a 410 Gone takes it out of the routing).
-        informer: informers.webhooks,
-        predicate: anyOf(generationChanged, readyReasonChanged),
-        map: (webhook) => integrationKey(namespaceOf(webhook)),
-      },
-      {
-        informer: informers.secrets,
-        predicate: dataChanged,
-        map: (secret) =>
-          secretIsRead(caches, secret, generatedSecret.name)
-            ? integrationKey(namespaceOf(secret))
-            : undefined,
-      },
-    ],
-    reconcile: integrationReconciler({ caches, redis, keys, writes, generatedSecret, recordEvent, logger }),
+  // The controllers: each one's watches and predicates live beside its reconciler.
+  addIntegrationController(
+    manager,
+    informers,
+    { caches, redis, keys, writes, generatedSecret, recordEvent, logger },
     workers,
-  });
-
-  // Webhook: its Ready verdict and last delivery.
-  const webhookController = manager.controller({
-    name: "webhook",
-    for: informers.webhooks,
-    forPredicate: generationChanged,
-    watches: [
-      {
-        informer: informers.integrations,
-        predicate: generationChanged,
-        map: (integration) => webhookKeys(caches, namespaceOf(integration)),
-      },
-      {
-        informer: informers.secrets,
-        predicate: dataChanged,
-        map: (secret) =>
-          secretIsRead(caches, secret, generatedSecret.name)
-            ? webhookKeys(caches, namespaceOf(secret))
-            : undefined,
-      },
-    ],
-    reconcile: webhookReconciler({ caches, writes, generatedSecret, lastDeliveries, recordEvent, logger }),
+  );
+  const webhookController = addWebhookController(
+    manager,
+    informers,
+    { caches, writes, generatedSecret, lastDeliveries, recordEvent, logger },
     workers,
-  });
-
-  // WebhookEvent: retry requests (annotation changes only; the mirror's own writes do not count).
-  manager.controller({
-    name: "webhookevent_retry",
-    for: informers.events,
-    forPredicate: annotationsChanged,
-    reconcile: retryReconciler({ caches, redis, keys, writes, limiter, recordEvent, logger }),
+  );
+  addRetryController(
+    manager,
+    informers,
+    { caches, redis, keys, writes, limiter, recordEvent, logger },
     workers,
-  });
+  );
 
   const retention = new RetentionCollector({
     caches,
@@ -229,46 +190,6 @@ function* staleQueued(
       yield { namespace: event.metadata.namespace, name: event.metadata.name };
     }
   }
-}
-
-function namespaceOf(object: KubernetesObject): string {
-  return object.metadata?.namespace ?? "";
-}
-
-function webhookKeys(caches: OperatorCaches, namespace: string): string[] {
-  return caches.webhooks.list(namespace).map((w) => `${namespace}/${w.metadata.name}`);
-}
-
-/** Whether the namespace's integration or webhooks read this Secret (the generated one included). */
-function secretIsRead(caches: OperatorCaches, secret: KubernetesObject, generatedName: string): boolean {
-  const namespace = namespaceOf(secret);
-  const integration = caches.integrations.get(namespace, INTEGRATION_NAME);
-  const webhooks = caches.webhooks.list(namespace);
-  if (!integration && webhooks.length === 0) return false;
-  const names = referencedSecrets(signingSecretName(integration), webhooks, {
-    name: generatedName,
-    key: "",
-  });
-  return names.has(secret.metadata?.name ?? "");
-}
-
-/** The Ready reason of an object changed (status updates that matter to other reconcilers). */
-function readyReasonChanged(event: WatchEvent<KubernetesObject>): boolean {
-  if (event.type !== "update") return false;
-  const reason = (object: KubernetesObject) =>
-    (
-      object as { status?: { conditions?: Array<{ type: string; reason: string }> } }
-    ).status?.conditions?.find((c) => c.type === "Ready")?.reason;
-  return reason(event.old) !== reason(event.object);
-}
-
-/** Secrets have no generation: any change of their content (or a resync) counts. */
-function dataChanged(event: WatchEvent<KubernetesObject>): boolean {
-  if (event.type !== "update") return true;
-  const before = event.old as V1Secret;
-  const after = event.object as V1Secret;
-  if (before.metadata?.resourceVersion === after.metadata?.resourceVersion) return true;
-  return JSON.stringify(before.data ?? {}) !== JSON.stringify(after.data ?? {});
 }
 
 function mirrorMode(integration: WebhookIntegration | undefined): MirrorMode {

@@ -14,6 +14,14 @@ export type SharedInformer = Pick<
   "on" | "start" | "waitForSync" | "hasSynced" | "get" | "list"
 >;
 
+/** The informers every controller of the operator shares (one set per process). */
+export interface OperatorInformers {
+  integrations: SharedInformer;
+  webhooks: SharedInformer;
+  events: SharedInformer;
+  secrets: SharedInformer;
+}
+
 export function scopedInformer(
   manager: Pick<Manager, "informer">,
   resource: ResourceType,

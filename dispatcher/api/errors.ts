@@ -3,7 +3,6 @@
 
 export const API_ERRORS = {
   UNAUTHORIZED: { statusCode: 401, message: "a valid bearer token is required" },
-  FORBIDDEN: { statusCode: 403, message: "this token may not use this endpoint" },
   INVALID_EVENT: { statusCode: 400, message: "the event is invalid" },
   INVALID_REQUEST: { statusCode: 400, message: "the request is invalid" },
   INVALID_JSON: { statusCode: 400, message: "the body is not valid JSON" },
@@ -13,7 +12,6 @@ export const API_ERRORS = {
   EVENT_NOT_FOUND: { statusCode: 404, message: "no such event (it may have expired)" },
   DELIVERY_NOT_FAILED: { statusCode: 409, message: "only a FAILED delivery can be retried" },
   NOT_FOUND: { statusCode: 404, message: "no such route" },
-  METHOD_NOT_ALLOWED: { statusCode: 405, message: "method not allowed" },
   UNAVAILABLE: { statusCode: 503, message: "the dispatcher cannot serve this now; retry later" },
   INTERNAL: { statusCode: 500, message: "internal error" },
 } as const satisfies Record<string, { statusCode: number; message: string }>;

@@ -3,20 +3,22 @@ import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import {
-  annotationsChanged,
-  anyOf,
   Controller,
   type ControllerOptions,
   type EventSource,
-  generationChanged,
-  mapToNamespace,
-  mapToOwners,
   type ReconcileRequest,
   TerminalError,
   type WatchEvent,
 } from "./controller.ts";
 import type { InformerHandlers } from "./informer.ts";
 import { objectKey } from "./kube.ts";
+import {
+  annotationsChanged,
+  anyOf,
+  dataChanged,
+  generationChanged,
+  readyReasonChanged,
+} from "./predicates.ts";
 
 /** An informer stand-in whose events the test emits by hand. */
 class FakeSource<S extends KubernetesObject> implements EventSource<S> {
@@ -190,7 +192,15 @@ describe("Controller", () => {
     const secrets = new FakeSource<V1Secret>();
     const primary = new FakeSource<KubernetesObject>();
     const { calls, controller } = setup(
-      { forPredicate: generationChanged, watches: [{ informer: secrets, map: mapToNamespace(primary) }] },
+      {
+        forPredicate: generationChanged,
+        watches: [
+          {
+            informer: secrets,
+            map: (secret) => primary.list(secret.metadata?.namespace ?? "").map(objectKey),
+          },
+        ],
+      },
       primary,
     );
     primary.put(obj("team-a", "integration", { generation: 1 }));
@@ -280,19 +290,35 @@ describe("predicates and mappers", () => {
     expect(anyOf(generationChanged, annotationsChanged)(update({ resourceVersion: "2" }))).toBe(false);
   });
 
-  it("mapToOwners follows ownerReferences of the given kind and group", () => {
-    const event = {
-      metadata: {
-        namespace: "ns",
-        name: "evt",
-        ownerReferences: [
-          { apiVersion: "webhooks.dataforce.io/v1alpha1", kind: "Webhook", name: "hook", uid: "1" },
-          { apiVersion: "other.io/v1", kind: "Webhook", name: "foreign", uid: "2" },
-          { apiVersion: "v1", kind: "ConfigMap", name: "cm", uid: "3" },
-        ],
-      },
-    };
-    expect(mapToOwners({ kind: "Webhook", group: "webhooks.dataforce.io" })(event)).toEqual(["ns/hook"]);
-    expect(mapToOwners({ kind: "Webhook" })(event)).toEqual(["ns/hook", "ns/foreign"]);
+  it("dataChanged passes data changes and resyncs of generation-less objects, not metadata-only updates", () => {
+    const secret = (resourceVersion: string, data: Record<string, string>, labels = {}): V1Secret => ({
+      metadata: { namespace: "ns", name: "s", resourceVersion, labels },
+      data,
+    });
+    const change = (old: V1Secret, object: V1Secret): WatchEvent<KubernetesObject> => ({
+      type: "update",
+      old,
+      object,
+    });
+    expect(dataChanged(change(secret("1", { k: "a" }), secret("2", { k: "b" })))).toBe(true);
+    expect(dataChanged(change(secret("1", { k: "a" }), secret("1", { k: "a" })))).toBe(true); // resync
+    expect(dataChanged(change(secret("1", { k: "a" }), secret("2", { k: "a" }, { x: "y" })))).toBe(false);
+    expect(dataChanged({ type: "add", object: secret("1", {}) })).toBe(true);
+  });
+
+  it("readyReasonChanged passes only updates whose Ready reason changed", () => {
+    const withReason = (reason: string, resourceVersion: string): KubernetesObject =>
+      ({
+        metadata: { namespace: "ns", name: "hook", resourceVersion },
+        status: { conditions: [{ type: "Ready", status: "False", reason }] },
+      }) as KubernetesObject;
+    const change = (old: KubernetesObject, object: KubernetesObject): WatchEvent<KubernetesObject> => ({
+      type: "update",
+      old,
+      object,
+    });
+    expect(readyReasonChanged(change(withReason("Active", "1"), withReason("EndpointGone", "2")))).toBe(true);
+    expect(readyReasonChanged(change(withReason("Active", "1"), withReason("Active", "2")))).toBe(false);
+    expect(readyReasonChanged({ type: "add", object: withReason("Active", "1") })).toBe(false);
   });
 });

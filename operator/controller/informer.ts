@@ -161,11 +161,6 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     return this.resourceVersion;
   }
 
-  /** Forces a full re-list now, as the periodic resync does. */
-  resync(): void {
-    this.interrupt("resync");
-  }
-
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
@@ -381,7 +376,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     try {
       await sleep(delay, undefined, { signal: sleeping.signal });
     } catch {
-      // woken early by stop() or resync()
+      // woken early by stop()
     } finally {
       this.backoffSleep = undefined;
     }

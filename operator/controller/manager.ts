@@ -53,12 +53,6 @@ export interface ManagerOptions {
         retryPeriodMs?: number;
       }
     | false;
-  /**
-   * After losing the Lease the leadership signal aborts (in-flight reconciles see it), then:
-   * "exit" (default) exits with code 1 at once, without waiting for the runnables to drain;
-   * "standby" stops them and campaigns again.
-   */
-  onLeaseLost?: "exit" | "standby";
   /** How long `stop()` waits for runnables before giving up on them. Default 30 s. */
   gracefulShutdownMs?: number;
   /** Defaults for every informer made with `informer()`. */
@@ -77,7 +71,6 @@ export class Manager {
   private readonly options: ManagerOptions;
   private readonly informers = new Map<string, Informer<KubernetesObject>>();
   private readonly leaderRunnables: Runnable[] = [];
-  private readonly everywhereRunnables: Runnable[] = [];
   private elector: LeaderElector | undefined;
   private server: Server | undefined;
   private recorder: EventRecorder | undefined;
@@ -141,10 +134,10 @@ export class Manager {
     return controller;
   }
 
-  /** Adds a runnable; leader-only unless `everywhere` (then it runs on every replica). */
-  add(runnable: Runnable, options: { everywhere?: boolean } = {}): void {
+  /** Adds a runnable; it runs on the leader only. */
+  add(runnable: Runnable): void {
     if (this.started) throw new Error(`add ${runnable.name} before start()`);
-    (options.everywhere ? this.everywhereRunnables : this.leaderRunnables).push(runnable);
+    this.leaderRunnables.push(runnable);
   }
 
   /** An Event recorder reporting as this process (flushed on stop). */
@@ -186,7 +179,6 @@ export class Manager {
     this.started = true;
     if (this.options.server !== false) await this.listen(this.options.server ?? {});
     for (const informer of this.informers.values()) informer.start();
-    await Promise.all(this.everywhereRunnables.map((r) => this.startRunnable(r)));
 
     const election = this.options.leaderElection;
     if (!election) {
@@ -258,27 +250,23 @@ export class Manager {
       },
       onStoppedLeading: (reason) => {
         leading.set({ name: election.name }, 0);
-        if (reason === "lost") void this.onLeaseLost(election);
+        if (reason === "lost") this.onLeaseLost();
       },
     });
     this.elector = elector;
     void elector.run();
   }
 
-  private async onLeaseLost(
-    election: Exclude<ManagerOptions["leaderElection"], false | undefined>,
-  ): Promise<void> {
+  /**
+   * After losing the Lease: the leadership signal aborts (in-flight reconciles see it) and the
+   * process exits with code 1 at once, without draining: another replica may lead already.
+   */
+  private onLeaseLost(): void {
     this.log.error("lost the leader lease: stopping the controllers");
-    this.leadership?.abort(); // in-flight reconciles stop now, whatever the mode
-    if (!this.stopping && (this.options.onLeaseLost ?? "exit") === "exit") {
-      // No draining: another replica may lead already. The stop only stops taking work.
-      this.stopLeaderRunnables().catch(() => undefined);
-      (this.options.exit ?? ((code: number) => process.exit(code)))(1);
-      return;
-    }
-    await this.stopLeaderRunnables();
+    this.leadership?.abort();
     if (this.stopping) return;
-    this.campaign(election);
+    this.stopLeaderRunnables().catch(() => undefined);
+    (this.options.exit ?? ((code: number) => process.exit(code)))(1);
   }
 
   private async startLeaderRunnables(): Promise<void> {
@@ -331,7 +319,6 @@ export class Manager {
   private async shutdown(): Promise<void> {
     await this.stopLeaderRunnables();
     await this.elector?.stop(); // releases the Lease: a standby takes over now
-    await this.stopAll(this.everywhereRunnables);
     await this.recorder?.stop();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
     const server = this.server;

@@ -1,4 +1,4 @@
-import type { V1Secret } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import { INTEGRATION_NAME } from "../api/v1alpha1/index.ts";
 import type { OperatorCaches } from "../caches.ts";
 import type { NamespaceInputs } from "./plan.ts";
@@ -26,6 +26,21 @@ export function namespaceInputs(
     if (secret) secrets.set(name, decodeSecret(secret));
   }
   return { namespace, integration, webhooks, secrets, generatedSecret };
+}
+
+/** Whether the namespace's integration or webhooks read this Secret (the generated one included). */
+export function secretIsRead(
+  caches: OperatorCaches,
+  secret: KubernetesObject,
+  generatedSecret: GeneratedSecret,
+): boolean {
+  const namespace = secret.metadata?.namespace ?? "";
+  const integration = caches.integrations.get(namespace, INTEGRATION_NAME);
+  const webhooks = caches.webhooks.list(namespace);
+  if (!integration && webhooks.length === 0) return false;
+  return referencedSecrets(signingSecretName(integration), webhooks, generatedSecret).has(
+    secret.metadata?.name ?? "",
+  );
 }
 
 /** The Secret the integration names for its signing secret, if it names one (however malformed its spec). */

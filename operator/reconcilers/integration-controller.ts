@@ -1,0 +1,42 @@
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { Controller } from "../controller/controller.ts";
+import type { Manager } from "../controller/manager.ts";
+import { anyOf, dataChanged, generationChanged, readyReasonChanged } from "../controller/predicates.ts";
+import type { OperatorInformers } from "../watch-scope.ts";
+import { type IntegrationReconcilerDeps, integrationKey, integrationReconciler } from "./integration.ts";
+import { secretIsRead } from "./namespace-inputs.ts";
+
+// The WebhookIntegration controller's wiring: it owns the namespace's routing, so any change
+// in the namespace that the routing depends on reconciles the namespace's integration key.
+//   for:     WebhookIntegration spec changes
+//   watches: Webhook spec changes, and a Webhook's own Ready reason (a 410 Gone takes it out
+//            of the routing); Secret data the namespace reads (signing secret, header values)
+
+export function addIntegrationController(
+  manager: Pick<Manager, "controller">,
+  informers: OperatorInformers,
+  deps: IntegrationReconcilerDeps,
+  workers: number,
+): Controller {
+  const namespaceKey = (object: KubernetesObject) => integrationKey(object.metadata?.namespace ?? "");
+  return manager.controller({
+    name: "webhookintegration",
+    for: informers.integrations,
+    forPredicate: generationChanged,
+    watches: [
+      {
+        informer: informers.webhooks,
+        predicate: anyOf(generationChanged, readyReasonChanged),
+        map: namespaceKey,
+      },
+      {
+        informer: informers.secrets,
+        predicate: dataChanged,
+        map: (secret) =>
+          secretIsRead(deps.caches, secret, deps.generatedSecret) ? namespaceKey(secret) : undefined,
+      },
+    ],
+    reconcile: integrationReconciler(deps),
+    workers,
+  });
+}
