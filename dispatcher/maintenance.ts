@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { PeriodicLoop } from "../common/periodic-loop.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
 import { removeIdleConsumers, trimAcknowledged } from "../contract/streams/stream-maintenance.ts";
 import type { Metrics } from "./metrics.ts";
@@ -26,20 +26,27 @@ export interface MaintenanceOptions {
  */
 export class Maintenance {
   readonly #options: MaintenanceOptions;
-  readonly #stop = new AbortController();
-  #loop: Promise<void> | undefined;
+  readonly #loop: PeriodicLoop;
 
   constructor(options: MaintenanceOptions) {
     this.#options = options;
+    this.#loop = new PeriodicLoop({
+      intervalMs: options.intervalMs,
+      immediate: false,
+      tick: () => this.runOnce(),
+      onError: (error) => {
+        options.metrics.redisErrors.inc({ loop: "maintenance" });
+        options.logger.warn({ err: error }, "maintenance failed; next round retries");
+      },
+    });
   }
 
   start(): void {
-    this.#loop = this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async runOnce(): Promise<void> {
@@ -65,19 +72,5 @@ export class Maintenance {
     const idleMs = this.#options.deadConsumerIdleMs ?? DEAD_CONSUMER_IDLE_MS;
     await removeIdleConsumers(redis, keys.events, CONSUMER_GROUPS.fanout, idleMs);
     await removeIdleConsumers(redis, keys.deliveries, CONSUMER_GROUPS.delivery, idleMs);
-  }
-
-  async #run(): Promise<void> {
-    const { intervalMs, logger, metrics } = this.#options;
-    while (!this.#stop.signal.aborted) {
-      await sleep(intervalMs, undefined, { signal: this.#stop.signal }).catch(() => {});
-      if (this.#stop.signal.aborted) return;
-      try {
-        await this.runOnce();
-      } catch (error) {
-        metrics.redisErrors.inc({ loop: "maintenance" });
-        logger.warn({ err: error }, "maintenance failed; next round retries");
-      }
-    }
   }
 }

@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
+import { PeriodicLoop } from "../../common/periodic-loop.ts";
 import { promoteDue } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 
@@ -22,20 +22,27 @@ const PROMOTE_BATCH = 1000;
  */
 export class RetryScheduler {
   readonly #options: RetrySchedulerOptions;
-  readonly #stop = new AbortController();
-  #loop: Promise<void> | undefined;
+  readonly #loop: PeriodicLoop;
 
   constructor(options: RetrySchedulerOptions) {
     this.#options = options;
+    this.#loop = new PeriodicLoop({
+      intervalMs: options.tickMs,
+      immediate: true,
+      tick: () => {
+        options.onTick();
+        return this.promoteAllDue();
+      },
+      onError: options.onError,
+    });
   }
 
   start(): void {
-    this.#loop = this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** Promotes everything due now; returns how many deliveries it moved. */
@@ -46,20 +53,7 @@ export class RetryScheduler {
     do {
       moved = await promoteDue(redis, keys, PROMOTE_BATCH);
       total += moved;
-    } while (moved === PROMOTE_BATCH && !this.#stop.signal.aborted);
+    } while (moved === PROMOTE_BATCH && !this.#loop.stopped);
     return total;
-  }
-
-  async #run(): Promise<void> {
-    const { tickMs, onTick, onError } = this.#options;
-    while (!this.#stop.signal.aborted) {
-      try {
-        onTick();
-        await this.promoteAllDue();
-      } catch (error) {
-        await onError(error);
-      }
-      await sleep(tickMs, undefined, { signal: this.#stop.signal }).catch(() => {});
-    }
   }
 }
