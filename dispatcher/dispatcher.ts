@@ -82,26 +82,20 @@ export async function startDispatcher(
     logger,
     metrics,
   });
-  const fanout = new Fanout({
-    redis,
-    keys,
-    routing,
-    metrics,
-    logger,
-    retentionMs: settings.retentionMs,
-    statusStreamMaxLen: settings.statusStreamMaxLen,
-    idempotencyWindowMs: settings.idempotencyWindowMs,
-  });
-  const apiFanout = new Fanout({
-    redis: apiRedis,
-    keys,
-    routing,
-    metrics,
-    logger,
-    retentionMs: settings.retentionMs,
-    statusStreamMaxLen: settings.statusStreamMaxLen,
-    idempotencyWindowMs: settings.idempotencyWindowMs,
-  });
+  // one per connection: the API's fans out on its bounded-wait connection
+  const fanoutOn = (client: Redis) =>
+    new Fanout({
+      redis: client,
+      keys,
+      routing,
+      metrics,
+      logger,
+      retentionMs: settings.retentionMs,
+      statusStreamMaxLen: settings.statusStreamMaxLen,
+      idempotencyWindowMs: settings.idempotencyWindowMs,
+    });
+  const fanout = fanoutOn(redis);
+  const apiFanout = fanoutOn(apiRedis);
   const streamIngest = new FanoutWorker({
     redis,
     reader: fanoutReader,

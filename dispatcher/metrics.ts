@@ -179,3 +179,17 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Reports a failed step of a background loop (`loop` is the label value, e.g. `delivery-read`):
+ * counted in redis_errors_total and logged; the loop itself retries.
+ */
+export function loopErrorReporter(
+  metrics: Pick<Metrics, "redisErrors">,
+  logger: { warn(fields: object, message: string): void },
+): (error: unknown, loop: string) => void {
+  return (error, loop) => {
+    metrics.redisErrors.inc({ loop });
+    logger.warn({ err: error, loop }, "a Redis step failed; retrying");
+  };
+}

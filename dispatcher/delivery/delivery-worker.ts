@@ -5,7 +5,7 @@ import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { type FailureReason, fieldsToObject } from "../../contract/records.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
-import type { Metrics } from "../metrics.ts";
+import { loopErrorReporter, type Metrics } from "../metrics.ts";
 import type { PreparedNamespace, PreparedWebhook, RoutingWatcher } from "../routing-table.ts";
 import {
   attemptOutcome,
@@ -127,10 +127,7 @@ export class DeliveryWorker {
       group: CONSUMER_GROUPS.delivery,
       consumer,
       name: "delivery",
-      onError: (error, loop) => {
-        metrics.redisErrors.inc({ loop });
-        logger.warn({ err: error, loop }, "delivery step failed; retrying");
-      },
+      onError: loopErrorReporter(metrics, logger),
     });
     this.#recorder = new OutcomeRecorder({
       redis,
@@ -400,8 +397,7 @@ export class DeliveryWorker {
       try {
         await this.#stream.renew(due);
       } catch (error) {
-        this.#options.metrics.redisErrors.inc({ loop: "delivery-renew" });
-        this.#options.logger.warn({ err: error }, "renewing claims failed; retrying");
+        loopErrorReporter(this.#options.metrics, this.#options.logger)(error, "delivery-renew");
       }
     }
   }

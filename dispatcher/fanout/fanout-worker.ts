@@ -7,7 +7,7 @@ import type { FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts"
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { entryTime } from "../../contract/streams/stream-ids.ts";
 import { StreamEventSchema } from "../ingest/event-schema.ts";
-import type { Metrics } from "../metrics.ts";
+import { loopErrorReporter, type Metrics } from "../metrics.ts";
 import type { Fanout, IncomingEvent } from "./fanout.ts";
 
 export interface FanoutWorkerOptions {
@@ -45,10 +45,7 @@ export class FanoutWorker {
       group: CONSUMER_GROUPS.fanout,
       consumer,
       name: "fanout",
-      onError: (error, loop) => {
-        metrics.redisErrors.inc({ loop });
-        logger.warn({ err: error, loop }, "fan-out step failed; retrying");
-      },
+      onError: loopErrorReporter(metrics, logger),
     });
   }
 
