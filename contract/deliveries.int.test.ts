@@ -75,17 +75,19 @@ describe("delivery records", () => {
   });
 });
 
+const ANY = "any-namespace" as const;
+
 describe("requestRetry", () => {
   it("requeues a FAILED delivery once per token with a fresh budget", async () => {
     const keys = keyspace(uniqueKeyTag());
     await createDelivery(keys, "hook-retry");
-    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS, ANY)).toEqual({
       outcome: "not-failed",
     });
     await failDelivery(keys, "hook-retry");
     const queuedBefore = await redis.xlen(keys.deliveries);
 
-    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS, ANY)).toEqual({
       outcome: "requeued",
     });
     const requeued = await readDelivery(redis, "hook-retry", keys);
@@ -96,7 +98,7 @@ describe("requestRetry", () => {
     expect(await redis.zscore(keys.logFailed, "hook-retry")).toBeNull();
 
     // the same token again is a no-op, whatever the phase
-    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS, ANY)).toEqual({
       outcome: "already-honoured",
     });
     // versions so far: 0 created, 1 retry scheduled, 2 FAILED, 3 requeued
@@ -106,15 +108,32 @@ describe("requestRetry", () => {
       ]),
     ).toBe("a");
     expect((await readDelivery(redis, "hook-retry", keys))!.phase).toBe("FAILED");
-    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS)).toEqual({
+    expect(await requestRetry(redis, "hook-retry", "t1", keys, TEST_FANOUT_LIMITS, ANY)).toEqual({
       outcome: "already-honoured",
     });
-    expect(await requestRetry(redis, "hook-retry", "t2", keys, TEST_FANOUT_LIMITS)).toEqual({
+    expect(await requestRetry(redis, "hook-retry", "t2", keys, TEST_FANOUT_LIMITS, ANY)).toEqual({
       outcome: "requeued",
     });
-    expect(await requestRetry(redis, "missing", "t2", keys, TEST_FANOUT_LIMITS)).toEqual({
+    expect(await requestRetry(redis, "missing", "t2", keys, TEST_FANOUT_LIMITS, ANY)).toEqual({
       outcome: "not-found",
     });
+  });
+
+  it("refuses (as not found) a delivery of another namespace when scoped to one", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await createDelivery(keys, "hook-scoped"); // namespace "ns"
+    await failDelivery(keys, "hook-scoped");
+    const other = { namespace: "other" };
+    expect(await requestRetry(redis, "hook-scoped", "t1", keys, TEST_FANOUT_LIMITS, other)).toEqual({
+      outcome: "not-found",
+    });
+    expect(await requestRetries(redis, ["hook-scoped"], "t1", keys, TEST_FANOUT_LIMITS, other)).toEqual([
+      "not-found",
+    ]);
+    expect((await readDelivery(redis, "hook-scoped", keys))!.phase).toBe("FAILED");
+    expect(
+      await requestRetry(redis, "hook-scoped", "t1", keys, TEST_FANOUT_LIMITS, { namespace: "ns" }),
+    ).toEqual({ outcome: "requeued" });
   });
 
   it("retries many in one round trip", async () => {
@@ -123,10 +142,8 @@ describe("requestRetry", () => {
       await createDelivery(keys, id);
       await failDelivery(keys, id);
     }
-    expect(await requestRetries(redis, ["a-1", "a-2", "nope"], "bulk", keys, TEST_FANOUT_LIMITS)).toEqual([
-      "requeued",
-      "requeued",
-      "not-found",
-    ]);
+    expect(
+      await requestRetries(redis, ["a-1", "a-2", "nope"], "bulk", keys, TEST_FANOUT_LIMITS, ANY),
+    ).toEqual(["requeued", "requeued", "not-found"]);
   });
 });

@@ -113,6 +113,13 @@ export async function readEvent(
 export type RetryOutcome = "requeued" | "already-honoured" | "not-failed" | "not-found";
 
 /**
+ * Whose deliveries a retry may touch: one namespace's (a WebhookEvent's retry annotation, a
+ * namespace token), or any (the cluster-wide admin token). A delivery of another namespace is
+ * "not-found": the caller learns nothing about it.
+ */
+export type RetryScope = { namespace: string } | "any-namespace";
+
+/**
  * Asks for one more cycle of a FAILED delivery: back to QUEUED with a fresh budget of
  * `maxAttempts` attempts, queued at once. Idempotent per token: a token already honoured by this
  * delivery is a no-op ("already-honoured"), whatever the delivery's phase. Used by the HTTP API
@@ -124,8 +131,9 @@ export async function requestRetry(
   token: string,
   keys: Keyspace,
   limits: RecordLimits,
+  scope: RetryScope,
 ): Promise<{ outcome: RetryOutcome }> {
-  const [scriptKeys, args] = retryCall(deliveryId, token, keys, limits);
+  const [scriptKeys, args] = retryCall(deliveryId, token, keys, limits, scope);
   return { outcome: (await runScript(redis, requestRetryScript, scriptKeys, args)) as RetryOutcome };
 }
 
@@ -136,12 +144,13 @@ export async function requestRetries(
   token: string,
   keys: Keyspace,
   limits: RecordLimits,
+  scope: RetryScope,
 ): Promise<RetryOutcome[]> {
   if (deliveryIds.length === 0) return [];
   await loadScripts(redis, [requestRetryScript]);
   const pipeline = redis.pipeline();
   for (const id of deliveryIds)
-    queueScript(pipeline, requestRetryScript, ...retryCall(id, token, keys, limits));
+    queueScript(pipeline, requestRetryScript, ...retryCall(id, token, keys, limits, scope));
   const replies = (await pipeline.exec()) ?? [];
   return replies.map(([error, outcome]) => {
     if (error) throw error;
@@ -154,6 +163,7 @@ function retryCall(
   token: string,
   keys: Keyspace,
   limits: RecordLimits,
+  scope: RetryScope,
 ): [string[], ScriptArg[]] {
   if (token === "") throw new Error("a retry token must not be empty");
   const now = Date.now();
@@ -167,6 +177,7 @@ function retryCall(
       new Date(now).toISOString(),
       limits.retentionMs,
       limits.statusStreamMaxLen,
+      scope === "any-namespace" ? "" : scope.namespace,
     ],
   ];
 }

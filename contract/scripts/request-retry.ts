@@ -6,7 +6,7 @@ export const REMEMBERED_RETRY_TOKENS = 20;
 /**
  * FAILED → QUEUED with a fresh attempt budget, once per token.
  * KEYS: deliveries, status, logFailed.
- * ARGV: prefix, deliveryId, token, nowMs, nowIso, retentionMs, statusMaxLen.
+ * ARGV: prefix, deliveryId, token, nowMs, nowIso, retentionMs, statusMaxLen, namespace ("" = any).
  * Returns "requeued" | "already-honoured" | "not-failed" | "not-found".
  */
 export const requestRetryScript = defineScript(
@@ -19,6 +19,8 @@ local key = ARGV[1] .. 'delivery:' .. id
 local cur = redis.call('HMGET', key, 'phase', 'retryTokens', 'version', 'cycle', 'namespace', 'webhook',
   'eventType', 'eventId', 'attemptCount')
 if not cur[1] then return 'not-found' end
+-- another namespace's delivery: as good as absent to this caller
+if ARGV[8] ~= '' and cur[5] ~= ARGV[8] then return 'not-found' end
 local tokens = {}
 if cur[2] then tokens = cjson.decode(cur[2]) end
 for _, honoured in ipairs(tokens) do

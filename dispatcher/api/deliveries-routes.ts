@@ -67,7 +67,7 @@ export async function deliveriesRoutes(
   app.post<{ Params: { id: string } }>("/v1/deliveries/:id/retry", async (request, reply) => {
     const body = parse(RetryBodySchema, request.body ?? undefined);
     const token = body?.token ?? randomUUID();
-    const { outcome } = await requestRetry(redis, request.params.id, token, keys, limits);
+    const { outcome } = await requestRetry(redis, request.params.id, token, keys, limits, "any-namespace");
     switch (outcome) {
       case "not-found":
         throw new ApiError("DELIVERY_NOT_FOUND");
@@ -98,7 +98,14 @@ export async function deliveriesRoutes(
     } while (cursor !== undefined && ids.length < limit);
     const counts = { requeued: 0, alreadyHonoured: 0, notFailed: 0, notFound: 0 };
     for (let i = 0; i < ids.length; i += 500) {
-      for (const outcome of await requestRetries(redis, ids.slice(i, i + 500), token, keys, limits)) {
+      for (const outcome of await requestRetries(
+        redis,
+        ids.slice(i, i + 500),
+        token,
+        keys,
+        limits,
+        "any-namespace",
+      )) {
         if (outcome === "requeued") counts.requeued++;
         else if (outcome === "already-honoured") counts.alreadyHonoured++;
         else if (outcome === "not-failed") counts.notFailed++;

@@ -43,7 +43,9 @@ export function retryReconciler(deps: RetryReconcilerDeps): Reconciler {
     const uid = event.metadata.uid ?? name;
     if (!token || token === event.status?.lastRetryToken || handled.get(uid) === token) return;
 
-    const decision = await askForRetry(deps, event.spec.deliveryId, token);
+    // The object's own name and namespace, not spec.deliveryId: a retry can only reach the
+    // delivery this namespace's object mirrors (the CRD also ties the two together).
+    const decision = await askForRetry(deps, { namespace, deliveryId: name }, token);
     deps.recordEvent(event, decision.event);
     deps.logger.info({ namespace, name, token, outcome: decision.outcome }, "retry request handled");
 
@@ -68,7 +70,7 @@ export interface RetryDecision {
 /** Hands the token to the dispatcher's log (Redis only; no API writes). */
 export async function askForRetry(
   deps: Pick<RetryReconcilerDeps, "redis" | "keys">,
-  deliveryId: string,
+  { namespace, deliveryId }: { namespace: string; deliveryId: string },
   token: string,
 ): Promise<RetryDecision> {
   const ignored = (note: string): RetryDecision => ({
@@ -81,7 +83,7 @@ export async function askForRetry(
   // The dispatcher's retention and status stream cap, not defaults of our own (a retry rewrites
   // the record and its expiry). Unknown before any dispatcher started: the reconcile retries.
   const limits = await readRecordLimits(deps.redis, deps.keys);
-  const { outcome } = await requestRetry(deps.redis, deliveryId, token, deps.keys, limits);
+  const { outcome } = await requestRetry(deps.redis, deliveryId, token, deps.keys, limits, { namespace });
   switch (outcome) {
     case "requeued":
       return {

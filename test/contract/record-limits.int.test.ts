@@ -30,7 +30,9 @@ describe("record limits", () => {
       await failDelivery(redis, keys, "d-limits");
       await redis.persist(keys.delivery("d-limits"));
 
-      expect((await askForRetry({ redis, keys }, "d-limits", "token-1")).outcome).toBe("requeued");
+      expect(
+        (await askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "d-limits" }, "token-1")).outcome,
+      ).toBe("requeued");
 
       const ttl = await redis.pttl(keys.delivery("d-limits"));
       expect(ttl).toBeGreaterThan(0);
@@ -44,9 +46,9 @@ describe("record limits", () => {
     const keys = keyspace(uniqueKeyTag());
     await createDelivery(redis, keys, "d-unknown");
     await failDelivery(redis, keys, "d-unknown");
-    await expect(askForRetry({ redis, keys }, "d-unknown", "token-1")).rejects.toThrow(
-      RecordLimitsUnknownError,
-    );
+    await expect(
+      askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "d-unknown" }, "token-1"),
+    ).rejects.toThrow(RecordLimitsUnknownError);
     expect((await redis.hget(keys.delivery("d-unknown"), "phase")) ?? "").toBe("FAILED");
   });
 });

@@ -7,7 +7,7 @@ import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
  */
 export interface InvalidCase {
   name: string;
-  kind: "WebhookIntegration" | "Webhook";
+  kind: "WebhookIntegration" | "Webhook" | "WebhookEvent";
   /** Metadata name; an integration must be named "default". */
   objectName?: string;
   spec: Record<string, unknown>;
@@ -26,6 +26,21 @@ const webhook = (spec: Record<string, unknown>) => ({
 });
 
 export const INVALID_OBJECTS: InvalidCase[] = [
+  {
+    name: "a WebhookEvent naming another delivery (e.g. another namespace's)",
+    kind: "WebhookEvent",
+    objectName: "mine-aaaaaaaaaaaaaaaaaaaa",
+    spec: {
+      deliveryId: "theirs-bbbbbbbbbbbbbbbbbbbb",
+      eventId: "evt-1",
+      eventType: "job.created",
+      webhook: "mine",
+      url: "https://example.com/hook",
+      payload: "{}",
+    },
+    message: "spec.deliveryId must equal metadata.name",
+    zodRejects: false,
+  },
   {
     name: "unknown event type",
     kind: "Webhook",

@@ -88,6 +88,14 @@ export const webhookEventCrd: CrdDefinition = {
     "WebhookEvent is one delivery of a business event to a Webhook, mirrored from the dispatcher's log. Annotate a FAILED one with webhooks.dataforce.io/retry=<token> to retry it.",
   spec: WebhookEventSpecSchema,
   status: WebhookEventStatusSchema,
+  rootValidations: [
+    {
+      // A WebhookEvent can only name its own delivery: one namespace cannot point a retry (or
+      // anything else) at another namespace's delivery id.
+      rule: "self.metadata.name == self.spec.deliveryId",
+      message: "spec.deliveryId must equal metadata.name (the delivery this object mirrors)",
+    },
+  ],
   printerColumns: [
     { name: "Webhook", type: "string", jsonPath: ".spec.webhook", description: "Webhook delivered to." },
     { name: "Event", type: "string", jsonPath: ".spec.eventType", description: "Business event type." },

@@ -1,0 +1,39 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { keyspace } from "../../contract/keys.ts";
+import { publishRecordLimits } from "../../contract/record-limits.ts";
+import { createDelivery, failDelivery, TEST_FANOUT_LIMITS } from "../../test/support/deliveries.ts";
+import { uniqueKeyTag } from "../../test/support/fixtures.ts";
+import { askForRetry } from "./retry.ts";
+
+// The retry annotation's Redis side: what a WebhookEvent in one namespace can reach.
+
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(inject("redisUrl"));
+});
+afterAll(() => redis.disconnect());
+
+describe("retry by annotation", () => {
+  it("reaches only the delivery of the object's own namespace, and says nothing of another's", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await publishRecordLimits(redis, keys, TEST_FANOUT_LIMITS);
+    await createDelivery(redis, keys, "hook-theirs"); // namespace "ns"
+    await failDelivery(redis, keys, "hook-theirs");
+
+    const foreign = await askForRetry(
+      { redis, keys },
+      { namespace: "attacker", deliveryId: "hook-theirs" },
+      "t1",
+    );
+    expect(foreign.outcome).toBe("ignored");
+    expect(foreign.event.note).toContain("no longer in the dispatcher's log");
+    expect(foreign.event.note).not.toContain("FAILED");
+    expect(await redis.hget(keys.delivery("hook-theirs"), "phase")).toBe("FAILED");
+    expect(await redis.hget(keys.delivery("hook-theirs"), "retryTokens")).toBeNull();
+
+    const own = await askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "hook-theirs" }, "t1");
+    expect(own.outcome).toBe("requeued");
+    expect(await redis.hget(keys.delivery("hook-theirs"), "phase")).toBe("QUEUED");
+  });
+});
