@@ -14,9 +14,22 @@ const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/** Standard Webhooks: a secret is `whsec_` + the base64 of 24 to 64 random bytes. */
+export const SIGNING_SECRET_BYTES = { min: 24, max: 64 } as const;
+
+/** Whether `secret` is a usable Standard Webhooks signing secret (format and key length). */
+export function isValidSigningSecret(secret: string): boolean {
+  if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret)) return false;
+  const bytes = Buffer.from(secret.slice("whsec_".length), "base64").length;
+  return bytes >= SIGNING_SECRET_BYTES.min && bytes <= SIGNING_SECRET_BYTES.max;
+}
+
 export const SigningSecretSchema = z
   .string()
-  .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "a signing secret is `whsec_` followed by base64");
+  .refine(
+    isValidSigningSecret,
+    `a signing secret is \`whsec_\` followed by the base64 of ${SIGNING_SECRET_BYTES.min} to ${SIGNING_SECRET_BYTES.max} bytes`,
+  );
 
 export const BackoffSchema = z.object({
   /** Delay before the second attempt. */

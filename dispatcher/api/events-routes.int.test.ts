@@ -1,8 +1,16 @@
+import { request as httpRequest } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readEvent } from "../../contract/deliveries.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { ADMIN_TOKEN, api, eventually, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import {
+  ADMIN_TOKEN,
+  api,
+  eventually,
+  INGEST_TOKEN,
+  testRouting,
+  testSettings,
+} from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 
@@ -241,5 +249,57 @@ describe("GET /v1/events/:namespace/:id", () => {
     });
     expect(nowhere).toMatchObject({ routing: "integration-missing" });
     expect((await api(dispatcher.url, "GET", "/v1/events/team-a/unknown")).status).toBe(404);
+  });
+});
+
+/**
+ * POSTs headers announcing `contentLength` bytes but sends only a few of them: resolves with the
+ * status the server answered, which it can only do without waiting for (or parsing) the body.
+ */
+function answerBeforeBody(path: string, contentLength: number, token?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = {
+      "content-type": "application/json",
+      "content-length": contentLength,
+    };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const request = httpRequest(new URL(path, dispatcher.url), { method: "POST", headers });
+    const timer = setTimeout(() => reject(new Error(`no answer to ${path} before the body`)), 5_000);
+    request.on("response", (response) => {
+      clearTimeout(timer);
+      response.resume();
+      resolve(response.statusCode ?? 0);
+      request.destroy();
+    });
+    request.on("error", () => {}); // the server may close the connection after answering
+    request.write('{"padding": "');
+  });
+}
+
+describe("requests refused before their body is read", () => {
+  const FIFTEEN_MB = 15 * 1024 * 1024;
+
+  it.each([
+    ["/v1/events without a token", 401, "/v1/events", undefined],
+    ["/v1/events/batch without a token", 401, "/v1/events/batch", undefined],
+    ["/v1/deliveries/retry without a token", 401, "/v1/deliveries/retry", undefined],
+    ["an unknown path", 413, "/nope", undefined],
+    ["/healthz", 413, "/healthz", undefined],
+    ["/v1/events with a token but over the event limit", 413, "/v1/events", INGEST_TOKEN],
+  ])("%s: 15 MB announced → %i at once", async (_name, status, path, token) => {
+    expect(await answerBeforeBody(path, FIFTEEN_MB, token)).toBe(status);
+  });
+
+  it("refuses JSON nested deeper than the limit with 400 INVALID_EVENT (not a 500), creating nothing", async () => {
+    const before = await created();
+    const deep = `{"type":"job.created","namespace":"team-a","data":{"x":${"[".repeat(5000)}${"]".repeat(5000)}}}`;
+    const response = await fetch(`${dispatcher.url}/v1/events`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
+      body: deep, // 10 kB: within the route's body limit
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("INVALID_EVENT");
+    expect(await created()).toEqual(before);
   });
 });

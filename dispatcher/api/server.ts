@@ -9,6 +9,7 @@ import { deliveriesRoutes } from "./deliveries-routes.ts";
 import { ApiError, fromFastifyError } from "./errors.ts";
 import { eventsRoutes } from "./events-routes.ts";
 import { healthRoutes } from "./health-routes.ts";
+import { exceedsJsonDepth } from "./json-depth.ts";
 
 export interface ApiOptions {
   redis: Redis;
@@ -25,17 +26,37 @@ export interface ApiOptions {
   ready(): boolean;
 }
 
+/**
+ * Largest body of any route that does not set its own (the ingest routes do): a request to any
+ * other path is answered 413 from its Content-Length, before a byte of its body is read.
+ */
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+/** Deepest nesting of objects and arrays accepted in a JSON body (an event's data included). */
+export const MAX_JSON_DEPTH = 32;
+
 export async function buildApi(options: ApiOptions) {
   const app = Fastify({
     loggerInstance: options.logger,
     // one line per request would dominate the logs of a high-volume ingest; errors are logged
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 16 * 1024 * 1024,
+    bodyLimit: DEFAULT_BODY_LIMIT,
     return503OnClosing: true,
   });
 
   // JSON only: anything else is answered 415 rather than parsed as text and rejected as invalid
   app.removeContentTypeParser("text/plain");
+  // JSON nested too deep is refused before it is parsed (it would overflow validation's stack)
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    const text = typeof body === "string" ? body : body.toString("utf8");
+    if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
+      const code = request.url.startsWith("/v1/events") ? "INVALID_EVENT" : "INVALID_REQUEST";
+      done(new ApiError(code, `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+      return;
+    }
+    parseJson(request, text, done);
+  });
 
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const apiError = error instanceof ApiError ? error : fromFastifyError(error);

@@ -140,6 +140,8 @@ describe("planNamespace", () => {
     [new Map([["mine", { other: SECRET }]]), "SecretNotFound", /key keys not found/],
     [new Map([["mine", { keys: "not-a-secret" }]]), "InvalidSigningSecret", /whsec_/],
     [new Map([["mine", { keys: "" }]]), "InvalidSigningSecret", /whsec_/],
+    // 3 bytes: shorter than the 24 the Standard Webhooks spec asks for
+    [new Map([["mine", { keys: "whsec_Zm9v" }]]), "InvalidSigningSecret", /24 to 64 bytes/],
   ])("keeps the last routing when the signing secret is unusable (%#)", (secrets, reason, message) => {
     const compiled = planNamespace(
       inputs({ integration: integration({ signingSecretRef: { name: "mine", key: "keys" } }), secrets }),

@@ -1,5 +1,7 @@
 import {
+  isValidSigningSecret,
   type NamespaceRouting,
+  SIGNING_SECRET_BYTES,
   type WebhookRoute,
   WebhookRouteSchema,
 } from "../../contract/routing-config.ts";
@@ -80,8 +82,6 @@ export const IntegrationReason = {
   SigningSecretPending: "SigningSecretPending",
   InvalidSpec: "InvalidSpec",
 } as const;
-
-const SIGNING_SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 
 export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
   const webhooks = new Map<string, Verdict>();
@@ -215,13 +215,12 @@ function resolveSigningSecrets(spec: WebhookIntegrationSpec, inputs: NamespaceIn
     };
   }
   const secrets = value.split(/\s+/).filter((s) => s !== "");
-  const invalid =
-    secrets.length === 0 || secrets.length > 10 || !secrets.every((s) => SIGNING_SECRET.test(s));
+  const invalid = secrets.length === 0 || secrets.length > 10 || !secrets.every(isValidSigningSecret);
   if (invalid) {
     return {
       ok: false,
       reason: IntegrationReason.InvalidSigningSecret,
-      message: `signing secret: ${where} must hold 1 to 10 space-separated whsec_<base64> secrets`,
+      message: `signing secret: ${where} must hold 1 to 10 space-separated whsec_<base64> secrets of ${SIGNING_SECRET_BYTES.min} to ${SIGNING_SECRET_BYTES.max} bytes each`,
       secretName: ref.name,
     };
   }
