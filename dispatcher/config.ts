@@ -19,6 +19,7 @@ export const ENVIRONMENT = {
   keyTag: "DISPATCHER_KEY_TAG",
   host: "DISPATCHER_HOST",
   port: "DISPATCHER_PORT",
+  metricsPort: "DISPATCHER_METRICS_PORT",
   ingestTokens: "DISPATCHER_INGEST_TOKENS",
   adminTokens: "DISPATCHER_ADMIN_TOKENS",
   allowedDestinations: "DISPATCHER_ALLOWED_DESTINATIONS",
@@ -50,6 +51,8 @@ export const SettingsSchema = z
     keyTag: z.string().default("dataforce"),
     host: z.string().default("0.0.0.0"),
     port: z.coerce.number().int().min(0).max(65_535).default(8080),
+    /** When set, /metrics is served on this port only, apart from the API (the chart sets it). */
+    metricsPort: z.coerce.number().int().min(0).max(65_535).optional(),
     /** Bearer tokens accepted by the ingest API (several while rotating). */
     ingestTokens: list.pipe(z.array(token).min(1, "at least one ingest token is required")),
     /** Bearer tokens accepted by the event log API (list, show, retry). */

@@ -349,7 +349,11 @@ describe("destination policy", () => {
       const record = await waitForPhase(deliveryId("team-a", "evt-ssrf", name), "FAILED");
       expect(record.failureReason).toBe("destination-refused");
       expect(record.attempts).toMatchObject([{ errorCode: "destination_refused" }]);
+      expect(record.attempts[0]!.error).toContain("destination not allowed");
     }
+    // a name's resolved address is not disclosed in the log (it would map internal DNS)
+    const named = await waitForPhase(deliveryId("team-a", "evt-ssrf", "named"), "FAILED");
+    expect(named.attempts[0]!.error).not.toMatch(/127\.0\.0\.1|::1/);
     expect(receiver.requests(path)).toHaveLength(0);
   });
 

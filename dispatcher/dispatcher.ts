@@ -6,7 +6,7 @@ import { publishRecordLimits, type RecordLimits } from "../contract/record-limit
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
 import { loadScripts } from "../contract/scripts/script.ts";
 import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
-import { buildApi } from "./api/server.ts";
+import { buildApi, buildMetricsServer } from "./api/server.ts";
 import type { Settings } from "./config.ts";
 import { DeliveryWorker } from "./delivery/delivery-worker.ts";
 import { DeliveryClient } from "./delivery/http-client.ts";
@@ -22,6 +22,8 @@ import { USER_AGENT } from "./version.ts";
 export interface Dispatcher {
   /** http://host:port the API listens on. */
   readonly url: string;
+  /** http://host:port of /metrics when it has a listener of its own (DISPATCHER_METRICS_PORT). */
+  readonly metricsUrl: string | undefined;
   readonly keys: Keyspace;
   readonly metrics: Metrics;
   /** The routing configuration revision this replica applies (-1 before the first load). */
@@ -151,12 +153,16 @@ export async function startDispatcher(
     maxEventBytes: settings.maxEventBytes,
     maxBatchEvents: settings.maxBatchEvents,
     ready: () => routing.loaded && !stopping,
+    serveMetrics: settings.metricsPort === undefined,
   });
+  const metricsApp =
+    settings.metricsPort === undefined ? undefined : await buildMetricsServer({ metrics, logger });
 
   try {
     // Listen first: /healthz answers while Redis is still unreachable, and /readyz says why the
     // replica is not ready yet, instead of a restart loop on failed liveness probes.
     await app.listen({ host: settings.host, port: settings.port });
+    await metricsApp?.listen({ host: settings.host, port: settings.metricsPort });
     await loadScripts(redis, ALL_SCRIPTS);
     await publishRecordLimits(redis, keys, limits);
     await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
@@ -167,17 +173,18 @@ export async function startDispatcher(
     maintenance.start();
   } catch (error) {
     await app.close().catch(() => {});
+    await metricsApp?.close().catch(() => {});
     routing.stop();
     for (const connection of connections) connection.disconnect();
     throw error;
   }
-  const address = app.server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = listenerUrl(app.server.address() as AddressInfo);
+  const metricsUrl = metricsApp && listenerUrl(metricsApp.server.address() as AddressInfo);
   logger.info({ url, keyPrefix: keys.prefix, consumer: settings.consumerName }, "dispatcher started");
 
   return {
     url,
+    metricsUrl,
     keys,
     metrics,
     routingRevision: () => routing.revision,
@@ -191,12 +198,18 @@ export async function startDispatcher(
       await maintenance.stop();
       routing.stop();
       await client.close().catch(() => {});
+      await metricsApp?.close().catch(() => {});
       await Promise.all(
         connections.map((connection) => connection.quit().catch(() => connection.disconnect())),
       );
       logger.info("dispatcher stopped");
     },
   };
+}
+
+function listenerUrl(address: AddressInfo): string {
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
 }
 
 async function queueSnapshot(redis: Redis, keys: Keyspace): Promise<QueueSnapshot | null> {

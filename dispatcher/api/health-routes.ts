@@ -6,6 +6,8 @@ export interface HealthRoutesOptions {
   redis: Redis;
   metrics: Metrics;
   ready(): boolean;
+  /** Serve /metrics here too (false when it has a listener of its own). */
+  serveMetrics: boolean;
 }
 
 const PING_TIMEOUT_MS = 1_000;
@@ -20,6 +22,11 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRoutesOp
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not-ready", checks });
   });
 
+  if (options.serveMetrics) await metricsRoute(app, options);
+}
+
+/** `/metrics`, in the Prometheus text format. */
+export async function metricsRoute(app: FastifyInstance, options: { metrics: Metrics }): Promise<void> {
   app.get("/metrics", async (_request, reply) => {
     const body = await options.metrics.registry.metrics();
     return reply.type(options.metrics.registry.contentType).send(body);

@@ -8,7 +8,7 @@ import type { Metrics } from "../metrics.ts";
 import { deliveriesRoutes } from "./deliveries-routes.ts";
 import { ApiError, fromFastifyError } from "./errors.ts";
 import { eventsRoutes } from "./events-routes.ts";
-import { healthRoutes } from "./health-routes.ts";
+import { healthRoutes, metricsRoute } from "./health-routes.ts";
 import { exceedsJsonDepth } from "./json-depth.ts";
 
 export interface ApiOptions {
@@ -24,6 +24,8 @@ export interface ApiOptions {
   maxBatchEvents: number;
   /** Configuration loaded and not shutting down (Redis reachability is checked per probe). */
   ready(): boolean;
+  /** Serve /metrics on the API port (false when it has a listener of its own). */
+  serveMetrics: boolean;
 }
 
 /**
@@ -68,8 +70,24 @@ export async function buildApi(options: ApiOptions) {
     return reply.code(error.statusCode).send(error.toBody());
   });
 
-  await app.register(healthRoutes, { redis: options.redis, metrics: options.metrics, ready: options.ready });
+  await app.register(healthRoutes, {
+    redis: options.redis,
+    metrics: options.metrics,
+    ready: options.ready,
+    serveMetrics: options.serveMetrics,
+  });
   await app.register(eventsRoutes, options);
   await app.register(deliveriesRoutes, options);
+  return app;
+}
+
+/** A listener of its own for /metrics, so that the API port exposes no operational data. */
+export async function buildMetricsServer(options: { metrics: Metrics; logger: Logger }) {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024,
+  });
+  await app.register(metricsRoute, { metrics: options.metrics });
   return app;
 }

@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { Agent, buildConnector } from "undici";
 import type { AttemptErrorCode } from "../../contract/records.ts";
 import { parseRetryAfter } from "./backoff.ts";
-import { type DestinationPolicy, DestinationRefusedError } from "./ssrf-guard.ts";
+import { DESTINATION_NOT_ALLOWED, type DestinationPolicy, DestinationRefusedError } from "./ssrf-guard.ts";
 
 /** How much of a response body the event log keeps. */
 export const RESPONSE_PREFIX_BYTES = 1024;
@@ -53,7 +53,7 @@ export class DeliveryClient {
         // A literal IP never goes through `lookup`: check it here.
         const host = connectOptions.hostname.replace(/^\[|\]$/g, "");
         if (isIP(host) !== 0 && !options.policy.allows(host)) {
-          callback(new DestinationRefusedError(`${host} is not an allowed destination`), null);
+          callback(new DestinationRefusedError(`${host}: ${DESTINATION_NOT_ALLOWED}`), null);
           return;
         }
         connect(connectOptions, callback);

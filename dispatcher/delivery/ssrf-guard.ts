@@ -36,6 +36,10 @@ const REFUSED_IPV6: ReadonlyArray<[string, number]> = [
   ["ff00::", 8], // multicast
 ];
 
+/** What a refused attempt records, for every refused destination alike. */
+export const DESTINATION_NOT_ALLOWED =
+  "destination not allowed (a private, loopback, link-local or metadata address)";
+
 export class DestinationRefusedError extends Error {
   override readonly name = "DestinationRefusedError";
   readonly code = "DESTINATION_REFUSED";
@@ -87,9 +91,9 @@ export function destinationPolicy(allowlist: readonly string[]): DestinationPoli
         const refusedAddress = addresses.find((entry) => !allows(entry.address));
         if (refusedAddress !== undefined || addresses.length === 0) {
           callback(
-            new DestinationRefusedError(
-              `${hostname} resolves to ${refusedAddress?.address ?? "nothing"}, which is not an allowed destination`,
-            ),
+            // the resolved address stays out of the message: it lands in the event log and the
+            // WebhookEvent, where it would map the cluster's internal DNS for any tenant
+            new DestinationRefusedError(`${hostname}: ${DESTINATION_NOT_ALLOWED}`),
             options.all ? [] : "",
           );
           return;

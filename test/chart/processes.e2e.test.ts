@@ -68,6 +68,7 @@ describe("the processes started as the chart starts them", () => {
   const clusterScoped: string[] = [];
   let dispatcherPort: number;
   let operatorPort: number;
+  let dispatcherMetricsPort: number;
   let sets: Record<string, string>;
 
   const deployment = (component: string) =>
@@ -135,11 +136,16 @@ describe("the processes started as the chart starts them", () => {
       });
     });
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
-    [dispatcherPort, operatorPort] = [await freePort(), await freePort()];
+    [dispatcherPort, operatorPort, dispatcherMetricsPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     sets = {
       "redis.url": inject("redisUrl"),
       "redis.keyTag": `chart-run-${suffix}`,
       "dispatcher.port": String(dispatcherPort),
+      "dispatcher.metricsPort": String(dispatcherMetricsPort),
       "operator.port": String(operatorPort),
       "operator.watchNamespaces": `{${ns.name}}`, // the run's API server is shared
       "dispatcher.allowedDestinations": "{127.0.0.1/32}", // the receiver is on loopback
@@ -197,6 +203,13 @@ describe("the processes started as the chart starts them", () => {
     });
     expect(smoke.code, smoke.out).toBe(0);
     expect(smoke.out).toMatch(/^202 /);
+    // /metrics on the chart's metrics port (what the ServiceMonitor scrapes), not on the API port
+    const metricsPort = container.ports.find(
+      (port: { name: string }) => port.name === "metrics",
+    )?.containerPort;
+    expect(metricsPort).toBe(dispatcherMetricsPort);
+    expect(await httpStatus(`http://127.0.0.1:${metricsPort}/metrics`)).toBe(200);
+    expect(await httpStatus(`http://127.0.0.1:${dispatcherPort}/metrics`)).toBe(404);
   });
 
   it("NOTES.txt's command reads the ingest token the dispatcher gets", async () => {

@@ -19,6 +19,8 @@ valueFrom:
   value: {{ .Values.redis.keyTag | quote }}
 - name: DISPATCHER_PORT
   value: {{ $d.port | quote }}
+- name: DISPATCHER_METRICS_PORT
+  value: {{ $d.metricsPort | quote }}
 - name: DISPATCHER_LOG_LEVEL
   value: {{ $d.logLevel | quote }}
 - name: DISPATCHER_INGEST_TOKENS
