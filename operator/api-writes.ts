@@ -2,7 +2,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from "@ku
 import type { Counter, Registry } from "prom-client";
 import type { ResourceType } from "./controller/kube.ts";
 import { counter } from "./controller/metrics.ts";
-import { patchObject, patchStatus } from "./controller/status.ts";
+import { mergePatch, patchObject, patchStatus } from "./controller/status.ts";
 
 // Every write the operator makes to the API server goes through here, so that
 // `dataforce_operator_api_writes_total{resource,verb}` counts all of them: the
@@ -69,6 +69,22 @@ export class ApiWrites {
   async createSecret(namespace: string, body: V1Secret): Promise<V1Secret> {
     this.count("secrets", "create");
     return this.core.createNamespacedSecret({ namespace, body });
+  }
+
+  /**
+   * Adds `labels` to the Secret `name` when it carries `ownerLabel` (one the operator generated);
+   * returns the patched Secret, or undefined when it is not the operator's (left untouched).
+   */
+  async labelGeneratedSecret(
+    namespace: string,
+    name: string,
+    labels: Record<string, string>,
+    ownerLabel: string,
+  ): Promise<V1Secret | undefined> {
+    const current = await this.core.readNamespacedSecret({ name, namespace });
+    if (current.metadata?.labels?.[ownerLabel] === undefined) return undefined;
+    this.count("secrets", "patch");
+    return this.core.patchNamespacedSecret({ name, namespace, body: { metadata: { labels } } }, mergePatch);
   }
 
   private count(resource: string, verb: WriteVerb): void {

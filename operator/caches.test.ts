@@ -73,6 +73,7 @@ describe("integration reconciler on a malformed object", () => {
       keys: keyspace("t-caches"),
       writes: { patchStatus, createSecret } as unknown as ApiWrites,
       generatedSecret: { name: "webhook-signing-secret", key: "secret" },
+      secretExists: async () => false,
       recordEvent: () => undefined,
       logger: pino({ enabled: false }),
     });

@@ -5,6 +5,8 @@ import { type Keyspace, keyspace } from "../contract/keys.ts";
 import {
   INTEGRATION_NAME,
   MIRROR_MODES,
+  SECRET_USAGE_LABEL,
+  SECRET_USAGE_VALUE,
   type Webhook,
   type WebhookEvent,
   type WebhookIntegration,
@@ -18,6 +20,7 @@ import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
 import { addIntegrationController } from "./reconcilers/integration-controller.ts";
+import { secretExistsVia } from "./reconcilers/secret-exists.ts";
 import { LastDeliveries } from "./reconcilers/webhook.ts";
 import { addWebhookController } from "./reconcilers/webhook-controller.ts";
 import { INTEGRATIONS, SECRETS, WEBHOOK_EVENTS, WEBHOOKS } from "./resources.ts";
@@ -68,7 +71,12 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     integrations: scopedInformer(manager, INTEGRATIONS, scope, { parse: parse.integrations }),
     webhooks: scopedInformer(manager, WEBHOOKS, scope, { parse: parse.webhooks }),
     events: scopedInformer(manager, WEBHOOK_EVENTS, scope, { parse: parse.events }),
-    secrets: scopedInformer(manager, SECRETS, scope),
+    // only Secrets that consent to be read by webhooks (and the generated ones, labelled so)
+    secrets: scopedInformer(
+      manager,
+      { ...SECRETS, labelSelector: `${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE}` },
+      scope,
+    ),
   };
   const caches: OperatorCaches = {
     integrations: cacheOf<WebhookIntegration>(informers.integrations),
@@ -81,6 +89,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const recordEvent = (regarding: Parameters<typeof asKubernetesObject>[0], input: EventInput): void =>
     manager.events().record(asKubernetesObject(regarding), input);
   const generatedSecret = { name: settings.signingSecretName, key: SIGNING_SECRET_KEY };
+  const secretExists = secretExistsVia(kubeConfig);
   const lastDeliveries = new LastDeliveries();
   const workers = settings.reconcileWorkers;
 
@@ -88,13 +97,13 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   addIntegrationController(
     manager,
     informers,
-    { caches, redis, keys, writes, generatedSecret, recordEvent, logger },
+    { caches, redis, keys, writes, generatedSecret, secretExists, recordEvent, logger },
     workers,
   );
   const webhookController = addWebhookController(
     manager,
     informers,
-    { caches, writes, generatedSecret, lastDeliveries, recordEvent, logger },
+    { caches, writes, generatedSecret, secretExists, lastDeliveries, recordEvent, logger },
     workers,
   );
   addRetryController(

@@ -1,6 +1,5 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Informer, InformerHandlers, InformerOptions } from "./controller/informer.ts";
-import type { ResourceType } from "./controller/kube.ts";
+import type { Informer, InformerHandlers, InformerOptions, InformerSource } from "./controller/informer.ts";
 import type { Manager } from "./controller/manager.ts";
 
 // Which namespaces the operator watches: all of them (one cluster-wide informer per
@@ -24,7 +23,7 @@ export interface OperatorInformers {
 
 export function scopedInformer(
   manager: Pick<Manager, "informer">,
-  resource: ResourceType,
+  resource: Omit<InformerSource, "namespace">,
   namespaces: readonly string[],
   options: InformerOptions<KubernetesObject> = {},
 ): SharedInformer {

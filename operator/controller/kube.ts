@@ -58,6 +58,9 @@ export const isNotFound = (err: unknown): boolean => errorCode(err) === 404;
 export const isConflict = (err: unknown): boolean => errorCode(err) === 409;
 export const isGone = (err: unknown): boolean => errorCode(err) === 410;
 
+/** Accept header asking for an object's metadata only (PartialObjectMetadata). */
+export const PARTIAL_OBJECT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
 /**
  * A GET with the KubeConfig's credentials and TLS, for what the generated clients do
  * not cover generically (a paged list of any resource, core or custom).
@@ -66,7 +69,12 @@ export const isGone = (err: unknown): boolean => errorCode(err) === 410;
 export async function getJson<T>(
   kc: KubeConfig,
   path: string,
-  options: { query?: Record<string, string | undefined>; signal?: AbortSignal } = {},
+  options: {
+    query?: Record<string, string | undefined>;
+    signal?: AbortSignal;
+    /** e.g. PARTIAL_OBJECT_METADATA: the object without its spec, status or data. */
+    accept?: string;
+  } = {},
 ): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("the kubeconfig has no current cluster");
@@ -75,7 +83,7 @@ export async function getJson<T>(
     if (value !== undefined) url.searchParams.set(name, value);
   }
   const context = new RequestContext(url.toString(), HttpMethod.GET);
-  context.setHeaderParam("Accept", "application/json");
+  context.setHeaderParam("Accept", options.accept ?? "application/json");
   await kc.applySecurityAuthentication(context);
   const response = await fetch(url, {
     headers: context.getHeaders(),

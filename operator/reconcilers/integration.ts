@@ -3,7 +3,13 @@ import type { V1Secret } from "@kubernetes/client-node";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Keyspace } from "../../contract/keys.ts";
-import { API_VERSION, INTEGRATION_NAME, type WebhookIntegration } from "../api/v1alpha1/index.ts";
+import {
+  API_VERSION,
+  INTEGRATION_NAME,
+  SECRET_USAGE_LABEL,
+  SECRET_USAGE_VALUE,
+  type WebhookIntegration,
+} from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
 import { findCondition, setCondition } from "../controller/conditions.ts";
@@ -12,7 +18,13 @@ import type { EventInput } from "../controller/events.ts";
 import { isConflict, isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { INTEGRATIONS } from "../resources.ts";
-import { type GeneratedSecret, namespaceInputs } from "./namespace-inputs.ts";
+import {
+  type GeneratedSecret,
+  gatherNamespaceInputs,
+  SECRET_RECHECK_MS,
+  type SecretExists,
+  waitsForSecret,
+} from "./namespace-inputs.ts";
 import { IntegrationReason, planNamespace, type Verdict } from "./plan.ts";
 import { applyRouting } from "./routing.ts";
 
@@ -25,12 +37,20 @@ import { applyRouting } from "./routing.ts";
 
 export const GENERATED_SECRET_LABEL = "webhooks.dataforce.io/generated-signing-secret";
 
+/** Labels of the generated signing secret: ours, and consenting to be read by webhooks. */
+const GENERATED_SECRET_LABELS = {
+  "app.kubernetes.io/managed-by": "dataforce-webhooks-operator",
+  [GENERATED_SECRET_LABEL]: "true",
+  [SECRET_USAGE_LABEL]: SECRET_USAGE_VALUE,
+};
+
 export interface IntegrationReconcilerDeps {
   caches: OperatorCaches;
   redis: Redis;
   keys: Keyspace;
   writes: ApiWrites;
   generatedSecret: GeneratedSecret;
+  secretExists: SecretExists;
   recordEvent(regarding: WebhookIntegration, input: EventInput): void;
   logger: Logger;
 }
@@ -48,13 +68,16 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
 
     // `spec` may be missing on a malformed object (reported InvalidSpec by planNamespace).
     const fresh = live && !live.spec?.signingSecretRef ? await ensureGeneratedSecret(deps, live) : undefined;
-    const compiled = planNamespace(namespaceInputs(deps.caches, namespace, deps.generatedSecret, fresh));
+    const compiled = planNamespace(
+      await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, fresh),
+    );
     const change = await applyRouting(deps.redis, deps.keys, namespace, compiled.routing);
     if (change === "written" || change === "deleted") {
       deps.logger.info({ namespace, routing: change }, "routing updated");
     }
     if (!live || !compiled.integration) return;
     await writeStatus(deps, live, compiled.integration);
+    if (waitsForSecret(compiled.integration.ready.reason)) return { requeueAfter: SECRET_RECHECK_MS };
   };
 }
 
@@ -131,10 +154,7 @@ async function ensureGeneratedSecret(
     metadata: {
       name,
       namespace,
-      labels: {
-        "app.kubernetes.io/managed-by": "dataforce-webhooks-operator",
-        [GENERATED_SECRET_LABEL]: "true",
-      },
+      labels: GENERATED_SECRET_LABELS,
       ...(uid
         ? {
             ownerReferences: [
@@ -162,8 +182,15 @@ async function ensureGeneratedSecret(
     });
     return created;
   } catch (err) {
-    if (isConflict(err)) return undefined; // it exists; the cache will show it
-    throw err;
+    if (!isConflict(err)) throw err;
+    // It exists but the (label-selected) cache does not show it: generated before the consent
+    // label existed. Label it, if it is ours, so that the informer sees it from now on.
+    return await deps.writes.labelGeneratedSecret(
+      namespace,
+      name,
+      GENERATED_SECRET_LABELS,
+      GENERATED_SECRET_LABEL,
+    );
   }
 }
 

@@ -11,6 +11,44 @@ export interface GeneratedSecret {
   key: string;
 }
 
+/**
+ * How often an object waiting for a Secret is looked at again. The informer sees only Secrets that
+ * carry the consent label, so creating (or un-labelling) one without it wakes nothing: this
+ * re-check is what tells the user "not labelled" instead of "not found".
+ */
+export const SECRET_RECHECK_MS = 10_000;
+
+/** Ready reasons that wait for a Secret to appear or to be labelled. */
+export function waitsForSecret(reason: string): boolean {
+  return reason === "SecretNotFound" || reason === "SecretNotLabelled";
+}
+
+/** Whether a Secret exists, whatever its labels (the informer cache holds only consenting ones). */
+export type SecretExists = (namespace: string, name: string) => Promise<boolean>;
+
+/**
+ * namespaceInputs, plus which referenced Secrets exist without the consent label: those missing
+ * from the cache are looked up (metadata only), so that a user is told to label a Secret rather
+ * than that it does not exist.
+ */
+export async function gatherNamespaceInputs(
+  caches: OperatorCaches,
+  namespace: string,
+  generatedSecret: GeneratedSecret,
+  secretExists: SecretExists,
+  fresh?: V1Secret,
+): Promise<NamespaceInputs> {
+  const inputs = namespaceInputs(caches, namespace, generatedSecret, fresh);
+  const signing = signingSecretName(inputs.integration);
+  const missing = [...referencedSecrets(signing, inputs.webhooks, generatedSecret)].filter(
+    // the generated secret, when missing, is the integration reconciler's to create
+    (name) => !inputs.secrets.has(name) && (signing !== undefined || name !== generatedSecret.name),
+  );
+  const unlabelled = new Set<string>();
+  for (const name of missing) if (await secretExists(namespace, name)) unlabelled.add(name);
+  return { ...inputs, unlabelledSecrets: unlabelled };
+}
+
 export function namespaceInputs(
   caches: OperatorCaches,
   namespace: string,

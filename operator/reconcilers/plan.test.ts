@@ -194,6 +194,31 @@ describe("planNamespace", () => {
     expect(compiled.integration?.ready.message).toBe("delivering: 1 of 2 webhooks active");
   });
 
+  it("never reads a Secret without the consent label: SecretNotLabelled, and no route carries its value", () => {
+    const hook = webhook("a-hook", {
+      headers: [{ name: "Authorization", valueFrom: { secretKeyRef: { name: "db-password", key: "pw" } } }],
+    });
+    const compiled = planNamespace(inputs({ webhooks: [hook], unlabelledSecrets: new Set(["db-password"]) }));
+    expect(compiled.webhooks.get("a-hook")).toEqual({
+      status: "False",
+      reason: "SecretNotLabelled",
+      message:
+        "header Authorization: Secret db-password is not labelled webhooks.dataforce.io/usage=webhook, so webhooks may not read it (kubectl label secret db-password webhooks.dataforce.io/usage=webhook)",
+    });
+    if (compiled.routing.action !== "write") throw new Error("expected a routing");
+    expect(compiled.routing.routing.webhooks).toEqual([]);
+
+    const signing = planNamespace(
+      inputs({
+        integration: integration({ signingSecretRef: { name: "team-signing", key: "secret" } }),
+        secrets: new Map(),
+        unlabelledSecrets: new Set(["team-signing"]),
+      }),
+    );
+    expect(signing.integration?.ready).toMatchObject({ status: "False", reason: "SecretNotLabelled" });
+    expect(signing.integration?.ready.message).toContain("kubectl label secret team-signing");
+  });
+
   it("refuses plain http unless the destination policy allows it", () => {
     const plain = webhook("a-hook", { url: "http://127.0.0.1:8080/hook" });
     const refused = planNamespace(inputs({ webhooks: [plain] }));

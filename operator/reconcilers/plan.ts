@@ -7,6 +7,8 @@ import {
 } from "../../contract/routing-config.ts";
 import {
   durationToMs,
+  SECRET_USAGE_LABEL,
+  SECRET_USAGE_VALUE,
   type Webhook,
   type WebhookIntegration,
   type WebhookIntegrationSpec,
@@ -31,6 +33,8 @@ export interface NamespaceInputs {
   generatedSecret: { name: string; key: string };
   /** Webhooks whose receiver just answered 410 Gone to their current URL (reported by the mirror). */
   endpointGone?: ReadonlySet<string>;
+  /** Referenced Secrets that exist without the consent label (SECRET_USAGE_LABEL): never read. */
+  unlabelledSecrets?: ReadonlySet<string>;
 }
 
 /** A Ready condition without the bookkeeping fields the reconciler adds. */
@@ -66,6 +70,7 @@ export const WebhookReason = {
   IntegrationMissing: "IntegrationMissing",
   IntegrationDisabled: "IntegrationDisabled",
   SecretNotFound: "SecretNotFound",
+  SecretNotLabelled: "SecretNotLabelled",
   SigningSecretPending: "SigningSecretPending",
   InvalidSpec: "InvalidSpec",
   InsecureURL: "InsecureURL",
@@ -78,6 +83,7 @@ export const IntegrationReason = {
   Active: "Active",
   IntegrationDisabled: "IntegrationDisabled",
   SecretNotFound: "SecretNotFound",
+  SecretNotLabelled: "SecretNotLabelled",
   InvalidSigningSecret: "InvalidSigningSecret",
   SigningSecretPending: "SigningSecretPending",
   InvalidSpec: "InvalidSpec",
@@ -125,7 +131,14 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
   const routes: WebhookRoute[] = [];
   for (const webhook of sortedWebhooks) {
     const gone = inputs.endpointGone?.has(webhook.metadata.name) || reportedGone(webhook);
-    const { verdict, route } = compileWebhook(webhook, spec, signing, inputs.secrets, gone);
+    const { verdict, route } = compileWebhook(
+      webhook,
+      spec,
+      signing,
+      inputs.secrets,
+      gone,
+      inputs.unlabelledSecrets,
+    );
     webhooks.set(webhook.metadata.name, verdict);
     if (route) routes.push(route);
   }
@@ -197,6 +210,14 @@ function resolveSigningSecrets(spec: WebhookIntegrationSpec, inputs: NamespaceIn
       secretName: ref.name,
     };
   }
+  if (!data && inputs.unlabelledSecrets?.has(ref.name)) {
+    return {
+      ok: false,
+      reason: IntegrationReason.SecretNotLabelled,
+      message: `signing secret: ${notLabelled(ref.name)}`,
+      secretName: ref.name,
+    };
+  }
   if (!data) {
     return {
       ok: false,
@@ -238,6 +259,7 @@ function compileWebhook(
   signing: SigningResolution,
   secrets: SecretsByName,
   endpointGone: boolean,
+  unlabelled: ReadonlySet<string> | undefined,
 ): { verdict: Verdict; route?: WebhookRoute } {
   const parsed = WebhookSpecSchema.safeParse(webhook.spec ?? {});
   if (!parsed.success) {
@@ -254,6 +276,11 @@ function compileWebhook(
     }
     const ref = header.valueFrom?.secretKeyRef;
     const value = ref ? secrets.get(ref.name)?.[ref.key] : undefined;
+    if (ref !== undefined && value === undefined && unlabelled?.has(ref.name)) {
+      return {
+        verdict: notReady(WebhookReason.SecretNotLabelled, `header ${header.name}: ${notLabelled(ref.name)}`),
+      };
+    }
     if (ref === undefined || value === undefined) {
       const what = ref ? `Secret ${ref.name} key ${ref.key}` : "its value";
       return {
@@ -356,4 +383,9 @@ function reportedGone(webhook: Webhook): boolean {
 
 function notReady(reason: string, message: string): Verdict {
   return { status: "False", reason, message };
+}
+
+/** Why an existing Secret is not read, and the one command that consents to it. */
+function notLabelled(secretName: string): string {
+  return `Secret ${secretName} is not labelled ${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE}, so webhooks may not read it (kubectl label secret ${secretName} ${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE})`;
 }

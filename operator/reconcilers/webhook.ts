@@ -8,7 +8,13 @@ import type { EventInput } from "../controller/events.ts";
 import { isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { WEBHOOKS } from "../resources.ts";
-import { type GeneratedSecret, namespaceInputs } from "./namespace-inputs.ts";
+import {
+  type GeneratedSecret,
+  gatherNamespaceInputs,
+  SECRET_RECHECK_MS,
+  type SecretExists,
+  waitsForSecret,
+} from "./namespace-inputs.ts";
 import { planNamespace, type Verdict } from "./plan.ts";
 
 // The Webhook reconciler, keyed `<namespace>/<name>`: the webhook's Ready verdict comes
@@ -85,6 +91,7 @@ export interface WebhookReconcilerDeps {
   writes: ApiWrites;
   generatedSecret: GeneratedSecret;
   lastDeliveries: LastDeliveries;
+  secretExists: SecretExists;
   recordEvent(regarding: Webhook, input: EventInput): void;
   logger: Logger;
 }
@@ -98,11 +105,12 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
     }
     const gone = deps.lastDeliveries.isGone(key, webhook.spec.url);
     const compiled = planNamespace({
-      ...namespaceInputs(deps.caches, namespace, deps.generatedSecret),
+      ...(await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists)),
       ...(gone ? { endpointGone: new Set([name]) } : {}),
     });
     const verdict = compiled.webhooks.get(name);
     if (!verdict) return;
+    const recheck = waitsForSecret(verdict.reason) ? { requeueAfter: SECRET_RECHECK_MS } : undefined;
 
     const generation = webhook.metadata.generation ?? 0;
     const current = webhook.status ?? {};
@@ -121,7 +129,7 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
     const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
     if (!patch) {
       if (gone) deps.lastDeliveries.clearGone(key);
-      return;
+      return recheck;
     }
     try {
       await deps.writes.patchStatus(WEBHOOKS, webhook.metadata, patch);
@@ -132,6 +140,7 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
     if (gone) deps.lastDeliveries.clearGone(key);
     const event = readyEvent(previous, verdict);
     if (event) deps.recordEvent(webhook, event);
+    return recheck;
   };
 }
 

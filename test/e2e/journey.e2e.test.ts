@@ -2,7 +2,7 @@
 // the integration toggle; editing and deleting a webhook.
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
+import { API_VERSION, SECRET_USAGE_LABEL, SECRET_USAGE_VALUE } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, type OperatorProcess, setupWorld } from "./harness.ts";
@@ -24,7 +24,7 @@ let receiver: Receiver;
 let operator: OperatorProcess;
 
 beforeAll(async () => {
-  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone", "secrets"]);
+  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone", "secrets", "legacy"]);
   receiver = await startReceiver();
   operator = await world.startOperator("op-journey");
 });
@@ -331,11 +331,15 @@ describe("Secrets", () => {
     const ns = world.namespaces.secrets!;
     const first = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const second = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-    const secretYaml = (name: string, data: Record<string, string>) =>
+    const secretYaml = (name: string, data: Record<string, string>, consent = true) =>
       JSON.stringify({
         apiVersion: "v1",
         kind: "Secret",
-        metadata: { name, namespace: ns },
+        metadata: {
+          name,
+          namespace: ns,
+          ...(consent ? { labels: { [SECRET_USAGE_LABEL]: SECRET_USAGE_VALUE } } : {}),
+        },
         stringData: data,
       });
     const integration = integrationYaml(ns).replace(
@@ -362,7 +366,21 @@ describe("Secrets", () => {
     });
     expect((await getIntegration(ns)).status?.signingSecretName).toBe("team-signing");
 
-    await applyYaml(secretYaml("crm-auth", { token: "Bearer one" }));
+    // A Secret without the consent label is never read: the webhook says how to consent, and
+    // nothing is sent (its value would otherwise reach whatever URL the webhook names).
+    await applyYaml(secretYaml("crm-auth", { token: "Bearer one" }, false));
+    await eventually(async () => {
+      expect(ready(await getWebhook(ns, "crm"))).toMatchObject({
+        status: "False",
+        reason: "SecretNotLabelled",
+        message: expect.stringContaining("kubectl label secret crm-auth webhooks.dataforce.io/usage=webhook"),
+      });
+    }, 30_000); // nothing wakes on an unlabelled Secret: the webhook's periodic re-check (10 s) tells
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-0", data: {} });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(receiver.requests("/secrets/crm")).toHaveLength(0);
+
+    await kubectl(["label", "secret", "crm-auth", "-n", ns, `${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE}`]);
     await routingLive(world, ns, (r) => r?.webhooks[0]?.headers.Authorization === "Bearer one");
     await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-1", data: {} });
     const [one] = await receiver.waitForRequests(1, "/secrets/crm");
@@ -390,5 +408,41 @@ describe("Secrets", () => {
     new StandardWebhook(second).verify(two!.body, two!.headers as Record<string, string>);
     new StandardWebhook(first).verify(two!.body, two!.headers as Record<string, string>);
     expect(ready(await getWebhook(ns, "crm"))).toMatchObject({ status: "True", reason: "Active" });
+  });
+
+  it("a signing secret generated before the consent label existed is labelled and kept, not replaced", async () => {
+    const ns = world.namespaces.legacy!;
+    const legacy = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    await applyYaml(
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: {
+          name: "webhook-signing-secret",
+          namespace: ns,
+          labels: { "webhooks.dataforce.io/generated-signing-secret": "true" },
+        },
+        stringData: { secret: legacy },
+      }),
+    );
+    await applyYaml(
+      `${integrationYaml(ns)}---\n${webhookYaml(ns, "crm", "job.created", receiver.url("/legacy/crm"))}`,
+    );
+    await eventually(async () => {
+      expect(ready(await getIntegration(ns))).toMatchObject({ status: "True", reason: "Active" });
+    });
+    const secret = await getJson<{ metadata: { labels: Record<string, string> }; data: { secret: string } }>([
+      "get",
+      "secret",
+      "webhook-signing-secret",
+      "-n",
+      ns,
+    ]);
+    expect(secret.metadata.labels[SECRET_USAGE_LABEL]).toBe(SECRET_USAGE_VALUE);
+    expect(Buffer.from(secret.data.secret, "base64").toString()).toBe(legacy);
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-1", data: {} });
+    const [request] = await receiver.waitForRequests(1, "/legacy/crm");
+    new StandardWebhook(legacy).verify(request!.body, request!.headers as Record<string, string>);
   });
 });

@@ -4,6 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { SECRET_USAGE_LABEL, SECRET_USAGE_VALUE } from "../../operator/api/v1alpha1/index.ts";
 import { type DemoReceiver, startDemoReceiver } from "./demo-receiver.ts";
 import { installCrds } from "./install-crds.ts";
 import { freePort } from "./ports.ts";
@@ -170,7 +171,12 @@ function demoAccount(namespace: string, secret: string, receiverUrl: string): st
       {
         apiVersion: "v1",
         kind: "Secret",
-        metadata: { name: "demo-signing-secret", namespace },
+        // the consent label: without it the operator does not read a Secret
+        metadata: {
+          name: "demo-signing-secret",
+          namespace,
+          labels: { [SECRET_USAGE_LABEL]: SECRET_USAGE_VALUE },
+        },
         stringData: { secret },
       },
       {

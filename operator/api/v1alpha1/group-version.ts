@@ -13,3 +13,12 @@ export const ANNOTATION_RETRY = `${GROUP}/retry`;
 
 /** The only name a WebhookIntegration may have: one integration (account toggle) per namespace. */
 export const INTEGRATION_NAME = "default";
+
+/**
+ * The consent label a Secret must carry before webhooks may read it (`signingSecretRef`,
+ * `headers[].valueFrom.secretKeyRef`): whoever may edit Webhooks in a namespace must not be able
+ * to send any of its Secrets (a database password, say) to a URL of their choosing. The operator
+ * watches only Secrets labelled so (and the ones it generates, which it labels itself).
+ */
+export const SECRET_USAGE_LABEL = `${GROUP}/usage`;
+export const SECRET_USAGE_VALUE = "webhook";

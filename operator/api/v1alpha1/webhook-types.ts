@@ -117,7 +117,7 @@ export const WebhookStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     conditions: conditions(
-      "Ready is True when the webhook delivers (reason Active), otherwise False with reasons such as IntegrationDisabled, IntegrationMissing, SecretNotFound, Paused or EndpointGone.",
+      "Ready is True when the webhook delivers (reason Active), otherwise False with reasons such as IntegrationDisabled, IntegrationMissing, SecretNotFound, SecretNotLabelled, Paused or EndpointGone.",
     ),
     lastDelivery: z
       .object({
