@@ -4,6 +4,7 @@ import { EventTypeSchema } from "./event-types.ts";
 import type { Keyspace } from "./keys.ts";
 import { runScript } from "./scripts/script.ts";
 import { writeRoutingScript } from "./scripts/write-routing.ts";
+import type { SecretBox } from "./secret-box.ts";
 
 // The routing configuration: what the operator compiles from WebhookIntegration + Webhook objects
 // (and their Secrets) and what dispatchers route by. One JSON document per namespace in the hash
@@ -92,24 +93,95 @@ export interface RoutingTable {
 }
 
 /**
- * Validates and stores one namespace's routing, then bumps the revision and notifies dispatchers
- * (atomically). Returns the new revision.
+ * Validates and stores one namespace's routing, its signing secrets and header values sealed
+ * (secret-box.ts), then bumps the revision and notifies dispatchers (atomically). Returns the new
+ * revision.
  */
 export async function writeNamespaceRouting(
   redis: Redis,
   routing: NamespaceRoutingInput,
   keys: Keyspace,
+  box: SecretBox,
 ): Promise<number> {
   const parsed = NamespaceRoutingSchema.parse(routing);
+  const stored = JSON.stringify(sealRouting(parsed, box));
   const revision = await withoutArguments(() =>
     runScript(
       redis,
       writeRoutingScript,
       [keys.routing, keys.routingRevision],
-      [parsed.namespace, JSON.stringify(parsed), keys.routingChannel],
+      [parsed.namespace, stored, keys.routingChannel],
     ),
   );
   return Number(revision);
+}
+
+/** One namespace's stored routing, opened; `sealedWithOlderKey`: due for a rewrite after a key rotation. */
+export async function readNamespaceRouting(
+  redis: Redis,
+  namespace: string,
+  keys: Keyspace,
+  box: SecretBox,
+): Promise<{ routing: NamespaceRouting | undefined; sealedWithOlderKey: boolean } | null> {
+  const json = await redis.hget(keys.routing, namespace);
+  if (json === null) return null;
+  const result = parseRoutingDocument(json, namespace, box);
+  return result.success
+    ? { routing: result.data, sealedWithOlderKey: result.sealedWithOlderKey }
+    : { routing: undefined, sealedWithOlderKey: false };
+}
+
+/** The additional authenticated data of a namespace's sealed values: they open only there. */
+function sealContext(namespace: string): string {
+  return `routing/${namespace}`;
+}
+
+/** The stored form of a document: the same JSON with every signing secret and header value sealed. */
+function sealRouting(routing: NamespaceRouting, box: SecretBox): unknown {
+  const context = sealContext(routing.namespace);
+  return {
+    ...routing,
+    signingSecrets: routing.signingSecrets.map((secret) => box.seal(secret, context)),
+    webhooks: routing.webhooks.map((webhook) => ({
+      ...webhook,
+      headers: Object.fromEntries(
+        Object.entries(webhook.headers).map(([name, value]) => [name, box.seal(value, context)]),
+      ),
+    })),
+  };
+}
+
+const StoredSecretsSchema = z.looseObject({
+  signingSecrets: z.array(z.string()),
+  webhooks: z.array(z.looseObject({ headers: z.record(z.string(), z.string()).optional() })).optional(),
+});
+
+/** Opens the sealed values of a stored document (throws when one does not authenticate). */
+function openRouting(
+  stored: unknown,
+  namespace: string,
+  box: SecretBox,
+): { value: unknown; keyIds: Set<string> } {
+  const document = StoredSecretsSchema.parse(stored);
+  const context = sealContext(namespace);
+  const keyIds = new Set<string>();
+  const open = (sealed: string) => {
+    keyIds.add(box.keyIdOf(sealed) ?? "");
+    return box.open(sealed, context);
+  };
+  return {
+    keyIds,
+    value: {
+      ...document,
+      signingSecrets: document.signingSecrets.map(open),
+      webhooks: document.webhooks?.map((webhook) => ({
+        ...webhook,
+        headers: Object.fromEntries(
+          Object.entries(webhook.headers ?? {}).map(([name, value]) => [name, open(value)]),
+        ),
+      })),
+    },
+  };
 }
 
 /** Removes one namespace's routing (its webhooks stop delivering); bumps and announces the revision. */
@@ -146,8 +218,8 @@ export async function readRoutingRevision(redis: Redis, keys: Keyspace): Promise
   return Number((await redis.get(keys.routingRevision)) ?? 0);
 }
 
-/** Reads every namespace's routing together with the revision they belong to. */
-export async function readRoutingTable(redis: Redis, keys: Keyspace): Promise<RoutingTable> {
+/** Reads every namespace's routing together with the revision they belong to, secrets opened. */
+export async function readRoutingTable(redis: Redis, keys: Keyspace, box: SecretBox): Promise<RoutingTable> {
   const replies = await redis.multi().get(keys.routingRevision).hgetall(keys.routing).exec();
   if (replies === null) throw new Error("routing read transaction was aborted");
   const [revisionReply, documentsReply] = replies;
@@ -157,7 +229,7 @@ export async function readRoutingTable(redis: Redis, keys: Keyspace): Promise<Ro
   const namespaces = new Map<string, NamespaceRouting>();
   const invalid: Array<{ namespace: string; error: string }> = [];
   for (const [namespace, json] of Object.entries(documents)) {
-    const result = parseRoutingDocument(json);
+    const result = parseRoutingDocument(json, namespace, box);
     if (result.success && result.data.namespace === namespace) namespaces.set(namespace, result.data);
     else
       invalid.push({ namespace, error: result.success ? "namespace does not match its key" : result.error });
@@ -167,15 +239,21 @@ export async function readRoutingTable(redis: Redis, keys: Keyspace): Promise<Ro
 
 function parseRoutingDocument(
   json: string,
-): { success: true; data: NamespaceRouting } | { success: false; error: string } {
-  let value: unknown;
+  namespace: string,
+  box: SecretBox,
+):
+  | { success: true; data: NamespaceRouting; sealedWithOlderKey: boolean }
+  | { success: false; error: string } {
+  let opened: { value: unknown; keyIds: Set<string> };
   try {
-    value = JSON.parse(json);
+    opened = openRouting(JSON.parse(json), namespace, box);
   } catch (error) {
-    return { success: false, error: `not JSON: ${(error as Error).message}` };
+    // the message never carries a value: JSON.parse and the box say what, not what was there
+    const what = error instanceof z.ZodError ? z.prettifyError(error) : (error as Error).message;
+    return { success: false, error: `unreadable: ${what}` };
   }
-  const result = NamespaceRoutingSchema.safeParse(value);
-  return result.success
-    ? { success: true, data: result.data }
-    : { success: false, error: z.prettifyError(result.error) };
+  const result = NamespaceRoutingSchema.safeParse(opened.value);
+  if (!result.success) return { success: false, error: z.prettifyError(result.error) };
+  const sealedWithOlderKey = [...opened.keyIds].some((id) => id !== box.currentKeyId);
+  return { success: true, data: result.data, sealedWithOlderKey };
 }

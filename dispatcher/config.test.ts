@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { ENVIRONMENT, loadSettings } from "./config.ts";
 
+const KEY = "k1:dGVzdC1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=";
 const required = {
+  DISPATCHER_ENCRYPTION_KEYS: KEY,
   DISPATCHER_INGEST_TOKENS: "ingest-token-0123456789",
   DISPATCHER_ADMIN_TOKENS: "admin-token-0123456789, second-admin-token-0123",
 };
@@ -43,5 +45,18 @@ describe("loadSettings", () => {
     expect(message).toContain("DISPATCHER_ADMIN_TOKENS: required");
     expect(message).toContain("DISPATCHER_PORT:");
     expect(message).toContain('DISPATCHER_ALLOWED_DESTINATIONS: allowlist entry "x" is not an IP or CIDR');
+    expect(message).toContain("DISPATCHER_ENCRYPTION_KEYS: required");
+  });
+
+  it("refuses encryption keys that are not 32 bytes, without echoing them", () => {
+    const short = "k1:c2hvcnQta2V5";
+    expect(() => loadSettings({ ...required, DISPATCHER_ENCRYPTION_KEYS: short })).toThrow(
+      "DISPATCHER_ENCRYPTION_KEYS: encryption key k1 is not 32 bytes of base64",
+    );
+    try {
+      loadSettings({ ...required, DISPATCHER_ENCRYPTION_KEYS: short });
+    } catch (error) {
+      expect((error as Error).message).not.toContain("c2hvcnQta2V5");
+    }
   });
 });

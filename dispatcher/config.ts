@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
+import { encryptionKeysSetting } from "../contract/secret-box.ts";
 import { validateAllowlistEntry } from "./delivery/ssrf-guard.ts";
 
 const list = z.string({ error: "required" }).transform((value) =>
@@ -12,11 +13,13 @@ const list = z.string({ error: "required" }).transform((value) =>
 const positiveInt = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(1);
 const token = z.string().min(16, "tokens are at least 16 characters");
+const encryptionKeys = encryptionKeysSetting();
 
 /** Every setting, with the environment variable it comes from. Durations are milliseconds. */
 export const ENVIRONMENT = {
   redisUrl: "DISPATCHER_REDIS_URL",
   keyTag: "DISPATCHER_KEY_TAG",
+  encryptionKeys: "DISPATCHER_ENCRYPTION_KEYS",
   host: "DISPATCHER_HOST",
   port: "DISPATCHER_PORT",
   metricsPort: "DISPATCHER_METRICS_PORT",
@@ -53,6 +56,8 @@ export const SettingsSchema = z
     port: z.coerce.number().int().min(0).max(65_535).default(8080),
     /** When set, /metrics is served on this port only, apart from the API (the chart sets it). */
     metricsPort: z.coerce.number().int().min(0).max(65_535).optional(),
+    /** `id:base64(32 bytes)[,…]`: opens the routing's sealed secrets; the operator's must include them. */
+    encryptionKeys: encryptionKeys,
     /** Bearer tokens accepted by the ingest API (several while rotating). */
     ingestTokens: list.pipe(z.array(token).min(1, "at least one ingest token is required")),
     /** Bearer tokens accepted by the event log API (list, show, retry). */

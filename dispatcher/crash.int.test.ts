@@ -13,6 +13,8 @@ import {
   api,
   eventually,
   INGEST_TOKEN,
+  TEST_ENCRYPTION_KEYS,
+  TEST_SECRET_BOX,
   testRouting,
   uniqueKeyTag,
 } from "../test/support/fixtures.ts";
@@ -64,6 +66,7 @@ async function spawnDispatcher(
       ...process.env,
       DISPATCHER_REDIS_URL: inject("redisUrl"),
       DISPATCHER_KEY_TAG: keyTag,
+      DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       DISPATCHER_HOST: "127.0.0.1",
       DISPATCHER_PORT: String(port),
       DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
@@ -159,7 +162,7 @@ describe("crash safety", () => {
         },
       },
     );
-    await writeNamespaceRouting(redis, routing, keys);
+    await writeNamespaceRouting(redis, routing, keys, TEST_SECRET_BOX);
 
     const first = await spawnDispatcher(keyTag, "crash-a", { DISPATCHER_ENDPOINT_CONCURRENCY: "4" });
     const ids = Array.from({ length: 300 }, (_, i) => `evt-${i}`);
@@ -213,6 +216,7 @@ describe("crash safety", () => {
       redis,
       testRouting("crash", [{ name: "slow-ok", event: "job.updated", url: receiver.url("/slow-ok") }]),
       keys,
+      TEST_SECRET_BOX,
     );
     const first = await spawnDispatcher(keyTag, "term-a", {
       DISPATCHER_ENDPOINT_CONCURRENCY: "4",

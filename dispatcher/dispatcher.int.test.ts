@@ -12,6 +12,7 @@ import {
   eventually,
   OTHER_SECRET,
   SECRET,
+  TEST_SECRET_BOX,
   testRouting,
   testSettings,
 } from "../test/support/fixtures.ts";
@@ -49,7 +50,7 @@ async function start(
 
 /** Writes a namespace's routing and waits until the dispatcher applies it. */
 async function applyRouting(routing: NamespaceRoutingInput): Promise<void> {
-  const revision = await writeNamespaceRouting(redis, routing, dispatcher!.keys);
+  const revision = await writeNamespaceRouting(redis, routing, dispatcher!.keys, TEST_SECRET_BOX);
   await eventually(
     () => (dispatcher!.routingRevision() >= revision ? true : undefined),
     2_000,
@@ -308,6 +309,7 @@ describe("routing", () => {
       redis,
       testRouting("team-a", [{ name: "late", event: "job.created", url: receiver.url(path) }]),
       dispatcher!.keys,
+      TEST_SECRET_BOX,
     );
     const written = Date.now();
     await eventually(async () => {

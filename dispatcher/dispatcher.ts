@@ -5,6 +5,7 @@ import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
 import { loadScripts } from "../contract/scripts/script.ts";
+import { secretBox } from "../contract/secret-box.ts";
 import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
 import { buildApi, buildMetricsServer } from "./api/server.ts";
 import type { Settings } from "./config.ts";
@@ -80,6 +81,7 @@ export async function startDispatcher(
     redis,
     subscriber,
     keys,
+    box: secretBox(settings.encryptionKeys),
     pollMs: settings.routingPollMs,
     logger,
     metrics,

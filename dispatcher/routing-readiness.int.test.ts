@@ -7,7 +7,7 @@ import { deliveryId } from "../contract/delivery-id.ts";
 import { keyspace } from "../contract/keys.ts";
 import { NamespaceRoutingSchema, writeNamespaceRouting } from "../contract/routing-config.ts";
 import { freePort } from "../test/env/ports.ts";
-import { api, eventually, testRouting, testSettings } from "../test/support/fixtures.ts";
+import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "./dispatcher.ts";
 import { Fanout } from "./fanout/fanout.ts";
@@ -76,6 +76,7 @@ describe("routing readiness", () => {
       redis,
       testRouting("ready", [{ name: "hook", event: "job.created", url: receiver.url("/ready") }]),
       keys,
+      TEST_SECRET_BOX,
     );
     const dispatcher = await starting;
     dispatchers.push(dispatcher);
@@ -143,7 +144,7 @@ describe("routing readiness", () => {
 
     // this replica catches up: the work is delivered
     await redis.set(keys.routingRevision, newer - 1);
-    await writeNamespaceRouting(redis, routing, keys);
+    await writeNamespaceRouting(redis, routing, keys, TEST_SECRET_BOX);
     await eventually(async () =>
       (await readDelivery(redis, id, keys))?.phase === "SENT" ? true : undefined,
     );

@@ -11,6 +11,7 @@ import {
   readRoutingTable,
   type WebhookRoute,
 } from "../contract/routing-config.ts";
+import type { SecretBox } from "../contract/secret-box.ts";
 import { decodeSigningSecret } from "./delivery/signer.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -53,6 +54,8 @@ export interface RoutingWatcherOptions {
   /** A connection of its own: it enters subscriber mode. */
   subscriber: Redis;
   keys: Keyspace;
+  /** Opens the routing's sealed secrets (into memory only). */
+  box: SecretBox;
   pollMs: number;
   logger: Logger;
   metrics: Metrics;
@@ -148,8 +151,8 @@ export class RoutingWatcher {
   }
 
   async #load(): Promise<void> {
-    const { redis, keys, logger, metrics } = this.#options;
-    const table = await readRoutingTable(redis, keys);
+    const { redis, keys, box, logger, metrics } = this.#options;
+    const table = await readRoutingTable(redis, keys, box);
     if (table.revision === this.#revision) return;
     const namespaces = new Map<string, PreparedNamespace>();
     const invalid = [...table.invalid];

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { keyspace } from "../contract/keys.ts";
+import { TEST_SECRET_BOX } from "../test/support/fixtures.ts";
 import {
   API_VERSION,
   type Webhook,
@@ -71,6 +72,7 @@ describe("integration reconciler on a malformed object", () => {
       caches,
       redis: { hget: async () => null, evalsha: async () => 1 } as unknown as Redis,
       keys: keyspace("t-caches"),
+      box: TEST_SECRET_BOX,
       writes: { patchStatus, createSecret } as unknown as ApiWrites,
       generatedSecret: { name: "webhook-signing-secret", key: "secret" },
       secretExists: async () => false,

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { loadSettings } from "./config.ts";
 
+const KEYS = { OPERATOR_ENCRYPTION_KEYS: "k1:dGVzdC1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=" };
+
 describe("loadSettings", () => {
   it("has production defaults", () => {
-    const settings = loadSettings({ POD_NAMESPACE: "dataforce-system" });
+    const settings = loadSettings({ ...KEYS, POD_NAMESPACE: "dataforce-system" });
     expect(settings).toMatchObject({
       redisUrl: "redis://127.0.0.1:6379",
       keyTag: "dataforce",
@@ -23,6 +25,7 @@ describe("loadSettings", () => {
 
   it("reads the chart's environment", () => {
     const settings = loadSettings({
+      ...KEYS,
       POD_NAME: "operator-7d9f-abcde",
       OPERATOR_REDIS_URL: "redis://redis:6379/1",
       OPERATOR_KEY_TAG: "prod",
@@ -49,7 +52,7 @@ describe("loadSettings", () => {
       /OPERATOR_PORT: [^\n]*\n\s+OPERATOR_API_QPS: /,
     );
     expect(() =>
-      loadSettings({ OPERATOR_LEASE_DURATION_MS: "1000", OPERATOR_RENEW_DEADLINE_MS: "5000" }),
+      loadSettings({ ...KEYS, OPERATOR_LEASE_DURATION_MS: "1000", OPERATOR_RENEW_DEADLINE_MS: "5000" }),
     ).toThrow(/OPERATOR_LEASE_DURATION_MS: need leaseDuration > renewDeadline > retryPeriod/);
   });
 });

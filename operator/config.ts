@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
+import { encryptionKeysSetting } from "../contract/secret-box.ts";
 
 // The operator's settings, from environment variables (the chart's templates/_env.tpl
 // sets them). Durations are milliseconds. The Kubernetes connection comes from
@@ -12,6 +13,7 @@ import { settingsFromEnvironment } from "../common/settings/environment.ts";
 export const ENVIRONMENT = {
   redisUrl: "OPERATOR_REDIS_URL",
   keyTag: "OPERATOR_KEY_TAG",
+  encryptionKeys: "OPERATOR_ENCRYPTION_KEYS",
   host: "OPERATOR_HOST",
   port: "OPERATOR_PORT",
   logLevel: "OPERATOR_LOG_LEVEL",
@@ -42,6 +44,8 @@ export const SettingsSchema = z
     redisUrl: z.string().default("redis://127.0.0.1:6379"),
     /** The hash tag of every Redis key: `{<keyTag>}:…`; the dispatchers use the same. */
     keyTag: z.string().default("dataforce"),
+    /** `id:base64(32 bytes)[,…]`: the first seals the routing's secrets in Redis; the dispatchers open them. */
+    encryptionKeys: encryptionKeysSetting(),
     host: z.string().default("0.0.0.0"),
     /** Port of /metrics, /healthz and /readyz. */
     port: z.coerce.number().int().min(0).max(65_535).default(8081),

@@ -2,6 +2,7 @@ import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type Keyspace, keyspace } from "../contract/keys.ts";
+import { secretBox } from "../contract/secret-box.ts";
 import {
   INTEGRATION_NAME,
   MIRROR_MODES,
@@ -64,6 +65,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     client.on("error", (err: unknown) => logger.warn({ err }, "redis connection error"));
   }
   const keys: Keyspace = keyspace(settings.keyTag);
+  const box = secretBox(settings.encryptionKeys);
 
   const scope = settings.watchNamespaces;
   const parse = customResourceParsers(logger);
@@ -97,7 +99,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   addIntegrationController(
     manager,
     informers,
-    { caches, redis, keys, writes, generatedSecret, secretExists, recordEvent, logger },
+    { caches, redis, keys, box, writes, generatedSecret, secretExists, recordEvent, logger },
     workers,
   );
   const webhookController = addWebhookController(

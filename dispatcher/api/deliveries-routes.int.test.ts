@@ -3,7 +3,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliveryPage, DeliverySummary } from "../../contract/delivery-log.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { api, eventually, INGEST_TOKEN, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import {
+  api,
+  eventually,
+  INGEST_TOKEN,
+  TEST_SECRET_BOX,
+  testRouting,
+  testSettings,
+} from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 
@@ -26,11 +33,13 @@ beforeAll(async () => {
       { name: "payments", event: "payment.received", url: receiver.url("/down") },
     ]),
     dispatcher.keys,
+    TEST_SECRET_BOX,
   );
   revision = await writeNamespaceRouting(
     redis,
     testRouting("team-b", [{ name: "jobs", event: "job.created", url: receiver.url("/up") }]),
     dispatcher.keys,
+    TEST_SECRET_BOX,
   );
   await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
   const events = [];

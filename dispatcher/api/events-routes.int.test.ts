@@ -8,6 +8,7 @@ import {
   api,
   eventually,
   INGEST_TOKEN,
+  TEST_SECRET_BOX,
   testRouting,
   testSettings,
 } from "../../test/support/fixtures.ts";
@@ -28,6 +29,7 @@ beforeAll(async () => {
     redis,
     testRouting("team-a", [{ name: "jobs", event: "job.created", url: receiver.url("/jobs") }]),
     dispatcher.keys,
+    TEST_SECRET_BOX,
   );
   await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
 });

@@ -2,7 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { keyspace } from "../../contract/keys.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { startDispatcher } from "../dispatcher.ts";
 
 const redis = new Redis(inject("redisUrl"));
@@ -11,7 +11,7 @@ afterAll(() => redis.disconnect());
 describe("DISPATCHER_METRICS_PORT", () => {
   it("serves /metrics on its own listener and not on the API port", async () => {
     const settings = testSettings(inject("redisUrl"), { metricsPort: 0 });
-    await writeNamespaceRouting(redis, testRouting("team-a", []), keyspace(settings.keyTag));
+    await writeNamespaceRouting(redis, testRouting("team-a", []), keyspace(settings.keyTag), TEST_SECRET_BOX);
     const dispatcher = await startDispatcher(settings);
     try {
       expect(dispatcher.metricsUrl).toBeDefined();

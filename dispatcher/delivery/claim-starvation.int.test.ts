@@ -6,7 +6,7 @@ import { deliveryId } from "../../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
 import { NamespaceRoutingSchema, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { ensureConsumerGroup } from "../../contract/streams/stream-consumer.ts";
-import { eventually, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 import { Fanout, type IncomingEvent } from "../fanout/fanout.ts";
@@ -59,7 +59,7 @@ describe("taking over a dead replica's work", () => {
         },
       }),
     );
-    const revision = await writeNamespaceRouting(redis, routing, keys);
+    const revision = await writeNamespaceRouting(redis, routing, keys, TEST_SECRET_BOX);
     const fanout = new Fanout({
       redis,
       keys,

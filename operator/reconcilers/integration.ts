@@ -3,6 +3,7 @@ import type { V1Secret } from "@kubernetes/client-node";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Keyspace } from "../../contract/keys.ts";
+import type { SecretBox } from "../../contract/secret-box.ts";
 import {
   API_VERSION,
   INTEGRATION_NAME,
@@ -48,6 +49,8 @@ export interface IntegrationReconcilerDeps {
   caches: OperatorCaches;
   redis: Redis;
   keys: Keyspace;
+  /** Seals the routing's secrets (Redis never holds them in clear). */
+  box: SecretBox;
   writes: ApiWrites;
   generatedSecret: GeneratedSecret;
   secretExists: SecretExists;
@@ -71,7 +74,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const compiled = planNamespace(
       await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, fresh),
     );
-    const change = await applyRouting(deps.redis, deps.keys, namespace, compiled.routing);
+    const change = await applyRouting(deps, namespace, compiled.routing);
     if (change === "written" || change === "deleted") {
       deps.logger.info({ namespace, routing: change }, "routing updated");
     }

@@ -2,8 +2,13 @@ import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { keyspace } from "../../contract/keys.ts";
-import { readRoutingTable, writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { testRouting, uniqueKeyTag } from "../../test/support/fixtures.ts";
+import {
+  NamespaceRoutingSchema,
+  readRoutingTable,
+  writeNamespaceRouting,
+} from "../../contract/routing-config.ts";
+import { generateEncryptionKey, secretBox } from "../../contract/secret-box.ts";
+import { TEST_SECRET_BOX, testRouting, uniqueKeyTag } from "../../test/support/fixtures.ts";
 import { createLogger } from "../logger.ts";
 import { applyRouting } from "./routing.ts";
 
@@ -22,7 +27,7 @@ describe("applyRouting errors", () => {
     const keys = keyspace(uniqueKeyTag());
     // The revision is no integer: the write script fails inside Redis, at its INCR.
     await redis.set(keys.routingRevision, "not a number");
-    const error = await applyRouting(redis, keys, "acme", {
+    const error = await applyRouting({ redis, keys, box: TEST_SECRET_BOX }, "acme", {
       action: "write",
       routing: {
         namespace: "acme",
@@ -87,16 +92,42 @@ describe("applyRouting keep", () => {
       event: "job.created" as const,
       url: `https://${name}.example/hook`,
     });
-    await writeNamespaceRouting(redis, testRouting("acme", [hook("a"), hook("b"), hook("c")]), keys);
+    await writeNamespaceRouting(
+      redis,
+      testRouting("acme", [hook("a"), hook("b"), hook("c")]),
+      keys,
+      TEST_SECRET_BOX,
+    );
     const retain = new Map([
       ["a", "a-uid"],
       ["c", "other-uid"], // deleted and recreated: the stored route is the old object's
     ]);
-    expect(await applyRouting(redis, keys, "acme", { action: "keep", retain })).toBe("written");
-    const table = await readRoutingTable(redis, keys);
+    expect(
+      await applyRouting({ redis, keys, box: TEST_SECRET_BOX }, "acme", { action: "keep", retain }),
+    ).toBe("written");
+    const table = await readRoutingTable(redis, keys, TEST_SECRET_BOX);
     expect(table.namespaces.get("acme")?.webhooks.map((w) => w.name)).toEqual(["a"]);
-    expect(await applyRouting(redis, keys, "acme", { action: "keep", retain })).toBe("kept");
-    expect(await applyRouting(redis, keys, "other", { action: "keep", retain })).toBe("kept");
-    expect((await readRoutingTable(redis, keys)).revision).toBe(2);
+    expect(
+      await applyRouting({ redis, keys, box: TEST_SECRET_BOX }, "acme", { action: "keep", retain }),
+    ).toBe("kept");
+    expect(
+      await applyRouting({ redis, keys, box: TEST_SECRET_BOX }, "other", { action: "keep", retain }),
+    ).toBe("kept");
+    expect((await readRoutingTable(redis, keys, TEST_SECRET_BOX)).revision).toBe(2);
+  });
+});
+
+describe("applyRouting after a key rotation", () => {
+  it("rewrites a document sealed with an older key once, then leaves it", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const oldKey = generateEncryptionKey("old");
+    const routing = testRouting("acme", [{ name: "a", event: "job.created", url: "https://a.example/hook" }]);
+    await writeNamespaceRouting(redis, routing, keys, secretBox(oldKey));
+    const rotated = { redis, keys, box: secretBox(`${generateEncryptionKey("new")},${oldKey}`) };
+    const desired = { action: "write" as const, routing: NamespaceRoutingSchema.parse(routing) };
+    expect(await applyRouting(rotated, "acme", desired)).toBe("written");
+    expect(await redis.hget(keys.routing, "acme")).toContain("dfw1:new:");
+    expect(await redis.hget(keys.routing, "acme")).not.toContain("dfw1:old:");
+    expect(await applyRouting(rotated, "acme", desired)).toBe("unchanged");
   });
 });

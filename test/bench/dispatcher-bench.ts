@@ -13,6 +13,7 @@ import { notificationPayload } from "../../dispatcher/fanout/notification.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
 import { freePort } from "../env/ports.ts";
 import { startRedis } from "../env/redis.ts";
+import { TEST_ENCRYPTION_KEYS, TEST_SECRET_BOX } from "../support/fixtures.ts";
 
 // `npm run bench`: the dispatcher's throughput and latency on this machine, through the real
 // path (HTTP ingest → Redis streams → fan-out → signed POST → recorded SENT), next to the raw
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       webhooks: [{ name: "hook", event: "job.created", url: target.href }],
     },
     keys,
+    TEST_SECRET_BOX,
   );
   xaddTarget = { redis, stream: keys.events };
   const port = await freePort();
@@ -80,6 +82,7 @@ async function main(): Promise<void> {
     ...process.env,
     DISPATCHER_REDIS_URL: redisServer.url,
     DISPATCHER_KEY_TAG: keyTag,
+    DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     DISPATCHER_HOST: "127.0.0.1",
     DISPATCHER_PORT: String(port),
     DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,

@@ -88,7 +88,8 @@ describe("the operator's RBAC rules file", () => {
     for (const kind of ["webhooks", "webhookintegrations", "webhookevents"]) {
       expect(grants(group, `${kind}/status`)).toEqual(["patch"]);
     }
-    expect(grants("", "secrets")).toEqual(["create", "get", "list", "watch"]);
+    // patch: labels a signing secret generated before the consent label existed (and only that)
+    expect(grants("", "secrets")).toEqual(["create", "get", "list", "patch", "watch"]);
     expect(grants("events.k8s.io", "events")).toEqual(["create", "patch"]);
     expect(rules.leaderElectionRole).toEqual([
       { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },

@@ -164,6 +164,7 @@ describe("the processes started as the chart starts them", () => {
       "RoleBinding",
       "Secret",
       "Secret",
+      "Secret",
       "ServiceAccount",
       "ServiceAccount",
     ]);

@@ -6,7 +6,7 @@ import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { startDispatcher } from "../../dispatcher/dispatcher.ts";
 import { askForRetry } from "../../operator/retry/retry.ts";
 import { createDelivery, failDelivery } from "../support/deliveries.ts";
-import { testRouting, testSettings, uniqueKeyTag } from "../support/fixtures.ts";
+import { TEST_SECRET_BOX, testRouting, testSettings, uniqueKeyTag } from "../support/fixtures.ts";
 
 // The record limits (retention, status stream cap) are the dispatcher's settings, and every
 // writer of records must apply them: the operator's retry too, although it never reads the
@@ -23,7 +23,7 @@ describe("record limits", () => {
     const retentionMs = 90_000;
     const settings = testSettings(inject("redisUrl"), { retentionMs, statusStreamMaxLen: 50 });
     const keys = keyspace(settings.keyTag);
-    await writeNamespaceRouting(redis, testRouting("ns", []), keys);
+    await writeNamespaceRouting(redis, testRouting("ns", []), keys, TEST_SECRET_BOX);
     const dispatcher = await startDispatcher(settings);
     try {
       await createDelivery(redis, keys, "d-limits");

@@ -23,6 +23,7 @@ import { installCrds } from "../env/install-crds.ts";
 import { applyYaml, createTestNamespace, kubectl } from "../env/kubectl.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
+import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
 
 export const repo = join(import.meta.dirname, "..", "..");
 const NODE = join(repo, "node_modules", ".bin", "node");
@@ -121,6 +122,7 @@ export async function setupWorld(
         KUBECONFIG: kubeconfig,
         OPERATOR_REDIS_URL: inject("redisUrl"),
         OPERATOR_KEY_TAG: keyTag,
+        OPERATOR_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
         OPERATOR_LEASE_NAMESPACE: operatorNs.name,
         OPERATOR_WATCH_NAMESPACES: Object.values(namespaces).join(","),
         ...FAST_OPERATOR_ENV,
@@ -190,6 +192,7 @@ async function startDispatcher(
       ...process.env,
       DISPATCHER_REDIS_URL: inject("redisUrl"),
       DISPATCHER_KEY_TAG: keyTag,
+      DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       DISPATCHER_HOST: "127.0.0.1",
       DISPATCHER_PORT: String(port),
       DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,

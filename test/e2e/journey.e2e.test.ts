@@ -2,6 +2,7 @@
 // the integration toggle; editing and deleting a webhook.
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { keyspace } from "../../contract/keys.ts";
 import { API_VERSION, SECRET_USAGE_LABEL, SECRET_USAGE_VALUE } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
@@ -382,6 +383,11 @@ describe("Secrets", () => {
 
     await kubectl(["label", "secret", "crm-auth", "-n", ns, `${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE}`]);
     await routingLive(world, ns, (r) => r?.webhooks[0]?.headers.Authorization === "Bearer one");
+    // Redis holds neither the signing secret nor the header value in clear (sealed by the operator)
+    const stored = JSON.stringify(await world.redis.hgetall(keyspace(world.keyTag).routing));
+    expect(stored).toContain("dfw1:");
+    expect(stored).not.toContain("Bearer one");
+    expect(stored).not.toContain(first.slice("whsec_".length));
     await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-1", data: {} });
     const [one] = await receiver.waitForRequests(1, "/secrets/crm");
     expect(one!.headers.authorization).toBe("Bearer one");

@@ -1,6 +1,7 @@
 /**
  * What the e2e tests read and write with kubectl, plus the manifests they apply.
  */
+
 import { setTimeout as sleep } from "node:timers/promises";
 import { stringify } from "yaml";
 import { keyspace } from "../../contract/keys.ts";
@@ -12,6 +13,7 @@ import type {
   WebhookIntegration,
 } from "../../operator/api/v1alpha1/index.ts";
 import { kubectl } from "../env/kubectl.ts";
+import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import { type E2eWorld, metricValue } from "./harness.ts";
 
 export async function getJson<T>(args: readonly string[]): Promise<T> {
@@ -76,7 +78,7 @@ export async function routingLive(
 ): Promise<NamespaceRouting | undefined> {
   const keys = keyspace(world.keyTag);
   const { routing, revision } = await eventually(async () => {
-    const table = await readRoutingTable(world.redis, keys);
+    const table = await readRoutingTable(world.redis, keys, TEST_SECRET_BOX);
     const routing = table.namespaces.get(ns);
     if (!predicate(routing)) throw new Error(`routing of ${ns} not as expected: ${JSON.stringify(routing)}`);
     return { routing, revision: table.revision };

@@ -4,6 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { generateEncryptionKey } from "../../contract/secret-box.ts";
 import { SECRET_USAGE_LABEL, SECRET_USAGE_VALUE } from "../../operator/api/v1alpha1/index.ts";
 import { type DemoReceiver, startDemoReceiver } from "./demo-receiver.ts";
 import { installCrds } from "./install-crds.ts";
@@ -73,6 +74,9 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   try {
     await installCrds(options.kubectlBin, options.kubeconfig);
 
+    // the key that seals the routing's secrets in Redis, new for every run (a routing left by an
+    // earlier run does not open with it and is rewritten by the operator)
+    const encryptionKeys = generateEncryptionKey("dev");
     const dispatcherPort = await freePort();
     processes.push(
       startProcess("dispatcher", node, [join(repo, "dispatcher", "main.ts")], {
@@ -84,6 +88,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
           DISPATCHER_PORT: String(dispatcherPort),
           DISPATCHER_INGEST_TOKENS: ingestToken,
           DISPATCHER_ADMIN_TOKENS: adminToken,
+          DISPATCHER_ENCRYPTION_KEYS: encryptionKeys,
           // The demo receiver is on loopback, which the dispatcher refuses unless allowed.
           DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1/32",
         },
@@ -99,6 +104,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
           ...process.env,
           KUBECONFIG: options.kubeconfig,
           OPERATOR_REDIS_URL: options.redisUrl,
+          OPERATOR_ENCRYPTION_KEYS: encryptionKeys,
           OPERATOR_HOST: "127.0.0.1",
           OPERATOR_PORT: String(operatorPort),
           OPERATOR_LEASE_NAMESPACE: "dataforce-system",

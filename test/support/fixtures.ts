@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
+import { secretBox } from "../../contract/secret-box.ts";
 import { type Settings, type SettingsInput, SettingsSchema } from "../../dispatcher/config.ts";
 
 // Shared fixtures for dispatcher tests. Isolation: every test case runs in its own keyspace
@@ -11,6 +12,11 @@ export const INGEST_TOKEN = "test-ingest-token-0123456789";
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 export const OTHER_SECRET = "whsec_dGhpcyBpcyBhIHNlY29uZCB0ZXN0IHNlY3JldA==";
+
+/** A fixed encryption key for tests (`id:base64`); never a production key. */
+export const TEST_ENCRYPTION_KEYS = "test:dGVzdC1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=";
+/** The box the test processes seal and open the routing's secrets with. */
+export const TEST_SECRET_BOX = secretBox(TEST_ENCRYPTION_KEYS);
 
 export function uniqueKeyTag(): string {
   return `t-${randomUUID().slice(0, 8)}`;
@@ -23,6 +29,7 @@ export function testSettings(redisUrl: string, overrides: Partial<SettingsInput>
     keyTag: uniqueKeyTag(),
     host: "127.0.0.1",
     port: 0,
+    encryptionKeys: TEST_ENCRYPTION_KEYS,
     ingestTokens: INGEST_TOKEN,
     adminTokens: ADMIN_TOKEN,
     allowedDestinations: "127.0.0.1",

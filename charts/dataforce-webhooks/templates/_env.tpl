@@ -11,12 +11,21 @@ valueFrom:
     key: {{ include "dfw.redis.secretKey" . }}
 {{- end }}
 
+{{- define "dfw.encryptionKeysEnv" -}}
+valueFrom:
+  secretKeyRef:
+    name: {{ include "dfw.encryptionKeys.secretName" . }}
+    key: {{ .Values.encryptionKeys.key }}
+{{- end }}
+
 {{- define "dfw.dispatcher.env" -}}
 {{- $d := .Values.dispatcher -}}
 - name: DISPATCHER_REDIS_URL
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
 - name: DISPATCHER_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
+- name: DISPATCHER_ENCRYPTION_KEYS
+  {{- include "dfw.encryptionKeysEnv" . | nindent 2 }}
 - name: DISPATCHER_PORT
   value: {{ $d.port | quote }}
 - name: DISPATCHER_METRICS_PORT
@@ -68,6 +77,8 @@ valueFrom:
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
 - name: OPERATOR_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
+- name: OPERATOR_ENCRYPTION_KEYS
+  {{- include "dfw.encryptionKeysEnv" . | nindent 2 }}
 - name: OPERATOR_PORT
   value: {{ $o.port | quote }}
 - name: OPERATOR_LOG_LEVEL

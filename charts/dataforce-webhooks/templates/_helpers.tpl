@@ -95,6 +95,15 @@ Redis, or redis.url (stored by the chart in a Secret because a URL may carry a p
 {{- end }}
 {{- end }}
 
+{{/* The Secret with the keys that seal the routing's secrets in Redis (generated unless encryptionKeys.existingSecret). */}}
+{{- define "dfw.encryptionKeys.secretName" -}}
+{{- if .Values.encryptionKeys.existingSecret }}
+{{- .Values.encryptionKeys.existingSecret }}
+{{- else }}
+{{- include "dfw.fullname" . }}-encryption-keys
+{{- end }}
+{{- end }}
+
 {{/* The Secret with the API bearer tokens (generated unless apiTokens.existingSecret). */}}
 {{- define "dfw.apiTokens.secretName" -}}
 {{- if .Values.apiTokens.existingSecret }}
