@@ -1,5 +1,6 @@
 import { fanoutEventsScript } from "./fanout-events.ts";
 import { promoteDueScript } from "./promote-due.ts";
+import { renewClaimsScript } from "./renew-claims.ts";
 import { requestRetryScript } from "./request-retry.ts";
 import type { LuaScript } from "./script.ts";
 import { settleDeliveriesScript } from "./settle-deliveries.ts";
@@ -10,6 +11,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   fanoutEventsScript,
   settleDeliveriesScript,
   promoteDueScript,
+  renewClaimsScript,
   requestRetryScript,
   writeRoutingScript,
 ];

@@ -108,6 +108,42 @@ describe("StreamConsumer", () => {
     expect(await pendingOf(stream)).toEqual({ holder: 2, other: 1 });
   });
 
+  it("renewal never takes back work another consumer claimed meanwhile (no two attempts at once)", async () => {
+    const stream = `{${uniqueKeyTag()}}:s`;
+    const stalled = consumerOn(stream, "stalled");
+    const taker = consumerOn(stream, "taker");
+    await stalled.ensureGroup();
+    const ids = await append(stream, 2);
+    await stalled.read(10, 10);
+    await sleep(60);
+    // the stalled replica's work is taken over…
+    expect((await taker.claimIdle(50, "0-0", 1)).entries.map((entry) => entry.id)).toEqual([ids[0]]);
+    // …and its late renewal keeps what it still owns, and nothing else
+    expect(await stalled.renew(ids)).toEqual([ids[0]]);
+    expect(await pendingOf(stream)).toEqual({ stalled: 1, taker: 1 });
+    const [ownerOfFirst] = (await redis.xpending(stream, GROUP, ids[0]!, ids[0]!, 1)) as Array<
+      [string, string]
+    >;
+    expect(ownerOfFirst?.[1]).toBe("taker");
+  });
+
+  it("recreates its group when Redis lost it (restart without persistence, flush), instead of NOGROUP forever", async () => {
+    const stream = `{${uniqueKeyTag()}}:s`;
+    const steps: string[] = [];
+    const consumer = consumerOn(stream, "a", { onError: (_error, step) => steps.push(step) });
+    await consumer.ensureGroup();
+    await redis.del(stream); // the stream and its group are gone
+    expect(await consumer.read(10, 10)).toEqual([]);
+    expect(steps).toEqual(["test-read-group-recreated"]);
+    const [id] = await append(stream, 1);
+    expect((await consumer.read(10, 10)).map((entry) => entry.id)).toEqual([id]);
+
+    await redis.del(stream);
+    expect(await consumer.claimIdle(0, "0-0", 10)).toEqual({ cursor: "0-0", entries: [] });
+    expect(steps).toEqual(["test-read-group-recreated", "test-claim-group-recreated"]);
+    expect(((await redis.xinfo("GROUPS", stream)) as unknown[]).length).toBe(1);
+  });
+
   it("takes over every pending entry at once (a new leader), in batches", async () => {
     const stream = `{${uniqueKeyTag()}}:s`;
     const old = consumerOn(stream, "old-leader");

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
+import { renewClaimsScript } from "../scripts/renew-claims.ts";
+import { runScript } from "../scripts/script.ts";
 import { ErrorPause, type PausePolicy } from "./error-pause.ts";
 import { removeIdleConsumers } from "./stream-maintenance.ts";
 
@@ -88,17 +90,8 @@ export class StreamConsumer {
   /** Entries no consumer of the group has seen; [] when none arrived within `blockMs`. */
   async read(count: number, blockMs: number): Promise<StreamEntry[]> {
     const { reader, stream, group, consumer } = this.#options;
-    const reply = (await reader.xreadgroup(
-      "GROUP",
-      group,
-      consumer,
-      "COUNT",
-      count,
-      "BLOCK",
-      blockMs,
-      "STREAMS",
-      stream,
-      ">",
+    const reply = (await this.#recreatingGroup("read", () =>
+      reader.xreadgroup("GROUP", group, consumer, "COUNT", count, "BLOCK", blockMs, "STREAMS", stream, ">"),
     )) as Array<[string, RawEntry[]]> | null;
     return toEntries(reply?.[0]?.[1]);
   }
@@ -109,15 +102,11 @@ export class StreamConsumer {
    */
   async claimIdle(minIdleMs: number, cursor: string, count: number): Promise<Claimed> {
     const { redis, stream, group, consumer } = this.#options;
-    const [next, entries, deleted] = (await redis.xautoclaim(
-      stream,
-      group,
-      consumer,
-      minIdleMs,
-      cursor,
-      "COUNT",
-      count,
-    )) as [string, RawEntry[], string[] | undefined];
+    const reply = (await this.#recreatingGroup("claim", () =>
+      redis.xautoclaim(stream, group, consumer, minIdleMs, cursor, "COUNT", count),
+    )) as [string, RawEntry[], string[] | undefined] | null;
+    if (reply === null) return { cursor: "0-0", entries: [] };
+    const [next, entries, deleted] = reply;
     if (deleted !== undefined && deleted.length > 0) await this.ack(deleted);
     return { cursor: next, entries: toEntries(entries) };
   }
@@ -134,12 +123,20 @@ export class StreamConsumer {
     return claimed;
   }
 
-  /** Resets the idle time of entries this consumer still works on, so nobody claims them. */
-  async renew(ids: readonly string[]): Promise<void> {
+  /**
+   * Resets the idle time of entries this consumer still works on, so nobody claims them; never
+   * takes back an entry another consumer claimed meanwhile. Returns the ids no longer owned here.
+   */
+  async renew(ids: readonly string[]): Promise<string[]> {
     const { redis, stream, group, consumer } = this.#options;
+    const lost: string[] = [];
     for (let i = 0; i < ids.length; i += RENEW_BATCH) {
-      await redis.xclaim(stream, group, consumer, 0, ...ids.slice(i, i + RENEW_BATCH), "JUSTID");
+      const batch = ids.slice(i, i + RENEW_BATCH);
+      lost.push(
+        ...((await runScript(redis, renewClaimsScript, [stream], [group, consumer, ...batch])) as string[]),
+      );
     }
+    return lost;
   }
 
   async ack(ids: readonly string[]): Promise<void> {
@@ -206,6 +203,22 @@ export class StreamConsumer {
   /** The step succeeded: the next failure pauses the shortest time again. */
   succeeded(step: string): void {
     this.#pause(step).succeeded();
+  }
+
+  /**
+   * Runs a group command; when the group (or the whole stream) is gone — Redis restarted without
+   * persistence, failed over to an empty replica, or was flushed — recreates it, reports it, and
+   * answers null (nothing to read this time) instead of failing forever with NOGROUP.
+   */
+  async #recreatingGroup<T>(step: string, command: () => Promise<T>): Promise<T | null> {
+    try {
+      return await command();
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith("NOGROUP"))) throw error;
+      this.#options.onError(error, `${this.#options.name}-${step}-group-recreated`);
+      await this.ensureGroup();
+      return null;
+    }
   }
 
   #pause(step: string): ErrorPause {

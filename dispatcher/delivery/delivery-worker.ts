@@ -395,7 +395,15 @@ export class DeliveryWorker {
         }
       }
       try {
-        await this.#stream.renew(due);
+        const lost = await this.#stream.renew(due);
+        if (lost.length > 0) {
+          // another replica claimed them while this one stalled: it attempts them now; whatever
+          // this one still records for them is refused as stale (version check)
+          this.#options.logger.warn(
+            { entries: lost.length },
+            "work claimed by another replica while held here",
+          );
+        }
       } catch (error) {
         loopErrorReporter(this.#options.metrics, this.#options.logger)(error, "delivery-renew");
       }

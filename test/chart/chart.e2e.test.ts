@@ -20,6 +20,10 @@ import {
   repoRoot,
   templateArgs,
 } from "./helm.ts";
+
+/** Stands for the chart's generated encryption key Secret. */
+const SAMPLE_ENCRYPTION_KEY = "k1:dGVzdC1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=";
+
 import { operatorRbacManifests, operatorRbacRules } from "./operator-rbac.ts";
 
 const VARIANTS = [
@@ -278,9 +282,14 @@ describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
       expect(known, `the chart sets ${entry.name}, which dispatcher/config.ts does not read`).toContain(
         entry.name,
       );
-      // Secret references stand for 48-character tokens and the Redis URL.
+      // Secret references stand for 48-character tokens, the Redis URL and an encryption key.
       env[entry.name] =
-        entry.value ?? (entry.name.endsWith("_REDIS_URL") ? "redis://redis.example:6379/0" : "t".repeat(48));
+        entry.value ??
+        (entry.name.endsWith("_REDIS_URL")
+          ? "redis://redis.example:6379/0"
+          : entry.name.endsWith("_ENCRYPTION_KEYS")
+            ? SAMPLE_ENCRYPTION_KEY
+            : "t".repeat(48));
     }
     const settings = loadSettings(env);
     expect(settings.port).toBe(container.ports[0].containerPort);
@@ -310,11 +319,13 @@ describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
       const field = entry.valueFrom?.fieldRef?.fieldPath;
       env[entry.name] =
         entry.value ??
-        (field === "metadata.name"
-          ? "dfw-operator-7d9f-abcde"
-          : field === "metadata.namespace"
-            ? ns.name
-            : "redis://redis.example:6379/0");
+        (entry.name.endsWith("_ENCRYPTION_KEYS")
+          ? SAMPLE_ENCRYPTION_KEY
+          : field === "metadata.name"
+            ? "dfw-operator-7d9f-abcde"
+            : field === "metadata.namespace"
+              ? ns.name
+              : "redis://redis.example:6379/0");
     }
     const settings = loadSettings(env);
     expect(settings.port).toBe(container.ports[0].containerPort);
