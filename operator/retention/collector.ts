@@ -8,7 +8,7 @@ import {
 } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
-import { isNotFound } from "../controller/kube.ts";
+import { isConflict, isNotFound } from "../controller/kube.ts";
 import { counter } from "../controller/metrics.ts";
 import type { TokenBucket } from "../mirror/rate-limiter.ts";
 import { WEBHOOK_EVENTS } from "../resources.ts";
@@ -95,7 +95,7 @@ export class RetentionCollector {
       byNamespace.set(event.metadata.namespace, list);
     }
     let deleted = 0;
-    for (const [namespace, events] of byNamespace) {
+    namespaces: for (const [namespace, events] of byNamespace) {
       if (this.stopped) break;
       const selection = selectForRetention(
         events.map((e) => ({ name: e.metadata.name, createdAt: e.metadata.creationTimestamp ?? "" })),
@@ -118,7 +118,12 @@ export class RetentionCollector {
             this.deleted.inc({ reason });
             deleted++;
           } catch (err) {
-            if (!isNotFound(err)) throw err;
+            // gone already, or re-created since the cache saw it (the uid precondition failed):
+            // not this object's turn; the sweep goes on with the next one
+            if (isNotFound(err) || isConflict(err)) continue;
+            // anything else ends this namespace's pass only: the others still get theirs
+            this.options.logger.warn({ err, namespace }, "retention could not delete a WebhookEvent");
+            continue namespaces;
           }
         }
       }
