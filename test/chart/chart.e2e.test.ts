@@ -398,6 +398,53 @@ describe("secrets", () => {
   });
 });
 
+describe("NetworkPolicies", () => {
+  type Peer = {
+    podSelector?: { matchLabels: Record<string, string> };
+    ipBlock?: { cidr: string; except?: string[] };
+  };
+  type Rule = { from?: Peer[]; to?: Peer[]; ports?: Array<{ port: number }> };
+  const policy = (objects: Awaited<ReturnType<typeof renderChart>>, suffix: string) =>
+    objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name.endsWith(suffix)) as unknown as {
+      spec: { policyTypes: string[]; ingress: Rule[]; egress?: Rule[] };
+    };
+
+  it("are on by default: Redis only from the two processes; the dispatcher never egresses to internal ranges unless allowed", async () => {
+    const objects = await renderChart({
+      namespace: "x",
+      set: { "redis.embedded.enabled": "true", "dispatcher.allowedDestinations": "{10.96.0.0/12}" },
+    });
+    const redis = policy(objects, "-redis");
+    const components = redis.spec.ingress[0]!.from!.map(
+      (p) => p.podSelector?.matchLabels["app.kubernetes.io/component"],
+    );
+    expect(components.sort()).toEqual(["dispatcher", "operator"]);
+    expect(redis.spec.ingress[0]!.ports).toEqual([{ port: 6379, protocol: "TCP" }]);
+
+    const dispatcher = policy(objects, "-dispatcher");
+    expect(dispatcher.spec.policyTypes).toEqual(["Ingress", "Egress"]);
+    const internet = dispatcher.spec.egress!.find((rule) =>
+      rule.to?.some((p) => p.ipBlock?.cidr === "0.0.0.0/0"),
+    )!;
+    const v4 = internet.to!.find((p) => p.ipBlock?.cidr === "0.0.0.0/0")!.ipBlock!.except;
+    expect(v4).toEqual(
+      expect.arrayContaining(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]),
+    );
+    expect(internet.to!.find((p) => p.ipBlock?.cidr === "::/0")!.ipBlock!.except).toEqual(
+      expect.arrayContaining(["fc00::/7", "fe80::/10"]),
+    );
+    // the SSRF allowlist opens the same ranges in the network policy, and nothing else does
+    expect(internet.to!.map((p) => p.ipBlock?.cidr)).toEqual(["0.0.0.0/0", "::/0", "10.96.0.0/12"]);
+    const redisEgress = dispatcher.spec.egress!.find((rule) => rule.ports?.[0]?.port === 6379)!;
+    expect(redisEgress.to![0]!.podSelector?.matchLabels["app.kubernetes.io/component"]).toBe("redis");
+  });
+
+  it("can be turned off", async () => {
+    const objects = await renderChart({ namespace: "x", set: { "networkPolicy.enabled": "false" } });
+    expect(objects.filter((o) => o.kind === "NetworkPolicy")).toEqual([]);
+  });
+});
+
 describe("the operator's RBAC in a live API server", () => {
   // The same rules the chart renders, bound to a ServiceAccount: what the operator may and may not do.
   it("allows what the operator does and nothing more", async () => {

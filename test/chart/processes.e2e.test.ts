@@ -160,6 +160,8 @@ describe("the processes started as the chart starts them", () => {
     expect(applied.map((o) => o.kind).sort()).toEqual([
       "ClusterRole",
       "ClusterRoleBinding",
+      "NetworkPolicy",
+      "NetworkPolicy",
       "Role",
       "RoleBinding",
       "Secret",
