@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { EventTypeSchema } from "./event-types.ts";
@@ -74,6 +75,14 @@ export const NamespaceRoutingSchema = z.object({
   /** Allow `http://` URLs (otherwise only https is delivered). */
   allowPlainHttp: z.boolean().default(false),
   webhooks: z.array(WebhookRouteSchema).default([]),
+  /**
+   * SHA-256 (hex) of the namespace's own ingest tokens: a bearer token whose digest is here
+   * publishes into this namespace only. Digests, not tokens: Redis never holds a usable token.
+   */
+  ingestTokenDigests: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 hex digest"))
+    .max(10)
+    .default([]),
   /** The WebhookIntegration's metadata.generation this was compiled from (informational). */
   generation: z.int().nonnegative().optional(),
   /** An opaque version of the operator's inputs (informational). */
@@ -256,4 +265,9 @@ function parseRoutingDocument(
   if (!result.success) return { success: false, error: z.prettifyError(result.error) };
   const sealedWithOlderKey = [...opened.keyIds].some((id) => id !== box.currentKeyId);
   return { success: true, data: result.data, sealedWithOlderKey };
+}
+
+/** The digest under which an ingest token is stored in a routing document (`ingestTokenDigests`). */
+export function ingestTokenDigest(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
 }

@@ -151,6 +151,7 @@ export async function startDispatcher(
     limits,
     fanout: apiFanout,
     ingestTokens: settings.ingestTokens,
+    namespaceOfIngestToken: (digest) => routing.namespaceOfIngestToken(digest),
     adminTokens: settings.adminTokens,
     maxEventBytes: settings.maxEventBytes,
     maxBatchEvents: settings.maxBatchEvents,

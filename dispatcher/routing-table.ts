@@ -71,6 +71,7 @@ export interface RoutingWatcherOptions {
 export class RoutingWatcher {
   readonly #options: RoutingWatcherOptions;
   #namespaces = new Map<string, PreparedNamespace>();
+  #tokenNamespaces = new Map<string, string>();
   #revision = -1;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
@@ -87,6 +88,11 @@ export class RoutingWatcher {
 
   get revision(): number {
     return this.#revision;
+  }
+
+  /** The namespace whose own ingest token has this SHA-256 digest (see ingestTokenDigest). */
+  namespaceOfIngestToken(digest: string): string | undefined {
+    return this.#tokenNamespaces.get(digest);
   }
 
   namespace(name: string): PreparedNamespace | undefined {
@@ -166,7 +172,12 @@ export class RoutingWatcher {
     for (const { namespace, error } of invalid) {
       logger.error({ namespace, error }, "invalid routing configuration: this namespace routes nothing");
     }
+    const tokenNamespaces = new Map<string, string>();
+    for (const [name, prepared] of namespaces) {
+      for (const digest of prepared.routing.ingestTokenDigests) tokenNamespaces.set(digest, name);
+    }
     this.#namespaces = namespaces;
+    this.#tokenNamespaces = tokenNamespaces;
     this.#revision = table.revision;
     metrics.routingRevision.set(table.revision);
     metrics.routingNamespaces.set({ state: "valid" }, namespaces.size);

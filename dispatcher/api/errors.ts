@@ -3,6 +3,7 @@
 
 export const API_ERRORS = {
   UNAUTHORIZED: { statusCode: 401, message: "a valid bearer token is required" },
+  NAMESPACE_FORBIDDEN: { statusCode: 403, message: "this token may not publish into that namespace" },
   INVALID_EVENT: { statusCode: 400, message: "the event is invalid" },
   INVALID_REQUEST: { statusCode: 400, message: "the request is invalid" },
   INVALID_JSON: { statusCode: 400, message: "the body is not valid JSON" },

@@ -2,7 +2,7 @@ import { request as httpRequest } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readEvent } from "../../contract/deliveries.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { ingestTokenDigest, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import {
   ADMIN_TOKEN,
   api,
@@ -303,5 +303,69 @@ describe("requests refused before their body is read", () => {
     expect(response.status).toBe(400);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe("INVALID_EVENT");
     expect(await created()).toEqual(before);
+  });
+});
+
+describe("a namespace's own ingest token", () => {
+  const TEAM_A_TOKEN = "team-a-own-token-0123456789abcdef";
+
+  beforeAll(async () => {
+    const hooks = [{ name: "jobs", event: "job.created" as const, url: receiver.url("/jobs") }];
+    await writeNamespaceRouting(redis, testRouting("team-b", hooks), dispatcher.keys, TEST_SECRET_BOX);
+    const revision = await writeNamespaceRouting(
+      redis,
+      testRouting("team-a", hooks, { ingestTokenDigests: [ingestTokenDigest(TEAM_A_TOKEN)] }),
+      dispatcher.keys,
+      TEST_SECRET_BOX,
+    );
+    await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+  });
+
+  it("publishes into its namespace", async () => {
+    const response = await api(dispatcher.url, "POST", "/v1/events", event({ id: "own-1" }), TEAM_A_TOKEN);
+    expect(response.status).toBe(202);
+  });
+
+  it("is refused (403 NAMESPACE_FORBIDDEN) in another namespace, and nothing is created", async () => {
+    const before = await created();
+    const single = await api(
+      dispatcher.url,
+      "POST",
+      "/v1/events",
+      event({ namespace: "team-b", id: "foreign-1" }),
+      TEAM_A_TOKEN,
+    );
+    expect(single).toEqual({
+      status: 403,
+      body: {
+        error: {
+          code: "NAMESPACE_FORBIDDEN",
+          message: "this token publishes only into namespace team-a, not team-b",
+        },
+      },
+    });
+    // a batch is all or nothing: one foreign event refuses the whole batch
+    const batch = await api(
+      dispatcher.url,
+      "POST",
+      "/v1/events/batch",
+      { events: [event({ id: "own-2" }), event({ namespace: "team-b", id: "foreign-2" })] },
+      TEAM_A_TOKEN,
+    );
+    expect(batch.status).toBe(403);
+    expect(await created()).toEqual(before);
+  });
+
+  it("an unknown token is still 401, and the cluster-wide token still publishes anywhere", async () => {
+    const unknown = await api(dispatcher.url, "POST", "/v1/events", event(), "nobody-s-token-0123456789abc");
+    expect(unknown.status).toBe(401);
+    const cluster = await api(
+      dispatcher.url,
+      "POST",
+      "/v1/events",
+      event({ namespace: "team-b", id: "cluster-1" }),
+      INGEST_TOKEN,
+    );
+    expect(cluster.status).toBe(202);
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { readEvent } from "../../contract/deliveries.ts";
@@ -12,7 +12,7 @@ import {
   NamespaceSchema,
 } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
-import { bearerAuth } from "./auth.ts";
+import { assertMayPublish, bearerAuth, ingestAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 
 export interface EventsRoutesOptions {
@@ -22,6 +22,8 @@ export interface EventsRoutesOptions {
   fanout: Fanout;
   ingestTokens: readonly string[];
   adminTokens: readonly string[];
+  /** The namespace whose own ingest token has this digest (from the routing). */
+  namespaceOfIngestToken(digest: string): string | undefined;
   maxEventBytes: number;
   maxBatchEvents: number;
 }
@@ -29,7 +31,7 @@ export interface EventsRoutesOptions {
 /** Ingest (`POST /v1/events`, `POST /v1/events/batch`) and `GET /v1/events/:namespace/:id`. */
 export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOptions): Promise<void> {
   const { redis, keys, metrics, fanout, maxEventBytes, maxBatchEvents } = options;
-  const ingestAuth = bearerAuth(options.ingestTokens);
+  const authenticate = ingestAuth(options.ingestTokens, options.namespaceOfIngestToken);
   const BatchSchema = z.strictObject({
     events: z
       .array(z.unknown())
@@ -71,6 +73,16 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
     };
   }
 
+  /** A namespace's own token publishes into that namespace only (403 NAMESPACE_FORBIDDEN). */
+  function mayPublish(request: FastifyRequest, events: readonly IncomingEvent[]): void {
+    try {
+      for (const event of events) assertMayPublish(request, event.namespace);
+    } catch (error) {
+      metrics.eventsRejected.inc({ source: "api", reason: "forbidden" }, events.length);
+      throw error;
+    }
+  }
+
   /** Fans the events out at once: 202 means their deliveries exist. */
   async function ingest(events: IncomingEvent[]): Promise<Array<{ id: string; duplicate: boolean }>> {
     let duplicates: boolean[];
@@ -92,9 +104,11 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
 
   app.post(
     "/v1/events",
-    { onRequest: ingestAuth, bodyLimit: maxEventBytes + 16 * 1024 },
+    { onRequest: authenticate, bodyLimit: maxEventBytes + 16 * 1024 },
     async (request, reply) => {
-      const [result] = await ingest([toIncomingEvent(request.body, "", Date.now())]);
+      const event = toIncomingEvent(request.body, "", Date.now());
+      mayPublish(request, [event]);
+      const [result] = await ingest([event]);
       return reply.code(202).send(result);
     },
   );
@@ -102,7 +116,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
   app.post(
     "/v1/events/batch",
     {
-      onRequest: ingestAuth,
+      onRequest: authenticate,
       bodyLimit: Math.min(maxBatchEvents * (maxEventBytes + 1024), 16 * 1024 * 1024),
     },
     async (request, reply) => {
@@ -118,6 +132,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
       }
       const now = Date.now();
       const events = batch.data.events.map((event, i) => toIncomingEvent(event, `events.${i}`, now));
+      mayPublish(request, events); // all or nothing, like the rest of the batch's checks
       return reply.code(202).send({ results: await ingest(events) });
     },
   );

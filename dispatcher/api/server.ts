@@ -19,6 +19,8 @@ export interface ApiOptions {
   limits: RecordLimits;
   fanout: Fanout;
   ingestTokens: readonly string[];
+  /** The namespace whose own ingest token has this digest (from the routing). */
+  namespaceOfIngestToken(digest: string): string | undefined;
   adminTokens: readonly string[];
   maxEventBytes: number;
   maxBatchEvents: number;

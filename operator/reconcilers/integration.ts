@@ -22,6 +22,7 @@ import { INTEGRATIONS } from "../resources.ts";
 import {
   type GeneratedSecret,
   gatherNamespaceInputs,
+  INGEST_TOKEN_SECRET,
   SECRET_RECHECK_MS,
   type SecretExists,
   waitsForSecret,
@@ -70,7 +71,25 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const live = integration && !integration.metadata.deletionTimestamp ? integration : undefined;
 
     // `spec` may be missing on a malformed object (reported InvalidSpec by planNamespace).
-    const fresh = live && !live.spec?.signingSecretRef ? await ensureGeneratedSecret(deps, live) : undefined;
+    const fresh: V1Secret[] = [];
+    if (live && !live.spec?.signingSecretRef) {
+      const signing = await ensureGeneratedSecret(deps, live, {
+        ...deps.generatedSecret,
+        value: generateSigningSecret,
+        what: "a whsec_ signing secret",
+        eventReason: "SigningSecretGenerated",
+      });
+      if (signing) fresh.push(signing);
+    }
+    if (live) {
+      const token = await ensureGeneratedSecret(deps, live, {
+        ...INGEST_TOKEN_SECRET,
+        value: generateIngestToken,
+        what: "this namespace's own ingest token",
+        eventReason: "IngestTokenGenerated",
+      });
+      if (token) fresh.push(token);
+    }
     const compiled = planNamespace(
       await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, fresh),
     );
@@ -102,6 +121,7 @@ async function writeStatus(
     }),
     activeWebhooks: result.activeWebhooks,
     ...(result.signingSecretName ? { signingSecretName: result.signingSecretName } : {}),
+    ...(result.ingestTokenSecretName ? { ingestTokenSecretName: result.ingestTokenSecretName } : {}),
   };
   const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
   if (!patch) return;
@@ -139,16 +159,28 @@ export function transitionEvent(
   return undefined;
 }
 
+/** A Secret the operator generates for the integration, and what goes into it. */
+interface GeneratedSecretSpec {
+  name: string;
+  key: string;
+  value(): string;
+  /** For the log and the Event: "a whsec_ signing secret". */
+  what: string;
+  eventReason: string;
+}
+
 /**
- * Creates the owned Secret holding a generated `whsec_` signing secret when the integration
- * references none and it does not exist yet. Returns the Secret when it was just created.
+ * Creates an owned Secret with a generated value (the signing secret when the integration
+ * references none; the namespace's ingest token) when it does not exist yet. Returns the Secret
+ * when it was just created (or labelled).
  */
 async function ensureGeneratedSecret(
   deps: IntegrationReconcilerDeps,
   integration: WebhookIntegration,
+  generated: GeneratedSecretSpec,
 ): Promise<V1Secret | undefined> {
   const { namespace, uid } = integration.metadata;
-  const { name, key } = deps.generatedSecret;
+  const { name, key } = generated;
   if (deps.caches.secrets.get(namespace, name)) return undefined;
   const secret: V1Secret = {
     apiVersion: "v1",
@@ -172,16 +204,16 @@ async function ensureGeneratedSecret(
           }
         : {}),
     },
-    data: { [key]: Buffer.from(generateSigningSecret()).toString("base64") },
+    data: { [key]: Buffer.from(generated.value()).toString("base64") },
   };
   try {
     const created = await deps.writes.createSecret(namespace, secret);
-    deps.logger.info({ namespace, secret: name }, "generated a signing secret");
+    deps.logger.info({ namespace, secret: name }, `generated ${generated.what}`);
     deps.recordEvent(integration, {
       type: "Normal",
-      reason: "SigningSecretGenerated",
+      reason: generated.eventReason,
       action: "Configure",
-      note: `generated a whsec_ signing secret into Secret ${name} (key ${key})`,
+      note: `generated ${generated.what} into Secret ${name} (key ${key})`,
     });
     return created;
   } catch (err) {
@@ -195,6 +227,11 @@ async function ensureGeneratedSecret(
       GENERATED_SECRET_LABEL,
     );
   }
+}
+
+/** An ingest token: 32 random bytes, base64url (43 characters). */
+export function generateIngestToken(): string {
+  return randomBytes(32).toString("base64url");
 }
 
 /** A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes. */

@@ -1,4 +1,5 @@
 import {
+  ingestTokenDigest,
   isValidSigningSecret,
   type NamespaceRouting,
   SIGNING_SECRET_BYTES,
@@ -16,6 +17,8 @@ import {
   type WebhookSpec,
   WebhookSpecSchema,
 } from "../api/v1alpha1/index.ts";
+
+import { INGEST_TOKEN_SECRET } from "./namespace-inputs.ts";
 
 // The pure heart of the integration and webhook reconcilers: one namespace's objects
 // (its WebhookIntegration, its Webhooks, the Secrets they reference) in, the dispatcher's
@@ -59,7 +62,12 @@ export type RoutingAction =
 export interface NamespacePlan {
   routing: RoutingAction;
   /** Absent when the namespace has no integration. */
-  integration?: { ready: Verdict; activeWebhooks: number; signingSecretName?: string };
+  integration?: {
+    ready: Verdict;
+    activeWebhooks: number;
+    signingSecretName?: string;
+    ingestTokenSecretName?: string;
+  };
   /** Ready verdict of every webhook, by name. */
   webhooks: Map<string, Verdict>;
 }
@@ -174,6 +182,7 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
     signingSecrets: signing.secrets,
     allowPlainHttp: spec.destinationPolicy.allowPlainHTTP,
     webhooks: routes,
+    ingestTokenDigests: ingestTokens(inputs).map(ingestTokenDigest),
     ...(integration.metadata.generation === undefined ? {} : { generation: integration.metadata.generation }),
   };
   const ready: Verdict = spec.enabled
@@ -188,7 +197,14 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
       );
   return {
     routing: { action: "write", routing },
-    integration: { ready, activeWebhooks, signingSecretName: signing.secretName },
+    integration: {
+      ready,
+      activeWebhooks,
+      signingSecretName: signing.secretName,
+      ...(inputs.secrets.has(INGEST_TOKEN_SECRET.name)
+        ? { ingestTokenSecretName: INGEST_TOKEN_SECRET.name }
+        : {}),
+    },
     webhooks,
   };
 }
@@ -388,4 +404,13 @@ function notReady(reason: string, message: string): Verdict {
 /** Why an existing Secret is not read, and the one command that consents to it. */
 function notLabelled(secretName: string): string {
   return `Secret ${secretName} is not labelled ${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE}, so webhooks may not read it (kubectl label secret ${secretName} ${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE})`;
+}
+
+/** The namespace's own ingest tokens (none until the operator has generated them). */
+function ingestTokens(inputs: NamespaceInputs): string[] {
+  const value = inputs.secrets.get(INGEST_TOKEN_SECRET.name)?.[INGEST_TOKEN_SECRET.key] ?? "";
+  return value
+    .split(/\s+/)
+    .filter((token) => token.length >= 16)
+    .slice(0, 10);
 }

@@ -39,6 +39,7 @@ describe("applyRouting errors", () => {
         },
         signingSecrets: [SECRET],
         allowPlainHttp: false,
+        ingestTokenDigests: [],
         webhooks: [
           {
             name: "orders",

@@ -25,7 +25,7 @@ let receiver: Receiver;
 let operator: OperatorProcess;
 
 beforeAll(async () => {
-  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone", "secrets", "legacy"]);
+  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone", "secrets", "legacy", "tokens"]);
   receiver = await startReceiver();
   operator = await world.startOperator("op-journey");
 });
@@ -450,5 +450,45 @@ describe("Secrets", () => {
     await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "job-1", data: {} });
     const [request] = await receiver.waitForRequests(1, "/legacy/crm");
     new StandardWebhook(legacy).verify(request!.body, request!.headers as Record<string, string>);
+  });
+});
+
+describe("a namespace's own ingest token", () => {
+  it("is generated into a Secret named in the integration's status, and publishes into that namespace only", async () => {
+    const ns = world.namespaces.tokens!;
+    await applyYaml(
+      `${integrationYaml(ns)}---\n${webhookYaml(ns, "crm", "job.created", receiver.url("/tokens/crm"))}`,
+    );
+    const integration = await eventually(async () => {
+      const integration = await getIntegration(ns);
+      expect(integration.status?.ingestTokenSecretName).toBe("webhook-ingest-token");
+      return integration;
+    });
+    expect(ready(integration)).toMatchObject({ status: "True" });
+    const secret = await getJson<{ data: { token: string } }>([
+      "get",
+      "secret",
+      "webhook-ingest-token",
+      "-n",
+      ns,
+    ]);
+    const token = Buffer.from(secret.data.token, "base64").toString();
+    await routingLive(
+      world,
+      ns,
+      (r) => (r?.ingestTokenDigests.length ?? 0) === 1 && r?.webhooks.length === 1,
+    );
+
+    const post = (namespace: string, id: string) =>
+      fetch(`${world.dispatcher.url}/v1/events`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ type: "job.created", namespace, id, data: {} }),
+      });
+    expect((await post(ns, "own-1")).status).toBe(202);
+    await receiver.waitForRequests(1, "/tokens/crm");
+    const foreign = await post(world.namespaces.journey!, "foreign-1");
+    expect(foreign.status).toBe(403);
+    expect(((await foreign.json()) as { error: { code: string } }).error.code).toBe("NAMESPACE_FORBIDDEN");
   });
 });

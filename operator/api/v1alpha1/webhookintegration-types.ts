@@ -112,6 +112,9 @@ export const WebhookIntegrationStatusSchema = z
       .optional()
       .meta({ description: "Webhooks of the namespace that currently deliver." }),
     signingSecretName: objectName("Secret that holds the signing secret in use.").optional(),
+    ingestTokenSecretName: objectName(
+      "Secret (key `token`) holding this namespace's own ingest token: it publishes events into this namespace only.",
+    ).optional(),
   })
   .meta({ description: "Observed state of the integration." });
 
