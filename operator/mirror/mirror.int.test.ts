@@ -37,11 +37,16 @@ class FakeApi implements MirrorWrites {
   readonly objects = new Map<string, WebhookEvent>();
   readonly calls: string[] = [];
   failures = 0;
+  /** Names the API server refuses as invalid (422), like a body over the CRD's bounds. */
+  readonly invalid = new Set<string>();
 
   async create<T extends object>(_type: ResourceType, _namespace: string, body: T): Promise<T> {
     const event = structuredClone(body) as unknown as WebhookEvent;
     this.calls.push(`create ${event.metadata.name}`);
     this.maybeFail();
+    if (this.invalid.has(event.metadata.name)) {
+      throw Object.assign(new Error("WebhookEvent.webhooks.dataforce.io is invalid"), { code: 422 });
+    }
     this.objects.set(event.metadata.name, {
       ...event,
       metadata: { ...event.metadata, generation: 1, uid: randomUUID() },
@@ -266,5 +271,27 @@ describe("WebhookEventMirror", () => {
     await putDelivery("d6", "SENT", 2);
     await until(() => api.objects.get("d6")?.status?.phase === "SENT");
     expect(api.calls).toEqual(["create d6", "status d6 QUEUED", "status d6 SENT", "labels d6 SENT"]);
+  });
+
+  it("does not retry a WebhookEvent the API server refuses as invalid: acknowledged, reported, the others go on", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    const api = new FakeApi();
+    api.invalid.add("d-poison");
+    const events: Array<{ kind: string; reason: string; note: string }> = [];
+    await putDelivery("d-poison", "SENT", 1);
+    await addStatusEntry("d-poison", "SENT", 1);
+    await putDelivery("d-fine", "SENT", 1);
+    await addStatusEntry("d-fine", "SENT", 1);
+    await startMirror(api, {
+      recordEvent: (regarding, input) =>
+        events.push({ kind: regarding.kind, reason: input.reason, note: input.note ?? "" }),
+    });
+    await until(
+      async () => api.objects.get("d-fine")?.status?.phase === "SENT" && (await pendingCount()) === 0,
+    );
+    expect(api.calls.filter((call) => call === "create d-poison")).toHaveLength(1);
+    expect(events).toEqual([
+      { kind: "Webhook", reason: "WebhookEventRejected", note: expect.stringContaining("d-poison") },
+    ]);
   });
 });

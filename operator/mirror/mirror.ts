@@ -9,7 +9,7 @@ import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-
 import { API_VERSION, type WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { EventInput } from "../controller/events.ts";
-import { isConflict, isNotFound } from "../controller/kube.ts";
+import { errorCode, isConflict, isNotFound } from "../controller/kube.ts";
 import { counter, gauge } from "../controller/metrics.ts";
 import { WorkQueue } from "../controller/workqueue.ts";
 import type { DeliveryObservation } from "../reconcilers/webhook.ts";
@@ -28,6 +28,16 @@ import { type MirrorMode, type MirrorWrite, planMirrorWrites, shouldMirror } fro
 // Reading never waits for the API server, so the mirror never slows delivery; when
 // it falls behind, the state changes of one delivery pile up as one pending item and
 // cost one write of its latest state. Only the leader runs it.
+
+/** What became of one delivery's state changes (the `result` label of mirror_deliveries_total). */
+const MIRROR_RESULTS = ["written", "unchanged", "skipped", "expired", "rejected"] as const;
+type MirrorResult = (typeof MIRROR_RESULTS)[number];
+
+/** 400 / 422: the object itself is invalid, so the same write can never succeed. */
+function isRefusedAsInvalid(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 400 || code === 422;
+}
 
 export interface MirrorPolicy {
   mode: MirrorMode;
@@ -137,8 +147,7 @@ export class WebhookEventMirror {
         [],
       ),
     };
-    for (const result of ["written", "unchanged", "skipped", "expired"])
-      this.metrics.handled.inc({ result }, 0);
+    for (const result of MIRROR_RESULTS) this.metrics.handled.inc({ result }, 0);
     const pending = this.pending;
     const lag = gauge(
       registry,
@@ -280,7 +289,16 @@ export class WebhookEventMirror {
     const snapshot = this.pending.take(deliveryId);
     if (!snapshot) return;
     try {
-      const result = await this.mirrorRecord(namespace, deliveryId);
+      let result: MirrorResult;
+      try {
+        result = await this.mirrorRecord(namespace, deliveryId);
+      } catch (err) {
+        if (!isRefusedAsInvalid(err)) throw err;
+        // The API server refuses this object as it is (a poison pill): retrying would refuse it
+        // forever and hold the entries, the write budget and the pending slots of every namespace.
+        result = "rejected";
+        this.reportRejected(namespace, deliveryId, err);
+      }
       await this.stream.ack(snapshot.entryIds);
       this.log.debug({ namespace, deliveryId, result, entries: snapshot.entryIds.length }, "mirrored");
       this.pending.settle(deliveryId);
@@ -295,10 +313,34 @@ export class WebhookEventMirror {
     }
   }
 
+  /** A Warning Event on the Webhook and a log line: this delivery has no (current) WebhookEvent. */
+  private reportRejected(namespace: string, deliveryId: string, err: unknown): void {
+    const message = err instanceof Error ? err.message.slice(0, 512) : String(err);
+    this.log.warn(
+      { namespace, deliveryId, err },
+      "the API server refused this delivery's WebhookEvent; not retried",
+    );
+    const webhook = deliveryId.slice(0, deliveryId.lastIndexOf("-"));
+    const uid = this.options.context.webhookUid(namespace, webhook);
+    this.options.context.recordEvent?.(
+      {
+        apiVersion: API_VERSION,
+        kind: "Webhook",
+        metadata: { name: webhook, namespace, ...(uid ? { uid } : {}) },
+      },
+      {
+        type: "Warning",
+        reason: "WebhookEventRejected",
+        action: "Mirror",
+        note: `delivery ${deliveryId} could not be shown as a WebhookEvent (${message}); it stays in the dispatcher's log`,
+      },
+    );
+  }
+
   private async mirrorRecord(
     namespace: string,
     deliveryId: string,
-  ): Promise<"written" | "unchanged" | "skipped" | "expired"> {
+  ): Promise<Exclude<MirrorResult, "rejected">> {
     const { context, redis, keys } = this.options;
     const record = await readDelivery(redis, deliveryId, keys);
     if (!record) return "expired";

@@ -193,6 +193,26 @@ describe("planMirrorWrites", () => {
   });
 });
 
+describe("what the CRD's bounds cannot hold", () => {
+  it("mirrors a payload longer than a WebhookEvent holds as its beginning, marked truncated", () => {
+    const long = JSON.stringify({ data: "x".repeat(70_000) });
+    const [create] = planMirrorWrites(undefined, record({ payload: long }), "crm-uid", now);
+    if (create?.verb !== "create") throw new Error("expected a create");
+    expect(create.object.spec.payload).toBe(long.slice(0, 65_536));
+    expect(create.object.spec.payloadTruncated).toBe(true);
+    const [whole] = planMirrorWrites(undefined, record(), "crm-uid", now);
+    expect(whole?.verb === "create" && whole.object.spec.payloadTruncated).toBe(undefined);
+  });
+
+  it("counts at most the CRD's 1000 attempts", () => {
+    const attempts = [{ ...attempt(1, 500, "e"), number: 1500 }];
+    const writes = planMirrorWrites(undefined, record({ phase: "FAILED", attempts }), "crm-uid", now);
+    const status =
+      writes[1]?.verb === "patchStatus" ? (writes[1].patch.status as { attempts: number }) : undefined;
+    expect(status?.attempts).toBe(1000);
+  });
+});
+
 describe("shouldMirror", () => {
   it.each([
     ["All", "QUEUED", false, true],

@@ -6,6 +6,8 @@ import {
   LABEL_EVENT_TYPE,
   LABEL_PHASE,
   LABEL_WEBHOOK,
+  MAX_MIRRORED_ATTEMPTS,
+  MAX_MIRRORED_PAYLOAD,
   type WebhookEvent,
   type WebhookEventStatus,
 } from "../api/v1alpha1/index.ts";
@@ -86,7 +88,7 @@ export function newWebhookEvent(record: DeliveryRecord, webhookUid: string): Web
       webhook: record.webhook,
       url: record.url,
       ...(validTime(record.occurredAt) ? { occurredAt: record.occurredAt } : {}),
-      payload: record.payload,
+      ...mirroredPayload(record.payload),
     },
   };
 }
@@ -106,7 +108,7 @@ export function desiredStatus(
   now: Date = new Date(),
 ): WebhookEventStatus {
   const last = record.attempts.at(-1);
-  const attempts = Math.max(record.attempts.length, last?.number ?? 0);
+  const attempts = Math.min(MAX_MIRRORED_ATTEMPTS, Math.max(record.attempts.length, last?.number ?? 0));
   const conditions = setCondition(existing?.status?.conditions, readyCondition(record, existing), now);
   return {
     observedGeneration: existing?.metadata.generation ?? 1,
@@ -218,4 +220,13 @@ function validTime(value: string): boolean {
 
 function truncate(value: string, max: number): string {
   return value.length <= max ? value : `${value.slice(0, max - 1)}…`;
+}
+
+/**
+ * The payload as a WebhookEvent can hold it: whole, or its beginning marked truncated (the API
+ * server refuses a longer one, and a refused create would be retried forever).
+ */
+function mirroredPayload(payload: string): { payload: string; payloadTruncated?: true } {
+  if (payload.length <= MAX_MIRRORED_PAYLOAD) return { payload };
+  return { payload: payload.slice(0, MAX_MIRRORED_PAYLOAD), payloadTruncated: true };
 }

@@ -4,6 +4,11 @@ import { ageColumn, type CrdDefinition } from "./crd-definition.ts";
 import { type CustomObject, conditions, observedGeneration, timestamp } from "./shared-types.ts";
 import { DeliveryPhaseSchema } from "./webhook-types.ts";
 
+/** The longest payload a WebhookEvent holds (etcd objects stay small); longer ones are cut. */
+export const MAX_MIRRORED_PAYLOAD = 65_536;
+/** The most attempts a WebhookEvent counts. */
+export const MAX_MIRRORED_ATTEMPTS = 1000;
+
 export const WebhookEventSpecSchema = z
   .object({
     deliveryId: z.string().min(1).max(63).meta({
@@ -14,10 +19,14 @@ export const WebhookEventSpecSchema = z
     webhook: z.string().min(1).max(253).meta({ description: "Name of the Webhook this delivery is for." }),
     url: z.string().min(1).max(2048).meta({ description: "URL the notification is POSTed to." }),
     occurredAt: timestamp("When the business event happened.").optional(),
-    payload: z
-      .string()
-      .max(65_536)
-      .meta({ description: "The exact JSON body POSTed (the signed bytes), as a string." }),
+    payload: z.string().max(MAX_MIRRORED_PAYLOAD).meta({
+      description:
+        "The exact JSON body POSTed (the signed bytes), as a string; only its first 65,536 characters when payloadTruncated is true.",
+    }),
+    payloadTruncated: z.boolean().optional().meta({
+      description:
+        "True when the body was longer than a WebhookEvent holds: payload is its beginning, and the whole body is in the dispatcher's log (GET /v1/deliveries/<deliveryId>).",
+    }),
   })
   .meta({
     description: "What was delivered. Immutable: it records what was sent.",
@@ -51,7 +60,7 @@ export const WebhookEventStatusSchema = z
     attempts: z
       .int()
       .min(0)
-      .max(1000)
+      .max(MAX_MIRRORED_ATTEMPTS)
       .optional()
       .meta({ description: "Attempts made so far, across retries." }),
     maxAttempts: z
