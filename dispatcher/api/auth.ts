@@ -9,17 +9,27 @@ import { ApiError } from "./errors.ts";
 export function bearerAuth(tokens: readonly string[]): (request: FastifyRequest) => Promise<void> {
   const digests = tokens.map(digest);
   return async (request) => {
-    const token = bearerToken(request);
-    if (token === undefined) throw new ApiError("UNAUTHORIZED");
-    const presented = digest(token);
-    let valid = false;
-    for (const known of digests) valid = timingSafeEqual(known, presented) || valid;
-    if (!valid) throw new ApiError("UNAUTHORIZED");
+    const presented = presentedDigest(request);
+    if (!anyMatches(digests, presented)) throw new ApiError("UNAUTHORIZED");
   };
 }
 
 function digest(token: string): Buffer {
   return createHash("sha256").update(token).digest();
+}
+
+/** The SHA-256 of the request's bearer token; 401 without one. */
+function presentedDigest(request: FastifyRequest): Buffer {
+  const token = bearerToken(request);
+  if (token === undefined) throw new ApiError("UNAUTHORIZED");
+  return digest(token);
+}
+
+/** Compares against every known digest in constant time, whichever matches (or none). */
+function anyMatches(known: readonly Buffer[], presented: Buffer): boolean {
+  let matched = false;
+  for (const candidate of known) matched = timingSafeEqual(candidate, presented) || matched;
+  return matched;
 }
 
 /** Whom an ingest request may publish for: every namespace (a cluster-wide token) or one. */
@@ -38,16 +48,12 @@ export function ingestAuth(
 ): (request: FastifyRequest) => Promise<void> {
   const digests = clusterTokens.map(digest);
   return async (request) => {
-    const presented = bearerToken(request);
-    if (presented === undefined) throw new ApiError("UNAUTHORIZED");
-    const presentedDigest = digest(presented);
-    let cluster = false;
-    for (const known of digests) cluster = timingSafeEqual(known, presentedDigest) || cluster;
-    if (cluster) {
+    const presented = presentedDigest(request);
+    if (anyMatches(digests, presented)) {
       ingestScopes.set(request, { anyNamespace: true });
       return;
     }
-    const namespace = namespaceOfToken(presentedDigest.toString("hex"));
+    const namespace = namespaceOfToken(presented.toString("hex"));
     if (namespace === undefined) throw new ApiError("UNAUTHORIZED");
     ingestScopes.set(request, { namespace });
   };
