@@ -156,7 +156,14 @@ describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
     // cluster-wide with a fixed name, and other tests of the run apply it too (a server-side
     // apply would merge their field values), so it is checked below under a name of its own.
     const isPolicy = (doc: string) => /^kind: ValidatingAdmissionPolicy(Binding)?$/m.test(doc);
-    const docs = rendered.split(/^---$/m).filter((doc) => doc.trim() !== "");
+    // RoleBindings in the watched namespaces (full values) are checked in the test namespace:
+    // those namespaces do not exist in this API server
+    const intoTestNamespace = (doc: string) =>
+      /^kind: RoleBinding$/m.test(doc) ? doc.replace(/^ {2}namespace: .*$/m, `  namespace: ${ns.name}`) : doc;
+    const docs = rendered
+      .split(/^---$/m)
+      .filter((doc) => doc.trim() !== "")
+      .map(intoTestNamespace);
     const result = await dryRun(docs.filter((doc) => !isPolicy(doc)).join("---"), ns.name);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr.trim(), "warnings (Pod Security, deprecations, unknown fields)").toBe("");
@@ -223,8 +230,23 @@ describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
     expect(one("ClusterRole").rules).toEqual(rules.clusterRole);
     expect(one("Role").rules).toEqual(rules.leaderElectionRole);
     const operatorSa = one("Deployment", "-operator").spec.template.spec.serviceAccountName;
-    for (const binding of [one("ClusterRoleBinding"), one("RoleBinding")]) {
+    for (const binding of [...ofKind("ClusterRoleBinding"), ...ofKind("RoleBinding")]) {
       expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: operatorSa, namespace: ns.name }]);
+    }
+    // cluster-wide, or (watchNamespaces) bound in exactly the watched namespaces
+    const watched = (
+      one("Deployment", "-operator").spec.template.spec.containers[0].env as Array<{
+        name: string;
+        value?: string;
+      }>
+    ).find((e) => e.name === "OPERATOR_WATCH_NAMESPACES")?.value;
+    const namespacedBindings = ofKind("RoleBinding").filter((b) => b.roleRef.kind === "ClusterRole");
+    if (watched) {
+      expect(ofKind("ClusterRoleBinding")).toEqual([]);
+      expect(namespacedBindings.map((b) => b.metadata.namespace).sort()).toEqual(watched.split(",").sort());
+    } else {
+      expect(ofKind("ClusterRoleBinding")).toHaveLength(1);
+      expect(namespacedBindings).toEqual([]);
     }
     expect(one("Role").metadata.namespace).toBe(ns.name);
     // The data plane needs no Kubernetes API access at all.

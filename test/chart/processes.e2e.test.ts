@@ -157,12 +157,13 @@ describe("the processes started as the chart starts them", () => {
         !["Deployment", "Service", "PodDisruptionBudget"].includes(o.kind) &&
         !o.kind.startsWith("ValidatingAdmissionPolicy"),
     );
+    // watchNamespaces is set: the operator's ClusterRole is bound in that namespace only
     expect(applied.map((o) => o.kind).sort()).toEqual([
       "ClusterRole",
-      "ClusterRoleBinding",
       "NetworkPolicy",
       "NetworkPolicy",
       "Role",
+      "RoleBinding",
       "RoleBinding",
       "Secret",
       "Secret",
@@ -213,6 +214,21 @@ describe("the processes started as the chart starts them", () => {
     expect(metricsPort).toBe(dispatcherMetricsPort);
     expect(await httpStatus(`http://127.0.0.1:${metricsPort}/metrics`)).toBe(200);
     expect(await httpStatus(`http://127.0.0.1:${dispatcherPort}/metrics`)).toBe(404);
+  });
+
+  it("binds the operator's rights in the watched namespace only", async () => {
+    const sa = deployment("operator").spec.template.spec.serviceAccountName;
+    const user = `system:serviceaccount:${ns.name}:${sa}`;
+    const canI = async (verb: string, resource: string, namespace: string) =>
+      (
+        await kubectl(["auth", "can-i", verb, resource, "-n", namespace, "--as", user], {
+          allowFailure: true,
+        })
+      ).stdout.trim();
+    expect(await canI("list", "secrets", ns.name)).toBe("yes");
+    expect(await canI("create", "webhookevents.webhooks.dataforce.io", ns.name)).toBe("yes");
+    expect(await canI("list", "secrets", "default")).toBe("no");
+    expect(await canI("get", "secrets", "kube-system")).toBe("no");
   });
 
   it("NOTES.txt's command reads the ingest token the dispatcher gets", async () => {
