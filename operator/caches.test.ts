@@ -52,6 +52,23 @@ describe("custom resource parsers", () => {
     );
   });
 
+  it("cache WebhookEvents without their payload (memory grows with objects, not with payloads)", () => {
+    const spec = {
+      deliveryId: "crm-abcdefghijklmnopqrst",
+      eventId: "evt-1",
+      eventType: "job.created",
+      webhook: "crm",
+      url: "https://crm.example/hook",
+      payload: JSON.stringify({ data: "x".repeat(60_000) }),
+    };
+    const cached = parse.events(raw("WebhookEvent", spec, spec.deliveryId)) as unknown as {
+      spec: Record<string, unknown>;
+    };
+    expect(cached.spec).not.toHaveProperty("payload");
+    expect(cached.spec.deliveryId).toBe(spec.deliveryId);
+    expect(JSON.stringify(cached).length).toBeLessThan(1_000);
+  });
+
   it("refuse a WebhookEvent whose spec does not validate", () => {
     expect(() => parse.events(raw("WebhookEvent", { deliveryId: 7 }, "evt"))).toThrow(/invalid spec/);
   });

@@ -2,8 +2,8 @@ import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { ZodType } from "zod";
 import {
+  type CachedWebhookEvent,
   type Webhook,
-  type WebhookEvent,
   WebhookEventSpecSchema,
   type WebhookIntegration,
   WebhookIntegrationSpecSchema,
@@ -31,7 +31,7 @@ export function cacheOf<T>(informer: Pick<Informer<KubernetesObject>, "get" | "l
 export interface OperatorCaches {
   integrations: Cache<WebhookIntegration>;
   webhooks: Cache<Webhook>;
-  events: Cache<WebhookEvent>;
+  events: Cache<CachedWebhookEvent>;
   secrets: Cache<V1Secret>;
 }
 
@@ -79,13 +79,24 @@ export function specParser(
   };
 }
 
+/** Drops `spec.payload` from what a parse hook returns (see CachedWebhookEvent). */
+function withoutPayload(
+  parse: (raw: KubernetesObject) => KubernetesObject,
+): (raw: KubernetesObject) => KubernetesObject {
+  return (raw) => {
+    const object = parse(raw) as KubernetesObject & { spec: Record<string, unknown> };
+    const { payload: _payload, ...spec } = object.spec;
+    return { ...object, spec } as KubernetesObject;
+  };
+}
+
 /** The parse hooks of the operator's custom resources. */
 export function customResourceParsers(logger?: Logger) {
   const options = logger ? { logger } : {};
   return {
     integrations: specParser("WebhookIntegration", WebhookIntegrationSpecSchema, options),
     webhooks: specParser("Webhook", WebhookSpecSchema, options),
-    events: specParser("WebhookEvent", WebhookEventSpecSchema, { ...options, strict: true }),
+    events: withoutPayload(specParser("WebhookEvent", WebhookEventSpecSchema, { ...options, strict: true })),
   };
 }
 

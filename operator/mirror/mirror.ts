@@ -6,7 +6,7 @@ import { parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import type { DeliveryRecord, StatusEntry } from "../../contract/records.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
-import { API_VERSION, type WebhookEvent } from "../api/v1alpha1/index.ts";
+import { API_VERSION, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { EventInput } from "../controller/events.ts";
 import { errorCode, isConflict, isNotFound } from "../controller/kube.ts";
@@ -49,7 +49,7 @@ export interface MirrorContext {
   /** The namespace's mirroring mode and retention (defaults when it has no integration). */
   policy(namespace: string): MirrorPolicy;
   /** The WebhookEvent as the informer cache has it. */
-  existing(namespace: string, name: string): WebhookEvent | undefined;
+  existing(namespace: string, name: string): CachedWebhookEvent | undefined;
   /** metadata.uid of a Webhook, when the cache has it. */
   webhookUid(namespace: string, name: string): string | undefined;
   /** Retention deleted events created up to this time (epoch ms); older deliveries are not re-created. */

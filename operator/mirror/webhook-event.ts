@@ -3,6 +3,7 @@ import type { Attempt, DeliveryRecord } from "../../contract/records.ts";
 import {
   API_VERSION,
   type AttemptRecord,
+  type CachedWebhookEvent,
   LABEL_EVENT_TYPE,
   LABEL_PHASE,
   LABEL_WEBHOOK,
@@ -48,7 +49,7 @@ export function shouldMirror(mode: MirrorMode, phase: DeliveryRecord["phase"], e
  * write when its phase changed; an up-to-date one nothing.
  */
 export function planMirrorWrites(
-  existing: WebhookEvent | undefined,
+  existing: CachedWebhookEvent | undefined,
   record: DeliveryRecord,
   webhookUid: string,
   now: Date = new Date(),
@@ -104,7 +105,7 @@ export function labelsFor(record: DeliveryRecord): Record<string, string> {
 /** The status the operator owns; `lastRetryToken` belongs to the retry handler and is never set here. */
 export function desiredStatus(
   record: DeliveryRecord,
-  existing: WebhookEvent | undefined,
+  existing: CachedWebhookEvent | undefined,
   now: Date = new Date(),
 ): WebhookEventStatus {
   const last = record.attempts.at(-1);
@@ -121,7 +122,7 @@ export function desiredStatus(
   };
 }
 
-function readyCondition(record: DeliveryRecord, existing: WebhookEvent | undefined) {
+function readyCondition(record: DeliveryRecord, existing: CachedWebhookEvent | undefined) {
   const observedGeneration = existing?.metadata.generation ?? 1;
   const last = record.attempts.at(-1);
   const lastOutcome = last ? describeOutcome(last) : "";

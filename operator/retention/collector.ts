@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import type { Counter, Registry } from "prom-client";
 import {
+  type CachedWebhookEvent,
   durationToMs,
   EventLogSettingsSchema,
   INTEGRATION_NAME,
-  type WebhookEvent,
 } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
@@ -87,7 +87,7 @@ export class RetentionCollector {
 
   /** One pass over every namespace that has WebhookEvents. */
   async sweep(now = Date.now()): Promise<number> {
-    const byNamespace = new Map<string, WebhookEvent[]>();
+    const byNamespace = new Map<string, CachedWebhookEvent[]>();
     for (const event of this.options.caches.events.list()) {
       if (event.metadata.deletionTimestamp) continue;
       const list = byNamespace.get(event.metadata.namespace) ?? [];

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { readDelivery, requestRetry } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
-import { ANNOTATION_RETRY, type WebhookEvent } from "../api/v1alpha1/index.ts";
+import { ANNOTATION_RETRY, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
 import type { Reconciler } from "../controller/controller.ts";
@@ -29,7 +29,7 @@ export interface RetryReconcilerDeps {
   writes: ApiWrites;
   /** The mirror's limiter: retries are WebhookEvent writes too. */
   limiter: TokenBucket;
-  recordEvent(regarding: WebhookEvent, input: EventInput): void;
+  recordEvent(regarding: CachedWebhookEvent, input: EventInput): void;
   logger: Logger;
 }
 

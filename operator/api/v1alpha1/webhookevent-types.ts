@@ -87,6 +87,11 @@ export type WebhookEventSpec = z.infer<typeof WebhookEventSpecSchema>;
 export type WebhookEventStatus = z.infer<typeof WebhookEventStatusSchema>;
 export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
 export type WebhookEvent = CustomObject<WebhookEventSpec, WebhookEventStatus>;
+/**
+ * A WebhookEvent as the operator's informer cache holds it: without `spec.payload` (up to 64 KiB
+ * each, and nothing the operator reads back), so memory grows with the number of objects only.
+ */
+export type CachedWebhookEvent = CustomObject<Omit<WebhookEventSpec, "payload">, WebhookEventStatus>;
 
 export const webhookEventCrd: CrdDefinition = {
   kind: "WebhookEvent",
