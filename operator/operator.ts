@@ -17,6 +17,7 @@ import { asKubernetesObject, cacheOf, customResourceParsers, type OperatorCaches
 import type { Settings } from "./config.ts";
 import type { EventInput } from "./controller/events.ts";
 import { Manager } from "./controller/manager.ts";
+import { FairLimiter } from "./mirror/fair-limiter.ts";
 import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
@@ -87,7 +88,8 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     secrets: cacheOf<V1Secret>(informers.secrets),
   };
   const writes = new ApiWrites(kubeConfig, manager.registry);
-  const limiter = new TokenBucket({ qps: settings.apiQps, burst: settings.apiBurst });
+  // one write budget for the mirror, retries and retention, served to namespaces in turn
+  const limiter = new FairLimiter(new TokenBucket({ qps: settings.apiQps, burst: settings.apiBurst }));
   const recordEvent = (regarding: Parameters<typeof asKubernetesObject>[0], input: EventInput): void =>
     manager.events().record(asKubernetesObject(regarding), input);
   const generatedSecret = { name: settings.signingSecretName, key: SIGNING_SECRET_KEY };

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../../contract/keys.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ResourceType } from "../controller/kube.ts";
+import { FairLimiter } from "./fair-limiter.ts";
 import { type MirrorContext, type MirrorWrites, WebhookEventMirror } from "./mirror.ts";
 import { TokenBucket } from "./rate-limiter.ts";
 
@@ -93,7 +94,7 @@ function startMirror(
     reader: blocking,
     consumer,
     writes: api,
-    limiter: new TokenBucket({ qps: 1000, burst: 100 }),
+    limiter: new FairLimiter(new TokenBucket({ qps: 1000, burst: 100 })),
     registry: new Registry(),
     logger: pino({ enabled: false }),
     blockMs: 100,

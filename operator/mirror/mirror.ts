@@ -14,8 +14,8 @@ import { counter, gauge } from "../controller/metrics.ts";
 import { WorkQueue } from "../controller/workqueue.ts";
 import type { DeliveryObservation } from "../reconcilers/webhook.ts";
 import { WEBHOOK_EVENTS } from "../resources.ts";
+import type { FairLimiter } from "./fair-limiter.ts";
 import { PendingDeliveries } from "./pending.ts";
-import type { TokenBucket } from "./rate-limiter.ts";
 import { type MirrorMode, type MirrorWrite, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
 
 // The WebhookEvent mirror: reads the dispatcher's status stream and makes one
@@ -84,7 +84,8 @@ export interface MirrorOptions {
   /** This process's reader name in the mirror's consumer group. */
   consumer: string;
   writes: MirrorWrites;
-  limiter: TokenBucket;
+  /** The write budget, shared fairly between namespaces (with retry and retention). */
+  limiter: Pick<FairLimiter, "take">;
   context: MirrorContext;
   registry: Registry;
   logger?: Logger;
@@ -389,7 +390,7 @@ export class WebhookEventMirror {
   /** Makes one write; returns the object's uid when the API server told it (create). */
   private async write(namespace: string, name: string, write: MirrorWrite): Promise<string | undefined> {
     const { writes, limiter } = this.options;
-    await limiter.take();
+    await limiter.take(namespace);
     const target = { namespace, name };
     switch (write.verb) {
       case "create":

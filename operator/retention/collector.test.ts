@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import type { WebhookEvent, WebhookIntegration } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { Cache, OperatorCaches } from "../caches.ts";
-import type { TokenBucket } from "../mirror/rate-limiter.ts";
 import { RetentionCollector } from "./collector.ts";
 
 function cache<T>(items: T[]): Cache<T> {
@@ -44,7 +43,7 @@ describe("RetentionCollector.sweep", () => {
     const collector = new RetentionCollector({
       caches,
       writes,
-      limiter: { take: async () => {} } as unknown as TokenBucket,
+      limiter: { take: async () => {} },
       registry: new Registry(),
       logger: pino({ enabled: false }),
       intervalMs: 60_000,

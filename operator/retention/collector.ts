@@ -10,7 +10,7 @@ import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
 import { isConflict, isNotFound } from "../controller/kube.ts";
 import { counter } from "../controller/metrics.ts";
-import type { TokenBucket } from "../mirror/rate-limiter.ts";
+import type { FairLimiter } from "../mirror/fair-limiter.ts";
 import { WEBHOOK_EVENTS } from "../resources.ts";
 import { type RetentionPolicy, selectForRetention } from "./select.ts";
 
@@ -23,7 +23,7 @@ const DEFAULT_EVENT_LOG = EventLogSettingsSchema.parse({});
 export interface RetentionCollectorOptions {
   caches: OperatorCaches;
   writes: ApiWrites;
-  limiter: TokenBucket;
+  limiter: Pick<FairLimiter, "take">;
   registry: Registry;
   logger: Logger;
   intervalMs: number;
@@ -112,7 +112,7 @@ export class RetentionCollector {
       ] as const) {
         for (const name of names) {
           if (this.stopped) return deleted;
-          await this.options.limiter.take();
+          await this.options.limiter.take(namespace);
           try {
             await this.options.writes.delete(WEBHOOK_EVENTS, { namespace, name }, uids.get(name));
             this.deleted.inc({ reason });

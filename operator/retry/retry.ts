@@ -9,7 +9,7 @@ import type { OperatorCaches } from "../caches.ts";
 import type { Reconciler } from "../controller/controller.ts";
 import type { EventInput } from "../controller/events.ts";
 import { isNotFound } from "../controller/kube.ts";
-import type { TokenBucket } from "../mirror/rate-limiter.ts";
+import type { FairLimiter } from "../mirror/fair-limiter.ts";
 import { WEBHOOK_EVENTS } from "../resources.ts";
 
 // Retry by annotation, GitOps style: `webhooks.dataforce.io/retry=<token>` on a
@@ -28,7 +28,7 @@ export interface RetryReconcilerDeps {
   keys: Keyspace;
   writes: ApiWrites;
   /** The mirror's limiter: retries are WebhookEvent writes too. */
-  limiter: TokenBucket;
+  limiter: Pick<FairLimiter, "take">;
   recordEvent(regarding: CachedWebhookEvent, input: EventInput): void;
   logger: Logger;
 }
@@ -43,13 +43,15 @@ export function retryReconciler(deps: RetryReconcilerDeps): Reconciler {
     const uid = event.metadata.uid ?? name;
     if (!token || token === event.status?.lastRetryToken || handled.get(uid) === token) return;
 
+    // The write budget first: a retry requeues work (and its status write follows), so a storm
+    // of retry annotations in one namespace waits its turn instead of flooding the others.
+    await deps.limiter.take(namespace);
     // The object's own name and namespace, not spec.deliveryId: a retry can only reach the
     // delivery this namespace's object mirrors (the CRD also ties the two together).
     const decision = await askForRetry(deps, { namespace, deliveryId: name }, token);
     deps.recordEvent(event, decision.event);
     deps.logger.info({ namespace, name, token, outcome: decision.outcome }, "retry request handled");
 
-    await deps.limiter.take();
     try {
       await deps.writes.patchStatus(WEBHOOK_EVENTS, { namespace, name }, { lastRetryToken: token });
     } catch (err) {
