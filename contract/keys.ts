@@ -51,6 +51,12 @@ export interface Keyspace {
    * published at every dispatcher start, so that the operator's writes (retry) apply the same.
    */
   readonly recordLimits: string;
+  /**
+   * A token the operator's leader writes beside the routing and watches: when it is gone, Redis
+   * lost its data (restart without persistence, failover to an empty replica, flush) and the
+   * routing must be written again at once, not at the next resync.
+   */
+  readonly routingEpoch: string;
   /** Integer bumped by every routing write; dispatchers poll it. */
   readonly routingRevision: string;
   /** Pub/Sub channel announcing a new routing revision (the message is the revision). */
@@ -100,6 +106,7 @@ export function keyspace(tag: string): Keyspace {
     routing: `${prefix}routing`,
     recordLimits: `${prefix}record-limits`,
     routingRevision: `${prefix}routing:revision`,
+    routingEpoch: `${prefix}routing:epoch`,
     routingChannel: `${prefix}routing:changed`,
     delivery: (id) => `${prefix}delivery:${id}`,
     event: (namespace, eventId) => `${prefix}event:${namespace}:${eventId}`,

@@ -136,7 +136,7 @@ export async function startDispatcher(
   const maintenance = new Maintenance({
     redis,
     keys,
-    retentionMs: settings.retentionMs,
+    limits,
     intervalMs: settings.maintenanceIntervalMs,
     metrics,
     logger,

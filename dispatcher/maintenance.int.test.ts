@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CONSUMER_GROUPS, keyspace } from "../contract/keys.ts";
+import { readRecordLimits } from "../contract/record-limits.ts";
 import { ensureConsumerGroup, StreamConsumer } from "../contract/streams/stream-consumer.ts";
 import { uniqueKeyTag } from "../test/support/fixtures.ts";
 import { Maintenance } from "./maintenance.ts";
@@ -18,7 +19,7 @@ function maintenance(keys: ReturnType<typeof keyspace>, retentionMs: number) {
   return new Maintenance({
     redis,
     keys,
-    retentionMs,
+    limits: { retentionMs, statusStreamMaxLen: 1000 },
     intervalMs: 60_000,
     deadConsumerIdleMs: 50,
     metrics: createMetrics(async () => null),
@@ -80,5 +81,14 @@ describe("maintenance", () => {
       CONSUMER_GROUPS.delivery,
     )) as string[][];
     expect(consumers.map((consumer) => consumer[1])).toEqual(["holder"]);
+  });
+
+  it("publishes the record limits again every round (Redis may have lost them)", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await maintenance(keys, 90_000).runOnce();
+    expect(await readRecordLimits(redis, keys)).toEqual({ retentionMs: 90_000, statusStreamMaxLen: 1000 });
+    await redis.del(keys.recordLimits);
+    await maintenance(keys, 90_000).runOnce();
+    expect(await readRecordLimits(redis, keys)).toEqual({ retentionMs: 90_000, statusStreamMaxLen: 1000 });
   });
 });

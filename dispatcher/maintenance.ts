@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { PeriodicLoop } from "../common/periodic-loop.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
+import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import { removeIdleConsumers, trimAcknowledged } from "../contract/streams/stream-maintenance.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -11,7 +12,8 @@ const DEAD_CONSUMER_IDLE_MS = 3_600_000;
 export interface MaintenanceOptions {
   redis: Redis;
   keys: Keyspace;
-  retentionMs: number;
+  /** The record limits this replica runs with (retention, status stream cap). */
+  limits: RecordLimits;
   intervalMs: number;
   /** Consumers holding nothing for this long belong to replicas that are gone (default 1 h). */
   deadConsumerIdleMs?: number;
@@ -50,7 +52,10 @@ export class Maintenance {
   }
 
   async runOnce(): Promise<void> {
-    const { redis, keys, retentionMs } = this.#options;
+    const { redis, keys, limits } = this.#options;
+    const { retentionMs } = limits;
+    // again every round: after a loss of Redis's data the operator's retries need them back
+    await publishRecordLimits(redis, keys, limits);
     await trimAcknowledged(redis, keys.events);
     await trimAcknowledged(redis, keys.deliveries);
     const horizon = Date.now() - retentionMs;

@@ -22,6 +22,7 @@ import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
 import { addIntegrationController } from "./reconcilers/integration-controller.ts";
+import { RoutingGuard } from "./reconcilers/routing-guard.ts";
 import { secretExistsVia } from "./reconcilers/secret-exists.ts";
 import { LastDeliveries } from "./reconcilers/webhook.ts";
 import { addWebhookController } from "./reconcilers/webhook-controller.ts";
@@ -98,7 +99,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const workers = settings.reconcileWorkers;
 
   // The controllers: each one's watches and predicates live beside its reconciler.
-  addIntegrationController(
+  const integrationController = addIntegrationController(
     manager,
     informers,
     { caches, redis, keys, box, writes, generatedSecret, secretExists, recordEvent, logger },
@@ -161,6 +162,22 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
       await mirror.start();
     },
     stop: () => mirror.stop(),
+  });
+  const routingGuard = new RoutingGuard({
+    redis,
+    keys,
+    caches,
+    reconcile: (key) => integrationController.enqueue(key),
+    registry: manager.registry,
+    logger,
+  });
+  manager.add({
+    name: "routing-guard",
+    start: async () => {
+      await cachesSynced();
+      routingGuard.start();
+    },
+    stop: () => routingGuard.stop(),
   });
   manager.add({
     name: "webhookevent-retention",

@@ -1,6 +1,7 @@
 // Operator restarts and leader failover lose no status update.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { keyspace } from "../../contract/keys.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 import { type E2eWorld, metricValue, type OperatorProcess, setupWorld } from "./harness.ts";
@@ -18,7 +19,7 @@ let world: E2eWorld;
 let receiver: Receiver;
 
 beforeAll(async () => {
-  world = await setupWorld("resilience", ["restart", "failover"]);
+  world = await setupWorld("resilience", ["restart", "failover", "dataloss"]);
   receiver = await startReceiver();
 });
 
@@ -157,5 +158,27 @@ describe("leader election", () => {
     await b.stop();
     expect(await leaseHolder()).toBe("");
     await sleep(0);
+  });
+});
+
+describe("Redis loses its data", () => {
+  it("the operator notices the routing is gone and writes it again within seconds, and deliveries resume", async () => {
+    const ns = world.namespaces.dataloss!;
+    const operator = await world.startOperator("op-dataloss");
+    await applyYaml(
+      `${integrationYaml(ns)}---\n${webhookYaml(ns, "crm", "job.created", receiver.url("/dataloss/crm"))}`,
+    );
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+    // what a restart without persistence or a failover to an empty replica leaves: no routing at all
+    const keys = keyspace(world.keyTag);
+    await world.redis.del(keys.routing, keys.routingRevision, keys.routingEpoch);
+    const lost = performance.now();
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1, 10_000);
+    const repairedMs = performance.now() - lost;
+    console.log(`data loss: the routing was written again ${Math.round(repairedMs)} ms after it vanished`);
+    expect(repairedMs).toBeLessThan(8_000);
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "after-loss", data: {} });
+    await receiver.waitForRequests(1, "/dataloss/crm");
+    await operator.stop();
   });
 });
