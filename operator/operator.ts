@@ -154,15 +154,6 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
       recordEvent,
     },
   });
-  const cachesSynced = () => Promise.all(Object.values(informers).map((i) => i.waitForSync()));
-  manager.add({
-    name: "webhookevent-mirror",
-    start: async () => {
-      await cachesSynced();
-      await mirror.start();
-    },
-    stop: () => mirror.stop(),
-  });
   const routingGuard = new RoutingGuard({
     redis,
     keys,
@@ -171,22 +162,20 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     registry: manager.registry,
     logger,
   });
-  manager.add({
-    name: "routing-guard",
-    start: async () => {
-      await cachesSynced();
-      routingGuard.start();
-    },
-    stop: () => routingGuard.stop(),
-  });
-  manager.add({
-    name: "webhookevent-retention",
-    start: async () => {
-      await cachesSynced();
-      retention.start();
-    },
-    stop: () => retention.stop(),
-  });
+  // Leader-only, once the caches are synced (they decide from what the caches hold).
+  const cachesSynced = () => Promise.all(Object.values(informers).map((i) => i.waitForSync()));
+  const afterSync = (name: string, runnable: { start(): unknown; stop(): Promise<void> }) =>
+    manager.add({
+      name,
+      start: async () => {
+        await cachesSynced();
+        await runnable.start();
+      },
+      stop: () => runnable.stop(),
+    });
+  afterSync("webhookevent-mirror", mirror);
+  afterSync("routing-guard", routingGuard);
+  afterSync("webhookevent-retention", retention);
 
   return {
     manager,
