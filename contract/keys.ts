@@ -48,7 +48,8 @@ export interface Keyspace {
   readonly routing: string;
   /**
    * Hash of the RecordLimits the dispatchers run with (`retentionMs`, `statusStreamMaxLen`),
-   * published at every dispatcher start, so that the operator's writes (retry) apply the same.
+   * published by every dispatcher at start and every maintenance round, so that the operator's
+   * writes (retry) apply the same.
    */
   readonly recordLimits: string;
   /**

@@ -4,8 +4,8 @@ import type { Keyspace } from "./keys.ts";
 
 /**
  * Limits every writer of delivery records must apply alike. They are the dispatcher's settings
- * (DISPATCHER_RETENTION_MS, DISPATCHER_STATUS_STREAM_MAXLEN); the dispatcher publishes them to
- * Redis at start, and the operator reads them from there, so the two can never disagree through
+ * (DISPATCHER_RETENTION_MS, DISPATCHER_STATUS_STREAM_MAXLEN); the dispatchers publish them to
+ * Redis at start and every maintenance round, and the operator reads them from there, so the two can never disagree through
  * a default that one side forgot to override.
  */
 export interface RecordLimits {
@@ -28,7 +28,7 @@ export class RecordLimitsUnknownError extends Error {
   }
 }
 
-/** Written by every dispatcher replica at start (they share one configuration). */
+/** Written by every dispatcher replica at start and every maintenance round (they share one configuration). */
 export async function publishRecordLimits(redis: Redis, keys: Keyspace, limits: RecordLimits): Promise<void> {
   await redis.hset(keys.recordLimits, {
     retentionMs: String(limits.retentionMs),

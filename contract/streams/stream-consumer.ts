@@ -68,10 +68,6 @@ export class StreamConsumer {
     this.#options = options;
   }
 
-  get consumer(): string {
-    return this.#options.consumer;
-  }
-
   get stopped(): boolean {
     return this.#stop.signal.aborted;
   }
@@ -162,7 +158,7 @@ export class StreamConsumer {
       try {
         const entries = await this.read(room, options.blockMs);
         if (entries.length > 0) await options.handle(entries);
-        this.#pause("read").succeeded();
+        this.succeeded("read");
       } catch (error) {
         await this.pauseAfter(error, "read");
       }
@@ -183,7 +179,7 @@ export class StreamConsumer {
           if (claimed.entries.length > 0) await options.handle(claimed.entries);
           if (cursor === "0-0") break;
         }
-        this.#pause("claim").succeeded();
+        this.succeeded("claim");
       } catch (error) {
         await this.pauseAfter(error, "claim");
       }

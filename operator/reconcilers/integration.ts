@@ -39,12 +39,16 @@ import { applyRouting } from "./routing.ts";
 
 export const GENERATED_SECRET_LABEL = "webhooks.dataforce.io/generated-signing-secret";
 
-/** Labels of the generated signing secret: ours, and consenting to be read by webhooks. */
-const GENERATED_SECRET_LABELS = {
-  "app.kubernetes.io/managed-by": "dataforce-webhooks-operator",
-  [GENERATED_SECRET_LABEL]: "true",
-  [SECRET_USAGE_LABEL]: SECRET_USAGE_VALUE,
-};
+export const GENERATED_INGEST_TOKEN_LABEL = "webhooks.dataforce.io/generated-ingest-token";
+
+/** Labels of a Secret the operator generates: ours (`ownerLabel`), and consenting to be read by webhooks. */
+function generatedLabels(ownerLabel: string): Record<string, string> {
+  return {
+    "app.kubernetes.io/managed-by": "dataforce-webhooks-operator",
+    [ownerLabel]: "true",
+    [SECRET_USAGE_LABEL]: SECRET_USAGE_VALUE,
+  };
+}
 
 export interface IntegrationReconcilerDeps {
   caches: OperatorCaches;
@@ -78,6 +82,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         value: generateSigningSecret,
         what: "a whsec_ signing secret",
         eventReason: "SigningSecretGenerated",
+        ownerLabel: GENERATED_SECRET_LABEL,
       });
       if (signing) fresh.push(signing);
     }
@@ -87,6 +92,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         value: generateIngestToken,
         what: "this namespace's own ingest token",
         eventReason: "IngestTokenGenerated",
+        ownerLabel: GENERATED_INGEST_TOKEN_LABEL,
       });
       if (token) fresh.push(token);
     }
@@ -167,6 +173,8 @@ interface GeneratedSecretSpec {
   /** For the log and the Event: "a whsec_ signing secret". */
   what: string;
   eventReason: string;
+  /** The label that marks it as the operator's. */
+  ownerLabel: string;
 }
 
 /**
@@ -189,7 +197,7 @@ async function ensureGeneratedSecret(
     metadata: {
       name,
       namespace,
-      labels: GENERATED_SECRET_LABELS,
+      labels: generatedLabels(generated.ownerLabel),
       ...(uid
         ? {
             ownerReferences: [
@@ -223,8 +231,8 @@ async function ensureGeneratedSecret(
     return await deps.writes.labelGeneratedSecret(
       namespace,
       name,
-      GENERATED_SECRET_LABELS,
-      GENERATED_SECRET_LABEL,
+      generatedLabels(generated.ownerLabel),
+      generated.ownerLabel,
     );
   }
 }
