@@ -34,6 +34,7 @@ describe("routing configuration", () => {
       revision: 0,
       namespaces: new Map(),
       invalid: [],
+      epoch: null,
     });
     const hook = { name: "orders", event: "job.created" as const, url: "https://example.com/hook" };
     expect(await writeNamespaceRouting(redis, testRouting("team-a", [hook]), keys, TEST_SECRET_BOX)).toBe(1);

@@ -99,6 +99,8 @@ export interface RoutingTable {
   readonly namespaces: ReadonlyMap<string, NamespaceRouting>;
   /** Documents that failed validation; their namespaces route nothing. */
   readonly invalid: ReadonlyArray<{ namespace: string; error: string }>;
+  /** The operator's routing epoch (Keyspace.routingEpoch); null when absent. */
+  readonly epoch: string | null;
 }
 
 /**
@@ -229,11 +231,17 @@ export async function readRoutingRevision(redis: Redis, keys: Keyspace): Promise
 
 /** Reads every namespace's routing together with the revision they belong to, secrets opened. */
 export async function readRoutingTable(redis: Redis, keys: Keyspace, box: SecretBox): Promise<RoutingTable> {
-  const replies = await redis.multi().get(keys.routingRevision).hgetall(keys.routing).exec();
+  const replies = await redis
+    .multi()
+    .get(keys.routingRevision)
+    .hgetall(keys.routing)
+    .get(keys.routingEpoch)
+    .exec();
   if (replies === null) throw new Error("routing read transaction was aborted");
-  const [revisionReply, documentsReply] = replies;
+  const [revisionReply, documentsReply, epochReply] = replies;
   if (revisionReply?.[0]) throw revisionReply[0];
   if (documentsReply?.[0]) throw documentsReply[0];
+  if (epochReply?.[0]) throw epochReply[0];
   const documents = (documentsReply?.[1] ?? {}) as Record<string, string>;
   const namespaces = new Map<string, NamespaceRouting>();
   const invalid: Array<{ namespace: string; error: string }> = [];
@@ -243,7 +251,8 @@ export async function readRoutingTable(redis: Redis, keys: Keyspace, box: Secret
     else
       invalid.push({ namespace, error: result.success ? "namespace does not match its key" : result.error });
   }
-  return { revision: Number(revisionReply?.[1] ?? 0), namespaces, invalid };
+  const epoch = (epochReply?.[1] as string | null | undefined) ?? null;
+  return { revision: Number(revisionReply?.[1] ?? 0), namespaces, invalid, epoch };
 }
 
 function parseRoutingDocument(

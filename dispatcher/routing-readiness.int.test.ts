@@ -100,6 +100,35 @@ describe("routing readiness", () => {
     expect(late).toMatchObject({ status: 202, body: { duplicate: false } });
   });
 
+  it("stops routing while Redis has lost the routing it saw (the operator's epoch is gone), and resumes when it is back", async () => {
+    const settings = testSettings(inject("redisUrl"), { routingPollMs: 50 });
+    const keys = keyspace(settings.keyTag);
+    const routing = testRouting("lost", [{ name: "hook", event: "job.created", url: receiver.url("/lost") }]);
+    await writeNamespaceRouting(redis, routing, keys, TEST_SECRET_BOX);
+    await redis.set(keys.routingEpoch, "epoch-1");
+    const dispatcher = await startDispatcher(settings);
+    dispatchers.push(dispatcher);
+    const publish = (id: string) =>
+      api(dispatcher.url, "POST", "/v1/events", { type: "job.created", namespace: "lost", id, data: {} });
+    expect((await publish("before")).status).toBe(202);
+
+    // what a restart without persistence, a failover to an empty replica or a flush leaves
+    await redis.del(keys.routing, keys.routingRevision, keys.routingEpoch);
+    await eventually(async () =>
+      (await fetch(`${dispatcher.url}/readyz`)).status === 503 ? true : undefined,
+    );
+    expect(await publish("during")).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
+    expect(await redis.exists(keys.event("lost", "during"))).toBe(0); // not recorded integration-missing
+
+    // the operator writes the routing again, then a new epoch
+    await writeNamespaceRouting(redis, routing, keys, TEST_SECRET_BOX);
+    await redis.set(keys.routingEpoch, "epoch-2");
+    await eventually(async () =>
+      (await fetch(`${dispatcher.url}/readyz`)).status === 200 ? true : undefined,
+    );
+    expect((await publish("after")).status).toBe(202);
+  });
+
   it("hands back work fanned out at a newer routing revision than its own instead of failing it", async () => {
     receiver.on("/lag", { kind: "respond", status: 200 });
     const settings = testSettings(inject("redisUrl"), { routingPollMs: 60_000 });

@@ -73,6 +73,10 @@ export class RoutingWatcher {
   #namespaces = new Map<string, PreparedNamespace>();
   #tokenNamespaces = new Map<string, string>();
   #revision = -1;
+  /** The operator's routing epoch has been seen in Redis: its absence then means data loss. */
+  #epochSeen = false;
+  /** The routing vanished from Redis (data loss) and is not back yet. */
+  #lost = false;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #again = false;
@@ -82,8 +86,9 @@ export class RoutingWatcher {
     this.#options = options;
   }
 
+  /** A routing is loaded and present: false before the first load, and while Redis has lost it. */
   get loaded(): boolean {
-    return this.#revision >= 0;
+    return this.#revision >= 0 && !this.#lost;
   }
 
   get revision(): number {
@@ -153,13 +158,25 @@ export class RoutingWatcher {
 
   async #poll(): Promise<void> {
     const revision = await readRoutingRevision(this.#options.redis, this.#options.keys);
-    if (revision !== this.#revision) await this.refresh();
+    if (revision !== this.#revision || this.#lost) await this.refresh();
   }
 
   async #load(): Promise<void> {
     const { redis, keys, box, logger, metrics } = this.#options;
     const table = await readRoutingTable(redis, keys, box);
-    if (table.revision === this.#revision) return;
+    if (table.epoch === null && this.#epochSeen) {
+      // Redis lost its data (restart without persistence, failover to an empty replica, flush):
+      // ingest answers 503 and work is handed back until the operator has written the routing
+      // again (it sets a new epoch once every namespace is written), instead of failing events
+      // as integration-missing
+      if (!this.#lost)
+        logger.error("the routing vanished from Redis (data lost?): not ready until it is back");
+      this.#lost = true;
+      return;
+    }
+    if (table.epoch !== null) this.#epochSeen = true;
+    if (table.revision === this.#revision && !this.#lost) return;
+    this.#lost = false;
     const namespaces = new Map<string, PreparedNamespace>();
     const invalid = [...table.invalid];
     for (const [name, routing] of table.namespaces) {

@@ -21,6 +21,7 @@ import { FairLimiter } from "./mirror/fair-limiter.ts";
 import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
 import type { MirrorMode } from "./mirror/webhook-event.ts";
+import { integrationKey, integrationReconciler } from "./reconcilers/integration.ts";
 import { addIntegrationController } from "./reconcilers/integration-controller.ts";
 import { RoutingGuard } from "./reconcilers/routing-guard.ts";
 import { secretExistsVia } from "./reconcilers/secret-exists.ts";
@@ -99,12 +100,18 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const workers = settings.reconcileWorkers;
 
   // The controllers: each one's watches and predicates live beside its reconciler.
-  const integrationController = addIntegrationController(
-    manager,
-    informers,
-    { caches, redis, keys, box, writes, generatedSecret, secretExists, recordEvent, logger },
-    workers,
-  );
+  const integrationDeps = {
+    caches,
+    redis,
+    keys,
+    box,
+    writes,
+    generatedSecret,
+    secretExists,
+    recordEvent,
+    logger,
+  };
+  addIntegrationController(manager, informers, integrationDeps, workers);
   const webhookController = addWebhookController(
     manager,
     informers,
@@ -154,11 +161,16 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
       recordEvent,
     },
   });
+  const rewriteRouting = integrationReconciler(integrationDeps);
   const routingGuard = new RoutingGuard({
     redis,
     keys,
     caches,
-    reconcile: (key) => integrationController.enqueue(key),
+    // the integration reconcile itself (stateless), awaited: the epoch follows the whole routing
+    rewrite: async (namespace) => {
+      const request = { key: integrationKey(namespace), namespace, name: INTEGRATION_NAME };
+      await rewriteRouting(request, new AbortController().signal);
+    },
     registry: manager.registry,
     logger,
   });

@@ -6,14 +6,13 @@ import { PeriodicLoop } from "../../common/periodic-loop.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { OperatorCaches } from "../caches.ts";
 import { counter } from "../controller/metrics.ts";
-import { integrationKey } from "./integration.ts";
 
 export interface RoutingGuardOptions {
   redis: Redis;
   keys: Keyspace;
   caches: OperatorCaches;
-  /** Reconciles a namespace's integration key (which rewrites its routing). */
-  reconcile(key: string): void;
+  /** Reconciles a namespace's integration now (which writes its routing); resolves when done. */
+  rewrite(namespace: string): Promise<void>;
   registry: Registry;
   logger: Logger;
   /** How often the epoch is checked. Default 2 s. */
@@ -24,8 +23,8 @@ export interface RoutingGuardOptions {
  * Notices within seconds that Redis lost the routing (its data was lost: a restart without
  * persistence, a failover to an empty replica, a flush) and has every namespace's routing
  * written again, instead of leaving the dispatchers to record events as `integration-missing`
- * until the next resync. The leader keeps an epoch token in Redis; when the token is gone (or not
- * its own), it writes a new one and reconciles every namespace that has an integration or webhooks.
+ * until the next resync. The leader keeps an epoch token in Redis; when the token is gone, it writes
+ * every namespace that has an integration or webhooks again, then a new token.
  */
 export class RoutingGuard {
   readonly #options: RoutingGuardOptions;
@@ -38,7 +37,7 @@ export class RoutingGuard {
     this.#repairs = counter(
       options.registry,
       "dataforce_operator_routing_rewrites_total",
-      "Times every namespace's routing was written again because Redis had lost it (or at leadership start)",
+      "Times every namespace's routing was written again because its epoch was missing from Redis (data loss, or a first start)",
       [],
     );
     this.#loop = new PeriodicLoop({
@@ -57,24 +56,38 @@ export class RoutingGuard {
     return this.#loop.stop();
   }
 
-  /** One check; true when the routing was (re)written. */
+  /**
+   * One check; true when the routing was written again. An epoch already there is adopted (a new
+   * leader takes over the routing as it is). A missing one means Redis lost the routing (or never
+   * had it): every namespace is written first, and only then the new epoch, so that dispatchers,
+   * which stop routing while an epoch they saw is gone, resume with the whole routing.
+   */
   async check(): Promise<boolean> {
-    const { redis, keys, caches, reconcile, logger } = this.#options;
+    const { redis, keys, caches, rewrite, logger } = this.#options;
     const current = await redis.get(keys.routingEpoch);
-    if (current !== null && current === this.#epoch) return false;
-    const epoch = randomUUID();
-    await redis.set(keys.routingEpoch, epoch);
+    if (current !== null) {
+      this.#epoch = current;
+      return false;
+    }
     const namespaces = new Set<string>();
     for (const integration of caches.integrations.list()) namespaces.add(integration.metadata.namespace);
     for (const webhook of caches.webhooks.list()) namespaces.add(webhook.metadata.namespace);
-    for (const namespace of namespaces) reconcile(integrationKey(namespace));
     if (this.#epoch !== undefined) {
       logger.warn(
         { namespaces: namespaces.size },
         "the routing epoch is gone from Redis (data lost?): writing every namespace's routing again",
       );
     }
-    this.#epoch = epoch;
+    for (const namespace of namespaces) {
+      try {
+        await rewrite(namespace);
+      } catch (err) {
+        // its controller retries it; the others must not wait for it
+        logger.warn({ err, namespace }, "writing a namespace's routing again failed");
+      }
+    }
+    this.#epoch = randomUUID();
+    await redis.set(keys.routingEpoch, this.#epoch);
     this.#repairs.inc();
     return true;
   }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { keyspace } from "../../contract/keys.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
-import { type E2eWorld, metricValue, type OperatorProcess, setupWorld } from "./harness.ts";
+import { type E2eWorld, INGEST_TOKEN, metricValue, type OperatorProcess, setupWorld } from "./harness.ts";
 import {
   eventually,
   getWebhook,
@@ -180,5 +180,22 @@ describe("Redis loses its data", () => {
     await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "after-loss", data: {} });
     await receiver.waitForRequests(1, "/dataloss/crm");
     await operator.stop();
+
+    // With no operator to repair it, the dispatcher refuses events (503: producers retry) instead
+    // of recording them as integration-missing, until the routing is back.
+    await world.redis.del(keys.routing, keys.routingRevision, keys.routingEpoch);
+    await eventually(async () => expect((await fetch(`${world.dispatcher.url}/readyz`)).status).toBe(503));
+    const refused = await fetch(`${world.dispatcher.url}/v1/events`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ type: "job.created", namespace: ns, id: "during-loss", data: {} }),
+    });
+    expect(refused.status).toBe(503);
+    const repairer = await world.startOperator("op-dataloss-2");
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1, 20_000);
+    await eventually(async () => expect((await fetch(`${world.dispatcher.url}/readyz`)).status).toBe(200));
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "after-repair", data: {} });
+    await receiver.waitForRequests(2, "/dataloss/crm");
+    await repairer.stop();
   });
 });
