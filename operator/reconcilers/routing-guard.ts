@@ -78,14 +78,18 @@ export class RoutingGuard {
         "the routing epoch is gone from Redis (data lost?): writing every namespace's routing again",
       );
     }
+    let failed = 0;
     for (const namespace of namespaces) {
       try {
         await rewrite(namespace);
       } catch (err) {
-        // its controller retries it; the others must not wait for it
-        logger.warn({ err, namespace }, "writing a namespace's routing again failed");
+        failed++;
+        logger.error({ err, namespace }, "writing a namespace's routing again failed");
       }
     }
+    // No epoch while a namespace is missing: the dispatchers keep refusing (503) rather than
+    // record that namespace's events as integration-missing; the next check tries again.
+    if (failed > 0) throw new Error(`the routing of ${failed} namespace(s) could not be written again`);
     this.#epoch = randomUUID();
     await redis.set(keys.routingEpoch, this.#epoch);
     this.#repairs.inc();
