@@ -96,6 +96,8 @@ const MAX_DEFER_MS = 30_000;
 export class DeliveryWorker {
   readonly #options: DeliveryWorkerOptions;
   readonly #stream: StreamConsumer;
+  /** Counts and logs a failed step of any of this worker's loops. */
+  readonly #reportError: (error: unknown, loop: string) => void;
   readonly #recorder: OutcomeRecorder;
   readonly #scheduler: RetryScheduler;
   readonly #limiter: EndpointLimiter<Work>;
@@ -120,6 +122,7 @@ export class DeliveryWorker {
     const limit = Math.min(options.maxBuffered, options.maxQueued);
     this.#claimReserve = limit >= 2 ? Math.max(1, Math.floor(limit / 8)) : 0;
     this.#limiter = new EndpointLimiter(options.endpoints, (work) => this.#attempt(work));
+    this.#reportError = loopErrorReporter(metrics, logger);
     this.#stream = new StreamConsumer({
       redis,
       reader,
@@ -127,7 +130,7 @@ export class DeliveryWorker {
       group: CONSUMER_GROUPS.delivery,
       consumer,
       name: "delivery",
-      onError: loopErrorReporter(metrics, logger),
+      onError: this.#reportError,
     });
     this.#recorder = new OutcomeRecorder({
       redis,
@@ -405,7 +408,7 @@ export class DeliveryWorker {
           );
         }
       } catch (error) {
-        loopErrorReporter(this.#options.metrics, this.#options.logger)(error, "delivery-renew");
+        this.#reportError(error, "delivery-renew");
       }
     }
   }
