@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
+import { RedisConnectionFields, redisEnvironment } from "../common/redis-connection.ts";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
 import { encryptionKeysSetting } from "../contract/secret-box.ts";
 import { validateAllowlistEntry } from "./delivery/ssrf-guard.ts";
@@ -17,7 +18,7 @@ const encryptionKeys = encryptionKeysSetting();
 
 /** Every setting, with the environment variable it comes from. Durations are milliseconds. */
 export const ENVIRONMENT = {
-  redisUrl: "DISPATCHER_REDIS_URL",
+  ...redisEnvironment("DISPATCHER"),
   keyTag: "DISPATCHER_KEY_TAG",
   encryptionKeys: "DISPATCHER_ENCRYPTION_KEYS",
   host: "DISPATCHER_HOST",
@@ -48,8 +49,7 @@ export const ENVIRONMENT = {
 
 export const SettingsSchema = z
   .object({
-    /** redis:// or rediss:// URL (credentials may be in it). */
-    redisUrl: z.string().default("redis://127.0.0.1:6379"),
+    ...RedisConnectionFields,
     /** The hash tag of every key: `{<keyTag>}:…`. Operator and dispatchers must agree. */
     keyTag: z.string().default("dataforce"),
     host: z.string().default("0.0.0.0"),

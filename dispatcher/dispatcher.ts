@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { connectRedis } from "../common/redis-connection.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
@@ -43,7 +44,7 @@ export async function startDispatcher(
 ): Promise<Dispatcher> {
   const keys = keyspace(settings.keyTag);
   const connection = (role: string, extra: Partial<RedisOptions> = {}) => {
-    const client = new Redis(settings.redisUrl, {
+    const client = connectRedis(settings, {
       connectionName: `dataforce-dispatcher:${settings.consumerName}:${role}`,
       maxRetriesPerRequest: null,
       // RESP2: ioredis decodes it with less work than RESP3 (stream replies arrive as maps there)

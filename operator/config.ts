@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { RedisConnectionFields, redisEnvironment } from "../common/redis-connection.ts";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
 import { encryptionKeysSetting } from "../contract/secret-box.ts";
 
@@ -11,7 +12,7 @@ import { encryptionKeysSetting } from "../contract/secret-box.ts";
 
 /** Every setting, with the environment variable it comes from. */
 export const ENVIRONMENT = {
-  redisUrl: "OPERATOR_REDIS_URL",
+  ...redisEnvironment("OPERATOR"),
   keyTag: "OPERATOR_KEY_TAG",
   encryptionKeys: "OPERATOR_ENCRYPTION_KEYS",
   host: "OPERATOR_HOST",
@@ -41,7 +42,7 @@ const boolean = z.enum(["true", "false", "1", "0"]).transform((value) => value =
 
 export const SettingsSchema = z
   .object({
-    redisUrl: z.string().default("redis://127.0.0.1:6379"),
+    ...RedisConnectionFields,
     /** The hash tag of every Redis key: `{<keyTag>}:…`; the dispatchers use the same. */
     keyTag: z.string().default("dataforce"),
     /** `id:base64(32 bytes)[,…]`: the first seals the routing's secrets in Redis; the dispatchers open them. */

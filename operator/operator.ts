@@ -1,6 +1,6 @@
 import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { connectRedis } from "../common/redis-connection.ts";
 import { type Keyspace, keyspace } from "../contract/keys.ts";
 import { secretBox } from "../contract/secret-box.ts";
 import {
@@ -62,7 +62,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     gracefulShutdownMs: settings.shutdownGraceMs,
     informerDefaults: { resyncPeriodMs: settings.resyncPeriodMs },
   });
-  const redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const redis = connectRedis(settings, { lazyConnect: true, maxRetriesPerRequest: 3 });
   const streamRedis = redis.duplicate();
   for (const client of [redis, streamRedis]) {
     client.on("error", (err: unknown) => logger.warn({ err }, "redis connection error"));

@@ -1,12 +1,16 @@
 // The Helm chart against the run's real kube-apiserver: lint, render with default and "full"
 // values, server-side dry-run of every rendered object (strict field validation, restricted
 // Pod Security warnings on), the values schema, the security settings, and the RBAC rules.
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
+import { keyspace } from "../../contract/keys.ts";
+import { redisAclRules } from "../../contract/redis-acl.ts";
 import { applyYaml, createTestNamespace, kubectl } from "../env/kubectl.ts";
+import { startRedis } from "../env/redis.ts";
 import {
   chartDir,
   fullValuesFile,
@@ -417,6 +421,90 @@ describe("secrets", () => {
     const fromSecret = await renderChart({ namespace: "x", set: { "redis.existingSecret": "redis-creds" } });
     expect(urlOf(fromSecret)).toBeUndefined();
     expect(JSON.stringify(fromSecret)).toContain('"name":"redis-creds"');
+  });
+});
+
+describe("Redis users", () => {
+  const tag = "chart-acl";
+  const envOf = (objects: K8sObject[], component: string) => {
+    const deployment = objects.find(
+      (o) => o.kind === "Deployment" && o.metadata.name.endsWith(`-${component}`),
+    );
+    const env = deployment?.spec.template.spec.containers[0].env as Array<{
+      name: string;
+      value?: string;
+      valueFrom?: unknown;
+    }>;
+    return Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+  };
+
+  it("gives the embedded Redis one ACL user per process with the contract's rules, and those users work", async () => {
+    const objects = await renderChart({
+      namespace: "x",
+      set: { "redis.embedded.enabled": "true", "redis.keyTag": tag },
+    });
+    const secret = objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-redis-auth"));
+    const data = Object.fromEntries(
+      Object.entries(secret?.data as Record<string, string>).map(([k, v]) => [
+        k,
+        Buffer.from(v, "base64").toString(),
+      ]),
+    );
+    const lines = data["users.acl"]!.trim().split("\n");
+    expect(lines[0]).toBe("user default off");
+    for (const [role, line] of [
+      ["operator", lines[1]],
+      ["dispatcher", lines[2]],
+    ] as const) {
+      const hash = createHash("sha256").update(data[`${role}-password`]!).digest("hex");
+      expect(line).toBe(`user dataforce-${role} on #${hash} ${redisAclRules(role, tag).join(" ")}`);
+      expect(envOf(objects, role)[`${role.toUpperCase()}_REDIS_USERNAME`]).toBe(`dataforce-${role}`);
+      expect(envOf(objects, role)[`${role.toUpperCase()}_REDIS_PASSWORD`]).toEqual({
+        secretKeyRef: { name: secret?.metadata.name, key: `${role}-password` },
+      });
+    }
+
+    // the rendered ACL file, loaded by a real redis-server (the test keeps a default user of its own)
+    const redis = await startRedis({ aclUsers: lines.slice(1) });
+    const as = (role: "operator" | "dispatcher") =>
+      redis.connect({
+        username: `dataforce-${role}`,
+        password: data[`${role}-password`],
+        maxRetriesPerRequest: 0,
+      });
+    const [operator, dispatcher] = [as("operator"), as("dispatcher")];
+    try {
+      const keys = keyspace(tag);
+      await operator.hset(keys.routing, "team-a", "{}");
+      await expect(dispatcher.hget(keys.routing, "team-a")).resolves.toBe("{}");
+      await expect(dispatcher.hset(keys.routing, "team-a", "{}")).rejects.toThrow(/NOPERM/);
+      await dispatcher.xadd(keys.events, "*", "type", "job.created");
+      await expect(dispatcher.flushall()).rejects.toThrow(/NOPERM/);
+    } finally {
+      operator.disconnect();
+      dispatcher.disconnect();
+      await redis.stop();
+    }
+  });
+
+  it("takes the passwords from redis.auth.existingSecret for an external Redis, and mounts its CA", async () => {
+    const objects = await renderChart({
+      namespace: "x",
+      set: { "redis.auth.existingSecret": "redis-users", "redis.tls.caSecret": "redis-ca" },
+    });
+    expect(
+      objects.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-redis-auth")),
+    ).toBeUndefined();
+    for (const role of ["operator", "dispatcher"] as const) {
+      const env = envOf(objects, role);
+      const prefix = role.toUpperCase();
+      expect(env[`${prefix}_REDIS_PASSWORD`]).toEqual({
+        secretKeyRef: { name: "redis-users", key: `${role}-password` },
+      });
+      expect(env[`${prefix}_REDIS_TLS_CA_FILE`]).toBe("/etc/dataforce/redis-ca/ca.crt");
+    }
+    const plain = await renderChart({ namespace: "x", set: { "redis.url": "redis://r:6379" } });
+    expect(Object.keys(envOf(plain, "dispatcher"))).not.toContain("DISPATCHER_REDIS_PASSWORD");
   });
 });
 

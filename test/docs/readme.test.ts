@@ -1,6 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { aclSetUserCommand } from "../../contract/redis-acl.ts";
 import { ENVIRONMENT as DISPATCHER_ENV } from "../../dispatcher/config.ts";
 import { createMetrics } from "../../dispatcher/metrics.ts";
 import { ENVIRONMENT as OPERATOR_ENV } from "../../operator/config.ts";
@@ -21,6 +22,11 @@ describe("README", () => {
   it("documents every environment variable of the dispatcher and the operator", () => {
     for (const variable of [...Object.values(DISPATCHER_ENV), ...Object.values(OPERATOR_ENV)])
       expect(readme, variable).toContain(`\`${variable}\``);
+  });
+
+  it("gives the ACL SETUSER lines of contract/redis-acl.ts for the default key tag", () => {
+    for (const role of ["operator", "dispatcher"] as const)
+      expect(readme).toContain(aclSetUserCommand(role, `dataforce-${role}`, "dataforce"));
   });
 
   it("names no environment variable the code does not read", () => {

@@ -9,8 +9,8 @@
  * signing keys, the ServiceAccount admission plugin disabled (no controller creates
  * the `default` ServiceAccount here).
  */
-import { execFile, spawn } from "node:child_process";
-import { generateKeyPair, randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import { generateKeyPair } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:https";
@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
+import { ecKey, selfSignedCa, signLeaf } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { type ManagedProcess, startProcess } from "./process.ts";
 
@@ -164,13 +165,7 @@ interface Pki {
   saPrivateKeyFile: string;
 }
 
-/**
- * Keys come from node:crypto. Node has no API to *issue* X.509 certificates, so the
- * certificates are signed by the `openssl` CLI (Debian package `openssl`, pulled in by
- * `ca-certificates` on practically every image) rather than adding an npm dependency or
- * hand-writing DER. Each call gets its own minimal config, so the system openssl.cnf
- * does not matter.
- */
+/** The API server's serving and client PKI (see pki.ts for how certificates are made). */
 async function createPki(dir: string): Promise<Pki> {
   const file = (name: string) => join(dir, name);
   const [servingCaKey, servingKey, clientCaKey, adminKey, saKey] = await Promise.all([
@@ -214,81 +209,6 @@ async function createPki(dir: string): Promise<Pki> {
     saPublicKeyFile: file("sa.pub"),
     saPrivateKeyFile: file("sa.key"),
   };
-}
-
-async function ecKey(): Promise<string> {
-  const { privateKey } = await promisify(generateKeyPair)("ec", {
-    namedCurve: "prime256v1",
-    publicKeyEncoding: { type: "spki", format: "pem" },
-    privateKeyEncoding: { type: "pkcs8", format: "pem" },
-  });
-  return privateKey;
-}
-
-const VALIDITY_DAYS = "30";
-
-async function selfSignedCa(dir: string, name: string, commonName: string): Promise<void> {
-  const config = join(dir, `${name}.cnf`);
-  await writeFile(
-    config,
-    [
-      "[req]",
-      "distinguished_name = dn",
-      "[dn]",
-      "[ext]",
-      "basicConstraints = critical, CA:TRUE",
-      "keyUsage = critical, keyCertSign, cRLSign, digitalSignature",
-      "subjectKeyIdentifier = hash",
-      "",
-    ].join("\n"),
-  );
-  await openssl(dir, [
-    ["req", "-x509", "-new", "-config", config, "-extensions", "ext", "-key", `${name}.key`],
-    ["-subj", `/CN=${commonName}`, "-days", VALIDITY_DAYS, "-out", `${name}.crt`],
-  ]);
-}
-
-async function signLeaf(
-  dir: string,
-  name: string,
-  ca: string,
-  subject: string,
-  extensions: readonly string[],
-): Promise<void> {
-  const config = join(dir, `${name}.cnf`);
-  await writeFile(
-    config,
-    [
-      "[req]",
-      "distinguished_name = dn",
-      "[dn]",
-      "[ext]",
-      "basicConstraints = critical, CA:FALSE",
-      "keyUsage = critical, digitalSignature, keyEncipherment",
-      "authorityKeyIdentifier = keyid",
-      ...extensions,
-      "",
-    ].join("\n"),
-  );
-  await openssl(dir, [
-    ["req", "-new", "-config", config, "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`],
-  ]);
-  await openssl(dir, [
-    ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`],
-    ["-set_serial", `0x${randomBytes(16).toString("hex")}`, "-days", VALIDITY_DAYS],
-    ["-extfile", config, "-extensions", "ext", "-out", `${name}.crt`],
-  ]);
-}
-
-async function openssl(cwd: string, args: readonly (readonly string[])[]): Promise<void> {
-  try {
-    await promisify(execFile)("openssl", args.flat(), { cwd });
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? "";
-    throw new Error(`openssl ${args.flat().join(" ")} failed (is Debian's openssl installed?): ${stderr}`, {
-      cause: error,
-    });
-  }
 }
 
 // --- etcd ---------------------------------------------------------------------------

@@ -1,38 +1,87 @@
 import { rmSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
+import { loopbackServerPki } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { type ManagedProcess, startProcess } from "./process.ts";
 
 export interface TestRedis {
+  /** URL of the admin: `redis://` (or `rediss://` with TLS), with the password when ACL users are set. */
   readonly url: string;
   readonly port: number;
+  /** PEM file of the CA of the server's certificate, with TLS. */
+  readonly caFile: string | undefined;
+  /** The server's working directory (logs, the ACL file, certificates). */
+  readonly dir: string;
+  /** A client of the admin (`default` user), trusting the CA when TLS is on. */
+  connect(options?: RedisOptions): Redis;
   stop(): Promise<void>;
 }
 
+export interface RedisServerOptions {
+  /**
+   * ACL users, one `user …` line each (the ACL file's syntax). The `default` user then needs
+   * a password: the admin's, in `url`.
+   */
+  aclUsers?: readonly string[];
+  /** Serve TLS only (no plain port), with a throwaway CA and a certificate for 127.0.0.1. */
+  tls?: boolean;
+}
+
+/** Password of the `default` user when ACL users are configured. */
+const ADMIN_PASSWORD = "test-redis-admin-password";
+
 /** Starts Debian's `redis-server` on a free loopback port, in a throwaway directory. */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
   const dir = await mkdtemp(join(tmpdir(), "dataforce-redis-"));
   // If the run ends without stop() (Ctrl-C), process.ts kills redis-server; then the files go.
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   process.once("exit", removeDir);
+  const extraArgs: string[] = [];
+  let caFile: string | undefined;
+  let tls: RedisOptions["tls"];
+  if (options.tls) {
+    const pki = await loopbackServerPki(dir, "redis");
+    caFile = pki.caFile;
+    tls = { ca: await readFile(pki.caFile) };
+    extraArgs.push("--tls-cert-file", pki.certFile, "--tls-key-file", pki.keyFile);
+    extraArgs.push("--tls-ca-cert-file", pki.caFile, "--tls-auth-clients", "no");
+  }
+  const password = options.aclUsers ? ADMIN_PASSWORD : undefined;
+  if (options.aclUsers) {
+    const aclFile = join(dir, "users.acl");
+    const lines = [`user default on >${ADMIN_PASSWORD} ~* &* +@all`, ...options.aclUsers];
+    await writeFile(aclFile, `${lines.join("\n")}\n`, { mode: 0o600 });
+    extraArgs.push("--aclfile", aclFile);
+  }
+  const adminOptions = (port: number): RedisOptions => ({
+    port,
+    host: "127.0.0.1",
+    ...(password ? { password } : {}),
+    ...(tls ? { tls } : {}),
+  });
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
+    const portArgs = options.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)];
     const proc = startProcess(
       "redis-server",
       process.env.REDIS_SERVER_BIN ?? "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"],
+      [...portArgs, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", ...extraArgs],
       { logFile: join(dir, "redis.log") },
     );
     try {
-      await waitForRedis(port, proc);
-      const url = `redis://127.0.0.1:${port}`;
+      await waitForRedis(adminOptions(port), proc);
+      const scheme = options.tls ? "rediss" : "redis";
+      const auth = password ? `default:${password}@` : "";
       return {
-        url,
+        url: `${scheme}://${auth}127.0.0.1:${port}`,
         port,
+        caFile,
+        dir,
+        connect: (extra = {}) => new Redis({ ...adminOptions(port), ...extra }),
         async stop() {
           await proc.stop();
           process.removeListener("exit", removeDir);
@@ -47,11 +96,11 @@ export async function startRedis(): Promise<TestRedis> {
   throw new Error(`redis-server did not start (is Debian's redis-server installed?): ${String(lastError)}`);
 }
 
-async function waitForRedis(port: number, proc: ManagedProcess): Promise<void> {
+async function waitForRedis(options: RedisOptions, proc: ManagedProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`redis-server exited with ${proc.child.exitCode}`);
-    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 0 });
+    const client = new Redis({ ...options, lazyConnect: true, maxRetriesPerRequest: 0 });
     client.on("error", () => {});
     try {
       await client.connect();

@@ -11,6 +11,41 @@ valueFrom:
     key: {{ include "dfw.redis.secretKey" . }}
 {{- end }}
 
+{{/* The Redis ACL user, password and CA of a process; call with (dict "ctx" $ "prefix" "OPERATOR" "role" "operator"). */}}
+{{- define "dfw.redisAuthEnv" -}}
+{{- $auth := .ctx.Values.redis.auth -}}
+{{- with include "dfw.redis.authSecretName" .ctx }}
+- name: {{ $.prefix }}_REDIS_USERNAME
+  value: {{ get $auth (printf "%sUser" $.role) | quote }}
+- name: {{ $.prefix }}_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ get $auth (printf "%sPasswordKey" $.role) }}
+{{- end }}
+{{- if .ctx.Values.redis.tls.caSecret }}
+- name: {{ .prefix }}_REDIS_TLS_CA_FILE
+  value: {{ printf "/etc/dataforce/redis-ca/%s" .ctx.Values.redis.tls.caKey | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Mount and volume of the Redis CA, when redis.tls.caSecret is set. */}}
+{{- define "dfw.redisCaMount" -}}
+{{- if .Values.redis.tls.caSecret }}
+- name: redis-ca
+  mountPath: /etc/dataforce/redis-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "dfw.redisCaVolume" -}}
+{{- with .Values.redis.tls.caSecret }}
+- name: redis-ca
+  secret:
+    secretName: {{ . }}
+{{- end }}
+{{- end }}
+
 {{- define "dfw.encryptionKeysEnv" -}}
 valueFrom:
   secretKeyRef:
@@ -22,6 +57,7 @@ valueFrom:
 {{- $d := .Values.dispatcher -}}
 - name: DISPATCHER_REDIS_URL
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
+{{- include "dfw.redisAuthEnv" (dict "ctx" . "prefix" "DISPATCHER" "role" "dispatcher") }}
 - name: DISPATCHER_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
 - name: DISPATCHER_ENCRYPTION_KEYS
@@ -75,6 +111,7 @@ valueFrom:
       fieldPath: metadata.namespace
 - name: OPERATOR_REDIS_URL
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
+{{- include "dfw.redisAuthEnv" (dict "ctx" . "prefix" "OPERATOR" "role" "operator") }}
 - name: OPERATOR_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
 - name: OPERATOR_ENCRYPTION_KEYS

@@ -95,6 +95,33 @@ Redis, or redis.url (stored by the chart in a Secret because a URL may carry a p
 {{- end }}
 {{- end }}
 
+{{/*
+The Secret with the passwords of the two processes' Redis ACL users: redis.auth.existingSecret,
+else the one the chart generates for the embedded Redis; empty when there is neither.
+*/}}
+{{- define "dfw.redis.authSecretName" -}}
+{{- if .Values.redis.auth.existingSecret }}
+{{- .Values.redis.auth.existingSecret }}
+{{- else if .Values.redis.embedded.enabled }}
+{{- printf "%s-redis-auth" (include "dfw.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ACL rules of a process's Redis user (without name and password): the same as
+contract/redis-acl.ts redisAclRules(role, keyTag), which test/chart checks. Call with
+(dict "ctx" $ "role" "operator"|"dispatcher").
+*/}}
+{{- define "dfw.redis.aclRules" -}}
+{{- $p := printf "{%s}:" .ctx.Values.redis.keyTag -}}
+{{- $commands := "-@all +@read +@write +@scripting +@pubsub +@connection +@transaction -@dangerous +info -scan -randomkey -script|flush -script|kill -function" -}}
+{{- if eq .role "operator" -}}
+resetkeys ~{{ $p }}* resetchannels &{{ $p }}* {{ $commands }}
+{{- else -}}
+resetkeys ~{{ $p }}events* ~{{ $p }}deliver* ~{{ $p }}scheduled ~{{ $p }}status ~{{ $p }}record-limits ~{{ $p }}event:* ~{{ $p }}seen:* ~{{ $p }}log* %R~{{ $p }}routing* resetchannels &{{ $p }}routing:changed {{ $commands }}
+{{- end -}}
+{{- end }}
+
 {{/* The Secret with the keys that seal the routing's secrets in Redis (generated unless encryptionKeys.existingSecret). */}}
 {{- define "dfw.encryptionKeys.secretName" -}}
 {{- if .Values.encryptionKeys.existingSecret }}
