@@ -65,6 +65,11 @@ export const WebhookRouteSchema = z.object({
 });
 export type WebhookRoute = z.infer<typeof WebhookRouteSchema>;
 
+const TokenDigestsSchema = z
+  .array(z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 hex digest"))
+  .max(10)
+  .default([]);
+
 export const NamespaceRoutingSchema = z.object({
   namespace: z.string().regex(NAMESPACE_NAME, "a Kubernetes namespace name"),
   /** The integration toggle: no webhook of a disabled namespace delivers. */
@@ -79,10 +84,12 @@ export const NamespaceRoutingSchema = z.object({
    * SHA-256 (hex) of the namespace's own ingest tokens: a bearer token whose digest is here
    * publishes into this namespace only. Digests, not tokens: Redis never holds a usable token.
    */
-  ingestTokenDigests: z
-    .array(z.string().regex(/^[0-9a-f]{64}$/, "a SHA-256 hex digest"))
-    .max(10)
-    .default([]),
+  ingestTokenDigests: TokenDigestsSchema,
+  /**
+   * SHA-256 (hex) of the namespace's own event log tokens: they list, show and retry this
+   * namespace's deliveries only, in the dispatcher's event log API.
+   */
+  eventLogTokenDigests: TokenDigestsSchema,
   /** The WebhookIntegration's metadata.generation this was compiled from (informational). */
   generation: z.int().nonnegative().optional(),
   /** An opaque version of the operator's inputs (informational). */
@@ -276,7 +283,7 @@ function parseRoutingDocument(
   return { success: true, data: result.data, sealedWithOlderKey };
 }
 
-/** The digest under which an ingest token is stored in a routing document (`ingestTokenDigests`). */
-export function ingestTokenDigest(token: string): string {
+/** The digest under which a namespace's token is stored in a routing document (`…TokenDigests`). */
+export function tokenDigest(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }

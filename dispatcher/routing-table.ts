@@ -68,10 +68,16 @@ export interface RoutingWatcherOptions {
  * announcement at once, or by polling the revision (Pub/Sub is fire-and-forget: a dispatcher
  * that was disconnected would miss it), so within `pollMs` at worst.
  */
+/** The tokens the operator generates per namespace: publish (ingest) or read and retry (event log). */
+export type NamespaceTokenKind = "ingest" | "eventLog";
+
 export class RoutingWatcher {
   readonly #options: RoutingWatcherOptions;
   #namespaces = new Map<string, PreparedNamespace>();
-  #tokenNamespaces = new Map<string, string>();
+  #tokenNamespaces: Record<NamespaceTokenKind, Map<string, string>> = {
+    ingest: new Map(),
+    eventLog: new Map(),
+  };
   #revision = -1;
   /** The operator's routing epoch has been seen in Redis: its absence then means data loss. */
   #epochSeen = false;
@@ -95,9 +101,9 @@ export class RoutingWatcher {
     return this.#revision;
   }
 
-  /** The namespace whose own ingest token has this SHA-256 digest (see ingestTokenDigest). */
-  namespaceOfIngestToken(digest: string): string | undefined {
-    return this.#tokenNamespaces.get(digest);
+  /** The namespace whose own ingest token has this SHA-256 digest (see tokenDigest). */
+  namespaceOfToken(kind: NamespaceTokenKind, digest: string): string | undefined {
+    return this.#tokenNamespaces[kind].get(digest);
   }
 
   namespace(name: string): PreparedNamespace | undefined {
@@ -189,9 +195,10 @@ export class RoutingWatcher {
     for (const { namespace, error } of invalid) {
       logger.error({ namespace, error }, "invalid routing configuration: this namespace routes nothing");
     }
-    const tokenNamespaces = new Map<string, string>();
-    for (const [name, prepared] of namespaces) {
-      for (const digest of prepared.routing.ingestTokenDigests) tokenNamespaces.set(digest, name);
+    const tokenNamespaces = { ingest: new Map<string, string>(), eventLog: new Map<string, string>() };
+    for (const [name, { routing }] of namespaces) {
+      for (const digest of routing.ingestTokenDigests) tokenNamespaces.ingest.set(digest, name);
+      for (const digest of routing.eventLogTokenDigests) tokenNamespaces.eventLog.set(digest, name);
     }
     this.#namespaces = namespaces;
     this.#tokenNamespaces = tokenNamespaces;

@@ -2,7 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliveryPage, DeliverySummary } from "../../contract/delivery-log.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { tokenDigest, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import {
   api,
   eventually,
@@ -20,6 +20,8 @@ let redis: Redis;
 let receiver: Receiver;
 let dispatcher: Dispatcher;
 const EVENTS = 10;
+/** team-a's own event log token (its digest is in team-a's routing). */
+const TEAM_A_LOG_TOKEN = "team-a-event-log-token-0123456789";
 
 beforeAll(async () => {
   redis = new Redis(inject("redisUrl"));
@@ -28,10 +30,14 @@ beforeAll(async () => {
   dispatcher = await startDispatcher(testSettings(inject("redisUrl")));
   let revision = await writeNamespaceRouting(
     redis,
-    testRouting("team-a", [
-      { name: "jobs", event: "job.created", url: receiver.url("/up") },
-      { name: "payments", event: "payment.received", url: receiver.url("/down") },
-    ]),
+    testRouting(
+      "team-a",
+      [
+        { name: "jobs", event: "job.created", url: receiver.url("/up") },
+        { name: "payments", event: "payment.received", url: receiver.url("/down") },
+      ],
+      { eventLogTokenDigests: [tokenDigest(TEAM_A_LOG_TOKEN)] },
+    ),
     dispatcher.keys,
     TEST_SECRET_BOX,
   );
@@ -188,5 +194,85 @@ describe("retry", () => {
     const again = await api(dispatcher.url, "POST", "/v1/deliveries/retry", { token: "incident-43" });
     expect(again.body).toMatchObject({ requeued: 0 });
     expect((await api(dispatcher.url, "POST", "/v1/deliveries/retry", {})).status).toBe(400);
+  });
+});
+
+describe("a namespace's own event log token", () => {
+  const asTeamA = (method: string, path: string, body?: unknown) =>
+    api(dispatcher.url, method, path, body, TEAM_A_LOG_TOKEN);
+
+  it("lists, shows and reads events of its namespace only", async () => {
+    const page = (await asTeamA("GET", "/v1/deliveries?limit=100")).body as DeliveryPage;
+    expect(page.items.length).toBeGreaterThanOrEqual(2 * EVENTS);
+    expect(new Set(page.items.map((item) => item.namespace))).toEqual(new Set(["team-a"]));
+    expect(await asTeamA("GET", "/v1/deliveries?namespace=team-b")).toMatchObject({
+      status: 403,
+      body: {
+        error: {
+          code: "NAMESPACE_FORBIDDEN",
+          message: "this token reads the event log only of namespace team-a, not team-b",
+        },
+      },
+    });
+    const own = deliveryId("team-a", "a-job-1", "jobs");
+    const other = deliveryId("team-b", "b-job-1", "jobs");
+    expect((await asTeamA("GET", `/v1/deliveries/${own}`)).status).toBe(200);
+    expect(await asTeamA("GET", `/v1/deliveries/${other}`)).toMatchObject({
+      status: 404,
+      body: { error: { code: "DELIVERY_NOT_FOUND" } },
+    });
+    expect((await asTeamA("GET", "/v1/events/team-a/a-job-1")).status).toBe(200);
+    expect((await asTeamA("GET", "/v1/events/team-b/b-job-1")).status).toBe(404);
+    // the admin still sees both
+    expect((await api(dispatcher.url, "GET", `/v1/deliveries/${other}`)).status).toBe(200);
+  });
+
+  it("retries its namespace's deliveries only", async () => {
+    receiver.on("/down", { kind: "respond", status: 500 });
+    const revision = await writeNamespaceRouting(
+      redis,
+      testRouting("team-b", [
+        { name: "jobs", event: "job.created", url: receiver.url("/up") },
+        { name: "payments", event: "payment.received", url: receiver.url("/down") },
+      ]),
+      dispatcher.keys,
+      TEST_SECRET_BOX,
+    );
+    await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+    const late = [
+      { type: "payment.received", namespace: "team-a", id: "a-late", data: {} },
+      { type: "payment.received", namespace: "team-b", id: "b-late", data: {} },
+    ];
+    expect(
+      (await api(dispatcher.url, "POST", "/v1/events/batch", { events: late }, INGEST_TOKEN)).status,
+    ).toBe(202);
+    const ownFailed = deliveryId("team-a", "a-late", "payments");
+    const otherFailed = deliveryId("team-b", "b-late", "payments");
+    await eventually(async () => {
+      const failed = (await list("?phase=FAILED&limit=100")).items.map((item) => item.id);
+      return failed.includes(ownFailed) && failed.includes(otherFailed) ? true : undefined;
+    });
+
+    expect(await asTeamA("POST", `/v1/deliveries/${otherFailed}/retry`)).toMatchObject({ status: 404 });
+    expect(
+      (await asTeamA("POST", "/v1/deliveries/retry", { namespace: "team-b", token: "t-1" })).status,
+    ).toBe(403);
+    expect((await asTeamA("POST", "/v1/deliveries/retry", { token: "t-1" })).body).toMatchObject({
+      requeued: 1,
+    });
+    await eventually(async () =>
+      (await list("?phase=FAILED&limit=100")).items.some((item) => item.id === ownFailed) ? undefined : true,
+    );
+    const stillFailed = (await list("?phase=FAILED&limit=100")).items.map((item) => item.id);
+    expect(stillFailed).toContain(otherFailed);
+  });
+
+  it("is refused where it has no say: ingest", async () => {
+    const response = await asTeamA("POST", "/v1/events", {
+      type: "job.created",
+      namespace: "team-a",
+      data: {},
+    });
+    expect(response.status).toBe(401);
   });
 });

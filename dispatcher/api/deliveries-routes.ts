@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { readDelivery, requestRetries, requestRetry } from "../../contract/deliveries.ts";
+import { type RetryScope, readDelivery, requestRetries, requestRetry } from "../../contract/deliveries.ts";
 import { InvalidCursorError, listDeliveries } from "../../contract/delivery-log.ts";
 import { EventTypeSchema } from "../../contract/event-types.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { DeliveryPhaseSchema } from "../../contract/records.ts";
-import { bearerAuth } from "./auth.ts";
+import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 
 export interface DeliveriesRoutesOptions {
@@ -16,6 +16,8 @@ export interface DeliveriesRoutesOptions {
   keys: Keyspace;
   limits: RecordLimits;
   adminTokens: readonly string[];
+  /** The namespace whose own event log token has this digest (from the routing). */
+  namespaceOfEventLogToken(digest: string): string | undefined;
 }
 
 const FilterSchema = z.strictObject({
@@ -38,18 +40,23 @@ const BulkRetryBodySchema = FilterSchema.extend({
   limit: z.int().min(1).max(5_000).default(1_000),
 });
 
-/** The event log: list, show, retry one, retry by filter. */
+/**
+ * The event log: list, show, retry one, retry by filter. The admin token sees every namespace; a
+ * namespace's event log token sees its own only (another namespace's delivery does not exist for
+ * it, and a filter naming another namespace is a 403).
+ */
 export async function deliveriesRoutes(
   app: FastifyInstance,
   options: DeliveriesRoutesOptions,
 ): Promise<void> {
   const { redis, keys, limits } = options;
   // onRequest: unauthenticated requests are refused before their body is even read
-  app.addHook("onRequest", bearerAuth(options.adminTokens));
+  app.addHook("onRequest", scopedAuth(options.adminTokens, options.namespaceOfEventLogToken));
 
   app.get("/v1/deliveries", async (request) => {
     const query = parse(ListQuerySchema, request.query);
-    const { limit, cursor, ...filter } = query;
+    const { limit, cursor, ...requested } = query;
+    const filter = confine(request, requested);
     try {
       return await listDeliveries(redis, filter, cursor === undefined ? { limit } : { limit, cursor }, keys);
     } catch (error) {
@@ -60,14 +67,24 @@ export async function deliveriesRoutes(
 
   app.get<{ Params: { id: string } }>("/v1/deliveries/:id", async (request) => {
     const delivery = await readDelivery(redis, request.params.id, keys);
-    if (delivery === null) throw new ApiError("DELIVERY_NOT_FOUND");
+    const confined = confinedNamespace(request);
+    if (delivery === null || (confined !== undefined && delivery.namespace !== confined)) {
+      throw new ApiError("DELIVERY_NOT_FOUND");
+    }
     return delivery;
   });
 
   app.post<{ Params: { id: string } }>("/v1/deliveries/:id/retry", async (request, reply) => {
     const body = parse(RetryBodySchema, request.body ?? undefined);
     const token = body?.token ?? randomUUID();
-    const { outcome } = await requestRetry(redis, request.params.id, token, keys, limits, "any-namespace");
+    const { outcome } = await requestRetry(
+      redis,
+      request.params.id,
+      token,
+      keys,
+      limits,
+      retryScope(request),
+    );
     switch (outcome) {
       case "not-found":
         throw new ApiError("DELIVERY_NOT_FOUND");
@@ -81,7 +98,8 @@ export async function deliveriesRoutes(
   });
 
   app.post("/v1/deliveries/retry", async (request, reply) => {
-    const { token, limit, ...filter } = parse(BulkRetryBodySchema, request.body);
+    const { token, limit, ...requested } = parse(BulkRetryBodySchema, request.body);
+    const filter = confine(request, requested);
     // collect first, then requeue: requeuing moves deliveries out of the index being walked
     const ids: string[] = [];
     let cursor: string | undefined;
@@ -104,7 +122,7 @@ export async function deliveriesRoutes(
         token,
         keys,
         limits,
-        "any-namespace",
+        retryScope(request),
       )) {
         if (outcome === "requeued") counts.requeued++;
         else if (outcome === "already-honoured") counts.alreadyHonoured++;
@@ -114,6 +132,23 @@ export async function deliveriesRoutes(
     }
     return reply.code(202).send({ token, ...counts });
   });
+}
+
+/** The filter a namespace's token may use: its own namespace, named or not. */
+function confine<Filter extends { namespace?: string | undefined }>(
+  request: FastifyRequest,
+  filter: Filter,
+): Filter {
+  if (filter.namespace !== undefined)
+    assertMayActIn(request, filter.namespace, "reads the event log only of");
+  const confined = confinedNamespace(request);
+  return confined === undefined ? filter : { ...filter, namespace: confined };
+}
+
+/** The retry script's own check, as the second line of defence. */
+function retryScope(request: FastifyRequest): RetryScope {
+  const confined = confinedNamespace(request);
+  return confined === undefined ? "any-namespace" : { namespace: confined };
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {

@@ -2,7 +2,7 @@ import { request as httpRequest } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readEvent } from "../../contract/deliveries.ts";
-import { ingestTokenDigest, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { tokenDigest, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import {
   ADMIN_TOKEN,
   api,
@@ -314,7 +314,7 @@ describe("a namespace's own ingest token", () => {
     await writeNamespaceRouting(redis, testRouting("team-b", hooks), dispatcher.keys, TEST_SECRET_BOX);
     const revision = await writeNamespaceRouting(
       redis,
-      testRouting("team-a", hooks, { ingestTokenDigests: [ingestTokenDigest(TEAM_A_TOKEN)] }),
+      testRouting("team-a", hooks, { ingestTokenDigests: [tokenDigest(TEAM_A_TOKEN)] }),
       dispatcher.keys,
       TEST_SECRET_BOX,
     );

@@ -12,7 +12,7 @@ import {
   NamespaceSchema,
 } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
-import { assertMayPublish, bearerAuth, ingestAuth } from "./auth.ts";
+import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 
 export interface EventsRoutesOptions {
@@ -24,6 +24,8 @@ export interface EventsRoutesOptions {
   adminTokens: readonly string[];
   /** The namespace whose own ingest token has this digest (from the routing). */
   namespaceOfIngestToken(digest: string): string | undefined;
+  /** The namespace whose own event log token has this digest (from the routing). */
+  namespaceOfEventLogToken(digest: string): string | undefined;
   maxEventBytes: number;
   maxBatchEvents: number;
 }
@@ -31,7 +33,7 @@ export interface EventsRoutesOptions {
 /** Ingest (`POST /v1/events`, `POST /v1/events/batch`) and `GET /v1/events/:namespace/:id`. */
 export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOptions): Promise<void> {
   const { redis, keys, metrics, fanout, maxEventBytes, maxBatchEvents } = options;
-  const authenticate = ingestAuth(options.ingestTokens, options.namespaceOfIngestToken);
+  const authenticate = scopedAuth(options.ingestTokens, options.namespaceOfIngestToken);
   const BatchSchema = z.strictObject({
     events: z
       .array(z.unknown())
@@ -76,7 +78,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
   /** A namespace's own token publishes into that namespace only (403 NAMESPACE_FORBIDDEN). */
   function mayPublish(request: FastifyRequest, events: readonly IncomingEvent[]): void {
     try {
-      for (const event of events) assertMayPublish(request, event.namespace);
+      for (const event of events) assertMayActIn(request, event.namespace, "publishes only into");
     } catch (error) {
       metrics.eventsRejected.inc({ source: "api", reason: "forbidden" }, events.length);
       throw error;
@@ -138,9 +140,13 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
   );
 
   const EventParams = z.object({ namespace: NamespaceSchema, id: EventIdSchema });
-  app.get("/v1/events/:namespace/:id", { onRequest: bearerAuth(options.adminTokens) }, async (request) => {
+  const logAuth = scopedAuth(options.adminTokens, options.namespaceOfEventLogToken);
+  app.get("/v1/events/:namespace/:id", { onRequest: logAuth }, async (request) => {
     const params = EventParams.safeParse(request.params);
     if (!params.success) throw new ApiError("EVENT_NOT_FOUND");
+    // another namespace's event does not exist for a namespace's token
+    const confined = confinedNamespace(request);
+    if (confined !== undefined && confined !== params.data.namespace) throw new ApiError("EVENT_NOT_FOUND");
     const event = await readEvent(redis, params.data.namespace, params.data.id, keys);
     if (event === null) throw new ApiError("EVENT_NOT_FOUND");
     return event;

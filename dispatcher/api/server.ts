@@ -21,6 +21,8 @@ export interface ApiOptions {
   ingestTokens: readonly string[];
   /** The namespace whose own ingest token has this digest (from the routing). */
   namespaceOfIngestToken(digest: string): string | undefined;
+  /** The namespace whose own event log token has this digest (from the routing). */
+  namespaceOfEventLogToken(digest: string): string | undefined;
   adminTokens: readonly string[];
   maxEventBytes: number;
   maxBatchEvents: number;

@@ -20,6 +20,7 @@ import { isConflict, isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { INTEGRATIONS } from "../resources.ts";
 import {
+  EVENT_LOG_TOKEN_SECRET,
   type GeneratedSecret,
   gatherNamespaceInputs,
   INGEST_TOKEN_SECRET,
@@ -40,6 +41,7 @@ import { applyRouting } from "./routing.ts";
 export const GENERATED_SECRET_LABEL = "webhooks.dataforce.io/generated-signing-secret";
 
 export const GENERATED_INGEST_TOKEN_LABEL = "webhooks.dataforce.io/generated-ingest-token";
+export const GENERATED_EVENT_LOG_TOKEN_LABEL = "webhooks.dataforce.io/generated-event-log-token";
 
 /** Labels of a Secret the operator generates: ours (`ownerLabel`), and consenting to be read by webhooks. */
 function generatedLabels(ownerLabel: string): Record<string, string> {
@@ -87,14 +89,10 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       if (signing) fresh.push(signing);
     }
     if (live) {
-      const token = await ensureGeneratedSecret(deps, live, {
-        ...INGEST_TOKEN_SECRET,
-        value: generateIngestToken,
-        what: "this namespace's own ingest token",
-        eventReason: "IngestTokenGenerated",
-        ownerLabel: GENERATED_INGEST_TOKEN_LABEL,
-      });
-      if (token) fresh.push(token);
+      for (const spec of NAMESPACE_TOKENS) {
+        const token = await ensureGeneratedSecret(deps, live, spec);
+        if (token) fresh.push(token);
+      }
     }
     const compiled = planNamespace(
       await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, fresh),
@@ -128,6 +126,7 @@ async function writeStatus(
     activeWebhooks: result.activeWebhooks,
     ...(result.signingSecretName ? { signingSecretName: result.signingSecretName } : {}),
     ...(result.ingestTokenSecretName ? { ingestTokenSecretName: result.ingestTokenSecretName } : {}),
+    ...(result.eventLogTokenSecretName ? { eventLogTokenSecretName: result.eventLogTokenSecretName } : {}),
   };
   const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
   if (!patch) return;
@@ -237,8 +236,26 @@ async function ensureGeneratedSecret(
   }
 }
 
-/** An ingest token: 32 random bytes, base64url (43 characters). */
-export function generateIngestToken(): string {
+/** The namespace's own tokens: what each may do is the dispatcher's to enforce. */
+const NAMESPACE_TOKENS: readonly GeneratedSecretSpec[] = [
+  {
+    ...INGEST_TOKEN_SECRET,
+    value: generateNamespaceToken,
+    what: "this namespace's own ingest token",
+    eventReason: "IngestTokenGenerated",
+    ownerLabel: GENERATED_INGEST_TOKEN_LABEL,
+  },
+  {
+    ...EVENT_LOG_TOKEN_SECRET,
+    value: generateNamespaceToken,
+    what: "this namespace's own event log token",
+    eventReason: "EventLogTokenGenerated",
+    ownerLabel: GENERATED_EVENT_LOG_TOKEN_LABEL,
+  },
+];
+
+/** A namespace token: 32 random bytes, base64url (43 characters). */
+export function generateNamespaceToken(): string {
   return randomBytes(32).toString("base64url");
 }
 

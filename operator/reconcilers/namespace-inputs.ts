@@ -13,6 +13,15 @@ import type { NamespaceInputs } from "./plan.ts";
  */
 export const INGEST_TOKEN_SECRET: GeneratedSecret = { name: "webhook-ingest-token", key: "token" };
 
+/**
+ * The namespace's own event log token, generated likewise: it lists, shows and retries this
+ * namespace's deliveries only, in the dispatcher's event log API (the admin token sees all).
+ */
+export const EVENT_LOG_TOKEN_SECRET: GeneratedSecret = { name: "webhook-event-log-token", key: "token" };
+
+/** The tokens the operator generates for every namespace with an integration. */
+const NAMESPACE_TOKEN_SECRETS = new Set([INGEST_TOKEN_SECRET.name, EVENT_LOG_TOKEN_SECRET.name]);
+
 export interface GeneratedSecret {
   name: string;
   key: string;
@@ -51,7 +60,7 @@ export async function gatherNamespaceInputs(
     // the generated secret, when missing, is the integration reconciler's to create
     (name) =>
       !inputs.secrets.has(name) &&
-      name !== INGEST_TOKEN_SECRET.name &&
+      !NAMESPACE_TOKEN_SECRETS.has(name) &&
       (signing !== undefined || name !== generatedSecret.name),
   );
   const unlabelled = new Set<string>();
@@ -105,7 +114,7 @@ export function referencedSecrets(
   webhooks: ReadonlyArray<{ spec: { headers?: Array<{ valueFrom?: { secretKeyRef: { name: string } } }> } }>,
   generatedSecret: GeneratedSecret,
 ): Set<string> {
-  const names = new Set<string>([signingSecretName ?? generatedSecret.name, INGEST_TOKEN_SECRET.name]);
+  const names = new Set<string>([signingSecretName ?? generatedSecret.name, ...NAMESPACE_TOKEN_SECRETS]);
   for (const webhook of webhooks) {
     const headers: unknown = webhook.spec?.headers;
     if (!Array.isArray(headers)) continue; // an invalid spec, reported by the webhook reconciler

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ingestTokenDigest } from "../../contract/routing-config.ts";
+import { tokenDigest } from "../../contract/routing-config.ts";
 import { API_VERSION, type Webhook, type WebhookIntegration } from "../api/v1alpha1/index.ts";
 import { type NamespaceInputs, planNamespace } from "./plan.ts";
 
@@ -57,6 +57,7 @@ describe("planNamespace", () => {
         signingSecrets: [SECRET],
         allowPlainHttp: false,
         ingestTokenDigests: [],
+        eventLogTokenDigests: [],
         generation: 4,
         webhooks: [
           {
@@ -86,20 +87,26 @@ describe("planNamespace", () => {
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Active" });
   });
 
-  it("puts the digests of the namespace's own ingest tokens, not the tokens, into the routing", () => {
+  it("puts the digests of the namespace's own ingest and event log tokens, not the tokens, into the routing", () => {
     const tokens = ["tok-one-0123456789abcdef", "tok-two-0123456789abcdef"];
+    const logToken = "log-one-0123456789abcdef";
     const compiled = planNamespace(
       inputs({
         secrets: new Map<string, Record<string, string>>([
           ["webhook-signing-secret", { secret: SECRET }],
           ["webhook-ingest-token", { token: tokens.join(" ") }],
+          ["webhook-event-log-token", { token: logToken }],
         ]),
       }),
     );
     if (compiled.routing.action !== "write") throw new Error("expected a routing");
-    expect(compiled.routing.routing.ingestTokenDigests).toEqual(tokens.map(ingestTokenDigest));
-    expect(JSON.stringify(compiled.routing.routing)).not.toContain("tok-one");
-    expect(compiled.integration?.ingestTokenSecretName).toBe("webhook-ingest-token");
+    expect(compiled.routing.routing.ingestTokenDigests).toEqual(tokens.map(tokenDigest));
+    expect(compiled.routing.routing.eventLogTokenDigests).toEqual([tokenDigest(logToken)]);
+    expect(JSON.stringify(compiled.routing.routing)).not.toMatch(/tok-one|log-one/);
+    expect(compiled.integration).toMatchObject({
+      ingestTokenSecretName: "webhook-ingest-token",
+      eventLogTokenSecretName: "webhook-event-log-token",
+    });
   });
 
   it("turns durations into milliseconds", () => {

@@ -1,8 +1,8 @@
 import {
-  ingestTokenDigest,
   isValidSigningSecret,
   type NamespaceRouting,
   SIGNING_SECRET_BYTES,
+  tokenDigest,
   type WebhookRoute,
   WebhookRouteSchema,
 } from "../../contract/routing-config.ts";
@@ -18,7 +18,7 @@ import {
   WebhookSpecSchema,
 } from "../api/v1alpha1/index.ts";
 
-import { INGEST_TOKEN_SECRET } from "./namespace-inputs.ts";
+import { EVENT_LOG_TOKEN_SECRET, type GeneratedSecret, INGEST_TOKEN_SECRET } from "./namespace-inputs.ts";
 
 // The pure heart of the integration and webhook reconcilers: one namespace's objects
 // (its WebhookIntegration, its Webhooks, the Secrets they reference) in, the dispatcher's
@@ -67,6 +67,7 @@ export interface NamespacePlan {
     activeWebhooks: number;
     signingSecretName?: string;
     ingestTokenSecretName?: string;
+    eventLogTokenSecretName?: string;
   };
   /** Ready verdict of every webhook, by name. */
   webhooks: Map<string, Verdict>;
@@ -182,7 +183,8 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
     signingSecrets: signing.secrets,
     allowPlainHttp: spec.destinationPolicy.allowPlainHTTP,
     webhooks: routes,
-    ingestTokenDigests: ingestTokens(inputs).map(ingestTokenDigest),
+    ingestTokenDigests: namespaceTokens(inputs, INGEST_TOKEN_SECRET).map(tokenDigest),
+    eventLogTokenDigests: namespaceTokens(inputs, EVENT_LOG_TOKEN_SECRET).map(tokenDigest),
     ...(integration.metadata.generation === undefined ? {} : { generation: integration.metadata.generation }),
   };
   const ready: Verdict = spec.enabled
@@ -203,6 +205,9 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
       signingSecretName: signing.secretName,
       ...(inputs.secrets.has(INGEST_TOKEN_SECRET.name)
         ? { ingestTokenSecretName: INGEST_TOKEN_SECRET.name }
+        : {}),
+      ...(inputs.secrets.has(EVENT_LOG_TOKEN_SECRET.name)
+        ? { eventLogTokenSecretName: EVENT_LOG_TOKEN_SECRET.name }
         : {}),
     },
     webhooks,
@@ -406,9 +411,9 @@ function notLabelled(secretName: string): string {
   return `Secret ${secretName} is not labelled ${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE}, so webhooks may not read it (kubectl label secret ${secretName} ${SECRET_USAGE_LABEL}=${SECRET_USAGE_VALUE})`;
 }
 
-/** The namespace's own ingest tokens (none until the operator has generated them). */
-function ingestTokens(inputs: NamespaceInputs): string[] {
-  const value = inputs.secrets.get(INGEST_TOKEN_SECRET.name)?.[INGEST_TOKEN_SECRET.key] ?? "";
+/** The namespace's own tokens of one kind (none until the operator has generated them). */
+function namespaceTokens(inputs: NamespaceInputs, secret: GeneratedSecret): string[] {
+  const value = inputs.secrets.get(secret.name)?.[secret.key] ?? "";
   return value
     .split(/\s+/)
     .filter((token) => token.length >= 16)

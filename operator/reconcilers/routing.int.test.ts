@@ -40,6 +40,7 @@ describe("applyRouting errors", () => {
         signingSecrets: [SECRET],
         allowPlainHttp: false,
         ingestTokenDigests: [],
+        eventLogTokenDigests: [],
         webhooks: [
           {
             name: "orders",

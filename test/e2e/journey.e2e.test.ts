@@ -491,4 +491,25 @@ describe("a namespace's own ingest token", () => {
     expect(foreign.status).toBe(403);
     expect(((await foreign.json()) as { error: { code: string } }).error.code).toBe("NAMESPACE_FORBIDDEN");
   });
+
+  it("comes with an event log token that reads that namespace's log only", async () => {
+    const ns = world.namespaces.tokens!;
+    const integration = await eventually(async () => {
+      const integration = await getIntegration(ns);
+      expect(integration.status?.eventLogTokenSecretName).toBe("webhook-event-log-token");
+      return integration;
+    });
+    const name = integration.status!.eventLogTokenSecretName!;
+    const secret = await getJson<{ data: { token: string } }>(["get", "secret", name, "-n", ns]);
+    const token = Buffer.from(secret.data.token, "base64").toString();
+    await routingLive(world, ns, (r) => (r?.eventLogTokenDigests.length ?? 0) === 1);
+    const get = (query: string) =>
+      fetch(`${world.dispatcher.url}/v1/deliveries${query}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const own = (await (await get("")).json()) as { items: Array<{ namespace: string }> };
+    expect(own.items.length).toBeGreaterThan(0);
+    expect(new Set(own.items.map((item) => item.namespace))).toEqual(new Set([ns]));
+    expect((await get(`?namespace=${world.namespaces.journey}`)).status).toBe(403);
+  });
 });

@@ -115,6 +115,9 @@ export const WebhookIntegrationStatusSchema = z
     ingestTokenSecretName: objectName(
       "Secret (key `token`) holding this namespace's own ingest token: it publishes events into this namespace only.",
     ).optional(),
+    eventLogTokenSecretName: objectName(
+      "Secret (key `token`) holding this namespace's own event log token: it lists, shows and retries this namespace's deliveries only.",
+    ).optional(),
   })
   .meta({ description: "Observed state of the integration." });
 
