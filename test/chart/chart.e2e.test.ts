@@ -319,7 +319,8 @@ describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
     }
     const settings = loadSettings(env);
     expect(settings.port).toBe(container.ports[0].containerPort);
-    expect(settings.ingestTokens).toEqual(["t".repeat(48)]);
+    // a cluster-wide ingest token only when asked for (the full values do)
+    expect(settings.ingestTokens).toEqual(valuesFiles.length > 0 ? ["t".repeat(48)] : []);
     // The dispatcher gives up in-flight work before the kubelet's SIGKILL.
     const grace = one("Deployment", "-dispatcher").spec.template.spec.terminationGracePeriodSeconds;
     expect(settings.shutdownGraceMs as number).toBeLessThan(grace * 1000);
@@ -389,14 +390,21 @@ describe("values.schema.json", () => {
 });
 
 describe("secrets", () => {
-  it("generates the API tokens unless an existing Secret is named", async () => {
-    const generated = await renderChart({ namespace: "x" });
-    const secret = generated.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-api-tokens"));
+  it("generates the API tokens unless an existing Secret is named; a cluster-wide ingest token only when asked", async () => {
+    const tokensOf = async (set: Record<string, string>) =>
+      (await renderChart({ namespace: "x", set })).find(
+        (o) => o.kind === "Secret" && o.metadata.name.endsWith("-api-tokens"),
+      );
+    expect(Object.keys((await tokensOf({}))?.data ?? {})).toEqual(["admin-token"]);
+    const secret = await tokensOf({ "apiTokens.clusterIngestToken": "true" });
     expect(Object.keys(secret?.data ?? {}).sort()).toEqual(["admin-token", "ingest-token"]);
     for (const value of Object.values(secret?.data as Record<string, string>)) {
       expect(Buffer.from(value, "base64").toString()).toMatch(/^[A-Za-z0-9]{48}$/);
     }
-    const existing = await renderChart({ namespace: "x", set: { "apiTokens.existingSecret": "mine" } });
+    const existing = await renderChart({
+      namespace: "x",
+      set: { "apiTokens.existingSecret": "mine", "apiTokens.clusterIngestToken": "true" },
+    });
     expect(
       existing.find((o) => o.kind === "Secret" && o.metadata.name.endsWith("-api-tokens")),
     ).toBeUndefined();

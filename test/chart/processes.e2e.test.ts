@@ -119,6 +119,21 @@ describe("the processes started as the chart starts them", () => {
     return path;
   }
 
+  /** Runs NOTES.txt's TOKEN=… command for `namespace`; undefined until the token exists. */
+  async function notesToken(namespace: string): Promise<string | undefined> {
+    const args = ["install", release, chartDir, "--namespace", ns.name, "--dry-run=client"];
+    for (const [key, value] of Object.entries(sets)) args.push("--set", `${key}=${value}`);
+    const result = await helm(args);
+    expect(result.code, result.stderr).toBe(0);
+    const notes = result.stdout.slice(result.stdout.indexOf("NOTES:"));
+    const command = notes.split("\n").find((line) => line.trim().startsWith("TOKEN=$(kubectl"));
+    expect(command).toBeDefined();
+    const kubectlBin = join(inject("assetsDir"), "kubectl");
+    const script = `set -o pipefail\nkubectl() { "${kubectlBin}" --kubeconfig "${inject("kubeconfig")}" "$@"; }\n${command?.trim().replace("<your namespace>", namespace)}\nprintf %s "$TOKEN"`;
+    const output = await run("bash", ["-c", script]).catch(() => undefined);
+    return output?.stdout || undefined;
+  }
+
   beforeAll(async () => {
     await helmBin();
     await kubectl(["apply", "--server-side", "-f", join(chartDir, "crds")]);
@@ -181,7 +196,7 @@ describe("the processes started as the chart starts them", () => {
     };
   }, 900_000);
 
-  it("the dispatcher answers the chart's probes and the kind smoke script publishes an event", async () => {
+  it("the dispatcher answers the chart's probes and serves /metrics on the metrics port", async () => {
     const env = await resolvedEnv("dispatcher");
     processes.push(
       startProcess("dispatcher", NODE, [join(repoRoot, "dispatcher", "main.ts")], {
@@ -196,17 +211,6 @@ describe("the processes started as the chart starts them", () => {
       const url = `http://127.0.0.1:${dispatcherPort}${probe.httpGet.path}`;
       await until(`${url} → 200`, async () => ((await httpStatus(url)) === 200 ? true : undefined));
     }
-    const smoke = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = startProcess("kind-smoke", NODE, ["-e", kindSmokeScript()], {
-        logFile: join(logDir, "kind-smoke.log"),
-        env: { ...process.env, ...env },
-      });
-      child.child.on("exit", (code) =>
-        resolve({ code, out: readFileSync(join(logDir, "kind-smoke.log"), "utf8") }),
-      );
-    });
-    expect(smoke.code, smoke.out).toBe(0);
-    expect(smoke.out).toMatch(/^202 /);
     // /metrics on the chart's metrics port (what the ServiceMonitor scrapes), not on the API port
     const metricsPort = container.ports.find(
       (port: { name: string }) => port.name === "metrics",
@@ -231,22 +235,7 @@ describe("the processes started as the chart starts them", () => {
     expect(await canI("get", "secrets", "kube-system")).toBe("no");
   });
 
-  it("NOTES.txt's command reads the ingest token the dispatcher gets", async () => {
-    const args = ["install", release, chartDir, "--namespace", ns.name, "--dry-run=client"];
-    for (const [key, value] of Object.entries(sets)) args.push("--set", `${key}=${value}`);
-    const result = await helm(args);
-    expect(result.code, result.stderr).toBe(0);
-    const notes = result.stdout.slice(result.stdout.indexOf("NOTES:"));
-    const command = notes.split("\n").find((line) => line.trim().startsWith("TOKEN=$(kubectl"));
-    expect(command).toBeDefined();
-    const kubectlBin = join(inject("assetsDir"), "kubectl");
-    const script = `kubectl() { "${kubectlBin}" --kubeconfig "${inject("kubeconfig")}" "$@"; }\n${command?.trim()}\nprintf %s "$TOKEN"`;
-    const { stdout } = await run("bash", ["-c", script]);
-    expect(stdout).toBe((await resolvedEnv("dispatcher")).DISPATCHER_INGEST_TOKENS);
-    expect(stdout).toMatch(/^[A-Za-z0-9]{48}$/);
-  });
-
-  it("the operator, as the chart's ServiceAccount, leads, and a published event becomes a SENT WebhookEvent", async () => {
+  it("the operator, as the chart's ServiceAccount, leads and generates the namespace's ingest token that NOTES.txt reads; the kind smoke script's event becomes a SENT WebhookEvent", async () => {
     const env = await resolvedEnv("operator");
     processes.push(
       startProcess("operator", NODE, [join(repoRoot, "operator", "main.ts")], {
@@ -306,21 +295,21 @@ describe("the processes started as the chart starts them", () => {
       },
       60_000,
     );
+    // NOTES.txt's command, for this namespace, reads the token the operator generated
+    const token = await until("the namespace's ingest token", () => notesToken(ns.name), 30_000);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const dispatcherEnv = await resolvedEnv("dispatcher");
-    const response = await fetch(`http://127.0.0.1:${dispatcherPort}/v1/events`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${dispatcherEnv.DISPATCHER_INGEST_TOKENS}`,
-        "content-type": "application/json",
-      },
-      body: JSON.stringify({
-        type: "job.created",
-        namespace: ns.name,
-        id: "chart-run-1",
-        data: { jobId: "J-1" },
-      }),
+    const smoke = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = startProcess("kind-smoke", NODE, ["-e", kindSmokeScript(), "--", token, ns.name], {
+        logFile: join(logDir, "kind-smoke.log"),
+        env: { ...process.env, ...dispatcherEnv },
+      });
+      child.child.on("exit", (code) =>
+        resolve({ code, out: readFileSync(join(logDir, "kind-smoke.log"), "utf8") }),
+      );
     });
-    expect(response.status).toBe(202);
+    expect(smoke.code, smoke.out).toBe(0);
+    expect(smoke.out).toMatch(/^202 /);
     // What `make kind-smoke` waits for.
     const sent = await until(
       "a SENT WebhookEvent",

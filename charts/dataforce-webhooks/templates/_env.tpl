@@ -68,11 +68,13 @@ valueFrom:
   value: {{ $d.metricsPort | quote }}
 - name: DISPATCHER_LOG_LEVEL
   value: {{ $d.logLevel | quote }}
+{{- if .Values.apiTokens.clusterIngestToken }}
 - name: DISPATCHER_INGEST_TOKENS
   valueFrom:
     secretKeyRef:
       name: {{ include "dfw.apiTokens.secretName" . }}
       key: {{ .Values.apiTokens.ingestTokenKey }}
+{{- end }}
 - name: DISPATCHER_ADMIN_TOKENS
   valueFrom:
     secretKeyRef:
