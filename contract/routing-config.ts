@@ -6,6 +6,7 @@ import type { Keyspace } from "./keys.ts";
 import { runScript } from "./scripts/script.ts";
 import { writeRoutingScript } from "./scripts/write-routing.ts";
 import type { SecretBox } from "./secret-box.ts";
+import { isValidSigningKey, SIGNING_KEY_FORMATS } from "./signing-keys.ts";
 
 // The routing configuration: what the operator compiles from WebhookIntegration + Webhook objects
 // (and their Secrets) and what dispatchers route by. One JSON document per namespace in the hash
@@ -16,22 +17,10 @@ const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/** Standard Webhooks: a secret is `whsec_` + the base64 of 24 to 64 random bytes. */
-export const SIGNING_SECRET_BYTES = { min: 24, max: 64 } as const;
-
-/** Whether `secret` is a usable Standard Webhooks signing secret (format and key length). */
-export function isValidSigningSecret(secret: string): boolean {
-  if (!/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret)) return false;
-  const bytes = Buffer.from(secret.slice("whsec_".length), "base64").length;
-  return bytes >= SIGNING_SECRET_BYTES.min && bytes <= SIGNING_SECRET_BYTES.max;
-}
-
+/** A `whsec_` secret (v1) or a `whsk_` ed25519 private key (v1a); see signing-keys.ts. */
 export const SigningSecretSchema = z
   .string()
-  .refine(
-    isValidSigningSecret,
-    `a signing secret is \`whsec_\` followed by the base64 of ${SIGNING_SECRET_BYTES.min} to ${SIGNING_SECRET_BYTES.max} bytes`,
-  );
+  .refine(isValidSigningKey, `a signing key is ${SIGNING_KEY_FORMATS}`);
 
 export const BackoffSchema = z.object({
   /** Delay before the second attempt. */
@@ -75,7 +64,7 @@ export const NamespaceRoutingSchema = z.object({
   /** The integration toggle: no webhook of a disabled namespace delivers. */
   enabled: z.boolean(),
   delivery: DeliverySettingsSchema.prefault({}),
-  /** `whsec_…`; the first is the primary; several while rotating (each signs every message). */
+  /** `whsec_…` or `whsk_…`; several while rotating or switching schemes (each signs every message). */
   signingSecrets: z.array(SigningSecretSchema).min(1).max(10),
   /** Allow `http://` URLs (otherwise only https is delivered). */
   allowPlainHttp: z.boolean().default(false),

@@ -7,6 +7,7 @@ import { parseStatusEntry, readDelivery, readEvent } from "../contract/deliverie
 import { deliveryId } from "../contract/delivery-id.ts";
 import type { DeliveryPhase, DeliveryRecord } from "../contract/records.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
+import { generateSigningKey } from "../contract/signing-keys.ts";
 import {
   api,
   eventually,
@@ -17,6 +18,7 @@ import {
   testSettings,
 } from "../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../test/support/receiver.ts";
+import { verifiesV1a } from "../test/support/verify-v1a.ts";
 import type { SettingsInput } from "./config.ts";
 import { type Dispatcher, startDispatcher } from "./dispatcher.ts";
 import { PRODUCT_VERSION } from "./version.ts";
@@ -132,6 +134,26 @@ describe("delivery contract", () => {
         responseBodyPrefix: "ok",
       },
     ]);
+  });
+
+  it("signs with ed25519 (v1a) when the namespace's key is whsk_; the receiver needs only the whpk_", async () => {
+    const path = uniquePath("v1a");
+    const pair = generateSigningKey();
+    await start([
+      testRouting("team-a", [{ name: "orders", event: "job.created", url: receiver.url(path) }], {
+        signingSecrets: [pair.privateKey],
+      }),
+    ]);
+    await ingest("job.created", "team-a", "evt-v1a");
+    const [request] = await receiver.waitForRequests(1, path);
+    expect(request!.headers["webhook-signature"]).toMatch(/^v1a,\S+$/);
+    expect(await verifiesV1a(pair.publicKey, request!.headers, request!.body)).toBe(true);
+    // the private key never leaves the dispatcher's memory: not in the record, not in Redis in clear
+    const record = await waitForPhase(deliveryId("team-a", "evt-v1a", "orders"), "SENT");
+    expect(JSON.stringify(record)).not.toContain(pair.privateKey.slice(5));
+    expect(JSON.stringify(await redis.hgetall(dispatcher!.keys.routing))).not.toContain(
+      pair.privateKey.slice(5),
+    );
   });
 
   it("signs with every secret while one rotates", async () => {

@@ -1,4 +1,3 @@
-import type { KeyObject } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -12,7 +11,7 @@ import {
   type WebhookRoute,
 } from "../contract/routing-config.ts";
 import type { SecretBox } from "../contract/secret-box.ts";
-import { decodeSigningSecret } from "./delivery/signer.ts";
+import { decodeSigningKey, type SigningKey } from "./delivery/signer.ts";
 import type { Metrics } from "./metrics.ts";
 
 /** One namespace's routing, prepared for the hot path. */
@@ -21,7 +20,7 @@ export interface PreparedNamespace {
   /** Non-paused webhooks by the event they subscribe to. */
   readonly subscribers: ReadonlyMap<EventType, readonly WebhookRoute[]>;
   readonly webhooks: ReadonlyMap<string, PreparedWebhook>;
-  readonly signingKeys: readonly KeyObject[];
+  readonly signingKeys: readonly SigningKey[];
 }
 
 export interface PreparedWebhook {
@@ -46,7 +45,7 @@ export function prepareNamespace(routing: NamespaceRouting): PreparedNamespace {
     list.push(route);
     subscribers.set(route.event, list);
   }
-  return { routing, subscribers, webhooks, signingKeys: routing.signingSecrets.map(decodeSigningSecret) };
+  return { routing, subscribers, webhooks, signingKeys: routing.signingSecrets.map(decodeSigningKey) };
 }
 
 export interface RoutingWatcherOptions {

@@ -1,25 +1,35 @@
-import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject, sign } from "node:crypto";
+import { ed25519PrivateKey, SIGNING_SECRET_PREFIX, schemeOf } from "../../contract/signing-keys.ts";
 
-const SECRET_PREFIX = "whsec_";
+/** A namespace's signing key, decoded once per routing load (not per delivery). */
+export type SigningKey = { scheme: "v1"; hmacKey: KeyObject } | { scheme: "v1a"; privateKey: KeyObject };
 
 /**
- * The HMAC key inside a Standard Webhooks secret (`whsec_` + base64), as a KeyObject: Node
- * converts a Buffer key into one on every createHmac call, which costs ~13× the HMAC itself.
+ * Decodes a `whsec_` secret (v1, HMAC-SHA256) or a `whsk_` key (v1a, ed25519). The HMAC key is
+ * kept as a KeyObject: Node converts a Buffer key into one on every createHmac call, which costs
+ * ~13× the HMAC itself.
  */
-export function decodeSigningSecret(secret: string): KeyObject {
-  if (!secret.startsWith(SECRET_PREFIX)) throw new Error("a signing secret starts with whsec_");
-  const key = Buffer.from(secret.slice(SECRET_PREFIX.length), "base64");
-  if (key.length === 0) throw new Error("a signing secret holds a non-empty base64 key");
-  return createSecretKey(key);
+export function decodeSigningKey(key: string): SigningKey {
+  switch (schemeOf(key)) {
+    case "v1": {
+      const secret = Buffer.from(key.slice(SIGNING_SECRET_PREFIX.length), "base64");
+      if (secret.length === 0) throw new Error("a signing secret holds a non-empty base64 key");
+      return { scheme: "v1", hmacKey: createSecretKey(secret) };
+    }
+    case "v1a":
+      return { scheme: "v1a", privateKey: ed25519PrivateKey(key) };
+    default:
+      throw new Error("a signing key starts with whsec_ (v1) or whsk_ (v1a)");
+  }
 }
 
 /**
- * The `webhook-signature` header of Standard Webhooks: `v1,<base64 HMAC-SHA256 of
- * "id.timestamp.body">`, one space-separated signature per key so receivers holding either the
- * old or the new secret verify the message while a secret rotates.
+ * The `webhook-signature` header of Standard Webhooks: `v1,<base64 HMAC-SHA256>` or
+ * `v1a,<base64 ed25519 signature>` of "id.timestamp.body", one space-separated signature per key,
+ * so receivers holding either the old or the new key verify the message while keys rotate.
  */
 export function signatureHeader(
-  keys: readonly KeyObject[],
+  keys: readonly SigningKey[],
   messageId: string,
   timestampSeconds: number,
   body: string,
@@ -28,7 +38,10 @@ export function signatureHeader(
   let header = "";
   for (const key of keys) {
     if (header !== "") header += " ";
-    header += `v1,${createHmac("sha256", key).update(signed).digest("base64")}`;
+    header +=
+      key.scheme === "v1"
+        ? `v1,${createHmac("sha256", key.hmacKey).update(signed).digest("base64")}`
+        : `v1a,${sign(null, Buffer.from(signed), key.privateKey).toString("base64")}`;
   }
   return header;
 }

@@ -1,11 +1,10 @@
 import {
-  isValidSigningSecret,
   type NamespaceRouting,
-  SIGNING_SECRET_BYTES,
   tokenDigest,
   type WebhookRoute,
   WebhookRouteSchema,
 } from "../../contract/routing-config.ts";
+import { isValidSigningKey, SIGNING_KEY_FORMATS } from "../../contract/signing-keys.ts";
 import {
   durationToMs,
   SECRET_USAGE_LABEL,
@@ -257,12 +256,12 @@ function resolveSigningSecrets(spec: WebhookIntegrationSpec, inputs: NamespaceIn
     };
   }
   const secrets = value.split(/\s+/).filter((s) => s !== "");
-  const invalid = secrets.length === 0 || secrets.length > 10 || !secrets.every(isValidSigningSecret);
+  const invalid = secrets.length === 0 || secrets.length > 10 || !secrets.every(isValidSigningKey);
   if (invalid) {
     return {
       ok: false,
       reason: IntegrationReason.InvalidSigningSecret,
-      message: `signing secret: ${where} must hold 1 to 10 space-separated whsec_<base64> secrets of ${SIGNING_SECRET_BYTES.min} to ${SIGNING_SECRET_BYTES.max} bytes each`,
+      message: `signing secret: ${where} must hold 1 to 10 space-separated keys, each ${SIGNING_KEY_FORMATS}`,
       secretName: ref.name,
     };
   }

@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { keyspace } from "../../contract/keys.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { DeliveryClient } from "../../dispatcher/delivery/http-client.ts";
-import { decodeSigningSecret, signatureHeader } from "../../dispatcher/delivery/signer.ts";
+import { decodeSigningKey, signatureHeader } from "../../dispatcher/delivery/signer.ts";
 import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
 import { notificationPayload } from "../../dispatcher/fanout/notification.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
@@ -212,7 +212,7 @@ async function rawPostRate(
     connectionsPerOrigin: CONNECTIONS,
     policy: destinationPolicy(["127.0.0.1"]),
   });
-  const key = decodeSigningSecret(SECRET);
+  const key = decodeSigningKey(SECRET);
   const body = notificationPayload({
     eventId: "raw-0",
     type: "job.created",
