@@ -87,6 +87,26 @@ export class ApiWrites {
     return this.core.patchNamespacedSecret({ name, namespace, body: { metadata: { labels } } }, mergePatch);
   }
 
+  /**
+   * Replaces data keys of a Secret the operator generated, only if it is still at
+   * `resourceVersion` (else 409: the caller reconciles again with what is there now).
+   */
+  async patchGeneratedSecretData(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    data: Record<string, string>,
+  ): Promise<V1Secret> {
+    const encoded = Object.fromEntries(
+      Object.entries(data).map(([key, value]) => [key, Buffer.from(value).toString("base64")]),
+    );
+    this.count("secrets", "patch");
+    return this.core.patchNamespacedSecret(
+      { name, namespace, body: { metadata: { resourceVersion }, data: encoded } },
+      mergePatch,
+    );
+  }
+
   private count(resource: string, verb: WriteVerb): void {
     this.writes.inc({ resource, verb });
   }

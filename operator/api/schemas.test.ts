@@ -33,6 +33,7 @@ describe("v1alpha1 schemas", () => {
       },
       eventLog: { mirror: "All", retention: "168h", maxEvents: 1000 },
       destinationPolicy: { allowPlainHTTP: false },
+      signatureScheme: "v1",
     });
     expect(WebhookSpecSchema.parse({ event: "job.created", url: "https://example.com" }).paused).toBe(false);
   });

@@ -4,6 +4,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { SecretBox } from "../../contract/secret-box.ts";
+import { generateSigningKey, type SignatureScheme, schemeOf } from "../../contract/signing-keys.ts";
 import {
   API_VERSION,
   INTEGRATION_NAME,
@@ -79,13 +80,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     // `spec` may be missing on a malformed object (reported InvalidSpec by planNamespace).
     const fresh: V1Secret[] = [];
     if (live && !live.spec?.signingSecretRef) {
-      const signing = await ensureGeneratedSecret(deps, live, {
-        ...deps.generatedSecret,
-        value: generateSigningSecret,
-        what: "a whsec_ signing secret",
-        eventReason: "SigningSecretGenerated",
-        ownerLabel: GENERATED_SECRET_LABEL,
-      });
+      const signing = await ensureSigningKey(deps, live, live.spec?.signatureScheme ?? "v1");
       if (signing) fresh.push(signing);
     }
     if (live) {
@@ -125,6 +120,10 @@ async function writeStatus(
     }),
     activeWebhooks: result.activeWebhooks,
     ...(result.signingSecretName ? { signingSecretName: result.signingSecretName } : {}),
+    // written once there is a v1a key; emptied (not dropped) when the last one goes
+    ...(result.signingPublicKeys?.length || current.signingPublicKeys
+      ? { signingPublicKeys: result.signingPublicKeys ?? [] }
+      : {}),
     ...(result.ingestTokenSecretName ? { ingestTokenSecretName: result.ingestTokenSecretName } : {}),
     ...(result.eventLogTokenSecretName ? { eventLogTokenSecretName: result.eventLogTokenSecretName } : {}),
   };
@@ -234,6 +233,56 @@ async function ensureGeneratedSecret(
       generated.ownerLabel,
     );
   }
+}
+
+const GENERATED_KEYS: Record<SignatureScheme, { value(): string; what: string }> = {
+  v1: { value: generateSigningSecret, what: "a whsec_ signing secret (v1)" },
+  v1a: { value: () => generateSigningKey().privateKey, what: "a whsk_ ed25519 signing key (v1a)" },
+};
+
+/**
+ * The generated signing Secret, with a key of `scheme`: created with one when missing; when it
+ * holds keys of the other scheme only (the integration switched), a new key is put first and
+ * the old ones stay, so that both sign until the user removes the old (receivers move at their
+ * pace). Returns the Secret when it was written.
+ */
+async function ensureSigningKey(
+  deps: IntegrationReconcilerDeps,
+  integration: WebhookIntegration,
+  scheme: SignatureScheme,
+): Promise<V1Secret | undefined> {
+  const { name, key } = deps.generatedSecret;
+  const generated = GENERATED_KEYS[scheme];
+  const created = await ensureGeneratedSecret(deps, integration, {
+    name,
+    key,
+    ...generated,
+    eventReason: "SigningSecretGenerated",
+    ownerLabel: GENERATED_SECRET_LABEL,
+  });
+  if (created) return created;
+  const { namespace } = integration.metadata;
+  const current = deps.caches.secrets.get(namespace, name);
+  const resourceVersion = current?.metadata?.resourceVersion;
+  // only the operator's own Secret is changed, never one a user created under that name
+  if (!current || !resourceVersion || current.metadata?.labels?.[GENERATED_SECRET_LABEL] === undefined)
+    return;
+  const keys = Buffer.from(current.data?.[key] ?? "", "base64")
+    .toString()
+    .split(/\s+/)
+    .filter((k) => k !== "");
+  if (keys.some((k) => schemeOf(k) === scheme)) return;
+  const patched = await deps.writes.patchGeneratedSecretData(namespace, name, resourceVersion, {
+    [key]: [generated.value(), ...keys].join(" "),
+  });
+  deps.logger.info({ namespace, secret: name, scheme }, "added a signing key of the new scheme");
+  deps.recordEvent(integration, {
+    type: "Normal",
+    reason: "SigningKeyAdded",
+    action: "Configure",
+    note: `added ${generated.what} to Secret ${name} (key ${key}) beside the old key(s); all sign until you remove the old one from the Secret`,
+  });
+  return patched;
 }
 
 /** The namespace's own tokens: what each may do is the dispatcher's to enforce. */

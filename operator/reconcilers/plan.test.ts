@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { tokenDigest } from "../../contract/routing-config.ts";
+import { generateSigningKey } from "../../contract/signing-keys.ts";
 import { API_VERSION, type Webhook, type WebhookIntegration } from "../api/v1alpha1/index.ts";
 import { type NamespaceInputs, planNamespace } from "./plan.ts";
 
@@ -83,6 +84,7 @@ describe("planNamespace", () => {
       ready: { status: "True", reason: "Active", message: "delivering: 2 of 2 webhooks active" },
       activeWebhooks: 2,
       signingSecretName: "webhook-signing-secret",
+      signingPublicKeys: [],
     });
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Active" });
   });
@@ -107,6 +109,21 @@ describe("planNamespace", () => {
       ingestTokenSecretName: "webhook-ingest-token",
       eventLogTokenSecretName: "webhook-event-log-token",
     });
+  });
+
+  it("publishes the whpk_ of every v1a key that signs, never the key", () => {
+    const pair = generateSigningKey();
+    const compiled = planNamespace(
+      inputs({
+        secrets: new Map<string, Record<string, string>>([
+          ["webhook-signing-secret", { secret: `${pair.privateKey} ${SECRET}` }],
+        ]),
+      }),
+    );
+    expect(compiled.integration?.signingPublicKeys).toEqual([pair.publicKey]);
+    if (compiled.routing.action !== "write") throw new Error("expected a routing");
+    expect(compiled.routing.routing.signingSecrets).toEqual([pair.privateKey, SECRET]);
+    expect(JSON.stringify(compiled.integration)).not.toContain(pair.privateKey);
   });
 
   it("turns durations into milliseconds", () => {

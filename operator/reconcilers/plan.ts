@@ -4,7 +4,12 @@ import {
   type WebhookRoute,
   WebhookRouteSchema,
 } from "../../contract/routing-config.ts";
-import { isValidSigningKey, SIGNING_KEY_FORMATS } from "../../contract/signing-keys.ts";
+import {
+  isValidSigningKey,
+  publicKeyOf,
+  SIGNING_KEY_FORMATS,
+  schemeOf,
+} from "../../contract/signing-keys.ts";
 import {
   durationToMs,
   SECRET_USAGE_LABEL,
@@ -65,6 +70,8 @@ export interface NamespacePlan {
     ready: Verdict;
     activeWebhooks: number;
     signingSecretName?: string;
+    /** `whpk_` of every v1a key that signs (empty for v1 only). */
+    signingPublicKeys?: string[];
     ingestTokenSecretName?: string;
     eventLogTokenSecretName?: string;
   };
@@ -202,6 +209,7 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
       ready,
       activeWebhooks,
       signingSecretName: signing.secretName,
+      signingPublicKeys: signing.secrets.filter((key) => schemeOf(key) === "v1a").map(publicKeyOf),
       ...(inputs.secrets.has(INGEST_TOKEN_SECRET.name)
         ? { ingestTokenSecretName: INGEST_TOKEN_SECRET.name }
         : {}),

@@ -120,6 +120,7 @@ describe("the CRDs", () => {
       },
       eventLog: { mirror: "All", retention: "168h", maxEvents: 1000 },
       destinationPolicy: { allowPlainHTTP: false },
+      signatureScheme: "v1",
     });
     const webhook = await getJson<{ spec: { paused: boolean } }>(["get", "wh", "jobs", "-n", ns.name]);
     expect(webhook.spec.paused).toBe(false);

@@ -124,6 +124,13 @@ export const INVALID_OBJECTS: InvalidCase[] = [
     zodRejects: false,
   },
   {
+    name: "an unknown signature scheme",
+    kind: "WebhookIntegration",
+    spec: { enabled: true, signatureScheme: "v2" },
+    message: 'spec.signatureScheme: Unsupported value: "v2": supported values: "v1", "v1a"',
+    zodRejects: true,
+  },
+  {
     name: "zero attempts",
     kind: "WebhookIntegration",
     spec: { enabled: true, delivery: { maxAttempts: 0 } },

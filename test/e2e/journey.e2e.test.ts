@@ -6,6 +6,7 @@ import { keyspace } from "../../contract/keys.ts";
 import { API_VERSION, SECRET_USAGE_LABEL, SECRET_USAGE_VALUE } from "../../operator/api/v1alpha1/index.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
+import { verifiesV1a } from "../support/verify-v1a.ts";
 import { type E2eWorld, type OperatorProcess, setupWorld } from "./harness.ts";
 import {
   eventually,
@@ -25,7 +26,16 @@ let receiver: Receiver;
 let operator: OperatorProcess;
 
 beforeAll(async () => {
-  world = await setupWorld("journey", ["journey", "toggle", "edit", "gone", "secrets", "legacy", "tokens"]);
+  world = await setupWorld("journey", [
+    "journey",
+    "toggle",
+    "edit",
+    "gone",
+    "secrets",
+    "legacy",
+    "tokens",
+    "ed25519",
+  ]);
   receiver = await startReceiver();
   operator = await world.startOperator("op-journey");
 });
@@ -511,5 +521,49 @@ describe("a namespace's own ingest token", () => {
     expect(own.items.length).toBeGreaterThan(0);
     expect(new Set(own.items.map((item) => item.namespace))).toEqual(new Set([ns]));
     expect((await get(`?namespace=${world.namespaces.journey}`)).status).toBe(403);
+  });
+});
+
+describe("asymmetric signatures (v1a)", () => {
+  it("generates an ed25519 key whose public key is in the status, and switching schemes keeps the old key signing", async () => {
+    const ns = world.namespaces.ed25519!;
+    await applyYaml(
+      `${integrationYaml(ns, { signatureScheme: "v1a" })}---\n${webhookYaml(ns, "crm", "job.created", receiver.url("/v1a/crm"))}`,
+    );
+    const [publicKey] = await eventually(async () => {
+      const integration = await getIntegration(ns);
+      expect(ready(integration)).toMatchObject({ status: "True" });
+      expect(integration.status?.signingPublicKeys).toHaveLength(1);
+      return integration.status!.signingPublicKeys!;
+    });
+    expect(publicKey).toMatch(/^whpk_/);
+    await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "ed-1", data: {} });
+    const [first] = await receiver.waitForRequests(1, "/v1a/crm");
+    expect(first!.headers["webhook-signature"]).toMatch(/^v1a,\S+$/);
+    expect(await verifiesV1a(publicKey!, first!.headers, first!.body)).toBe(true);
+
+    // back to v1: a whsec_ is added first, the ed25519 key keeps signing until removed
+    await applyYaml(integrationYaml(ns, { signatureScheme: "v1" }));
+    const secret = await eventually(async () => {
+      const secret = await getJson<{ data: { secret: string } }>([
+        "get",
+        "secret",
+        "webhook-signing-secret",
+        "-n",
+        ns,
+      ]);
+      const keys = Buffer.from(secret.data.secret, "base64").toString().split(" ");
+      expect(keys.map((key) => key.slice(0, 5))).toEqual(["whsec", "whsk_"]);
+      return keys;
+    });
+    await routingLive(world, ns, (r) => r?.signingSecrets.length === 2);
+    await world.dispatcher.publish({ type: "job.created", namespace: ns, id: "ed-2", data: {} });
+    const [, second] = await receiver.waitForRequests(2, "/v1a/crm");
+    const headers = second!.headers as Record<string, string>;
+    expect(headers["webhook-signature"]!.split(" ").map((s) => s.split(",")[0])).toEqual(["v1", "v1a"]);
+    expect(() => new StandardWebhook(secret[0]!).verify(second!.body, headers)).not.toThrow();
+    expect(await verifiesV1a(publicKey!, headers, second!.body)).toBe(true);
+    expect((await kubeEvents(ns)).map((e) => e.reason)).toContain("SigningKeyAdded");
   });
 });

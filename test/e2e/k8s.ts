@@ -97,6 +97,7 @@ export interface IntegrationOptions {
   maxEvents?: number;
   retention?: string;
   maxAttempts?: number;
+  signatureScheme?: "v1" | "v1a";
 }
 
 /** An integration with fast backoff and plain http allowed (the receivers are on 127.0.0.1). */
@@ -118,6 +119,7 @@ export function integrationYaml(ns: string, options: IntegrationOptions = {}): s
         maxEvents: options.maxEvents ?? 1000,
       },
       destinationPolicy: { allowPlainHTTP: true },
+      ...(options.signatureScheme ? { signatureScheme: options.signatureScheme } : {}),
     },
   });
 }

@@ -92,7 +92,11 @@ export const WebhookIntegrationSpecSchema = z
     }),
     signingSecretRef: SecretKeySelectorSchema.optional().meta({
       description:
-        "Secret key holding the signing secret (whsec_…). Several secrets separated by spaces are all used to sign while a secret rotates. When absent the operator generates one into an owned Secret.",
+        "Secret key holding the signing keys: whsec_… (Standard Webhooks v1, HMAC) or whsk_… (v1a, ed25519). Several keys separated by spaces all sign while keys rotate. When absent the operator generates one into an owned Secret.",
+    }),
+    signatureScheme: z.enum(["v1", "v1a"]).default("v1").meta({
+      description:
+        "The key the operator generates when signingSecretRef is absent: v1, a shared whsec_ secret (HMAC-SHA256), or v1a, an ed25519 key pair whose public key (whpk_…) is in status.signingPublicKeys, so receivers hold nothing that can sign. Switching adds a key of the new scheme beside the old one; both sign until the old one is removed from the Secret. With signingSecretRef the keys' own prefixes decide.",
     }),
     eventLog: EventLogSettingsSchema.default({ mirror: "All", retention: "168h", maxEvents: 1000 }),
     destinationPolicy: DestinationPolicySchema.default({ allowPlainHTTP: false }),
@@ -112,6 +116,14 @@ export const WebhookIntegrationStatusSchema = z
       .optional()
       .meta({ description: "Webhooks of the namespace that currently deliver." }),
     signingSecretName: objectName("Secret that holds the signing secret in use.").optional(),
+    signingPublicKeys: z
+      .array(z.string().regex(/^whpk_[A-Za-z0-9+/]{43}=$/))
+      .max(10)
+      .optional()
+      .meta({
+        description:
+          "Public keys (whpk_…) of the v1a (ed25519) signing keys in use: receivers verify webhook-signature's v1a entries with them.",
+      }),
     ingestTokenSecretName: objectName(
       "Secret (key `token`) holding this namespace's own ingest token: it publishes events into this namespace only.",
     ).optional(),
