@@ -248,3 +248,36 @@ describe("crash safety", () => {
     expect([...byId.values()].every((bodies) => bodies.length === 1)).toBe(true); // a graceful stop sends nothing twice
   });
 });
+
+describe("unauthenticated bulk", () => {
+  /** Resident memory of a process, from /proc (Linux), in bytes. */
+  async function rssOf(pid: number): Promise<number> {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]) * 1024;
+  }
+
+  it("20 POSTs of 15 MB without a token are answered 401 and cost the dispatcher no memory", async () => {
+    const child = await spawnDispatcher(`crash-${Date.now()}`, "bulk-401");
+    const pid = child.process.child.pid!;
+    const body = Buffer.alloc(15 * 1024 * 1024, "[");
+    const post = () =>
+      fetch(`${child.url}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      })
+        .then((response) => response.status)
+        .catch(() => "reset"); // the server may close while the client still writes
+    await post(); // warm the route up before measuring
+    const before = await rssOf(pid);
+    const answers = [];
+    for (let i = 0; i < 20; i++) answers.push(await post());
+    const grown = (await rssOf(pid)) - before;
+    console.log(
+      `20 × 15 MB unauthenticated: RSS ${Math.round(before / 2 ** 20)} MiB, +${(grown / 2 ** 20).toFixed(1)} MiB`,
+    );
+    expect(answers.every((answer) => answer === 401 || answer === "reset")).toBe(true);
+    expect(answers).toContain(401);
+    expect(grown).toBeLessThan(8 * 2 ** 20);
+  });
+});

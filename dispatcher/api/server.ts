@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, LogController } from "fastify";
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, LogController } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Keyspace } from "../../contract/keys.ts";
@@ -67,10 +67,12 @@ export async function buildApi(options: ApiOptions) {
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     const apiError = error instanceof ApiError ? error : fromFastifyError(error);
     if (apiError.code === "INTERNAL") request.log.error({ err: error, url: request.url }, "request failed");
+    closeIfBodyUnread(request, reply);
     return reply.code(apiError.statusCode).send(apiError.toBody());
   });
-  app.setNotFoundHandler((_request, reply) => {
+  app.setNotFoundHandler((request, reply) => {
     const error = new ApiError("NOT_FOUND");
+    closeIfBodyUnread(request, reply);
     return reply.code(error.statusCode).send(error.toBody());
   });
 
@@ -83,6 +85,15 @@ export async function buildApi(options: ApiOptions) {
   await app.register(eventsRoutes, options);
   await app.register(deliveriesRoutes, options);
   return app;
+}
+
+/**
+ * Answered before its body arrived (refused in onRequest, or by its Content-Length): close the
+ * connection after the answer instead of keeping it alive, which would make Node read and discard
+ * the rest of the body (megabytes from an unauthenticated client).
+ */
+function closeIfBodyUnread(request: FastifyRequest, reply: FastifyReply): void {
+  if (!request.raw.complete) reply.header("connection", "close");
 }
 
 /** A listener of its own for /metrics, so that the API port exposes no operational data. */
