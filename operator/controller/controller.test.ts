@@ -18,6 +18,7 @@ import {
   dataChanged,
   generationChanged,
   readyReasonChanged,
+  statusChanged,
 } from "./predicates.ts";
 
 /** An informer stand-in whose events the test emits by hand. */
@@ -304,6 +305,36 @@ describe("predicates and mappers", () => {
     expect(dataChanged(change(secret("1", { k: "a" }), secret("1", { k: "a" })))).toBe(true); // resync
     expect(dataChanged(change(secret("1", { k: "a" }), secret("2", { k: "a" }, { x: "y" })))).toBe(false);
     expect(dataChanged({ type: "add", object: secret("1", {}) })).toBe(true);
+  });
+
+  it("statusChanged passes status changes (of the named fields only, when named), not spec-only ones", () => {
+    const withStatus = (resourceVersion: string, status: Record<string, unknown>): KubernetesObject =>
+      ({
+        metadata: { namespace: "ns", name: "hook", resourceVersion, generation: 1 },
+        status,
+      }) as KubernetesObject;
+    const change = (old: KubernetesObject, object: KubernetesObject): WatchEvent<KubernetesObject> => ({
+      type: "update",
+      old,
+      object,
+    });
+    const pending = { conditions: [{ type: "Ready", status: "Unknown" }], lastDelivery: { phase: "SENT" } };
+    const active = { conditions: [{ type: "Ready", status: "True" }], lastDelivery: { phase: "SENT" } };
+    const delivered = { ...active, lastDelivery: { phase: "FAILED" } };
+    // our own write reaching the cache: the status changed, the generation did not
+    const own = change(withStatus("1", active), withStatus("2", pending));
+    expect(generationChanged(own)).toBe(false);
+    expect(statusChanged()(own)).toBe(true);
+    expect(statusChanged("conditions")(own)).toBe(true);
+    expect(statusChanged()(change(withStatus("2", active), withStatus("3", delivered)))).toBe(true);
+    expect(statusChanged("conditions")(change(withStatus("2", active), withStatus("3", delivered)))).toBe(
+      false,
+    );
+    expect(statusChanged()(change(withStatus("1", active), withStatus("2", structuredClone(active))))).toBe(
+      false,
+    );
+    expect(statusChanged()(change(withStatus("1", active), withStatus("1", active)))).toBe(false); // resync
+    expect(statusChanged()({ type: "add", object: withStatus("1", active) })).toBe(true);
   });
 
   it("readyReasonChanged passes only updates whose Ready reason changed", () => {

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { WatchEvent } from "./controller.ts";
 
@@ -38,6 +39,23 @@ export function dataChanged(event: WatchEvent<KubernetesObject>): boolean {
   const after = event.object as V1Secret;
   if (before.metadata?.resourceVersion === after.metadata?.resourceVersion) return true;
   return JSON.stringify(before.data ?? {}) !== JSON.stringify(after.data ?? {});
+}
+
+/**
+ * Passes updates that changed the object's `status` (only `fields` of it, when named). A
+ * reconciler that compares what it wants with the cached status needs them, its own writes
+ * included: when it last looked, the cache may not yet have held its previous write, and what
+ * it wanted then matched the older status it saw, so it wrote nothing and that write stands.
+ */
+export function statusChanged(...fields: string[]): (event: WatchEvent<KubernetesObject>) => boolean {
+  const pick = (object: KubernetesObject): unknown => {
+    const status = (object as { status?: Record<string, unknown> }).status ?? {};
+    return fields.length === 0 ? status : fields.map((field) => status[field]);
+  };
+  return (event) => {
+    if (event.type !== "update") return true;
+    return !isDeepStrictEqual(pick(event.old), pick(event.object));
+  };
 }
 
 /** The reason of the object's Ready condition changed (a status update that other reconcilers act on). */

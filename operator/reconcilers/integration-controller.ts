@@ -1,14 +1,21 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Controller } from "../controller/controller.ts";
 import type { Manager } from "../controller/manager.ts";
-import { anyOf, dataChanged, generationChanged, readyReasonChanged } from "../controller/predicates.ts";
+import {
+  anyOf,
+  dataChanged,
+  generationChanged,
+  readyReasonChanged,
+  statusChanged,
+} from "../controller/predicates.ts";
 import type { OperatorInformers } from "../watch-scope.ts";
 import { type IntegrationReconcilerDeps, integrationKey, integrationReconciler } from "./integration.ts";
 import { secretIsRead } from "./namespace-inputs.ts";
 
 // The WebhookIntegration controller's wiring: it owns the namespace's routing, so any change
 // in the namespace that the routing depends on reconciles the namespace's integration key.
-//   for:     WebhookIntegration spec changes
+//   for:     WebhookIntegration spec and status changes: the reconciler writes only what differs
+//            from the cached status, which may not hold its last write yet
 //   watches: Webhook spec changes, and a Webhook's own Ready reason (a 410 Gone takes it out
 //            of the routing); Secret data the namespace reads (signing secret, header values)
 
@@ -22,7 +29,7 @@ export function addIntegrationController(
   return manager.controller({
     name: "webhookintegration",
     for: informers.integrations,
-    forPredicate: generationChanged,
+    forPredicate: anyOf(generationChanged, statusChanged()),
     watches: [
       {
         informer: informers.webhooks,
