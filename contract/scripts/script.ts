@@ -51,3 +51,23 @@ export async function loadScripts(redis: Redis, scripts: readonly LuaScript[]): 
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith("NOSCRIPT");
 }
+
+/**
+ * Whether a script call failed on what it was given — a Lua runtime error, or a command the
+ * script called refusing its arguments — rather than on the state of Redis. The same input then
+ * fails the same way again; an outage, LOADING, OOM, READONLY, BUSY, a wrong key type, an ACL
+ * refusal or a killed script pass, or fail every input alike, and must never be blamed on one.
+ */
+export function isScriptInputError(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== "ReplyError") return false;
+  const { message } = error;
+  return message.startsWith("ERR ") && RAISED_IN_SCRIPT.test(message) && !NOT_THE_INPUT.test(message);
+}
+
+// Redis 7 appends "script: <sha>, on @user_script:<line>." to an error raised in a script;
+// Redis 6.2 wraps it as "ERR Error running script (call to f_<sha>): @user_script:<line>: …",
+// with the error code of a refused command inside.
+const RAISED_IN_SCRIPT =
+  /script: [0-9a-f]{40}, on @user_script:\d+\.$|^ERR Error running script \(call to f_[0-9a-f]{40}\)/;
+const NOT_THE_INPUT =
+  /\b(OOM|READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|NOPERM|WRONGTYPE|CROSSSLOT)\b|can't run this command|no permissions|Script killed/;
