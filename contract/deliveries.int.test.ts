@@ -8,9 +8,19 @@ import {
   TEST_FANOUT_LIMITS,
 } from "../test/support/deliveries.ts";
 import { uniqueKeyTag } from "../test/support/fixtures.ts";
-import { parseStatusEntry, readDelivery, requestRetries, requestRetry } from "./deliveries.ts";
-import { type Keyspace, keyspace } from "./keys.ts";
+import {
+  countFanoutFailure,
+  deadLetterEntry,
+  fanoutEvents,
+  parseStatusEntry,
+  readDelivery,
+  requestRetries,
+  requestRetry,
+} from "./deliveries.ts";
+import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./keys.ts";
+import { isScriptInputError } from "./scripts/script.ts";
 import type { SettleOutcome } from "./scripts/settle-deliveries.ts";
+import { ensureConsumerGroup } from "./streams/stream-consumer.ts";
 
 // The protocol on its own: records created and settled by the scripts, read and retried by the
 // helpers the operator uses, with nothing but a Redis client.
@@ -145,5 +155,67 @@ describe("requestRetry", () => {
     expect(
       await requestRetries(redis, ["a-1", "a-2", "nope"], "bulk", keys, TEST_FANOUT_LIMITS, ANY),
     ).toEqual(["requeued", "requeued", "not-found"]);
+  });
+});
+
+describe("ingest entries whose fan-out keeps failing", () => {
+  /** An entry read (and so pending) in the fan-out group, as a dispatcher holds it. */
+  async function pendingEntry(keys: Keyspace, fields: string[]): Promise<string> {
+    await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
+    const id = await redis.xadd(keys.events, "*", ...fields);
+    await redis.xreadgroup("GROUP", CONSUMER_GROUPS.fanout, "c", "STREAMS", keys.events, ">");
+    return id!;
+  }
+
+  it("count their failures while pending, across callers, and not once settled", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const id = await pendingEntry(keys, ["namespace", "ns"]);
+    expect(await countFanoutFailure(redis, id, 60_000, keys)).toBe(1);
+    expect(await countFanoutFailure(redis, id, 60_000, keys)).toBe(2);
+    expect(await redis.pttl(keys.fanoutFailures(id))).toBeGreaterThan(50_000);
+    await redis.xack(keys.events, CONSUMER_GROUPS.fanout, id);
+    expect(await countFanoutFailure(redis, id, 60_000, keys)).toBe(0);
+  });
+
+  it("are moved to the dead letters with every field (beyond what Lua can unpack), acknowledged and forgotten", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const fields = ["namespace", "ns", ...Array.from({ length: 5_000 }, (_, i) => [`x${i}`, "v"]).flat()];
+    const id = await pendingEntry(keys, fields);
+    await countFanoutFailure(redis, id, 60_000, keys);
+    await deadLetterEntry(redis, { entryId: id, reason: "broken", fields }, 100, keys);
+    const [[, letter]] = (await redis.xrange(keys.deadLetters, "-", "+")) as [[string, string[]]];
+    expect(letter).toEqual(["entryId", id, "reason", "broken", ...fields]);
+    expect((await redis.xpending(keys.events, CONSUMER_GROUPS.fanout))[0]).toBe(0);
+    expect(await redis.exists(keys.fanoutFailures(id))).toBe(0);
+  });
+
+  it("break the fan-out script with an error that blames the input, unlike Redis's own refusals", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    // invalid (no type), with more fields than the script's unpack takes to dead-letter it
+    const fields = ["namespace", "ns", ...Array.from({ length: 5_000 }, (_, i) => [`x${i}`, "v"]).flat()];
+    const entryId = await pendingEntry(keys, fields);
+    const plan = (reason: string) => ({ events: [], invalid: [{ entryId, reason, fields }] });
+    const failure = await fanoutEvents(redis, plan("invalid"), TEST_FANOUT_LIMITS, keys).catch(
+      (e: unknown) => e,
+    );
+    expect(String(failure)).toMatch(/too many results to unpack/);
+    expect(isScriptInputError(failure)).toBe(true);
+    // a key of the wrong type is Redis's state, not the input: every batch would fail alike
+    await redis.set(keys.deadLetters, "not a stream");
+    const small = { events: [], invalid: [{ entryId, reason: "invalid", fields: ["namespace", "ns"] }] };
+    const wrongType = await fanoutEvents(redis, small, TEST_FANOUT_LIMITS, keys).catch((e: unknown) => e);
+    expect(String(wrongType)).toMatch(/^ReplyError: WRONGTYPE/);
+    expect(isScriptInputError(wrongType)).toBe(false);
+  });
+
+  it("that are invalid are moved to the dead letters once, however often their batch is recorded", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const fields = ["namespace", "ns", "data", "{}"];
+    const entryId = await pendingEntry(keys, fields);
+    const plan = { events: [], invalid: [{ entryId, reason: "no type", fields }] };
+    await fanoutEvents(redis, plan, TEST_FANOUT_LIMITS, keys);
+    await fanoutEvents(redis, plan, TEST_FANOUT_LIMITS, keys); // a split batch's retry, a claim
+    expect(await redis.xlen(keys.deadLetters)).toBe(1);
+    expect((await redis.xpending(keys.events, CONSUMER_GROUPS.fanout))[0]).toBe(0);
   });
 });

@@ -10,7 +10,13 @@ import {
   type StatusEntry,
   StatusEntrySchema,
 } from "./records.ts";
-import { encodeFanoutPlan, type FanoutPlan, fanoutEventsScript } from "./scripts/fanout-events.ts";
+import { countFanoutFailureScript } from "./scripts/count-fanout-failure.ts";
+import {
+  encodeFanoutPlan,
+  type FanoutPlan,
+  type FanoutPlanInvalid,
+  fanoutEventsScript,
+} from "./scripts/fanout-events.ts";
 import { promoteDueScript } from "./scripts/promote-due.ts";
 import { requestRetryScript } from "./scripts/request-retry.ts";
 import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
@@ -50,6 +56,50 @@ export async function fanoutEvents(
       ...encodeFanoutPlan(plan),
     ],
   )) as number[];
+}
+
+/**
+ * Moves one ingest stream entry to the dead letters (`entryId`, `reason`, then its fields),
+ * acknowledges it and forgets its failure count, in one transaction of plain commands: the
+ * fan-out script may be what the entry breaks (e.g. too many fields for Lua's unpack).
+ */
+export async function deadLetterEntry(
+  redis: Redis,
+  entry: FanoutPlanInvalid,
+  deadLetterMaxLen: number,
+  keys: Keyspace,
+): Promise<void> {
+  const { entryId, reason, fields } = entry;
+  const letter = ["entryId", entryId, "reason", reason, ...fields];
+  const replies = await redis
+    .multi()
+    .xadd(keys.deadLetters, "MAXLEN", "~", deadLetterMaxLen, "*", ...letter)
+    .xack(keys.events, CONSUMER_GROUPS.fanout, entryId)
+    .del(keys.fanoutFailures(entryId))
+    .exec();
+  const failed = replies?.find(([error]) => error !== null)?.[0];
+  if (replies === null || failed) throw failed ?? new Error("dead-letter transaction aborted");
+}
+
+/**
+ * Counts one more failed fan-out of a single ingest entry (see count-fanout-failure.ts) and
+ * returns the failures so far, by any replica: the count lives in Redis for `ttlMs`, so a replica
+ * that claims the entry goes on from it. 0: the entry is no longer pending, someone settled it.
+ */
+export async function countFanoutFailure(
+  redis: Redis,
+  entryId: string,
+  ttlMs: number,
+  keys: Keyspace,
+): Promise<number> {
+  return Number(
+    await runScript(
+      redis,
+      countFanoutFailureScript,
+      [keys.events, keys.fanoutFailures(entryId)],
+      [CONSUMER_GROUPS.fanout, entryId, ttlMs],
+    ),
+  );
 }
 
 /**

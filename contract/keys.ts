@@ -24,8 +24,16 @@ export interface Keyspace {
    * Entries that do not match are moved to `deadLetters` and counted, never delivered.
    */
   readonly events: string;
-  /** Invalid ingest entries, kept for inspection (capped). */
+  /**
+   * Ingest entries that were not fanned out, kept for inspection (capped): `entryId`, `reason`,
+   * then the entry's own fields. Invalid entries, and entries whose fan-out kept failing.
+   */
   readonly deadLetters: string;
+  /**
+   * How often the fan-out of one ingest entry, alone, failed (a counter with a TTL): in Redis, so
+   * that a replica that claims the entry goes on counting where the previous one stopped.
+   */
+  fanoutFailures(entryId: string): string;
   /**
    * Work queue: one entry per attempt that is due now: `{ id: <deliveryId> }`, and for a first
    * attempt also what the attempt needs, so the worker skips reading the record (the version
@@ -101,6 +109,7 @@ export function keyspace(tag: string): Keyspace {
     prefix,
     events: `${prefix}events`,
     deadLetters: `${prefix}events:dead`,
+    fanoutFailures: (entryId) => `${prefix}events:fanout-failures:${entryId}`,
     deliveries: `${prefix}deliveries`,
     scheduled: `${prefix}scheduled`,
     status: `${prefix}status`,

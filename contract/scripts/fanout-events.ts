@@ -43,7 +43,8 @@ export interface FanoutPlan {
 /**
  * Turns a batch of events into delivery records, queued work, status entries and event records,
  * and acknowledges the stream entries among them — in one step, so an entry is acknowledged
- * (or the API answers) only once its deliveries exist. Idempotent: an event id seen within the
+ * (or the API answers) only once its deliveries exist. Invalid entries still pending are moved to
+ * the dead letters (once: a retry finds them acknowledged). Idempotent: an event id seen within the
  * window is a duplicate (the marker `seen:<ns>:<id>` holds "api", or the first stream entry's
  * id so that a retried fan-out of that very entry goes through), and a delivery that already
  * exists (same deterministic id) is left alone.
@@ -68,14 +69,18 @@ local revision = ARGV[at]
 at = at + 1
 
 -- invalid entries: count, then per entry: entry id, reason, field count, fields…
+-- Only entries still pending: one no longer pending is in the dead letters already (a try of
+-- this batch that failed further on, split and tried again, or another replica's claim).
 local invalidCount = tonumber(ARGV[at])
 at = at + 1
 for _ = 1, invalidCount do
   local m, reason, fieldCount = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
-  local args = {'XADD', KEYS[6], 'MAXLEN', '~', deadMaxLen, '*', 'entryId', m, 'reason', reason}
-  for j = 1, fieldCount do args[#args + 1] = ARGV[at + 2 + j] end
-  redis.call(unpack(args))
-  redis.call('XACK', KEYS[1], group, m)
+  if redis.call('XPENDING', KEYS[1], group, m, m, 1)[1] then
+    local args = {'XADD', KEYS[6], 'MAXLEN', '~', deadMaxLen, '*', 'entryId', m, 'reason', reason}
+    for j = 1, fieldCount do args[#args + 1] = ARGV[at + 2 + j] end
+    redis.call(unpack(args))
+    redis.call('XACK', KEYS[1], group, m)
+  end
   at = at + 3 + fieldCount
 end
 

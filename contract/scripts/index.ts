@@ -1,3 +1,4 @@
+import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
 import { promoteDueScript } from "./promote-due.ts";
 import { renewClaimsScript } from "./renew-claims.ts";
@@ -9,6 +10,7 @@ import { writeRoutingScript } from "./write-routing.ts";
 /** Every script of the protocol, for `loadScripts` at startup. */
 export const ALL_SCRIPTS: readonly LuaScript[] = [
   fanoutEventsScript,
+  countFanoutFailureScript,
   settleDeliveriesScript,
   promoteDueScript,
   renewClaimsScript,

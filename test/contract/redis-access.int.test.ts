@@ -1,9 +1,14 @@
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectRedis, RedisConnectionSchema } from "../../common/redis-connection.ts";
-import { readDelivery, requestRetry } from "../../contract/deliveries.ts";
+import {
+  countFanoutFailure,
+  deadLetterEntry,
+  readDelivery,
+  requestRetry,
+} from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
-import { keyspace } from "../../contract/keys.ts";
+import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
 import { redisAclRules } from "../../contract/redis-acl.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
@@ -119,6 +124,20 @@ describe("Redis ACL users over TLS", () => {
       () => dispatcherRedis.incr(keys.routingRevision),
     ];
     for (const attempt of refused) await expect(attempt()).rejects.toThrow(/NOPERM/);
+  });
+
+  it("lets the dispatcher count an ingest entry's fan-out failures and move it to the dead letters", async () => {
+    // added and read in one transaction: pending here, before the running dispatcher sees it
+    const added = await dispatcherRedis
+      .multi()
+      .xadd(keys.events, "*", "namespace", "team-a")
+      .xreadgroup("GROUP", CONSUMER_GROUPS.fanout, "acl-test", "STREAMS", keys.events, ">")
+      .exec();
+    const entryId = String(added?.[0]?.[1]);
+    expect(await countFanoutFailure(dispatcherRedis, entryId, 60_000, keys)).toBe(1);
+    const entry = { entryId, reason: "test", fields: ["namespace", "team-a"] };
+    await deadLetterEntry(dispatcherRedis, entry, 100, keys);
+    expect(await countFanoutFailure(dispatcherRedis, entryId, 60_000, keys)).toBe(0); // acknowledged
   });
 
   it("keeps the dispatcher out of other installations' keys and server administration", async () => {
