@@ -24,7 +24,7 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
   });
   const eventsRejected = new Counter({
     name: `${PREFIX}events_rejected_total`,
-    help: "Events refused: by the ingest API (invalid, too large) or found invalid in the ingest stream.",
+    help: "Events refused by the ingest API (invalid, too-large, forbidden) or moved from the ingest stream to the dead letters (invalid, too-large, fanout-failed).",
     labelNames: ["source", "reason"] as const,
     registers: [registry],
   });
@@ -154,6 +154,8 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
   });
 
   for (const outcome of ["success", ...ATTEMPT_ERROR_CODES]) attempts.inc({ outcome }, 0);
+  // ingest entries whose fan-out kept failing: rare, and worth an alert from the first one
+  eventsRejected.inc({ source: "stream", reason: "fanout-failed" }, 0);
   deliveriesCompleted.inc({ phase: "SENT", reason: "" }, 0);
   for (const reason of FAILURE_REASONS) deliveriesCompleted.inc({ phase: "FAILED", reason }, 0);
 

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { fanoutEvents } from "../../contract/deliveries.ts";
+import { deadLetterEntry, fanoutEvents } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { EventType } from "../../contract/event-types.ts";
 import type { Keyspace } from "../../contract/keys.ts";
@@ -103,6 +103,15 @@ export class Fanout {
     });
     metrics.deliveriesCreated.inc(total);
     return duplicates;
+  }
+
+  /**
+   * Moves one ingest stream entry that cannot be fanned out to the dead letters, with `reason`,
+   * and acknowledges it (without the fan-out script, which may be what the entry breaks).
+   */
+  async deadLetter(entry: FanoutPlanInvalid): Promise<void> {
+    const { redis, keys } = this.#options;
+    await deadLetterEntry(redis, entry, DEAD_LETTER_MAX_LEN, keys);
   }
 
   #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting] {
