@@ -13,7 +13,7 @@ import type { InformerHandlers } from "../controller/informer.ts";
 import { objectKey, type ResourceType } from "../controller/kube.ts";
 import type { OperatorInformers, SharedInformer } from "../watch-scope.ts";
 import { addIntegrationController } from "./integration-controller.ts";
-import { INGEST_TOKEN_SECRET } from "./namespace-inputs.ts";
+import { EVENT_LOG_TOKEN_SECRET, INGEST_TOKEN_SECRET } from "./namespace-inputs.ts";
 import { LastDeliveries } from "./webhook.ts";
 import { addWebhookController } from "./webhook-controller.ts";
 
@@ -274,6 +274,7 @@ describe("a WebhookIntegration's status follows its webhooks, whatever the cache
       activeWebhooks: 1,
       signingSecretName: GENERATED.name,
       ingestTokenSecretName: INGEST_TOKEN_SECRET.name,
+      eventLogTokenSecretName: EVENT_LOG_TOKEN_SECRET.name,
     };
     const w = world({
       integration: integration(1, {}, active),
@@ -281,6 +282,9 @@ describe("a WebhookIntegration's status follows its webhooks, whatever the cache
       secrets: [
         secret(GENERATED.name, { [GENERATED.key]: GENERATED_SECRET }),
         secret(INGEST_TOKEN_SECRET.name, { [INGEST_TOKEN_SECRET.key]: "ingest-token-0123456789abcdef" }),
+        secret(EVENT_LOG_TOKEN_SECRET.name, {
+          [EVENT_LOG_TOKEN_SECRET.key]: "event-log-token-0123456789abcdef",
+        }),
       ],
     });
     current = w;
