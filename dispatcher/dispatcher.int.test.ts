@@ -156,6 +156,22 @@ describe("delivery contract", () => {
     );
   });
 
+  it("counts work whose record vanished from Redis as lost, whether read or in flight", async () => {
+    const path = uniquePath("lost");
+    receiver.on(path, { kind: "respond", status: 200, delayMs: 400 });
+    await start([testRouting("team-a", [{ name: "orders", event: "job.created", url: receiver.url(path) }])]);
+    const lost = async (at: string) =>
+      (await dispatcher!.metrics.lost.get()).values.find((v) => v.labels.at === at)?.value;
+    await ingest("job.created", "team-a", "evt-lost");
+    await receiver.waitForRequests(1, path); // the attempt is in flight…
+    await redis.del(dispatcher!.keys.delivery(deliveryId("team-a", "evt-lost", "orders"))); // …and Redis loses it
+    await eventually(async () => ((await lost("settle")) === 1 ? true : undefined), 5_000, "lost at settle");
+
+    // queued work without its record
+    await redis.xadd(dispatcher!.keys.deliveries, "*", "id", "ghost-delivery");
+    await eventually(async () => ((await lost("read")) === 1 ? true : undefined), 5_000, "lost at read");
+  });
+
   it("signs with every secret while one rotates", async () => {
     const path = uniquePath("rotating");
     await start([

@@ -70,6 +70,13 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     labelNames: ["reason"] as const,
     registers: [registry],
   });
+  const lost = new Counter({
+    name: `${PREFIX}deliveries_lost_total`,
+    help: "Work whose delivery record had vanished from Redis (data loss): when read, or when its attempt's outcome was to be recorded (the receiver may have got it).",
+    labelNames: ["at"] as const,
+    registers: [registry],
+  });
+  for (const at of ["read", "settle"]) lost.inc({ at }, 0);
   const claimed = new Counter({
     name: `${PREFIX}stream_entries_claimed_total`,
     help: "Entries taken over from consumers that stopped acknowledging (crashed or stuck).",
@@ -170,6 +177,7 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     attemptDuration,
     ingestToSent,
     deferred,
+    lost,
     claimed,
     observeLoad(source: () => { inFlight: number; buffered: number }) {
       load = source;

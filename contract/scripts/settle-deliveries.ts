@@ -22,8 +22,11 @@ export interface SettleOutcome {
   url?: string;
 }
 
-/** Per outcome: "a" applied, "s" stale (someone else recorded this attempt), "k" only acknowledged. */
-export type SettleResult = "a" | "s" | "k";
+/**
+ * Per outcome: "a" applied, "s" stale (someone else recorded this attempt), "k" only
+ * acknowledged, "x" the record is gone (lost with Redis's data; only acknowledged).
+ */
+export type SettleResult = "a" | "s" | "k" | "x";
 
 /**
  * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
@@ -56,7 +59,9 @@ for i = 1, (#ARGV - 6) / 8 do
     local key = prefix .. 'delivery:' .. o.id
     local cur = redis.call('HMGET', key, 'phase', 'version', 'attempts', 'attemptCount', 'cycleAttempts',
       'namespace', 'webhook', 'eventType', 'eventId', 'createdAt', 'updatedAt', 'nextAttemptAt')
-    if cur[1] ~= 'QUEUED' or cur[2] ~= o.v then
+    if not cur[1] then
+      result = 'x'
+    elseif cur[1] ~= 'QUEUED' or cur[2] ~= o.v then
       result = 's'
     else
       local attemptCount, cycleAttempts, attempts = tonumber(cur[4]), tonumber(cur[5]), cur[3]

@@ -277,6 +277,14 @@ export class DeliveryWorker {
 
   #take(entryId: string, deliveryId: string, record: RecordFields): void {
     const { phase, version } = record;
+    if (phase === null || phase === undefined) {
+      // queued work without its record: lost with Redis's data (a partial restore, say)
+      this.#options.metrics.lost.inc({ at: "read" });
+      this.#options.logger.warn(
+        { deliveryId },
+        "delivery record vanished from Redis: work dropped, counted as lost",
+      );
+    }
     if (phase !== "QUEUED" || this.#active.has(deliveryId) || !version) {
       this.#recorder.record({ entryId, id: deliveryId, version: "", kind: "ack" });
       return;

@@ -138,7 +138,15 @@ export class OutcomeRecorder {
       const outcome = batch[i]!;
       const sent = this.#sentTimings.get(outcome.entryId);
       if (sent) this.#sentTimings.delete(outcome.entryId);
-      if ((results[i] as SettleResult) === "a") {
+      const result = results[i] as SettleResult;
+      if (result === "x") {
+        metrics.lost.inc({ at: "settle" });
+        this.#options.logger.warn(
+          { deliveryId: outcome.id, outcome: outcome.kind },
+          "delivery record vanished from Redis before the attempt's outcome was recorded: counted as lost",
+        );
+      }
+      if (result === "a") {
         if (outcome.kind === "sent") {
           this.#sentCounter.inc();
           if (sent) metrics.ingestToSent.observe((sent.finishedAt - sent.ingestedAt) / 1000);

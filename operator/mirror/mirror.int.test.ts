@@ -295,4 +295,41 @@ describe("WebhookEventMirror", () => {
       { kind: "Webhook", reason: "WebhookEventRejected", note: expect.stringContaining("d-poison") },
     ]);
   });
+
+  it("shows a QUEUED WebhookEvent whose record vanished from Redis as lost: FAILED, Ready=False/Lost, a Warning Event", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    await putDelivery("d-lost", "QUEUED", 1);
+    await addStatusEntry("d-lost", "QUEUED", 1);
+    await putDelivery("d-done", "SENT", 1);
+    await addStatusEntry("d-done", "SENT", 1);
+    const api = new FakeApi();
+    const events: Array<{ kind: string; name: string; reason: string }> = [];
+    await startMirror(
+      api,
+      {
+        staleQueued: () =>
+          [...api.objects.values()]
+            .filter((e) => e.status?.phase === "QUEUED")
+            .map((e) => ({ namespace: NS, name: e.metadata.name })),
+        recordEvent: (regarding, input) =>
+          events.push({ kind: regarding.kind, name: regarding.metadata.name, reason: input.reason }),
+      },
+      "reader-1",
+      100,
+    );
+    await until(() => api.objects.get("d-lost")?.status?.phase === "QUEUED");
+    await until(() => api.objects.get("d-done")?.status?.phase === "SENT");
+    // Redis loses its data (FLUSHALL, a restart without persistence, failover to an empty replica)
+    await redis.del(keys.delivery("d-lost"), keys.delivery("d-done"));
+    await until(() => api.objects.get("d-lost")?.status?.phase === "FAILED");
+    const lost = api.objects.get("d-lost")!;
+    expect(lost.metadata.labels?.["webhooks.dataforce.io/phase"]).toBe("FAILED");
+    expect(lost.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+      status: "False",
+      reason: "Lost",
+    });
+    expect(events).toEqual([{ kind: "WebhookEvent", name: "d-lost", reason: "DeliveryLost" }]);
+    // a finished one whose record expired is left as it was
+    expect(api.objects.get("d-done")?.status?.phase).toBe("SENT");
+  });
 });

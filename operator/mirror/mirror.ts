@@ -16,7 +16,13 @@ import type { DeliveryObservation } from "../reconcilers/webhook.ts";
 import { WEBHOOK_EVENTS } from "../resources.ts";
 import type { FairLimiter } from "./fair-limiter.ts";
 import { PendingDeliveries } from "./pending.ts";
-import { type MirrorMode, type MirrorWrite, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
+import {
+  type MirrorMode,
+  type MirrorWrite,
+  planLostWrites,
+  planMirrorWrites,
+  shouldMirror,
+} from "./webhook-event.ts";
 
 // The WebhookEvent mirror: reads the dispatcher's status stream and makes one
 // WebhookEvent per delivery show the delivery's latest state.
@@ -30,7 +36,7 @@ import { type MirrorMode, type MirrorWrite, planMirrorWrites, shouldMirror } fro
 // cost one write of its latest state. Only the leader runs it.
 
 /** What became of one delivery's state changes (the `result` label of mirror_deliveries_total). */
-const MIRROR_RESULTS = ["written", "unchanged", "skipped", "expired", "rejected"] as const;
+const MIRROR_RESULTS = ["written", "unchanged", "skipped", "expired", "rejected", "lost"] as const;
 type MirrorResult = (typeof MIRROR_RESULTS)[number];
 
 /** 400 / 422: the object itself is invalid, so the same write can never succeed. */
@@ -344,7 +350,7 @@ export class WebhookEventMirror {
   ): Promise<Exclude<MirrorResult, "rejected">> {
     const { context, redis, keys } = this.options;
     const record = await readDelivery(redis, deliveryId, keys);
-    if (!record) return "expired";
+    if (!record) return await this.recordGone(namespace, deliveryId);
     const last = record.attempts.at(-1);
     context.onDelivery?.({
       namespace,
@@ -385,6 +391,34 @@ export class WebhookEventMirror {
     for (const write of writes) uid = (await this.write(namespace, deliveryId, write)) ?? uid;
     if (record.phase === "FAILED" && previousPhase !== "FAILED") this.reportFailure(record, uid);
     return "written";
+  }
+
+  /**
+   * No record: expired with retention, or lost with Redis's data. A WebhookEvent still QUEUED
+   * cannot have expired (records outlive any attempt schedule), so it is shown as lost, with a
+   * Warning Event: a delivery is never silently gone.
+   */
+  private async recordGone(namespace: string, deliveryId: string): Promise<"expired" | "lost"> {
+    const existing = this.options.context.existing(namespace, deliveryId);
+    if (existing?.status?.phase !== "QUEUED") return "expired";
+    let uid = existing.metadata.uid;
+    for (const write of planLostWrites(existing))
+      uid = (await this.write(namespace, deliveryId, write)) ?? uid;
+    this.log.warn({ namespace, deliveryId }, "delivery record vanished from Redis: WebhookEvent marked lost");
+    this.options.context.recordEvent?.(
+      {
+        apiVersion: API_VERSION,
+        kind: "WebhookEvent",
+        metadata: { name: deliveryId, namespace, ...(uid ? { uid } : {}) },
+      },
+      {
+        type: "Warning",
+        reason: "DeliveryLost",
+        action: "Mirror",
+        note: "the delivery's record vanished from Redis (data loss) before it finished; it may or may not have reached the receiver",
+      },
+    );
+    return "lost";
   }
 
   /** Makes one write; returns the object's uid when the API server told it (create). */

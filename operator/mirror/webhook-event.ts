@@ -172,6 +172,30 @@ function attemptRecord(attempt: Attempt): AttemptRecord {
 }
 
 /** A merge patch that sets every field the mirror owns and removes the ones it no longer sets. */
+/**
+ * The writes that show a QUEUED WebhookEvent whose delivery record vanished from Redis (data
+ * loss) as lost: FAILED, `Ready=False/Lost`. Its receiver may or may not have got it.
+ */
+export function planLostWrites(existing: CachedWebhookEvent, now: Date = new Date()): MirrorWrite[] {
+  const status = existing.status;
+  const conditions = setCondition(
+    status?.conditions,
+    {
+      type: "Ready",
+      status: "False",
+      reason: "Lost",
+      message:
+        "its record vanished from Redis (data loss) before it finished: it may or may not have reached the receiver; its payload is in spec.payload",
+      observedGeneration: existing.metadata.generation ?? 1,
+    },
+    now,
+  );
+  return [
+    { verb: "patchStatus", patch: { status: { phase: "FAILED", nextAttemptAt: null, conditions } } },
+    { verb: "patchLabels", patch: { metadata: { labels: { [LABEL_PHASE]: "FAILED" } } } },
+  ];
+}
+
 function statusPatch(status: WebhookEventStatus): { status: Record<string, unknown> } {
   return { status: { ...status, nextAttemptAt: status.nextAttemptAt ?? null } };
 }

@@ -640,6 +640,7 @@ describe("the PrometheusRule", () => {
     const rules = rule?.spec.groups[0].rules as Array<{ alert: string; expr: string }>;
     expect(rules.map((r) => r.alert).sort()).toEqual([
       "DataforceWebhooksBacklogGrowing",
+      "DataforceWebhooksDeliveriesLost",
       "DataforceWebhooksDeliveryFailureRatioHigh",
       "DataforceWebhooksMirrorLag",
       "DataforceWebhooksNoOperatorLeader",
