@@ -17,6 +17,7 @@ import {
   type FanoutPlanInvalid,
   fanoutEventsScript,
 } from "./scripts/fanout-events.ts";
+import { noteMirrorErrorScript } from "./scripts/note-mirror-error.ts";
 import { promoteDueScript } from "./scripts/promote-due.ts";
 import { requestRetryScript } from "./scripts/request-retry.ts";
 import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
@@ -148,6 +149,16 @@ export async function promoteDue(
 export async function readDelivery(redis: Redis, id: string, keys: Keyspace): Promise<DeliveryRecord | null> {
   const hash = await redis.hgetall(keys.delivery(id));
   return Object.keys(hash).length === 0 ? null : decodeDelivery(hash);
+}
+
+/** Notes on the delivery's record that its WebhookEvent was refused (see note-mirror-error.ts). */
+export async function noteMirrorError(
+  redis: Redis,
+  id: string,
+  message: string,
+  keys: Keyspace,
+): Promise<boolean> {
+  return (await runScript(redis, noteMirrorErrorScript, [keys.delivery(id)], [message.slice(0, 1024)])) === 1;
 }
 
 export async function readEvent(

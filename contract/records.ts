@@ -87,6 +87,8 @@ export const DeliveryRecordSchema = z.object({
   nextAttemptAt: z.iso.datetime().optional(),
   failureReason: FailureReasonSchema.optional(),
   lastRetryToken: z.string().optional(),
+  /** Why the operator could not show this delivery as a WebhookEvent (the API server refused it). */
+  mirrorError: z.string().optional(),
   /** Bumped by every state change; guards against two workers recording the same attempt. */
   version: z.int().nonnegative(),
 });
@@ -125,6 +127,7 @@ export const DeliveryHashSchema = z.object({
   nextAttemptAt: optionalIsoFromEpochMs,
   failureReason: optionalString,
   lastRetryToken: optionalString,
+  mirrorError: optionalString,
   version: epochMs,
 });
 

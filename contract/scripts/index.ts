@@ -1,5 +1,6 @@
 import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
+import { noteMirrorErrorScript } from "./note-mirror-error.ts";
 import { promoteDueScript } from "./promote-due.ts";
 import { renewClaimsScript } from "./renew-claims.ts";
 import { requestRetryScript } from "./request-retry.ts";
@@ -16,4 +17,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   renewClaimsScript,
   requestRetryScript,
   writeRoutingScript,
+  noteMirrorErrorScript,
 ];

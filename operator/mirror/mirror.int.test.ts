@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDelivery } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../../contract/keys.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ResourceType } from "../controller/kube.ts";
@@ -294,6 +295,11 @@ describe("WebhookEventMirror", () => {
     expect(events).toEqual([
       { kind: "Webhook", reason: "WebhookEventRejected", note: expect.stringContaining("d-poison") },
     ]);
+    // the event log (the dispatcher's record) says why it has no WebhookEvent
+    expect((await readDelivery(redis, "d-poison", keys))?.mirrorError).toMatch(
+      /^the API server refused its WebhookEvent: /,
+    );
+    expect((await readDelivery(redis, "d-fine", keys))?.mirrorError).toBeUndefined();
   });
 
   it("shows a QUEUED WebhookEvent whose record vanished from Redis as lost: FAILED, Ready=False/Lost, a Warning Event", async () => {

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
 import type { Registry } from "prom-client";
-import { parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
+import { noteMirrorError, parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import type { DeliveryRecord, StatusEntry } from "../../contract/records.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
@@ -304,7 +304,7 @@ export class WebhookEventMirror {
         // The API server refuses this object as it is (a poison pill): retrying would refuse it
         // forever and hold the entries, the write budget and the pending slots of every namespace.
         result = "rejected";
-        this.reportRejected(namespace, deliveryId, err);
+        await this.reportRejected(namespace, deliveryId, err);
       }
       await this.stream.ack(snapshot.entryIds);
       this.log.debug({ namespace, deliveryId, result, entries: snapshot.entryIds.length }, "mirrored");
@@ -320,9 +320,18 @@ export class WebhookEventMirror {
     }
   }
 
-  /** A Warning Event on the Webhook and a log line: this delivery has no (current) WebhookEvent. */
-  private reportRejected(namespace: string, deliveryId: string, err: unknown): void {
+  /**
+   * A Warning Event on the Webhook, a note on the delivery's record (the event log shows it) and a
+   * log line: this delivery has no (current) WebhookEvent.
+   */
+  private async reportRejected(namespace: string, deliveryId: string, err: unknown): Promise<void> {
     const message = err instanceof Error ? err.message.slice(0, 512) : String(err);
+    await noteMirrorError(
+      this.options.redis,
+      deliveryId,
+      `the API server refused its WebhookEvent: ${message}`,
+      this.options.keys,
+    );
     this.log.warn(
       { namespace, deliveryId, err },
       "the API server refused this delivery's WebhookEvent; not retried",
