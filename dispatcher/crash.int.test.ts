@@ -268,7 +268,7 @@ describe("unauthenticated bulk", () => {
       })
         .then((response) => response.status)
         .catch(() => "reset"); // the server may close while the client still writes
-    await post(); // warm the route up before measuring
+    for (let i = 0; i < 5; i++) await post(); // warm up: connections, the route, the allocator
     const before = await rssOf(pid);
     const answers = [];
     for (let i = 0; i < 20; i++) answers.push(await post());
@@ -278,6 +278,7 @@ describe("unauthenticated bulk", () => {
     );
     expect(answers.every((answer) => answer === 401 || answer === "reset")).toBe(true);
     expect(answers).toContain(401);
-    expect(grown).toBeLessThan(8 * 2 ** 20);
+    // measured: +3.6 MiB alone, +8 MiB beside the whole suite; +60 MiB when Node drained the bodies
+    expect(grown).toBeLessThan(16 * 2 ** 20);
   });
 });
