@@ -96,7 +96,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
   throw new Error(`redis-server did not start (is Debian's redis-server installed?): ${String(lastError)}`);
 }
 
-async function waitForRedis(options: RedisOptions, proc: ManagedProcess): Promise<void> {
+/** Resolves once a redis-server (or Sentinel) answers PING; fails early if `proc` exits. */
+export async function waitForRedis(options: RedisOptions, proc: ManagedProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`redis-server exited with ${proc.child.exitCode}`);
