@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { connectRedis, RedisConnectionSchema } from "./redis-connection.ts";
+import { connectRedis, RedisConnectionSchema, sentinelRetryDelay } from "./redis-connection.ts";
 
 describe("Redis connection settings", () => {
   it("parses Sentinel addresses, IPv6 in brackets", () => {
@@ -49,5 +49,21 @@ describe("Redis connection settings", () => {
     );
     expect(sentinel.options).toMatchObject({ sentinels: [{ host: "127.0.0.1", port: 26379 }], name: "main" });
     sentinel.disconnect();
+  });
+
+  it("retries a Sentinel connection at least every ~second, unless the caller says otherwise", () => {
+    expect(sentinelRetryDelay(1)).toBeLessThan(150);
+    for (const attempt of [6, 10, 100]) {
+      expect(sentinelRetryDelay(attempt)).toBeGreaterThanOrEqual(1_000);
+      expect(sentinelRetryDelay(attempt)).toBeLessThan(1_100);
+    }
+    const settings = RedisConnectionSchema.parse({ redisSentinels: "127.0.0.1:26379" });
+    const sentinel = connectRedis(settings, { lazyConnect: true });
+    expect(sentinel.options.retryStrategy).toBe(sentinelRetryDelay);
+    sentinel.disconnect();
+    const own = () => 5;
+    const custom = connectRedis(settings, { lazyConnect: true, retryStrategy: own });
+    expect(custom.options.retryStrategy).toBe(own);
+    custom.disconnect();
   });
 });

@@ -1,7 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "pino";
-import { connectRedis } from "../common/redis-connection.ts";
+import { closeRedis, connectRedis } from "../common/redis-connection.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
@@ -204,9 +204,7 @@ export async function startDispatcher(
       routing.stop();
       await client.close().catch(() => {});
       await metricsApp?.close().catch(() => {});
-      await Promise.all(
-        connections.map((connection) => connection.quit().catch(() => connection.disconnect())),
-      );
+      await Promise.all(connections.map((connection) => closeRedis(connection)));
       logger.info("dispatcher stopped");
     },
   };

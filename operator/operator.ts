@@ -1,6 +1,6 @@
 import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { connectRedis } from "../common/redis-connection.ts";
+import { closeRedis, connectRedis } from "../common/redis-connection.ts";
 import { type Keyspace, keyspace } from "../contract/keys.ts";
 import { secretBox } from "../contract/secret-box.ts";
 import {
@@ -198,7 +198,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     async stop() {
       await manager.stop();
       streamRedis.disconnect();
-      await redis.quit().catch(() => undefined);
+      await closeRedis(redis);
     },
   };
 }
