@@ -376,6 +376,7 @@ describe("values.schema.json", () => {
     { set: "dispatcher.terminationGracePeriodSeconds=5", error: "/dispatcher/terminationGracePeriodSeconds" },
     { set: "admissionPolicy.validationActions={Block}", error: "/admissionPolicy/validationActions" },
     { set: "admissionPolicy.validationActions={Deny,Warn}", error: "/admissionPolicy/validationActions" },
+    { set: "redis.sentinel.hosts={sentinel-0}", error: "/redis/sentinel/hosts/0" },
   ])("refuses $set", async ({ set }) => {
     const result = await helm([...templateArgs({ namespace: "x" }), "--set", set]);
     expect(result.code).not.toBe(0);
@@ -513,6 +514,90 @@ describe("Redis users", () => {
     }
     const plain = await renderChart({ namespace: "x", set: { "redis.url": "redis://r:6379" } });
     expect(Object.keys(envOf(plain, "dispatcher"))).not.toContain("DISPATCHER_REDIS_PASSWORD");
+  });
+});
+
+describe("Redis Sentinel", () => {
+  const sentinelValues = {
+    "redis.sentinel.hosts": "{redis-sentinel-0.redis-sentinel:26379,[fd00::10]:26380}",
+    "redis.sentinel.masterName": "primary",
+    "redis.sentinel.passwordSecret": "sentinel-auth",
+  };
+  type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown; fieldRef?: unknown } };
+  const containerOf = (objects: K8sObject[], component: string) =>
+    objects.find((o) => o.kind === "Deployment" && o.metadata.name.endsWith(`-${component}`))?.spec.template
+      .spec.containers[0];
+
+  it("gives both processes the Sentinels, the primary's name and the Sentinels' password, as their loaders read them", async () => {
+    const objects = await renderChart({ namespace: "x", set: sentinelValues });
+    for (const component of ["dispatcher", "operator"] as const) {
+      const prefix = component.toUpperCase();
+      const env = containerOf(objects, component).env as EnvVar[];
+      const byName = Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+      expect(byName[`${prefix}_REDIS_SENTINELS`]).toBe(
+        "redis-sentinel-0.redis-sentinel:26379,[fd00::10]:26380",
+      );
+      expect(byName[`${prefix}_REDIS_SENTINEL_MASTER`]).toBe("primary");
+      expect(byName[`${prefix}_REDIS_SENTINEL_PASSWORD`]).toEqual({
+        secretKeyRef: { name: "sentinel-auth", key: "sentinel-password" },
+      });
+      // the process's own loader, on the rendered environment (Secrets and fields stand in)
+      const { loadSettings } = (await import(pathToFileURL(join(repoRoot, component, "config.ts")).href)) as {
+        loadSettings(env: Record<string, string>): Record<string, unknown>;
+      };
+      const values: Record<string, string> = {};
+      for (const entry of env) {
+        values[entry.name] =
+          entry.value ??
+          (entry.name.endsWith("_REDIS_URL")
+            ? "redis://ignored-with-sentinel:6379/0"
+            : entry.name.endsWith("_ENCRYPTION_KEYS")
+              ? SAMPLE_ENCRYPTION_KEY
+              : entry.valueFrom?.fieldRef
+                ? "dfw-x"
+                : "s".repeat(48));
+      }
+      expect(loadSettings(values)).toMatchObject({
+        redisSentinels: [
+          { host: "redis-sentinel-0.redis-sentinel", port: 26379 },
+          { host: "fd00::10", port: 26380 },
+        ],
+        redisSentinelMaster: "primary",
+        redisSentinelPassword: "s".repeat(48),
+      });
+    }
+    // without Sentinel, none of it
+    const plain = await renderChart({ namespace: "x" });
+    expect(JSON.stringify(containerOf(plain, "dispatcher").env)).not.toContain("SENTINEL");
+  });
+
+  it("lets the dispatcher reach the Sentinels' ports through its NetworkPolicy, accepted by the API server", async () => {
+    const objects = await renderChart({ namespace: "x", set: sentinelValues });
+    const policy = objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name.endsWith("-dispatcher"));
+    const egress = (policy?.spec.egress ?? []) as Array<{ ports: Array<{ port: number }> }>;
+    const redisRule = egress.find((rule) => rule.ports.some((p) => p.port === 6379));
+    expect(redisRule?.ports.map((p) => p.port)).toEqual([6379, 26379, 26380]);
+    const ns = await restrictedNamespace("chart-sentinel");
+    try {
+      const workloads = objects.filter((o) => o.kind === "NetworkPolicy" || o.kind === "Deployment");
+      for (const object of workloads) object.metadata.namespace = ns.name;
+      const result = await dryRun(
+        JSON.stringify({ apiVersion: "v1", kind: "List", items: workloads }),
+        ns.name,
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr.trim(), "warnings").toBe("");
+    } finally {
+      await ns.delete();
+    }
+  });
+
+  it("refuses Sentinel with the embedded Redis, saying why", async () => {
+    const result = await helm([
+      ...templateArgs({ namespace: "x", set: { ...sentinelValues, "redis.embedded.enabled": "true" } }),
+    ]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("redis.sentinel.hosts cannot be used with redis.embedded.enabled");
   });
 });
 

@@ -29,6 +29,27 @@ valueFrom:
 {{- end }}
 {{- end }}
 
+{{/* A process's Redis Sentinel settings, when redis.sentinel.hosts is set; call with (dict "ctx" $ "prefix" "OPERATOR"). */}}
+{{- define "dfw.redisSentinelEnv" -}}
+{{- $s := .ctx.Values.redis.sentinel -}}
+{{- if $s.hosts }}
+{{- if .ctx.Values.redis.embedded.enabled }}
+{{- fail "redis.sentinel.hosts cannot be used with redis.embedded.enabled (the embedded Redis is a single node without Sentinels)" }}
+{{- end }}
+- name: {{ .prefix }}_REDIS_SENTINELS
+  value: {{ join "," $s.hosts | quote }}
+- name: {{ .prefix }}_REDIS_SENTINEL_MASTER
+  value: {{ $s.masterName | quote }}
+{{- with $s.passwordSecret }}
+- name: {{ $.prefix }}_REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $s.passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Mount and volume of the Redis CA, when redis.tls.caSecret is set. */}}
 {{- define "dfw.redisCaMount" -}}
 {{- if .Values.redis.tls.caSecret }}
@@ -58,6 +79,7 @@ valueFrom:
 - name: DISPATCHER_REDIS_URL
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
 {{- include "dfw.redisAuthEnv" (dict "ctx" . "prefix" "DISPATCHER" "role" "dispatcher") }}
+{{- include "dfw.redisSentinelEnv" (dict "ctx" . "prefix" "DISPATCHER") }}
 - name: DISPATCHER_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
 - name: DISPATCHER_ENCRYPTION_KEYS
@@ -114,6 +136,7 @@ valueFrom:
 - name: OPERATOR_REDIS_URL
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
 {{- include "dfw.redisAuthEnv" (dict "ctx" . "prefix" "OPERATOR" "role" "operator") }}
+{{- include "dfw.redisSentinelEnv" (dict "ctx" . "prefix" "OPERATOR") }}
 - name: OPERATOR_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
 - name: OPERATOR_ENCRYPTION_KEYS
