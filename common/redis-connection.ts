@@ -78,7 +78,7 @@ export function connectRedis(settings: RedisConnectionSettings, options: RedisOp
  * Reconnect delay while the primary is unreachable under Sentinel. A failover is expected there,
  * and each attempt first asks a Sentinel where the primary is now: retry at least every second so
  * work resumes soon after a promotion. ioredis' default backs off to 5 s; after a 2.3 s failover
- * it took ingest 1.7–1.8 s past the promotion to resume, with this 0.85–0.95 s
+ * it took ingest 1.7–1.8 s past the promotion to resume, with this 0.5–0.95 s
  * (test/faults/sentinel-failover.int.test.ts). The jitter spreads the replicas' attempts.
  */
 export function sentinelRetryDelay(attempt: number): number {
