@@ -100,12 +100,16 @@ for _ = 1, eventCount do
   end
   local seenKey = prefix .. 'seen:' .. e.ns .. ':' .. e.id
   local created = -1
-  local fresh
+  -- fresh: this event's deliveries are (re)made; brandNew: never seen, so no record can exist
+  -- yet and the per-delivery EXISTS check is skipped (a retried or claimed entry keeps it)
+  local fresh, brandNew
   if e.m == '' then
     fresh = redis.call('SET', seenKey, 'api', 'NX', 'PX', window)
+    brandNew = fresh
   else
     local first = redis.call('GET', seenKey)
     fresh = not first or first == e.m
+    brandNew = not first
     if not first then redis.call('SET', seenKey, e.m, 'PX', window) end
   end
   if fresh then
@@ -113,13 +117,12 @@ for _ = 1, eventCount do
     local nsIndex = prefix .. 'log:ns:' .. e.ns
     for _, d in ipairs(e.deliveries) do
       local key = prefix .. 'delivery:' .. d.id
-      if redis.call('EXISTS', key) == 0 then
+      if brandNew or redis.call('EXISTS', key) == 0 then
         redis.call('HSET', key, 'id', d.id, 'eventId', e.id, 'eventType', e.type, 'namespace', e.ns,
           'webhook', d.webhook, 'webhookUid', d.uid, 'url', d.url, 'payload', d.payload,
           'phase', 'QUEUED', 'attempts', '[]', 'attemptCount', '0', 'maxAttempts', d.maxAttempts,
           'cycle', '1', 'cycleAttempts', '0', 'occurredAt', e.occurredAt, 'ingestedAt', e.ingestedAt,
-          'createdAt', now, 'updatedAt', now, 'version', '0')
-        if revision ~= '' then redis.call('HSET', key, 'routingRevision', revision) end
+          'createdAt', now, 'updatedAt', now, 'version', '0', 'routingRevision', revision)
         redis.call('PEXPIRE', key, retention)
         local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
         redis.call('ZADD', KEYS[4], now, d.id)
