@@ -172,6 +172,41 @@ describe("delivery contract", () => {
     await eventually(async () => ((await lost("read")) === 1 ? true : undefined), 5_000, "lost at read");
   });
 
+  it("shares one consumer group between two replicas: each delivery made once, both replicas working", async () => {
+    const path = uniquePath("replicas");
+    const first = await start([
+      testRouting("team-a", [{ name: "orders", event: "job.created", url: receiver.url(path) }]),
+    ]);
+    const second = await startDispatcher(
+      testSettings(inject("redisUrl"), { keyTag: first.keys.prefix.slice(1, -2), consumerName: "replica-2" }),
+    );
+    try {
+      const ids = Array.from({ length: 400 }, (_, i) => `evt-replica-${i}`);
+      for (let i = 0; i < ids.length; i += 100) {
+        const events = ids
+          .slice(i, i + 100)
+          .map((id) => ({ type: "job.created", namespace: "team-a", id, data: {} }));
+        const url = i % 200 === 0 ? first.url : second.url; // producers reach either replica
+        expect((await api(url, "POST", "/v1/events/batch", { events })).status).toBe(202);
+      }
+      const requests = await receiver.waitForRequests(ids.length, path, 20_000);
+      const byId = new Map<string, number>();
+      for (const request of requests) {
+        const id = String(request.headers["webhook-id"]);
+        byId.set(id, (byId.get(id) ?? 0) + 1);
+      }
+      expect(byId.size).toBe(ids.length);
+      expect([...byId.values()].every((count) => count === 1)).toBe(true);
+      const attempted = async (replica: Dispatcher) =>
+        (await replica.metrics.attempts.get()).values.reduce((sum, v) => sum + v.value, 0);
+      const [a, b] = [await attempted(first), await attempted(second)];
+      expect(a + b).toBe(ids.length);
+      expect(Math.min(a, b)).toBeGreaterThan(0);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it("signs with every secret while one rotates", async () => {
     const path = uniquePath("rotating");
     await start([

@@ -35,6 +35,8 @@ const HALF_SECONDS = Number(process.env.BENCH_HALF_SECONDS ?? 5);
 /** Requests (raw) and events (dispatcher) sent before measuring, so both are measured warm. */
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 10_000);
 const INGEST_BATCH = 250;
+/** Dispatcher processes sharing the consumer groups (`BENCH_REPLICAS=2`: the multi-core setup). */
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
 const INGEST_CONCURRENCY = 4;
 const CONNECTIONS = 16;
 /** Requests the limit phase keeps in flight (queued in the Pool beyond its connections). */
@@ -90,29 +92,40 @@ async function main(): Promise<void> {
     TEST_SECRET_BOX,
   );
   xaddTarget = { redis, stream: keys.events };
-  const port = await freePort();
   const nodeArgs = (process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const dispatcher = spawnProcess("dispatcher", process.execPath, [...nodeArgs, "dispatcher/main.ts"], {
-    ...process.env,
-    DISPATCHER_REDIS_URL: redisServer.url,
-    DISPATCHER_KEY_TAG: keyTag,
-    DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
-    DISPATCHER_HOST: "127.0.0.1",
-    DISPATCHER_PORT: String(port),
-    DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
-    DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
-    DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
-    DISPATCHER_LOG_LEVEL: "warn",
-    DISPATCHER_ENDPOINT_CONCURRENCY: String(CONNECTIONS),
-    // waitForSent counts status entries: the stream must hold every one of the run
-    DISPATCHER_STATUS_STREAM_MAXLEN: String(10 * (WARMUP + 3 * MAX_EVENTS)),
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await until(
-    async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
-    20_000,
-    "dispatcher ready",
-  );
+  const dispatchers: ChildProcess[] = [];
+  const bases: string[] = [];
+  for (let replica = 0; replica < REPLICAS; replica++) {
+    const port = await freePort();
+    dispatchers.push(
+      spawnProcess("dispatcher", process.execPath, [...nodeArgs, "dispatcher/main.ts"], {
+        ...process.env,
+        DISPATCHER_REDIS_URL: redisServer.url,
+        DISPATCHER_KEY_TAG: keyTag,
+        DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
+        DISPATCHER_HOST: "127.0.0.1",
+        DISPATCHER_PORT: String(port),
+        DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
+        DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
+        DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
+        DISPATCHER_LOG_LEVEL: "warn",
+        DISPATCHER_CONSUMER_NAME: `bench-${replica}`,
+        DISPATCHER_ENDPOINT_CONCURRENCY: String(CONNECTIONS),
+        // waitForSent counts status entries: the stream must hold every one of the run
+        DISPATCHER_STATUS_STREAM_MAXLEN: String(10 * (WARMUP + 3 * MAX_EVENTS)),
+      }),
+    );
+    bases.push(`http://127.0.0.1:${port}`);
+  }
+  for (const base of bases) {
+    await until(
+      async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
+      20_000,
+      "dispatcher ready",
+    );
+  }
+  log(`${REPLICAS} dispatcher replica(s); producers spread their batches over them`);
+  const base = bases;
 
   // warm-up, as for the raw client
   await ingestAll(
@@ -123,7 +136,7 @@ async function main(): Promise<void> {
 
   // ── phases 2 and 3: maximum rate, through HTTP ingest and through XADD ────────────────────
   const pids = {
-    dispatcher: dispatcher.pid!,
+    dispatcher: dispatchers.map((d) => d.pid!),
     receiver: receiverPid,
     redis: Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1]),
     bench: process.pid,
@@ -188,15 +201,15 @@ async function main(): Promise<void> {
     }
   }
 
-  const peakRssMb = peakRss(dispatcher.pid!) / 1024;
+  const peakRssMb = Math.max(...dispatchers.map((d) => peakRss(d.pid!))) / 1024;
   if (process.env.BENCH_HEAP_SNAPSHOT) {
     // with BENCH_DISPATCHER_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: written to the working directory
-    dispatcher.kill("SIGUSR2");
+    for (const d of dispatchers) d.kill("SIGUSR2");
     await sleep(5_000);
   }
   if (process.env.BENCH_REDIS_STATS) {
     await printRedisStats(redis);
-    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const metrics = await (await fetch(`${bases[0]}/metrics`)).text();
     for (const line of metrics.split("\n")) {
       if (
         /^(nodejs_heap_size_(total|used)_bytes|nodejs_external_memory_bytes|process_resident_memory_bytes) /.test(
@@ -416,8 +429,11 @@ function eventsFor(ids: string[]) {
   }));
 }
 
-async function postBatch(base: string, ids: string[], path: IngestPath = "http"): Promise<void> {
+/** Round-robin over the replicas, batch by batch (producers behind a load-balancing Service). */
+let nextBase = 0;
+async function postBatch(bases: readonly string[], ids: string[], path: IngestPath = "http"): Promise<void> {
   if (path === "xadd") return xaddBatch(ids);
+  const base = bases[nextBase++ % bases.length];
   const response = await fetch(`${base}/v1/events/batch`, {
     method: "POST",
     headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
@@ -448,7 +464,7 @@ async function xaddBatch(ids: string[]): Promise<void> {
   await pipeline.exec();
 }
 
-async function ingestAll(base: string, ids: string[], path: IngestPath = "http"): Promise<void> {
+async function ingestAll(base: readonly string[], ids: string[], path: IngestPath = "http"): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < ids.length) {
@@ -461,7 +477,7 @@ async function ingestAll(base: string, ids: string[], path: IngestPath = "http")
 }
 
 /** Ingests at `rate` events/s for `seconds`, in small batches every 10 ms. */
-async function ingestPaced(base: string, rate: number, seconds: number): Promise<string[]> {
+async function ingestPaced(base: readonly string[], rate: number, seconds: number): Promise<string[]> {
   const ids: string[] = [];
   const total = Math.round(rate * seconds);
   const start = performance.now();
@@ -536,14 +552,17 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
-/** utime + stime of processes, seconds. */
-function cpuSeconds(pids: Record<string, number>): Record<string, number> {
+/** utime + stime of processes (summed per name), seconds. */
+function cpuSeconds(pids: Record<string, number | readonly number[]>): Record<string, number> {
   const ticksPerSecond = 100; // USER_HZ on Linux
   const result: Record<string, number> = {};
-  for (const [name, pid] of Object.entries(pids)) {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    result[name] = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  for (const [name, pidOrPids] of Object.entries(pids)) {
+    result[name] = 0;
+    for (const pid of typeof pidOrPids === "number" ? [pidOrPids] : pidOrPids) {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      result[name] += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+    }
   }
   return result;
 }
