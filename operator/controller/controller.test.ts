@@ -224,6 +224,28 @@ describe("Controller", () => {
     await controller.stop();
   });
 
+  it("coalesces the changes of a delayed watch into one reconcile", async () => {
+    const webhooks = new FakeSource<KubernetesObject>();
+    const primary = new FakeSource<KubernetesObject>();
+    const { calls, controller } = setup(
+      { watches: [{ informer: webhooks, map: (o) => `${o.metadata?.namespace}/default`, delayMs: 50 }] },
+      primary,
+    );
+    primary.put(obj("team-a", "default"));
+    primary.sync();
+    webhooks.sync();
+    await controller.start();
+    await vi.waitFor(() => expect(calls).toEqual(["team-a/default"]));
+
+    for (let i = 0; i < 100; i++) webhooks.put(obj("team-a", `hook-${i}`));
+    await sleep(20);
+    expect(calls).toHaveLength(1); // still waiting for more changes
+    await vi.waitFor(() => expect(calls).toHaveLength(2));
+    await sleep(80);
+    expect(calls).toEqual(["team-a/default", "team-a/default"]);
+    await controller.stop();
+  });
+
   it("stop waits for in-flight reconciles, aborts their signal, and the controller can start again", async () => {
     let release!: () => void;
     const blocked = new Promise<void>((resolve) => {

@@ -56,6 +56,12 @@ export interface WatchSource<S extends KubernetesObject = KubernetesObject> {
   map?(object: S): Iterable<string> | string | undefined;
   /** Events for which this returns false are ignored. */
   predicate?(event: WatchEvent<S>): boolean;
+  /**
+   * How long a key from this source waits before it is reconciled. Changes arriving meanwhile
+   * join the same reconcile (the earliest schedule wins), so a bulk change costs a few
+   * reconciles, not one per object. Default 0.
+   */
+  delayMs?: number;
 }
 
 export interface ControllerOptions<T extends KubernetesObject> {
@@ -170,7 +176,7 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
     for (const source of sources) {
       const handle = (event: WatchEvent<KubernetesObject>): void => {
         if (source.predicate && !source.predicate(event)) return;
-        for (const key of this.keysFor(source, event.object)) queue.add(key);
+        for (const key of this.keysFor(source, event.object)) queue.addAfter(key, source.delayMs ?? 0);
       };
       this.unsubscribes.push(
         source.informer.on({
