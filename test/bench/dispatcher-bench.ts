@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
@@ -15,6 +14,18 @@ import { USER_AGENT } from "../../dispatcher/version.ts";
 import { freePort } from "../env/ports.ts";
 import { startRedis } from "../env/redis.ts";
 import { TEST_ENCRYPTION_KEYS, TEST_SECRET_BOX } from "../support/fixtures.ts";
+import {
+  cpuSeconds,
+  log,
+  onStop,
+  pad,
+  peakRss,
+  percentile,
+  runBenchmark,
+  spawnProcess,
+  spawnReceiver,
+  until,
+} from "./bench-support.ts";
 
 // `npm run bench`: the dispatcher's throughput and latency on this machine, through the real
 // path (ingest → Redis streams → fan-out → signed POST → recorded SENT), as ratios of the box's
@@ -46,16 +57,12 @@ const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const INGEST_TOKEN = `bench-ingest-${randomUUID()}`;
 const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
 
-const started = Date.now();
-const processes: ChildProcess[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-
 async function main(): Promise<void> {
   log(`dispatcher benchmark on ${(await import("node:os")).cpus().length} CPUs, node ${process.version}`);
   const redisServer = await startRedis();
-  cleanups.push(() => redisServer.stop());
+  onStop(() => redisServer.stop());
   const redis = new Redis(redisServer.url);
-  cleanups.push(async () => redis.disconnect());
+  onStop(async () => redis.disconnect());
 
   const [receiverPort, receiverPid] = await spawnReceiver();
   const target = new URL(`http://127.0.0.1:${receiverPort}/hook`);
@@ -548,116 +555,4 @@ async function printRedisStats(redis: Redis): Promise<void> {
   log(`redis used_cpu_user ${cpu} s`);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
-/** utime + stime of processes (summed per name), seconds. */
-function cpuSeconds(pids: Record<string, number | readonly number[]>): Record<string, number> {
-  const ticksPerSecond = 100; // USER_HZ on Linux
-  const result: Record<string, number> = {};
-  for (const [name, pidOrPids] of Object.entries(pids)) {
-    result[name] = 0;
-    for (const pid of typeof pidOrPids === "number" ? [pidOrPids] : pidOrPids) {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      result[name] += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-    }
-  }
-  return result;
-}
-
-/** Peak resident set (VmHWM) of a process, KiB. */
-function peakRss(pid: number): number {
-  const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(match?.[1] ?? 0);
-}
-
-async function spawnReceiver(): Promise<[port: number, pid: number]> {
-  const child = spawnProcess(
-    "receiver",
-    process.execPath,
-    ["test/bench/bench-receiver.ts"],
-    process.env,
-    "pipe",
-  );
-  return await new Promise<[number, number]>((resolve, reject) => {
-    child.stdout!.once("data", (chunk: Buffer) => resolve([Number(chunk.toString().trim()), child.pid!]));
-    child.once("exit", (code) => reject(new Error(`receiver exited with ${code}`)));
-  });
-}
-
-function spawnProcess(
-  name: string,
-  command: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  stdout: "pipe" | "inherit" = "inherit",
-): ChildProcess {
-  const child = spawn(command, args, { env, stdio: ["ignore", stdout, "inherit"] });
-  processes.push(child);
-  child.once("exit", (code, signal) => {
-    if (code !== 0 && signal !== "SIGTERM" && !stopping)
-      log(`${name} exited unexpectedly (${code ?? signal})`);
-  });
-  return child;
-}
-
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-  pollMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(pollMs);
-  }
-}
-
-function pad(text: string): string {
-  return text.padEnd(11);
-}
-
-function log(message: string): void {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
-}
-
-let stopping = false;
-async function stopAll(): Promise<void> {
-  stopping = true;
-  await Promise.all(
-    processes.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-          child.once("exit", () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          child.kill("SIGTERM");
-        }),
-    ),
-  );
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
-}
-
-const watchdog = setTimeout(() => {
-  console.error(`benchmark exceeded ${DEADLINE_MS * 2} ms; stopping`);
-  void stopAll().finally(() => process.exit(2));
-}, DEADLINE_MS * 2);
-watchdog.unref();
-
-main().then(
-  async () => {
-    await stopAll();
-    process.exit(0);
-  },
-  async (error: unknown) => {
-    console.error(error);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runBenchmark(main, DEADLINE_MS * 2);

@@ -1,0 +1,240 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import { keyspace } from "../../contract/keys.ts";
+import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { freePort } from "../env/ports.ts";
+import { startRedis } from "../env/redis.ts";
+import { TEST_ENCRYPTION_KEYS, TEST_SECRET_BOX } from "../support/fixtures.ts";
+import {
+  log,
+  onStop,
+  percentile,
+  runBenchmark,
+  spawnProcess,
+  spawnReceiver,
+  until,
+} from "./bench-support.ts";
+
+// `npm run bench:log`: what the event log costs at volume. Fills Redis with N deliveries through
+// the real path (HTTP ingest → dispatcher → receiver; 1 in 10 to an endpoint that refuses, so
+// FAILED ones exist), then prints Redis memory per delivery by key family (MEMORY USAGE) and the
+// latencies of the log API's usual queries. N = BENCH_LOG_DELIVERIES (default 100,000).
+
+const DELIVERIES = Number(process.env.BENCH_LOG_DELIVERIES ?? 100_000);
+const FAILING_SHARE = 10; // one delivery in 10 fails
+const BATCH = 500;
+const CONCURRENCY = 4;
+const SAMPLE = 1_000;
+const QUERY_RUNS = 15;
+const DEADLINE_MS = 30 * 60_000;
+const NAMESPACE = "bench";
+const INGEST_TOKEN = `bench-ingest-${randomUUID()}`;
+const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
+
+async function main(): Promise<void> {
+  const redisServer = await startRedis();
+  onStop(() => redisServer.stop());
+  const redis = new Redis(redisServer.url);
+  onStop(async () => redis.disconnect());
+  const [receiverPort] = await spawnReceiver();
+  const refusing = await freePort(); // nothing listens: connection refused at once
+
+  const keys = keyspace(`log-${randomUUID().slice(0, 8)}`);
+  await writeNamespaceRouting(
+    redis,
+    {
+      namespace: NAMESPACE,
+      enabled: true,
+      signingSecrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+      allowPlainHttp: true,
+      delivery: {
+        maxAttempts: 1,
+        timeoutMs: 2_000,
+        backoff: { initialDelayMs: 10, maxDelayMs: 10, multiplier: 1 },
+      },
+      webhooks: [
+        { name: "orders", event: "job.created", url: `http://127.0.0.1:${receiverPort}/orders` },
+        { name: "payments", event: "payment.received", url: `http://127.0.0.1:${refusing}/payments` },
+      ],
+    },
+    keys,
+    TEST_SECRET_BOX,
+  );
+  const port = await freePort();
+  spawnProcess("dispatcher", process.execPath, ["dispatcher/main.ts"], {
+    ...process.env,
+    DISPATCHER_REDIS_URL: redisServer.url,
+    DISPATCHER_KEY_TAG: keys.prefix.slice(1, -2),
+    DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
+    DISPATCHER_HOST: "127.0.0.1",
+    DISPATCHER_PORT: String(port),
+    DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
+    DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
+    DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
+    DISPATCHER_LOG_LEVEL: "warn",
+    DISPATCHER_STATUS_STREAM_MAXLEN: String(3 * DELIVERIES),
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await until(async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 20_000, "ready");
+
+  const memoryBefore = await usedMemory(redis);
+  const events = Array.from({ length: DELIVERIES }, (_, i) => ({
+    type: i % FAILING_SHARE === 0 ? "payment.received" : "job.created",
+    namespace: NAMESPACE,
+    id: `evt-${i}`,
+    data: { ref: `R-${i}`, status: "created" },
+  }));
+  const fillStart = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < events.length) {
+        const batch = events.slice(next, next + BATCH);
+        next += BATCH;
+        const response = await fetch(`${base}/v1/events/batch`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
+          body: JSON.stringify({ events: batch }),
+        });
+        if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
+      }
+    }),
+  );
+  // every delivery writes two status entries: QUEUED, then SENT or FAILED
+  await until(
+    async () => (await redis.xlen(keys.status)) >= 2 * DELIVERIES,
+    DEADLINE_MS,
+    "all finished",
+    200,
+  );
+  log(`filled ${DELIVERIES} deliveries in ${((Date.now() - fillStart) / 1000).toFixed(0)} s`);
+  const memoryAfter = await usedMemory(redis);
+
+  // ── memory per delivery, by key family ─────────────────────────────────────────────────────
+  const ids = events.map((event) => ({
+    event: event.id,
+    delivery: deliveryId(NAMESPACE, event.id, event.type === "job.created" ? "orders" : "payments"),
+  }));
+  const sample = Array.from({ length: SAMPLE }, (_, i) => ids[Math.floor((i * DELIVERIES) / SAMPLE)]!);
+  const families: Array<{ family: string; bytesPerDelivery: number }> = [
+    {
+      family: "delivery record (hash)",
+      bytesPerDelivery: await meanUsage(
+        redis,
+        sample.map((s) => keys.delivery(s.delivery)),
+      ),
+    },
+    {
+      family: "event record",
+      bytesPerDelivery: await meanUsage(
+        redis,
+        sample.map((s) => keys.event(NAMESPACE, s.event)),
+      ),
+    },
+    {
+      family: "idempotency marker",
+      bytesPerDelivery: await meanUsage(
+        redis,
+        sample.map((s) => keys.seen(NAMESPACE, s.event)),
+      ),
+    },
+  ];
+  for (const [family, key] of [
+    ["status stream", keys.status],
+    ["work stream (acknowledged entries)", keys.deliveries],
+    ["index: all", keys.logAll],
+    ["index: namespace", keys.logNamespace(NAMESPACE)],
+    ["index: webhooks", keys.logWebhook(NAMESPACE, "orders")],
+    ["index: webhooks (2)", keys.logWebhook(NAMESPACE, "payments")],
+    ["index: FAILED", keys.logFailed],
+  ] as const) {
+    families.push({ family, bytesPerDelivery: ((await memoryUsage(redis, key)) ?? 0) / DELIVERIES });
+  }
+  const payloadBytes = Buffer.byteLength(
+    (await redis.hget(keys.delivery(sample[1]!.delivery), "payload")) ?? "",
+  );
+
+  // ── log API latencies ─────────────────────────────────────────────────────────────────────
+  const queries = [
+    ["first page", "/v1/deliveries?limit=50"],
+    ["FAILED, first page", "/v1/deliveries?phase=FAILED&limit=50"],
+    ["one webhook, SENT", "/v1/deliveries?namespace=bench&webhook=orders&phase=SENT&limit=50"],
+    ["event type filter", "/v1/deliveries?namespace=bench&eventType=payment.received&limit=50"],
+  ] as const;
+  const latencies: Array<{ query: string; p50: number; p99: number }> = [];
+  for (const [query, path] of queries) {
+    const times: number[] = [];
+    for (let i = 0; i < QUERY_RUNS; i++) times.push(await timedGet(`${base}${path}`));
+    times.sort((a, b) => a - b);
+    latencies.push({ query, p50: percentile(times, 50), p99: percentile(times, 99) });
+  }
+  const pagingStart = performance.now();
+  let pages = 0;
+  let cursor: string | undefined;
+  do {
+    const response = await fetch(
+      `${base}/v1/deliveries?phase=FAILED&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+      { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } },
+    );
+    cursor = ((await response.json()) as { nextCursor?: string }).nextCursor;
+    pages++;
+  } while (cursor !== undefined);
+  const pagingMs = performance.now() - pagingStart;
+
+  const total = (memoryAfter - memoryBefore) / DELIVERIES;
+  const counted = families.reduce((sum, f) => sum + f.bytesPerDelivery, 0);
+  console.log("");
+  console.log(`Redis memory per delivery, ${DELIVERIES} deliveries (payload ${payloadBytes} B)`);
+  for (const { family, bytesPerDelivery } of families) {
+    console.log(`  ${family.padEnd(38)}${bytesPerDelivery.toFixed(0).padStart(6)} B`);
+  }
+  console.log(`  ${"sum of the families".padEnd(38)}${counted.toFixed(0).padStart(6)} B`);
+  console.log(`  ${"used_memory growth".padEnd(38)}${total.toFixed(0).padStart(6)} B`);
+  console.log(`  ${"beyond the payload".padEnd(38)}${(total - payloadBytes).toFixed(0).padStart(6)} B`);
+  console.log("");
+  console.log(`log API latencies (${QUERY_RUNS} runs each)          p50       p99`);
+  for (const { query, p50, p99 } of latencies) {
+    console.log(
+      `  ${query.padEnd(38)}${`${p50.toFixed(1)} ms`.padStart(8)}${`${p99.toFixed(1)} ms`.padStart(10)}`,
+    );
+  }
+  console.log(`  paging all FAILED: ${pages} pages of 100 in ${pagingMs.toFixed(0)} ms`);
+  console.log("");
+  console.log(
+    JSON.stringify({
+      deliveries: DELIVERIES,
+      payloadBytes,
+      bytesPerDelivery: Math.round(total),
+      beyondPayload: Math.round(total - payloadBytes),
+      families: Object.fromEntries(families.map((f) => [f.family, Math.round(f.bytesPerDelivery)])),
+      latenciesMs: Object.fromEntries(latencies.map((l) => [l.query, l.p50])),
+      pagingFailedMs: Math.round(pagingMs),
+    }),
+  );
+
+  async function timedGet(url: string): Promise<number> {
+    const start = performance.now();
+    const response = await fetch(url, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+    return performance.now() - start;
+  }
+}
+
+async function usedMemory(redis: Redis): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await redis.info("memory"))?.[1]);
+}
+
+async function memoryUsage(redis: Redis, key: string): Promise<number | null> {
+  // SAMPLES 0: every element, not an estimate from five
+  return (await redis.call("MEMORY", "USAGE", key, "SAMPLES", "0")) as number | null;
+}
+
+async function meanUsage(redis: Redis, keys: readonly string[]): Promise<number> {
+  let sum = 0;
+  for (const key of keys) sum += (await memoryUsage(redis, key)) ?? 0;
+  return sum / keys.length;
+}
+
+runBenchmark(main, DEADLINE_MS);
