@@ -37,6 +37,9 @@ async function main(): Promise<void> {
   onStop(() => redisServer.stop());
   const redis = new Redis(redisServer.url);
   onStop(async () => redis.disconnect());
+  // an experiment: Redis keeps a hash compact (listpack) only while every value fits this
+  const listpackValue = process.env.BENCH_HASH_MAX_LISTPACK_VALUE;
+  if (listpackValue) await redis.config("SET", "hash-max-listpack-value", listpackValue);
   const [receiverPort] = await spawnReceiver();
   const refusing = await freePort(); // nothing listens: connection refused at once
 
@@ -185,7 +188,8 @@ async function main(): Promise<void> {
   const total = (memoryAfter - memoryBefore) / DELIVERIES;
   const counted = families.reduce((sum, f) => sum + f.bytesPerDelivery, 0);
   console.log("");
-  console.log(`Redis memory per delivery, ${DELIVERIES} deliveries (payload ${payloadBytes} B)`);
+  const encoding = await redis.object("ENCODING", keys.delivery(sample[1]!.delivery));
+  console.log(`Redis memory per delivery, ${DELIVERIES} deliveries (payload ${payloadBytes} B; records: ${encoding})`);
   for (const { family, bytesPerDelivery } of families) {
     console.log(`  ${family.padEnd(38)}${bytesPerDelivery.toFixed(0).padStart(6)} B`);
   }
