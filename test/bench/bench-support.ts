@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "../env/ports.ts";
+import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
 
 // What the benchmark scripts share: their child processes (stopped however the run ends), a
 // watchdog, the bench receiver, timing and /proc readings.
@@ -128,4 +130,47 @@ export function pad(text: string): string {
 
 export function log(message: string): void {
   console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${message}`);
+}
+
+export interface BenchDispatcherOptions {
+  redisUrl: string;
+  keyTag: string;
+  ingestToken: string;
+  adminToken: string;
+  /** Further DISPATCHER_* settings. */
+  env?: Record<string, string>;
+  /** Node.js flags (e.g. --cpu-prof). */
+  nodeArgs?: readonly string[];
+}
+
+/** A dispatcher process on loopback, once its /readyz answers; its base URL and process. */
+export async function startBenchDispatcher(
+  options: BenchDispatcherOptions,
+): Promise<{ base: string; process: ChildProcess }> {
+  const port = await freePort();
+  const child = spawnProcess(
+    "dispatcher",
+    process.execPath,
+    [...(options.nodeArgs ?? []), "dispatcher/main.ts"],
+    {
+      ...process.env,
+      DISPATCHER_REDIS_URL: options.redisUrl,
+      DISPATCHER_KEY_TAG: options.keyTag,
+      DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
+      DISPATCHER_HOST: "127.0.0.1",
+      DISPATCHER_PORT: String(port),
+      DISPATCHER_INGEST_TOKENS: options.ingestToken,
+      DISPATCHER_ADMIN_TOKENS: options.adminToken,
+      DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
+      DISPATCHER_LOG_LEVEL: "warn",
+      ...options.env,
+    },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  await until(
+    async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
+    20_000,
+    "dispatcher ready",
+  );
+  return { base, process: child };
 }

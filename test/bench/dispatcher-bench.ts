@@ -11,9 +11,8 @@ import { decodeSigningKey, signatureHeader } from "../../dispatcher/delivery/sig
 import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
 import { notificationPayload } from "../../dispatcher/fanout/notification.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
-import { freePort } from "../env/ports.ts";
 import { startRedis } from "../env/redis.ts";
-import { TEST_ENCRYPTION_KEYS, TEST_SECRET_BOX } from "../support/fixtures.ts";
+import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import {
   cpuSeconds,
   log,
@@ -22,8 +21,8 @@ import {
   peakRss,
   percentile,
   runBenchmark,
-  spawnProcess,
   spawnReceiver,
+  startBenchDispatcher,
   until,
 } from "./bench-support.ts";
 
@@ -103,33 +102,21 @@ async function main(): Promise<void> {
   const dispatchers: ChildProcess[] = [];
   const bases: string[] = [];
   for (let replica = 0; replica < REPLICAS; replica++) {
-    const port = await freePort();
-    dispatchers.push(
-      spawnProcess("dispatcher", process.execPath, [...nodeArgs, "dispatcher/main.ts"], {
-        ...process.env,
-        DISPATCHER_REDIS_URL: redisServer.url,
-        DISPATCHER_KEY_TAG: keyTag,
-        DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
-        DISPATCHER_HOST: "127.0.0.1",
-        DISPATCHER_PORT: String(port),
-        DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
-        DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
-        DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
-        DISPATCHER_LOG_LEVEL: "warn",
+    const started = await startBenchDispatcher({
+      redisUrl: redisServer.url,
+      keyTag,
+      ingestToken: INGEST_TOKEN,
+      adminToken: ADMIN_TOKEN,
+      nodeArgs,
+      env: {
         DISPATCHER_CONSUMER_NAME: `bench-${replica}`,
         DISPATCHER_ENDPOINT_CONCURRENCY: String(CONNECTIONS),
         // waitForSent counts status entries: the stream must hold every one of the run
         DISPATCHER_STATUS_STREAM_MAXLEN: String(10 * (WARMUP + 3 * MAX_EVENTS)),
-      }),
-    );
-    bases.push(`http://127.0.0.1:${port}`);
-  }
-  for (const base of bases) {
-    await until(
-      async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
-      20_000,
-      "dispatcher ready",
-    );
+      },
+    });
+    dispatchers.push(started.process);
+    bases.push(started.base);
   }
   log(`${REPLICAS} dispatcher replica(s); producers spread their batches over them`);
   const base = bases;

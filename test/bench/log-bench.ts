@@ -5,14 +5,14 @@ import { keyspace } from "../../contract/keys.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { freePort } from "../env/ports.ts";
 import { startRedis } from "../env/redis.ts";
-import { TEST_ENCRYPTION_KEYS, TEST_SECRET_BOX } from "../support/fixtures.ts";
+import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import {
   log,
   onStop,
   percentile,
   runBenchmark,
-  spawnProcess,
   spawnReceiver,
+  startBenchDispatcher,
   until,
 } from "./bench-support.ts";
 
@@ -64,22 +64,13 @@ async function main(): Promise<void> {
     keys,
     TEST_SECRET_BOX,
   );
-  const port = await freePort();
-  spawnProcess("dispatcher", process.execPath, ["dispatcher/main.ts"], {
-    ...process.env,
-    DISPATCHER_REDIS_URL: redisServer.url,
-    DISPATCHER_KEY_TAG: keys.prefix.slice(1, -2),
-    DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
-    DISPATCHER_HOST: "127.0.0.1",
-    DISPATCHER_PORT: String(port),
-    DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
-    DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
-    DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
-    DISPATCHER_LOG_LEVEL: "warn",
-    DISPATCHER_STATUS_STREAM_MAXLEN: String(3 * DELIVERIES),
+  const { base } = await startBenchDispatcher({
+    redisUrl: redisServer.url,
+    keyTag: keys.prefix.slice(1, -2),
+    ingestToken: INGEST_TOKEN,
+    adminToken: ADMIN_TOKEN,
+    env: { DISPATCHER_STATUS_STREAM_MAXLEN: String(3 * DELIVERIES) },
   });
-  const base = `http://127.0.0.1:${port}`;
-  await until(async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200, 20_000, "ready");
 
   const memoryBefore = await usedMemory(redis);
   const events = Array.from({ length: DELIVERIES }, (_, i) => ({
@@ -189,7 +180,9 @@ async function main(): Promise<void> {
   const counted = families.reduce((sum, f) => sum + f.bytesPerDelivery, 0);
   console.log("");
   const encoding = await redis.object("ENCODING", keys.delivery(sample[1]!.delivery));
-  console.log(`Redis memory per delivery, ${DELIVERIES} deliveries (payload ${payloadBytes} B; records: ${encoding})`);
+  console.log(
+    `Redis memory per delivery, ${DELIVERIES} deliveries (payload ${payloadBytes} B; records: ${encoding})`,
+  );
   for (const { family, bytesPerDelivery } of families) {
     console.log(`  ${family.padEnd(38)}${bytesPerDelivery.toFixed(0).padStart(6)} B`);
   }
