@@ -35,6 +35,10 @@ control-plane: ## Build (once, cached) kube-apiserver, etcd and kubectl for the 
 helm: ## Build (once, cached) the helm CLI from its Go module for the chart tests (HELM_BIN overrides)
 	@bash test/env/build-helm.sh >/dev/null
 
+.PHONY: kstatus
+kstatus: ## Build (once, cached) test/kstatus: Flux's kstatus verdicts for objects (KSTATUS_BIN overrides)
+	@bash test/env/build-kstatus.sh >/dev/null
+
 .PHONY: dev
 dev: install ## Run everything locally (control plane, Redis, operator, dispatcher, demo receiver); Ctrl-C stops
 	@# With KUBECONFIG and REDIS_URL set, runs the operator and dispatcher against those instead.
@@ -42,7 +46,7 @@ dev: install ## Run everything locally (control plane, Redis, operator, dispatch
 	npm run dev
 
 .PHONY: test
-test: install control-plane helm ## Type check, lint, and run unit, integration and e2e tests
+test: install control-plane helm kstatus ## Type check, lint, and run unit, integration and e2e tests
 	npm test
 
 .PHONY: test-unit
