@@ -5,6 +5,7 @@ import { z } from "zod";
 import { RedisConnectionFields, redisEnvironment } from "../common/redis-connection.ts";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
 import { encryptionKeysSetting } from "../contract/secret-box.ts";
+import { DEFAULT_DEPENDENCY_GRACE_MS } from "./reconcilers/namespace-inputs.ts";
 
 // The operator's settings, from environment variables (the chart's templates/_env.tpl
 // sets them). Durations are milliseconds. The Kubernetes connection comes from
@@ -35,6 +36,7 @@ export const ENVIRONMENT = {
   resyncPeriodMs: "OPERATOR_RESYNC_PERIOD_MS",
   signingSecretName: "OPERATOR_SIGNING_SECRET_NAME",
   shutdownGraceMs: "OPERATOR_SHUTDOWN_GRACE_MS",
+  dependencyGraceMs: "OPERATOR_DEPENDENCY_GRACE_MS",
 } as const;
 
 const milliseconds = z.coerce.number().int().min(1);
@@ -84,6 +86,11 @@ export const SettingsSchema = z
     signingSecretName: z.string().min(1).default("webhook-signing-secret"),
     /** After SIGTERM: how long in-flight work may take before the process exits anyway. */
     shutdownGraceMs: milliseconds.default(10_000),
+    /**
+     * How long a Webhook or WebhookIntegration waits (Reconciling) for a missing Secret or
+     * integration before it is reported Stalled, which GitOps tools read as failed.
+     */
+    dependencyGraceMs: milliseconds.default(DEFAULT_DEPENDENCY_GRACE_MS),
   })
   .refine((s) => s.leaseDurationMs > s.renewDeadlineMs && s.renewDeadlineMs > s.retryPeriodMs, {
     message: "need leaseDuration > renewDeadline > retryPeriod",

@@ -110,12 +110,22 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     secretExists,
     recordEvent,
     logger,
+    dependencyGraceMs: settings.dependencyGraceMs,
   };
   addIntegrationController(manager, informers, integrationDeps, workers);
   const webhookController = addWebhookController(
     manager,
     informers,
-    { caches, writes, generatedSecret, secretExists, lastDeliveries, recordEvent, logger },
+    {
+      caches,
+      writes,
+      generatedSecret,
+      secretExists,
+      lastDeliveries,
+      recordEvent,
+      logger,
+      dependencyGraceMs: settings.dependencyGraceMs,
+    },
     workers,
   );
   addRetryController(

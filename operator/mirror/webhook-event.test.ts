@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { DeliveryRecord } from "../../contract/records.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
-import { labelValue, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
+import { labelValue, planLostWrites, planMirrorWrites, shouldMirror } from "./webhook-event.ts";
 
 const now = new Date("2026-03-01T12:00:00Z");
 
@@ -190,6 +190,53 @@ describe("planMirrorWrites", () => {
     expect(status?.attemptHistory).toHaveLength(50);
     expect(status?.attemptHistory[0]?.number).toBe(11);
     expect(status?.attemptHistory[0]?.error.length).toBe(1024);
+  });
+});
+
+describe("how GitOps tools read a WebhookEvent (kstatus's Reconciling and Stalled)", () => {
+  const types = (object: WebhookEvent) =>
+    Object.fromEntries((object.status?.conditions ?? []).map((c) => [c.type, `${c.status}/${c.reason}`]));
+
+  it("QUEUED is Reconciling, FAILED Stalled until a retry queues it again, SENT neither", () => {
+    const queued = applied(undefined, planMirrorWrites(undefined, record(), "crm-uid", now));
+    expect(types(queued)).toEqual({ Ready: "False/Queued", Reconciling: "True/Queued" });
+
+    const failed = applied(
+      queued,
+      planMirrorWrites(
+        queued,
+        record({ phase: "FAILED", attempts: [attempt(1, 500, "HTTP 500")], cycleAttempts: 1 }),
+        "crm-uid",
+        now,
+      ),
+    );
+    expect(types(failed)).toEqual({ Ready: "False/Failed", Stalled: "True/Failed" });
+    const stalled = failed.status?.conditions?.find((c) => c.type === "Stalled");
+    expect(stalled?.message).toMatch(/annotate webhooks.dataforce.io\/retry=<token> to retry$/);
+    expect(stalled?.observedGeneration).toBe(1);
+
+    const retried = applied(
+      failed,
+      planMirrorWrites(failed, record({ attempts: [attempt(1, 500, "HTTP 500")], cycle: 2 }), "crm-uid", now),
+    );
+    expect(types(retried)).toEqual({ Ready: "False/Queued", Reconciling: "True/Queued" });
+
+    const sent = applied(
+      retried,
+      planMirrorWrites(
+        retried,
+        record({ phase: "SENT", attempts: [attempt(1, 500, "HTTP 500"), attempt(2, 200)], cycle: 2 }),
+        "crm-uid",
+        now,
+      ),
+    );
+    expect(types(sent)).toEqual({ Ready: "True/Sent" });
+  });
+
+  it("a delivery lost with Redis's data is Stalled/Lost", () => {
+    const queued = applied(undefined, planMirrorWrites(undefined, record(), "crm-uid", now));
+    const lost = applied(queued, planLostWrites(queued, now));
+    expect(types(lost)).toEqual({ Ready: "False/Lost", Stalled: "True/Lost" });
   });
 });
 

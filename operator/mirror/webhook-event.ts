@@ -12,7 +12,8 @@ import {
   type WebhookEvent,
   type WebhookEventStatus,
 } from "../api/v1alpha1/index.ts";
-import { type Condition, setCondition } from "../controller/conditions.ts";
+import type { Condition } from "../controller/conditions.ts";
+import { type ReadyVerdict, type Standing, standingConditions } from "../controller/kstatus-conditions.ts";
 
 // How one delivery record of the dispatcher looks as a WebhookEvent, and which API
 // writes bring an existing object (or none) there. Pure: the mirror does the I/O.
@@ -110,9 +111,15 @@ export function desiredStatus(
 ): WebhookEventStatus {
   const last = record.attempts.at(-1);
   const attempts = Math.min(MAX_MIRRORED_ATTEMPTS, Math.max(record.attempts.length, last?.number ?? 0));
-  const conditions = setCondition(existing?.status?.conditions, readyCondition(record, existing), now);
+  const { ready, standing } = readyVerdict(record);
+  const generation = existing?.metadata.generation ?? 1;
+  const { conditions } = standingConditions(existing?.status?.conditions, ready, standing, {
+    generation,
+    graceMs: 0, // nothing is waited for: a delivery's standing follows its phase
+    now,
+  });
   return {
-    observedGeneration: existing?.metadata.generation ?? 1,
+    observedGeneration: generation,
     phase: record.phase,
     attempts,
     maxAttempts: record.maxAttempts,
@@ -122,35 +129,42 @@ export function desiredStatus(
   };
 }
 
-function readyCondition(record: DeliveryRecord, existing: CachedWebhookEvent | undefined) {
-  const observedGeneration = existing?.metadata.generation ?? 1;
+/**
+ * Ready, and how GitOps tools should read the delivery: SENT is Current; QUEUED is in progress
+ * (Reconciling); FAILED is Stalled (kstatus Failed, Argo CD Degraded) until a retry annotation
+ * puts it back to QUEUED.
+ */
+function readyVerdict(record: DeliveryRecord): { standing: Standing; ready: ReadyVerdict } {
   const last = record.attempts.at(-1);
   const lastOutcome = last ? describeOutcome(last) : "";
   switch (record.phase) {
     case "SENT":
       return {
-        type: "Ready",
-        status: "True",
-        reason: "Sent",
-        message: `delivered on attempt ${last?.number ?? 1}${lastOutcome ? ` (${lastOutcome})` : ""}`,
-        observedGeneration,
-      } as const;
+        standing: "Ready",
+        ready: {
+          status: "True",
+          reason: "Sent",
+          message: `delivered on attempt ${last?.number ?? 1}${lastOutcome ? ` (${lastOutcome})` : ""}`,
+        },
+      };
     case "FAILED":
       return {
-        type: "Ready",
-        status: "False",
-        reason: "Failed",
-        message: `${record.failureReason ?? "failed"} after ${record.cycleAttempts} of ${record.maxAttempts} attempts${lastOutcome ? `; last: ${lastOutcome}` : ""}; annotate ${"webhooks.dataforce.io/retry=<token>"} to retry`,
-        observedGeneration,
-      } as const;
+        standing: "Stalled",
+        ready: {
+          status: "False",
+          reason: "Failed",
+          message: `${record.failureReason ?? "failed"} after ${record.cycleAttempts} of ${record.maxAttempts} attempts${lastOutcome ? `; last: ${lastOutcome}` : ""}; annotate ${"webhooks.dataforce.io/retry=<token>"} to retry`,
+        },
+      };
     default:
       return {
-        type: "Ready",
-        status: "False",
-        reason: "Queued",
-        message: `${record.cycleAttempts} of ${record.maxAttempts} attempts made${lastOutcome ? `; last: ${lastOutcome}` : ""}`,
-        observedGeneration,
-      } as const;
+        standing: "Progressing",
+        ready: {
+          status: "False",
+          reason: "Queued",
+          message: `${record.cycleAttempts} of ${record.maxAttempts} attempts made${lastOutcome ? `; last: ${lastOutcome}` : ""}`,
+        },
+      };
   }
 }
 
@@ -177,18 +191,16 @@ function attemptRecord(attempt: Attempt): AttemptRecord {
  * loss) as lost: FAILED, `Ready=False/Lost`. Its receiver may or may not have got it.
  */
 export function planLostWrites(existing: CachedWebhookEvent, now: Date = new Date()): MirrorWrite[] {
-  const status = existing.status;
-  const conditions = setCondition(
-    status?.conditions,
+  const { conditions } = standingConditions(
+    existing.status?.conditions,
     {
-      type: "Ready",
       status: "False",
       reason: "Lost",
       message:
         "its record vanished from Redis (data loss) before it finished: it may or may not have reached the receiver; its payload is in spec.payload",
-      observedGeneration: existing.metadata.generation ?? 1,
     },
-    now,
+    "Stalled", // nothing will deliver it: a user must look (and may publish it again)
+    { generation: existing.metadata.generation ?? 1, graceMs: 0, now },
   );
   return [
     { verb: "patchStatus", patch: { status: { phase: "FAILED", nextAttemptAt: null, conditions } } },

@@ -5,7 +5,7 @@ import { LastDeliveries, readyEvent } from "./webhook.ts";
 describe("integration Events", () => {
   const active = { status: "True", reason: "Active", message: "delivering" } as const;
   const disabled = {
-    status: "False",
+    status: "True",
     reason: "IntegrationDisabled",
     message: "spec.enabled is false",
   } as const;
@@ -40,17 +40,25 @@ describe("integration Events", () => {
 });
 
 describe("webhook Events", () => {
-  it("WebhookReady / WebhookNotReady on changes of status or reason", () => {
+  it("WebhookReady / WebhookNotDelivering / WebhookNotReady on changes of status or reason", () => {
     const active = { status: "True", reason: "Active", message: "delivering job.created events" } as const;
     expect(readyEvent(undefined, active)).toMatchObject({ type: "Normal", reason: "WebhookReady" });
     expect(readyEvent(active, active)).toBeUndefined();
-    expect(
-      readyEvent(active, { status: "False", reason: "Paused", message: "spec.paused is true" }),
-    ).toMatchObject({
+    const paused = {
+      status: "True",
+      reason: "Paused",
+      message: "not delivering: spec.paused is true",
+    } as const;
+    expect(readyEvent(active, paused)).toMatchObject({
       type: "Normal",
-      reason: "WebhookNotReady",
-      note: "Paused: spec.paused is true",
+      reason: "WebhookNotDelivering",
+      note: "Paused: not delivering: spec.paused is true",
     });
+    expect(readyEvent(paused, { ...paused, reason: "IntegrationDisabled" })).toMatchObject({
+      type: "Normal",
+      reason: "WebhookNotDelivering",
+    });
+    expect(readyEvent(paused, active)).toMatchObject({ type: "Normal", reason: "WebhookReady" });
     expect(readyEvent(active, { status: "False", reason: "EndpointGone", message: "410" })).toMatchObject({
       type: "Warning",
     });

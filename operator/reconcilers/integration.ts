@@ -14,22 +14,23 @@ import {
 } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
-import { findCondition, setCondition } from "../controller/conditions.ts";
+import { findCondition } from "../controller/conditions.ts";
 import type { Reconciler } from "../controller/controller.ts";
 import type { EventInput } from "../controller/events.ts";
+import { standingConditions } from "../controller/kstatus-conditions.ts";
 import { isConflict, isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { INTEGRATIONS } from "../resources.ts";
 import {
+  DEFAULT_DEPENDENCY_GRACE_MS,
   EVENT_LOG_TOKEN_SECRET,
   type GeneratedSecret,
   gatherNamespaceInputs,
   INGEST_TOKEN_SECRET,
-  SECRET_RECHECK_MS,
+  recheckAfter,
   type SecretExists,
-  waitsForSecret,
 } from "./namespace-inputs.ts";
-import { IntegrationReason, planNamespace, type Verdict } from "./plan.ts";
+import { INTEGRATION_STANDING, IntegrationReason, planNamespace, standingOf, type Verdict } from "./plan.ts";
 import { applyRouting } from "./routing.ts";
 
 // The WebhookIntegration reconciler, keyed `<namespace>/default` whether or not the
@@ -37,7 +38,8 @@ import { applyRouting } from "./routing.ts";
 // removed), the generated signing secret, and the integration's status.
 //   observe: the namespace's integration, webhooks and Secrets from the caches
 //   compare/act: compile them; write the routing when it differs from Redis
-//   report: Ready, observedGeneration, activeWebhooks; an Event when Ready changes
+//   report: Ready (with Reconciling / Stalled for GitOps tools), observedGeneration, activeWebhooks;
+//           an Event when Ready changes
 
 export const GENERATED_SECRET_LABEL = "webhooks.dataforce.io/generated-signing-secret";
 
@@ -64,6 +66,8 @@ export interface IntegrationReconcilerDeps {
   secretExists: SecretExists;
   recordEvent(regarding: WebhookIntegration, input: EventInput): void;
   logger: Logger;
+  /** How long a missing signing Secret is waited for before the integration is Stalled. */
+  dependencyGraceMs?: number;
 }
 
 /** Every change in a namespace reconciles its integration key. */
@@ -97,27 +101,30 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       deps.logger.info({ namespace, routing: change }, "routing updated");
     }
     if (!live || !compiled.integration) return;
-    await writeStatus(deps, live, compiled.integration);
-    if (waitsForSecret(compiled.integration.ready.reason)) return { requeueAfter: SECRET_RECHECK_MS };
+    const graceLeftMs = await writeStatus(deps, live, compiled.integration);
+    return recheckAfter(compiled.integration.ready.reason, graceLeftMs);
   };
 }
 
+/** Writes what differs; returns how long a Waiting verdict has left before it stalls. */
 async function writeStatus(
   deps: IntegrationReconcilerDeps,
   integration: WebhookIntegration,
   result: NonNullable<ReturnType<typeof planNamespace>["integration"]>,
-): Promise<void> {
+): Promise<number | undefined> {
   const generation = integration.metadata.generation ?? 0;
   const current = integration.status ?? {};
   const previous = findCondition(current.conditions, "Ready");
+  const { conditions, recheckAfterMs } = standingConditions(
+    current.conditions,
+    result.ready,
+    standingOf(INTEGRATION_STANDING, result.ready.reason),
+    { generation, graceMs: deps.dependencyGraceMs ?? DEFAULT_DEPENDENCY_GRACE_MS },
+  );
   const desired = {
     ...current,
     observedGeneration: generation,
-    conditions: setCondition(current.conditions, {
-      type: "Ready",
-      ...result.ready,
-      observedGeneration: generation,
-    }),
+    conditions,
     activeWebhooks: result.activeWebhooks,
     ...(result.signingSecretName ? { signingSecretName: result.signingSecretName } : {}),
     // written once there is a v1a key; emptied (not dropped) when the last one goes
@@ -128,15 +135,16 @@ async function writeStatus(
     ...(result.eventLogTokenSecretName ? { eventLogTokenSecretName: result.eventLogTokenSecretName } : {}),
   };
   const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
-  if (!patch) return;
+  if (!patch) return recheckAfterMs;
   try {
     await deps.writes.patchStatus(INTEGRATIONS, integration.metadata, patch);
   } catch (err) {
-    if (isNotFound(err)) return; // deleted meanwhile
+    if (isNotFound(err)) return undefined; // deleted meanwhile
     throw err;
   }
   const event = transitionEvent(previous, result.ready, result.activeWebhooks);
   if (event) deps.recordEvent(integration, event);
+  return recheckAfterMs;
 }
 
 /** The Event worth recording when the Ready condition moves from `previous` to `next`. */

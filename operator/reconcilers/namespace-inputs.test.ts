@@ -2,7 +2,7 @@ import type { V1Secret } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { Webhook, WebhookIntegration } from "../api/v1alpha1/index.ts";
 import type { Cache, OperatorCaches } from "../caches.ts";
-import { gatherNamespaceInputs } from "./namespace-inputs.ts";
+import { gatherNamespaceInputs, recheckAfter, SECRET_RECHECK_MS } from "./namespace-inputs.ts";
 
 function cache<T extends { metadata?: { name?: string; namespace?: string } }>(items: T[]): Cache<T> {
   return {
@@ -54,5 +54,16 @@ describe("gatherNamespaceInputs", () => {
     );
     expect(asked).toEqual(["mine"]);
     expect([...(labelled.unlabelledSecrets ?? [])]).toEqual([]);
+  });
+});
+
+describe("recheckAfter", () => {
+  it("looks again for a Secret every SECRET_RECHECK_MS, and when a wait's grace ends if sooner", () => {
+    expect(recheckAfter("Active", undefined)).toBeUndefined();
+    expect(recheckAfter("SecretNotFound", undefined)).toEqual({ requeueAfter: SECRET_RECHECK_MS });
+    expect(recheckAfter("SecretNotLabelled", 60_000)).toEqual({ requeueAfter: SECRET_RECHECK_MS });
+    expect(recheckAfter("SecretNotFound", 3_000)).toEqual({ requeueAfter: 3_050 });
+    // nothing else wakes a webhook waiting for its integration when the grace ends
+    expect(recheckAfter("IntegrationMissing", 60_000)).toEqual({ requeueAfter: 60_050 });
   });
 });

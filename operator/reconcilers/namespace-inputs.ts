@@ -39,6 +39,29 @@ export function waitsForSecret(reason: string): boolean {
   return reason === "SecretNotFound" || reason === "SecretNotLabelled";
 }
 
+/**
+ * How long a missing Secret or integration is waited for (Reconciling) before the object is
+ * reported Stalled: long enough for a GitOps sync that applies it in the same commit, or a
+ * secrets operator that writes it, short enough that a sync of a broken object fails fast.
+ */
+export const DEFAULT_DEPENDENCY_GRACE_MS = 120_000;
+
+/**
+ * When to reconcile again: while a Secret is waited for (SECRET_RECHECK_MS), and when the grace
+ * of a Waiting verdict ends (`graceLeftMs`, from standingConditions), whichever comes first.
+ */
+export function recheckAfter(
+  reason: string,
+  graceLeftMs: number | undefined,
+): { requeueAfter: number } | undefined {
+  const delays = [
+    ...(waitsForSecret(reason) ? [SECRET_RECHECK_MS] : []),
+    // a little past the end, so that the next look finds the grace over
+    ...(graceLeftMs === undefined ? [] : [Math.ceil(graceLeftMs) + 50]),
+  ];
+  return delays.length === 0 ? undefined : { requeueAfter: Math.min(...delays) };
+}
+
 /** Whether a Secret exists, whatever its labels (the informer cache holds only consenting ones). */
 export type SecretExists = (namespace: string, name: string) => Promise<boolean>;
 

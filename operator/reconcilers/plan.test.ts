@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import { tokenDigest } from "../../contract/routing-config.ts";
 import { generateSigningKey } from "../../contract/signing-keys.ts";
 import { API_VERSION, type Webhook, type WebhookIntegration } from "../api/v1alpha1/index.ts";
-import { type NamespaceInputs, planNamespace } from "./plan.ts";
+import {
+  INTEGRATION_STANDING,
+  type NamespaceInputs,
+  planNamespace,
+  standingOf,
+  WEBHOOK_STANDING,
+} from "./plan.ts";
 
 const NS = "acme";
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -152,15 +158,15 @@ describe("planNamespace", () => {
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "IntegrationMissing" });
   });
 
-  it("writes a disabled routing (webhooks kept) and reports IntegrationDisabled", () => {
+  it("writes a disabled routing (webhooks kept) and reports IntegrationDisabled, a desired state: Ready", () => {
     const compiled = planNamespace(inputs({ integration: integration({ enabled: false }) }));
     expect(compiled.routing.action).toBe("write");
     if (compiled.routing.action !== "write") return;
     expect(compiled.routing.routing.enabled).toBe(false);
     expect(compiled.routing.routing.webhooks).toHaveLength(2);
-    expect(compiled.integration?.ready).toMatchObject({ status: "False", reason: "IntegrationDisabled" });
+    expect(compiled.integration?.ready).toMatchObject({ status: "True", reason: "IntegrationDisabled" });
     expect(compiled.integration?.activeWebhooks).toBe(0);
-    expect(compiled.webhooks.get("b-hook")).toMatchObject({ status: "False", reason: "IntegrationDisabled" });
+    expect(compiled.webhooks.get("b-hook")).toMatchObject({ status: "True", reason: "IntegrationDisabled" });
   });
 
   it("uses a referenced signing secret, several while rotating", () => {
@@ -277,9 +283,9 @@ describe("planNamespace", () => {
     expect(allowed.routing.action === "write" && allowed.routing.routing.allowPlainHttp).toBe(true);
   });
 
-  it("routes a paused webhook as paused and reports it not ready", () => {
+  it("routes a paused webhook as paused and reports it Ready/Paused, not delivering", () => {
     const compiled = planNamespace(inputs({ webhooks: [webhook("a-hook", { paused: true })] }));
-    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "Paused" });
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Paused" });
     expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks[0]?.paused).toBe(true);
     expect(compiled.integration?.activeWebhooks).toBe(0);
   });
@@ -322,7 +328,7 @@ describe("planNamespace", () => {
       const compiled = planNamespace(inputs({ integration: integration({ enabled: false }), secrets }));
       expect(compiled.routing).toEqual({ action: "delete" });
       expect(compiled.webhooks.get("a-hook")).toMatchObject({
-        status: "False",
+        status: "True",
         reason: "IntegrationDisabled",
       });
     }
@@ -359,5 +365,50 @@ describe("planNamespace", () => {
       }),
     );
     expect(compiled.routing).toEqual({ action: "keep", retain: new Map([["a-hook", "a-hook-uid"]]) });
+  });
+});
+
+describe("the status model's standings", () => {
+  it("Ready=True exactly for the Ready standing, whatever the inputs", () => {
+    const cases: NamespaceInputs[] = [
+      inputs(),
+      inputs({ integration: integration({ enabled: false }) }),
+      inputs({ integration: undefined }),
+      inputs({
+        webhooks: [webhook("a-hook", { paused: true }), webhook("b-hook", { url: "http://x.example/" })],
+      }),
+      inputs({ endpointGone: new Set(["a-hook"]) }),
+      inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }),
+      inputs({ secrets: new Map() }),
+      inputs({ secrets: new Map([["webhook-signing-secret", { secret: "nope" }]]) }),
+      inputs({ integration: integration({ delivery: { maxAttempts: 99 } }) }),
+      inputs({
+        integration: integration({ signingSecretRef: { name: "mine", key: "k" } }),
+        unlabelledSecrets: new Set(["mine"]),
+      }),
+    ];
+    const seen = new Set<string>();
+    for (const input of cases) {
+      const plan = planNamespace(input);
+      for (const verdict of plan.webhooks.values()) {
+        seen.add(`Webhook/${verdict.reason}`);
+        expect(verdict.status === "True", verdict.reason).toBe(
+          standingOf(WEBHOOK_STANDING, verdict.reason) === "Ready",
+        );
+      }
+      const ready = plan.integration?.ready;
+      if (!ready) continue;
+      seen.add(`WebhookIntegration/${ready.reason}`);
+      expect(ready.status === "True", ready.reason).toBe(
+        standingOf(INTEGRATION_STANDING, ready.reason) === "Ready",
+      );
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(12);
+  });
+
+  it("reads a reason it does not know as Stalled: someone has to look", () => {
+    expect(standingOf(WEBHOOK_STANDING, "Paused")).toBe("Ready");
+    expect(standingOf(WEBHOOK_STANDING, "SomethingNew")).toBe("Stalled");
+    expect(standingOf(WEBHOOK_STANDING, "toString")).toBe("Stalled");
   });
 });

@@ -22,6 +22,7 @@ import {
   WebhookSpecSchema,
 } from "../api/v1alpha1/index.ts";
 
+import type { Standing } from "../controller/kstatus-conditions.ts";
 import { EVENT_LOG_TOKEN_SECRET, type GeneratedSecret, INGEST_TOKEN_SECRET } from "./namespace-inputs.ts";
 
 // The pure heart of the integration and webhook reconcilers: one namespace's objects
@@ -104,6 +105,40 @@ export const IntegrationReason = {
   InvalidSpec: "InvalidSpec",
 } as const;
 
+/**
+ * How each Webhook reason reads to GitOps tools (the README's status model): paused and
+ * disabled are states the user asked for, so Ready=True; a missing Secret or integration may be
+ * on its way in the same sync, so it is waited for before it counts as a failure.
+ */
+export const WEBHOOK_STANDING: Readonly<Record<keyof typeof WebhookReason, Standing>> = {
+  Active: "Ready",
+  Paused: "Ready",
+  IntegrationDisabled: "Ready",
+  SigningSecretPending: "Progressing",
+  IntegrationMissing: "Waiting",
+  SecretNotFound: "Waiting",
+  SecretNotLabelled: "Waiting",
+  InvalidSpec: "Stalled",
+  InsecureURL: "Stalled",
+  EndpointGone: "Stalled",
+};
+
+/** How each WebhookIntegration reason reads to GitOps tools. */
+export const INTEGRATION_STANDING: Readonly<Record<keyof typeof IntegrationReason, Standing>> = {
+  Active: "Ready",
+  IntegrationDisabled: "Ready",
+  SigningSecretPending: "Progressing",
+  SecretNotFound: "Waiting",
+  SecretNotLabelled: "Waiting",
+  InvalidSigningSecret: "Stalled",
+  InvalidSpec: "Stalled",
+};
+
+/** The standing of a reason in `table`; a reason it lacks is an error a user must look at. */
+export function standingOf(table: Readonly<Record<string, Standing>>, reason: string): Standing {
+  return (Object.hasOwn(table, reason) ? table[reason] : undefined) ?? "Stalled";
+}
+
 export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
   const webhooks = new Map<string, Verdict>();
   const { integration } = inputs;
@@ -157,7 +192,8 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
     webhooks.set(webhook.metadata.name, verdict);
     if (route) routes.push(route);
   }
-  const activeWebhooks = [...webhooks.values()].filter((v) => v.status === "True").length;
+  // paused and idle webhooks are Ready too, but only Active ones deliver
+  const activeWebhooks = [...webhooks.values()].filter((v) => v.reason === WebhookReason.Active).length;
 
   if (!signing.ok) {
     // Without a signing secret no disabled routing can be written; deleting it stops delivery too.
@@ -199,10 +235,12 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
         reason: IntegrationReason.Active,
         message: `delivering: ${activeWebhooks} of ${sortedWebhooks.length} webhooks active`,
       }
-    : notReady(
-        IntegrationReason.IntegrationDisabled,
-        "spec.enabled is false: no webhook of this namespace delivers until it is true",
-      );
+    : {
+        // switched off on purpose: the desired state, reached
+        status: "True",
+        reason: IntegrationReason.IntegrationDisabled,
+        message: "spec.enabled is false: no webhook of this namespace delivers until it is true",
+      };
   return {
     routing: { action: "write", routing },
     integration: {
@@ -343,10 +381,11 @@ function compileWebhook(
   if (!integration.enabled) {
     return {
       route,
-      verdict: notReady(
-        WebhookReason.IntegrationDisabled,
-        "the namespace's WebhookIntegration has spec.enabled: false",
-      ),
+      verdict: {
+        status: "True",
+        reason: WebhookReason.IntegrationDisabled,
+        message: "not delivering: the namespace's WebhookIntegration has spec.enabled: false",
+      },
     };
   }
   if (!signing.ok && signing.pending) {
@@ -369,7 +408,14 @@ function compileWebhook(
     };
   }
   if (spec.paused) {
-    return { route, verdict: notReady(WebhookReason.Paused, "spec.paused is true") };
+    return {
+      route,
+      verdict: {
+        status: "True",
+        reason: WebhookReason.Paused,
+        message: "not delivering: spec.paused is true",
+      },
+    };
   }
   if (endpointGone) {
     // Left out of the routing: a receiver that says 410 Gone wants no more deliveries.

@@ -2,26 +2,28 @@ import type { Logger } from "pino";
 import type { Webhook, WebhookStatus } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
-import { findCondition, setCondition } from "../controller/conditions.ts";
+import { findCondition } from "../controller/conditions.ts";
 import type { Reconciler } from "../controller/controller.ts";
 import type { EventInput } from "../controller/events.ts";
+import { standingConditions } from "../controller/kstatus-conditions.ts";
 import { isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
 import { WEBHOOKS } from "../resources.ts";
 import {
+  DEFAULT_DEPENDENCY_GRACE_MS,
   type GeneratedSecret,
   gatherNamespaceInputs,
-  SECRET_RECHECK_MS,
+  recheckAfter,
   type SecretExists,
-  waitsForSecret,
 } from "./namespace-inputs.ts";
-import { planNamespace, type Verdict } from "./plan.ts";
+import { planNamespace, standingOf, type Verdict, WEBHOOK_STANDING, WebhookReason } from "./plan.ts";
 
 // The Webhook reconciler, keyed `<namespace>/<name>`: the webhook's Ready verdict comes
 // from the same compilation the integration reconciler writes to Redis, so status and
 // routing never disagree about why a webhook does (not) deliver.
 //   observe: the namespace's objects from the caches, the last delivery the mirror saw
-//   report: Ready, observedGeneration, lastDelivery; an Event when Ready changes
+//   report: Ready (with Reconciling / Stalled for GitOps tools), observedGeneration, lastDelivery;
+//           an Event when Ready changes
 
 export type LastDelivery = NonNullable<WebhookStatus["lastDelivery"]>;
 
@@ -94,6 +96,8 @@ export interface WebhookReconcilerDeps {
   secretExists: SecretExists;
   recordEvent(regarding: Webhook, input: EventInput): void;
   logger: Logger;
+  /** How long a missing Secret or integration is waited for before the webhook is Stalled. */
+  dependencyGraceMs?: number;
 }
 
 export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
@@ -110,20 +114,22 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
     });
     const verdict = compiled.webhooks.get(name);
     if (!verdict) return;
-    const recheck = waitsForSecret(verdict.reason) ? { requeueAfter: SECRET_RECHECK_MS } : undefined;
 
     const generation = webhook.metadata.generation ?? 0;
     const current = webhook.status ?? {};
     const previous = findCondition(current.conditions, "Ready");
     const lastDelivery = deps.lastDeliveries.get(key) ?? current.lastDelivery;
+    const { conditions, recheckAfterMs } = standingConditions(
+      current.conditions,
+      verdict,
+      standingOf(WEBHOOK_STANDING, verdict.reason),
+      { generation, graceMs: deps.dependencyGraceMs ?? DEFAULT_DEPENDENCY_GRACE_MS },
+    );
+    const recheck = recheckAfter(verdict.reason, recheckAfterMs);
     const desired = {
       ...current,
       observedGeneration: generation,
-      conditions: setCondition(current.conditions, {
-        type: "Ready",
-        ...verdict,
-        observedGeneration: generation,
-      }),
+      conditions,
       ...(lastDelivery ? { lastDelivery } : {}),
     };
     const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
@@ -144,14 +150,18 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
   };
 }
 
-/** WebhookReady / WebhookNotReady when Ready changes status or reason (not for Unknown). */
+/**
+ * When Ready changes status or reason (not for Unknown): WebhookReady once it delivers,
+ * WebhookNotDelivering (Normal) when paused or its integration is disabled on purpose,
+ * WebhookNotReady (Warning) for a problem.
+ */
 export function readyEvent(
   previous: { status: string; reason: string } | undefined,
   next: Verdict,
 ): EventInput | undefined {
   if (next.status === "Unknown") return undefined;
   if (previous?.status === next.status && previous.reason === next.reason) return undefined;
-  if (next.status === "True") {
+  if (next.status === "True" && next.reason === WebhookReason.Active) {
     return {
       type: "Normal",
       reason: "WebhookReady",
@@ -160,8 +170,8 @@ export function readyEvent(
     };
   }
   return {
-    type: next.reason === "Paused" || next.reason === "IntegrationDisabled" ? "Normal" : "Warning",
-    reason: "WebhookNotReady",
+    type: next.status === "True" ? "Normal" : "Warning",
+    reason: next.status === "True" ? "WebhookNotDelivering" : "WebhookNotReady",
     action: "Configure",
     note: `${next.reason}: ${next.message}`,
   };

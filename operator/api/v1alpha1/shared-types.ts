@@ -80,6 +80,13 @@ export const conditions = (description: string) =>
       "x-kubernetes-list-map-keys": ["type"],
     });
 
+/**
+ * The status every kind shows until the operator first writes one: a default the API server
+ * applies when it reads an object, never stored. kstatus (Flux) and Argo CD then see a generation
+ * not yet observed (in progress) instead of a bare object, which kstatus would take for Current.
+ */
+export const UNOBSERVED_STATUS = { observedGeneration: 0 } as const;
+
 export const observedGeneration = () =>
   z
     .int()

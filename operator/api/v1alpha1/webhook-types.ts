@@ -12,6 +12,7 @@ import {
   observedGeneration,
   SecretKeySelectorSchema,
   timestamp,
+  UNOBSERVED_STATUS,
 } from "./shared-types.ts";
 
 /** Headers the dispatcher owns, or that HTTP/1.1 connection handling forbids (one list, shared with the dispatcher). */
@@ -117,7 +118,7 @@ export const WebhookStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     conditions: conditions(
-      "Ready is True when the webhook delivers (reason Active), otherwise False with reasons such as IntegrationDisabled, IntegrationMissing, SecretNotFound, SecretNotLabelled, Paused or EndpointGone.",
+      "Ready is True when the webhook is as its spec wants it: delivering (reason Active), paused (Paused) or idle while its integration is disabled (IntegrationDisabled); otherwise False with the reason (Unknown while the signing secret is generated). Reconciling is True while the operator converges or waits for a missing Secret, label or integration; Stalled is True (GitOps tools: failed) for what only a change fixes: InvalidSpec, InsecureURL, EndpointGone, or a Secret, label or integration still missing after the operator's grace period (2 minutes by default).",
     ),
     lastDelivery: z
       .object({
@@ -135,6 +136,7 @@ export const WebhookStatusSchema = z
       .optional()
       .meta({ description: "Summary of the most recent delivery." }),
   })
+  .default(UNOBSERVED_STATUS)
   .meta({ description: "Observed state of the webhook." });
 
 export type WebhookSpec = z.infer<typeof WebhookSpecSchema>;

@@ -1,7 +1,13 @@
 import { z } from "zod";
 import { EventTypeSchema } from "../../../contract/event-types.ts";
 import { ageColumn, type CrdDefinition } from "./crd-definition.ts";
-import { type CustomObject, conditions, observedGeneration, timestamp } from "./shared-types.ts";
+import {
+  type CustomObject,
+  conditions,
+  observedGeneration,
+  timestamp,
+  UNOBSERVED_STATUS,
+} from "./shared-types.ts";
 import { DeliveryPhaseSchema } from "./webhook-types.ts";
 
 /** The longest payload a WebhookEvent holds (etcd objects stay small); longer ones are cut. */
@@ -79,8 +85,11 @@ export const WebhookEventStatusSchema = z
       description:
         "Value of the retry annotation last handled: honoured (the delivery was FAILED and went back to QUEUED) or ignored with a RetryIgnored Event. The same token never retries twice.",
     }),
-    conditions: conditions("Ready is True once SENT; False with reason Queued or Failed otherwise."),
+    conditions: conditions(
+      "Ready is True once SENT; False with reason Queued (Reconciling True: attempts under way), Failed or Lost (Stalled True: only a retry annotation sends it again).",
+    ),
   })
+  .default(UNOBSERVED_STATUS)
   .meta({ description: "Delivery state, mirrored from the dispatcher's log." });
 
 export type WebhookEventSpec = z.infer<typeof WebhookEventSpecSchema>;

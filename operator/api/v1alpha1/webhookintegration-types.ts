@@ -9,6 +9,7 @@ import {
   objectName,
   observedGeneration,
   SecretKeySelectorSchema,
+  UNOBSERVED_STATUS,
 } from "./shared-types.ts";
 
 export const BackoffSchema = z
@@ -107,7 +108,7 @@ export const WebhookIntegrationStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     conditions: conditions(
-      "Ready reports whether the integration is enabled and its configuration delivered.",
+      "Ready is True when the integration is as its spec wants it: enabled and delivering (reason Active) or switched off (IntegrationDisabled); otherwise False with the reason (Unknown while the signing secret is generated). Reconciling is True while the operator converges or waits for the signing Secret or its label; Stalled is True (GitOps tools: failed) for what only a change fixes: InvalidSpec, InvalidSigningSecret, or a Secret or label still missing after the operator's grace period (2 minutes by default).",
     ),
     activeWebhooks: z
       .int()
@@ -131,6 +132,7 @@ export const WebhookIntegrationStatusSchema = z
       "Secret (key `token`) holding this namespace's own event log token: it lists, shows and retries this namespace's deliveries only.",
     ).optional(),
   })
+  .default(UNOBSERVED_STATUS)
   .meta({ description: "Observed state of the integration." });
 
 export type WebhookIntegrationSpec = z.infer<typeof WebhookIntegrationSpecSchema>;
