@@ -1,81 +1,7 @@
-// The Argo CD health check (charts/dataforce-webhooks/files/argocd-health.lua) run in a Lua VM
-// (fengari, Lua 5.3; Argo CD embeds gopher-lua 5.1 — the script uses only what both share) on
-// objects shaped like the operator's status.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
+// The Argo CD health check (charts/dataforce-webhooks/files/argocd-health.lua) on objects shaped
+// like the operator's status; test/e2e/status-model.e2e.test.ts runs it on live objects beside kstatus.
 import { describe, expect, it } from "vitest";
-import { chartDir } from "./helm.ts";
-
-interface LuaState {
-  readonly _brand: "lua_State";
-}
-interface Fengari {
-  lua: {
-    LUA_OK: number;
-    lua_pushnil(L: LuaState): void;
-    lua_pushboolean(L: LuaState, b: boolean): void;
-    lua_pushnumber(L: LuaState, n: number): void;
-    lua_pushinteger(L: LuaState, n: number): void;
-    lua_pushstring(L: LuaState, s: Uint8Array): void;
-    lua_createtable(L: LuaState, narr: number, nrec: number): void;
-    lua_rawseti(L: LuaState, index: number, n: number): void;
-    lua_setfield(L: LuaState, index: number, k: Uint8Array): void;
-    lua_setglobal(L: LuaState, name: Uint8Array): void;
-    lua_getfield(L: LuaState, index: number, k: Uint8Array): number;
-    lua_tojsstring(L: LuaState, index: number): string;
-    lua_pcall(L: LuaState, nargs: number, nresults: number, msgh: number): number;
-    lua_pop(L: LuaState, n: number): void;
-  };
-  lauxlib: {
-    luaL_newstate(): LuaState;
-    luaL_loadstring(L: LuaState, s: Uint8Array): number;
-  };
-  lualib: { luaL_openlibs(L: LuaState): void };
-  to_luastring(s: string): Uint8Array;
-}
-
-const { lua, lauxlib, lualib, to_luastring } = createRequire(import.meta.url)("fengari") as Fengari;
-const script = readFileSync(join(chartDir, "files", "argocd-health.lua"), "utf8");
-
-function push(L: LuaState, value: unknown): void {
-  if (value === null || value === undefined) lua.lua_pushnil(L);
-  else if (typeof value === "boolean") lua.lua_pushboolean(L, value);
-  else if (typeof value === "number")
-    lua.lua_pushnumber(L, value); // gopher-lua: every number is a float
-  else if (typeof value === "string") lua.lua_pushstring(L, to_luastring(value));
-  else if (Array.isArray(value)) {
-    lua.lua_createtable(L, value.length, 0);
-    value.forEach((item, i) => {
-      push(L, item);
-      lua.lua_rawseti(L, -2, i + 1);
-    });
-  } else {
-    const entries = Object.entries(value as Record<string, unknown>);
-    lua.lua_createtable(L, 0, entries.length);
-    for (const [key, item] of entries) {
-      push(L, item);
-      lua.lua_setfield(L, -2, to_luastring(key));
-    }
-  }
-}
-
-/** Runs the health check as Argo CD does: global `obj`, the script's return value is the health. */
-function health(obj: Record<string, unknown>): { status: string; message: string } {
-  const L = lauxlib.luaL_newstate();
-  lualib.luaL_openlibs(L);
-  push(L, obj);
-  lua.lua_setglobal(L, to_luastring("obj"));
-  if (lauxlib.luaL_loadstring(L, to_luastring(script)) !== lua.LUA_OK)
-    throw new Error(lua.lua_tojsstring(L, -1));
-  if (lua.lua_pcall(L, 0, 1, 0) !== lua.LUA_OK) throw new Error(lua.lua_tojsstring(L, -1));
-  lua.lua_getfield(L, -1, to_luastring("status"));
-  const status = lua.lua_tojsstring(L, -1);
-  lua.lua_pop(L, 1);
-  lua.lua_getfield(L, -1, to_luastring("message"));
-  const message = lua.lua_tojsstring(L, -1);
-  return { status, message };
-}
+import { argoHealth as health } from "./argocd-lua.ts";
 
 const ready = (status: string, reason: string, message = "") => ({
   type: "Ready",
@@ -93,9 +19,19 @@ const webhook = (status?: Record<string, unknown>, generation = 2) => ({
   ...(status ? { status } : {}),
 });
 
+const condition = (type: string, status: string, reason: string, message = "") => ({
+  ...ready(status, reason, message),
+  type,
+});
+
 describe("the Argo CD health check", () => {
   it.each([
     ["no status yet", webhook(), "Progressing"],
+    [
+      "not yet seen by the operator (the CRD's default status)",
+      webhook({ observedGeneration: 0 }),
+      "Progressing",
+    ],
     [
       "spec not yet observed",
       webhook({ observedGeneration: 1, conditions: [ready("True", "Active")] }),
@@ -107,35 +43,49 @@ describe("the Argo CD health check", () => {
       webhook({ observedGeneration: 2, conditions: [ready("True", "Active", "delivering")] }),
       "Healthy",
     ],
-    ["paused", webhook({ observedGeneration: 2, conditions: [ready("False", "Paused")] }), "Suspended"],
+    // states the user asked for: Healthy, as kstatus says Current (Suspended would hold a sync wave)
+    ["paused", webhook({ observedGeneration: 2, conditions: [ready("True", "Paused")] }), "Healthy"],
     [
       "integration disabled",
-      webhook({ observedGeneration: 2, conditions: [ready("False", "IntegrationDisabled")] }),
-      "Suspended",
+      webhook({ observedGeneration: 2, conditions: [ready("True", "IntegrationDisabled")] }),
+      "Healthy",
     ],
     [
-      "secret missing",
+      "waiting for a Secret",
       webhook({
         observedGeneration: 2,
-        conditions: [ready("False", "SecretNotFound", "secret crm-auth not found")],
+        conditions: [
+          ready("False", "SecretNotFound", "secret crm-auth not found"),
+          condition("Reconciling", "True", "SecretNotFound", "secret crm-auth not found"),
+        ],
       }),
-      "Degraded",
+      "Progressing",
     ],
     [
       "Ready Unknown",
-      webhook({ observedGeneration: 2, conditions: [ready("Unknown", "Reconciling")] }),
+      webhook({ observedGeneration: 2, conditions: [ready("Unknown", "SigningSecretPending")] }),
+      "Progressing",
+    ],
+    [
+      "Ready False without Stalled (kstatus: InProgress)",
+      webhook({ observedGeneration: 2, conditions: [ready("False", "SecretNotFound")] }),
       "Progressing",
     ],
     [
       "stalled",
       webhook({
         observedGeneration: 2,
-        conditions: [
-          ready("True", "Active"),
-          { type: "Stalled", status: "True", reason: "InvalidSpec", message: "bad" },
-        ],
+        conditions: [ready("False", "InvalidSpec"), condition("Stalled", "True", "InvalidSpec", "bad")],
       }),
       "Degraded",
+    ],
+    [
+      "Stalled False is no failure",
+      webhook({
+        observedGeneration: 2,
+        conditions: [ready("True", "Active"), condition("Stalled", "False", "Fixed")],
+      }),
+      "Healthy",
     ],
     [
       "an integration that is Ready",
@@ -149,24 +99,32 @@ describe("the Argo CD health check", () => {
     expect(health(obj).status).toBe(expected);
   });
 
-  it("passes the condition's message on", () => {
-    const obj = webhook({
+  it("passes the deciding condition's message on, or its reason", () => {
+    const stalled = webhook({
       observedGeneration: 2,
-      conditions: [ready("False", "SecretNotFound", "secret crm-auth not found")],
+      conditions: [
+        ready("False", "SecretNotFound", "secret crm-auth not found"),
+        condition("Stalled", "True", "SecretNotFound", "secret crm-auth not found (still so after 2m)"),
+      ],
     });
-    expect(health(obj)).toEqual({ status: "Degraded", message: "secret crm-auth not found" });
+    expect(health(stalled)).toEqual({
+      status: "Degraded",
+      message: "secret crm-auth not found (still so after 2m)",
+    });
+    const paused = webhook({ observedGeneration: 2, conditions: [ready("True", "Paused")] });
+    expect(health(paused)).toEqual({ status: "Healthy", message: "Paused" });
   });
 
+  const event = (phase: string, conditions: unknown[]) => ({
+    kind: "WebhookEvent",
+    metadata: { name: "d-1", generation: 1 },
+    status: { observedGeneration: 1, phase, attempts: 3, conditions },
+  });
   it.each([
-    ["QUEUED", "Progressing"],
-    ["SENT", "Healthy"],
-    ["FAILED", "Degraded"],
-  ])("a %s WebhookEvent is %s", (phase, expected) => {
-    const event = {
-      kind: "WebhookEvent",
-      metadata: { name: "d-1", generation: 1 },
-      status: { phase, attempts: 3 },
-    };
-    expect(health(event).status).toBe(expected);
+    ["QUEUED", [ready("False", "Queued"), condition("Reconciling", "True", "Queued")], "Progressing"],
+    ["SENT", [ready("True", "Sent")], "Healthy"],
+    ["FAILED", [ready("False", "Failed"), condition("Stalled", "True", "Failed")], "Degraded"],
+  ])("a %s WebhookEvent is %s", (phase, conditions, expected) => {
+    expect(health(event(phase, conditions)).status).toBe(expected);
   });
 });
