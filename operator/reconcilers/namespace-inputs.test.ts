@@ -62,6 +62,8 @@ describe("recheckAfter", () => {
     expect(recheckAfter("Active", undefined)).toBeUndefined();
     expect(recheckAfter("SecretNotFound", undefined)).toEqual({ requeueAfter: SECRET_RECHECK_MS });
     expect(recheckAfter("SecretNotLabelled", 60_000)).toEqual({ requeueAfter: SECRET_RECHECK_MS });
+    // a Secret the informer cannot see may block the generated one; its deletion wakes nothing
+    expect(recheckAfter("SigningSecretPending", 60_000)).toEqual({ requeueAfter: SECRET_RECHECK_MS });
     expect(recheckAfter("SecretNotFound", 3_000)).toEqual({ requeueAfter: 3_050 });
     // nothing else wakes a webhook waiting for its integration when the grace ends
     expect(recheckAfter("IntegrationMissing", 60_000)).toEqual({ requeueAfter: 60_050 });

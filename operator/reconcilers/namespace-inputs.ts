@@ -34,9 +34,12 @@ export interface GeneratedSecret {
  */
 export const SECRET_RECHECK_MS = 10_000;
 
-/** Ready reasons that wait for a Secret to appear or to be labelled. */
+/**
+ * Ready reasons that wait for a Secret to appear or to be labelled, or for the generated one
+ * (which a Secret the informer cannot see may block: its deletion wakes nothing either).
+ */
 export function waitsForSecret(reason: string): boolean {
-  return reason === "SecretNotFound" || reason === "SecretNotLabelled";
+  return reason === "SecretNotFound" || reason === "SecretNotLabelled" || reason === "SigningSecretPending";
 }
 
 /**

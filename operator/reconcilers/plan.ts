@@ -108,13 +108,15 @@ export const IntegrationReason = {
 /**
  * How each Webhook reason reads to GitOps tools (the README's status model): paused and
  * disabled are states the user asked for, so Ready=True; a missing Secret or integration may be
- * on its way in the same sync, so it is waited for before it counts as a failure.
+ * on its way in the same sync, so it is waited for before it counts as a failure. So is the
+ * generated signing secret: it takes milliseconds, unless a Secret of that name that the
+ * operator did not create is in the way, which only the user can clear.
  */
 export const WEBHOOK_STANDING: Readonly<Record<keyof typeof WebhookReason, Standing>> = {
   Active: "Ready",
   Paused: "Ready",
   IntegrationDisabled: "Ready",
-  SigningSecretPending: "Progressing",
+  SigningSecretPending: "Waiting",
   IntegrationMissing: "Waiting",
   SecretNotFound: "Waiting",
   SecretNotLabelled: "Waiting",
@@ -127,7 +129,7 @@ export const WEBHOOK_STANDING: Readonly<Record<keyof typeof WebhookReason, Stand
 export const INTEGRATION_STANDING: Readonly<Record<keyof typeof IntegrationReason, Standing>> = {
   Active: "Ready",
   IntegrationDisabled: "Ready",
-  SigningSecretPending: "Progressing",
+  SigningSecretPending: "Waiting",
   SecretNotFound: "Waiting",
   SecretNotLabelled: "Waiting",
   InvalidSigningSecret: "Stalled",
@@ -272,7 +274,7 @@ function resolveSigningSecrets(spec: WebhookIntegrationSpec, inputs: NamespaceIn
       ok: false,
       pending: true,
       reason: IntegrationReason.SigningSecretPending,
-      message: `generating the signing secret into Secret ${ref.name}`,
+      message: `generating the signing secret into Secret ${ref.name} (if this lasts, a Secret of that name that the operator did not create is in the way: delete it, or set spec.signingSecretRef)`,
       secretName: ref.name,
     };
   }
