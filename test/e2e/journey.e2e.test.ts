@@ -169,7 +169,7 @@ describe("the product journey", () => {
 });
 
 describe("the integration toggle", () => {
-  it("disabled: no delivery and Ready=False/IntegrationDisabled; enabled: later events deliver", async () => {
+  it("disabled: no delivery and Ready=True/IntegrationDisabled (switched off on purpose); enabled: later events deliver", async () => {
     const ns = world.namespaces.toggle!;
     const url = receiver.url("/toggle/jobs");
     await applyYaml(
@@ -178,11 +178,11 @@ describe("the integration toggle", () => {
 
     await eventually(async () => {
       expect(ready(await getWebhook(ns, "jobs"))).toMatchObject({
-        status: "False",
+        status: "True",
         reason: "IntegrationDisabled",
       });
       const integration = await getIntegration(ns);
-      expect(ready(integration)).toMatchObject({ status: "False", reason: "IntegrationDisabled" });
+      expect(ready(integration)).toMatchObject({ status: "True", reason: "IntegrationDisabled" });
       expect(integration.status?.activeWebhooks).toBe(0);
     });
     await routingLive(world, ns, (r) => r?.enabled === false);
@@ -215,7 +215,7 @@ describe("the integration toggle", () => {
       expect.arrayContaining([
         "WebhookIntegration/IntegrationDisabled",
         "WebhookIntegration/IntegrationEnabled",
-        "Webhook/WebhookNotReady",
+        "Webhook/WebhookNotDelivering",
         "Webhook/WebhookReady",
       ]),
     );

@@ -96,7 +96,7 @@ describe("operator restarts", () => {
     await expectAllSent(ns, 40);
     await eventually(async () => {
       const webhook = await getWebhook(ns, "jobs");
-      expect(ready(webhook)).toMatchObject({ status: "False", reason: "Paused", observedGeneration: 2 });
+      expect(ready(webhook)).toMatchObject({ status: "True", reason: "Paused", observedGeneration: 2 });
     });
     await routingLive(world, ns, (r) => r?.webhooks[0]?.paused === true);
     await operator.stop();

@@ -86,6 +86,11 @@ describe("a receiver that fails", () => {
     const failed = await waitForPhase(ns, name, "FAILED", 3);
     expect(failed.status?.attemptHistory?.map((a) => a.statusCode)).toEqual([500, 500, 500]);
     expect(ready(failed)).toMatchObject({ status: "False", reason: "Failed" });
+    // GitOps tools read it as failed (kstatus Failed, Argo CD Degraded) until retried.
+    expect(failed.status?.conditions?.find((c) => c.type === "Stalled")).toMatchObject({
+      status: "True",
+      reason: "Failed",
+    });
     await eventually(async () => {
       expect((await kubeEvents(ns)).map((e) => e.reason)).toContain("DeliveryFailed");
       // Events carry the object's uid, so `kubectl describe` lists them.
@@ -118,7 +123,12 @@ describe("a receiver that fails", () => {
     await annotate(ns, [name], "fix-1");
     const queued = await waitForPhase(ns, name, "QUEUED");
     expect(queued.status?.lastRetryToken).toBe("fix-1");
+    expect(queued.status?.conditions?.map((c) => `${c.type}=${c.status}`).sort()).toEqual([
+      "Ready=False",
+      "Reconciling=True",
+    ]);
     const sent = await waitForPhase(ns, name, "SENT", 10);
+    expect(sent.status?.conditions?.map((c) => `${c.type}=${c.status}`)).toEqual(["Ready=True"]);
     expect(sent.status?.attemptHistory?.map((a) => a.statusCode).slice(-2)).toEqual([500, 200]);
     expect(sent.status?.lastRetryToken).toBe("fix-1");
     expect(receiver.requests("/retry/jobs")).toHaveLength(10);
