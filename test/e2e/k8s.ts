@@ -68,7 +68,8 @@ export async function eventually<T>(
 
 /**
  * Waits until the namespace's routing in Redis satisfies `predicate` and the dispatcher has
- * loaded that revision (its routing_revision gauge), so a published event is routed by it.
+ * loaded that revision (its routing_revision gauge) and is ready, so a published event is routed
+ * by it.
  */
 export async function routingLive(
   world: E2eWorld,
@@ -87,6 +88,10 @@ export async function routingLive(
     const text = await (await fetch(`${world.dispatcher.url}/metrics`)).text();
     const loaded = metricValue(text, "dataforce_dispatcher_routing_revision");
     if (loaded < revision) throw new Error(`dispatcher at routing revision ${loaded}, want ${revision}`);
+    // after Redis lost its data the revision restarts below the gauge: readiness says the
+    // dispatcher routes again (it refuses events until the operator's new epoch is there)
+    const ready = await fetch(`${world.dispatcher.url}/readyz`);
+    if (ready.status !== 200) throw new Error(`dispatcher not ready (${ready.status})`);
   }, timeoutMs);
   return routing;
 }
