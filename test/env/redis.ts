@@ -17,7 +17,18 @@ export interface TestRedis {
   readonly dir: string;
   /** A client of the admin (`default` user), trusting the CA when TLS is on. */
   connect(options?: RedisOptions): Redis;
+  /**
+   * Kills the server (SIGKILL by default: a crash, no last fsync) and starts it again on the same
+   * port and directory, so it comes back with what its persistence kept; resolves once it answers.
+   */
+  restart(options?: { signal?: "SIGKILL" | "SIGTERM"; downMs?: number }): Promise<RedisRestart>;
   stop(): Promise<void>;
+}
+
+export interface RedisRestart {
+  /** When the server was signalled, and when it answered PING again (epoch ms). */
+  readonly killedAt: number;
+  readonly upAt: number;
 }
 
 export interface RedisServerOptions {
@@ -28,6 +39,8 @@ export interface RedisServerOptions {
   aclUsers?: readonly string[];
   /** Serve TLS only (no plain port), with a throwaway CA and a certificate for 127.0.0.1. */
   tls?: boolean;
+  /** Persist with an append-only file fsynced this often (default: no persistence at all). */
+  appendfsync?: "always" | "everysec";
 }
 
 /** Password of the `default` user when ACL users are configured. */
@@ -62,16 +75,22 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
     ...(password ? { password } : {}),
     ...(tls ? { tls } : {}),
   });
+  const persistence = options.appendfsync
+    ? ["--appendonly", "yes", "--appendfsync", options.appendfsync]
+    : ["--appendonly", "no"];
+  const launch = (port: number) => {
+    const portArgs = options.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)];
+    return startProcess(
+      "redis-server",
+      process.env.REDIS_SERVER_BIN ?? "redis-server",
+      [...portArgs, "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...persistence, ...extraArgs],
+      { logFile: join(dir, "redis.log") },
+    );
+  };
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    const portArgs = options.tls ? ["--port", "0", "--tls-port", String(port)] : ["--port", String(port)];
-    const proc = startProcess(
-      "redis-server",
-      process.env.REDIS_SERVER_BIN ?? "redis-server",
-      [...portArgs, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", ...extraArgs],
-      { logFile: join(dir, "redis.log") },
-    );
+    let proc = launch(port);
     try {
       await waitForRedis(adminOptions(port), proc);
       const scheme = options.tls ? "rediss" : "redis";
@@ -82,6 +101,18 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
         caFile,
         dir,
         connect: (extra = {}) => new Redis({ ...adminOptions(port), ...extra }),
+        async restart({ signal = "SIGKILL", downMs = 0 } = {}) {
+          const exited = new Promise((resolve) => proc.child.once("exit", resolve));
+          proc.child.kill(signal);
+          const killedAt = Date.now();
+          await exited;
+          await proc.stop();
+          if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+          // the same port: clients keep their address, as with a restarted Pod behind a Service
+          proc = launch(port);
+          await waitForRedis(adminOptions(port), proc);
+          return { killedAt, upAt: Date.now() };
+        },
         async stop() {
           await proc.stop();
           process.removeListener("exit", removeDir);
