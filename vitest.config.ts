@@ -6,7 +6,8 @@ import { defineConfig } from "vitest/config";
 //  e2e          one real kube-apiserver + etcd + Redis per run (*.e2e.test.ts)
 export default defineConfig({
   test: {
-    reporters: ["default", "./test/env/summary-reporter.ts"],
+    // the fault suite's table before the summary line, which CI reads as the last one
+    reporters: ["default", "./test/faults/fault-table-reporter.ts", "./test/env/summary-reporter.ts"],
     projects: [
       {
         test: {
