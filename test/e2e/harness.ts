@@ -20,7 +20,7 @@ import { inject } from "vitest";
 import { parse, stringify } from "yaml";
 import { operatorRbacManifests } from "../chart/operator-rbac.ts";
 import { installCrds } from "../env/install-crds.ts";
-import { applyYaml, createTestNamespace, kubectl } from "../env/kubectl.ts";
+import { adminKubeconfig, applyYaml, createTestNamespace, kubectl } from "../env/kubectl.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
 import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
@@ -90,8 +90,13 @@ export interface E2eWorld {
 export async function setupWorld(
   file: string,
   namespaceNames: readonly string[],
-  options: { dispatcherEnv?: Record<string, string> } = {},
+  options: {
+    dispatcherEnv?: Record<string, string>;
+    /** A Redis of the file's own instead of the run's (a test that flushes or restarts it). */
+    redisUrl?: string;
+  } = {},
 ): Promise<E2eWorld> {
+  const redisUrl = options.redisUrl ?? inject("redisUrl");
   const logDir = await mkdtemp(join(tmpdir(), `dataforce-e2e-${file}-`));
   const keyTag = `e2e-${file}-${randomBytes(3).toString("hex")}`;
   const operatorNs = await createTestNamespace(`${file}-operator`);
@@ -104,8 +109,8 @@ export async function setupWorld(
     created.push(ns);
   }
   const kubeconfig = await operatorKubeconfig(operatorNs.name, logDir);
-  const redis = new Redis(inject("redisUrl"));
-  const dispatcher = await startDispatcher(keyTag, logDir, options.dispatcherEnv ?? {});
+  const redis = new Redis(redisUrl);
+  const dispatcher = await startDispatcher(keyTag, logDir, { DISPATCHER_REDIS_URL: redisUrl, ...options.dispatcherEnv });
   const operators: OperatorProcess[] = [];
   let failed = false;
 
@@ -120,7 +125,7 @@ export async function setupWorld(
     async startOperator(name, env = {}) {
       const operator = await startOperator(name, logDir, {
         KUBECONFIG: kubeconfig,
-        OPERATOR_REDIS_URL: inject("redisUrl"),
+        OPERATOR_REDIS_URL: redisUrl,
         OPERATOR_KEY_TAG: keyTag,
         OPERATOR_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
         OPERATOR_LEASE_NAMESPACE: operatorNs.name,
@@ -149,7 +154,7 @@ export async function setupWorld(
 }
 
 function applyCrds(probeNamespace: string): Promise<void> {
-  return installCrds(join(inject("assetsDir"), "kubectl"), inject("kubeconfig"), probeNamespace);
+  return installCrds(join(inject("assetsDir"), "kubectl"), adminKubeconfig(), probeNamespace);
 }
 
 /** A kubeconfig that authenticates as the operator's ServiceAccount with a TokenRequest token. */
@@ -159,7 +164,7 @@ async function operatorKubeconfig(namespace: string, dir: string): Promise<strin
   const token = (
     await kubectl(["create", "token", rbac.serviceAccount, "-n", namespace, "--duration=2h"])
   ).stdout.trim();
-  const admin = parse(await readFile(inject("kubeconfig"), "utf8")) as {
+  const admin = parse(await readFile(adminKubeconfig(), "utf8")) as {
     clusters: Array<{ name: string; cluster: Record<string, unknown> }>;
   };
   const cluster = admin.clusters[0]!;

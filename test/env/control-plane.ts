@@ -37,8 +37,27 @@ export interface ControlPlane {
   readonly assetsDir: string;
   /** Temp dir with certificates, etcd data and the logs (etcd.log, kube-apiserver.log). */
   readonly dir: string;
+  /**
+   * Kills kube-apiserver (SIGKILL by default: a crash) and starts it again with the same flags and
+   * port, so clients keep their kubeconfig; resolves once it is ready again. For fault tests.
+   */
+  restartApiServer(options?: RestartOptions): Promise<Restart>;
+  /** The same for etcd: same ports, same data directory (what it had written survives). */
+  restartEtcd(options?: RestartOptions): Promise<Restart>;
   /** Stops kube-apiserver then etcd (SIGTERM, then SIGKILL) and removes `dir`. Idempotent. */
   stop(): Promise<void>;
+}
+
+export interface RestartOptions {
+  signal?: "SIGKILL" | "SIGTERM";
+  /** How long the process stays down before it is started again (default 0). */
+  downMs?: number;
+}
+
+export interface Restart {
+  /** When the process was signalled, and when it was ready again (epoch ms). */
+  readonly killedAt: number;
+  readonly readyAt: number;
 }
 
 export interface ControlPlaneOptions {
@@ -119,7 +138,54 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     apiserver = api.proc;
     const kubeconfigPath = join(dir, "kubeconfig");
     await writeFile(kubeconfigPath, kubeconfig(api.server, pki), { mode: 0o600 });
-    return { kubeconfigPath, server: api.server, assetsDir, dir, stop };
+    /** Signals `proc`, waits for its exit and `downMs`, then `start()`s it again. */
+    const restart = async (
+      proc: ManagedProcess,
+      { signal = "SIGKILL", downMs = 0 }: RestartOptions,
+      start: () => Promise<ManagedProcess>,
+    ): Promise<{ proc: ManagedProcess; restart: Restart }> => {
+      const exited = new Promise((resolve) => {
+        if (proc.child.exitCode !== null || proc.child.signalCode !== null) resolve(undefined);
+        else proc.child.once("exit", resolve);
+      });
+      proc.child.kill(signal);
+      const killedAt = Date.now();
+      await exited;
+      await proc.stop();
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      const next = await start();
+      return { proc: next, restart: { killedAt, readyAt: Date.now() } };
+    };
+    const apiArgs = options.apiServerArgs ?? [];
+    return {
+      kubeconfigPath,
+      server: api.server,
+      assetsDir,
+      dir,
+      stop,
+      async restartApiServer(restartOptions = {}) {
+        const { proc, restart: done } = await restart(api.proc, restartOptions, async () => {
+          const again = await startApiServer(assetsDir, dir, pki, started.url, timeoutMs, apiArgs, api.port);
+          return again.proc;
+        });
+        api.proc = proc;
+        apiserver = proc;
+        return done;
+      },
+      async restartEtcd(restartOptions = {}) {
+        const { proc, restart: done } = await restart(started.proc, restartOptions, async () => {
+          const again = await startEtcd(assetsDir, dir, timeoutMs, started.ports);
+          return again.proc;
+        });
+        started.proc = proc;
+        etcd = proc;
+        // the API server reconnects by itself; ready once it serves again
+        await waitUntil(api.proc, join(dir, "kube-apiserver.log"), timeoutMs, () =>
+          apiReady(api.server, pki),
+        );
+        return { killedAt: done.killedAt, readyAt: Date.now() };
+      },
+    };
   } catch (error) {
     await stop();
     throw error;
@@ -217,10 +283,11 @@ async function startEtcd(
   assetsDir: string,
   dir: string,
   timeoutMs: number,
-): Promise<{ proc: ManagedProcess; url: string }> {
+  fixedPorts?: readonly [number, number],
+): Promise<{ proc: ManagedProcess; url: string; ports: readonly [number, number] }> {
   const logFile = join(dir, "etcd.log");
   return retryOnPortClash("etcd", logFile, async () => {
-    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const [clientPort, peerPort] = fixedPorts ?? [await freePort(), await freePort()];
     const url = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const proc = startProcess(
@@ -243,7 +310,7 @@ async function startEtcd(
       const body = (await response.json()) as { health?: string };
       return body.health === "true";
     });
-    return { proc, url };
+    return { proc, url, ports: [clientPort, peerPort] as const };
   });
 }
 
@@ -256,11 +323,11 @@ async function startApiServer(
   etcdUrl: string,
   timeoutMs: number,
   extraArgs: readonly string[],
-): Promise<{ proc: ManagedProcess; server: string }> {
+  fixedPort?: number,
+): Promise<{ proc: ManagedProcess; server: string; port: number }> {
   const logFile = join(dir, "kube-apiserver.log");
-  const tls = { ca: pki.servingCa, cert: pki.adminCert, key: pki.adminKey };
   return retryOnPortClash("kube-apiserver", logFile, async () => {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const server = `https://127.0.0.1:${port}`;
     const proc = startProcess(
       "kube-apiserver",
@@ -287,16 +354,19 @@ async function startApiServer(
       ],
       { logFile },
     );
-    await waitUntil(proc, logFile, timeoutMs, async () => {
-      // readyz covers etcd, RBAC bootstrap roles and the other post-start hooks; the
-      // default namespace is created by a bootstrap controller a little later.
-      const ready = await httpsGet(`${server}/readyz`, tls);
-      if (ready.status !== 200) return false;
-      const ns = await httpsGet(`${server}/api/v1/namespaces/default`, tls);
-      return ns.status === 200;
-    });
-    return { proc, server };
+    await waitUntil(proc, logFile, timeoutMs, () => apiReady(server, pki));
+    return { proc, server, port };
   });
+}
+
+async function apiReady(server: string, pki: Pki): Promise<boolean> {
+  const tls = { ca: pki.servingCa, cert: pki.adminCert, key: pki.adminKey };
+  // readyz covers etcd, RBAC bootstrap roles and the other post-start hooks; the
+  // default namespace is created by a bootstrap controller a little later.
+  const ready = await httpsGet(`${server}/readyz`, tls);
+  if (ready.status !== 200) return false;
+  const ns = await httpsGet(`${server}/api/v1/namespaces/default`, tls);
+  return ns.status === 200;
 }
 
 function kubeconfig(server: string, pki: Pki): string {

@@ -31,10 +31,26 @@ export interface KubectlOptions {
   timeoutMs?: number;
 }
 
+let kubeconfigOverride: string | undefined;
+
+/**
+ * Points these helpers (and test/e2e/harness.ts) at another API server than the run's, for the
+ * rest of the test file: a fault test that restarts the API server or etcd runs its own control
+ * plane so that files running beside it never see the outage. `undefined` goes back to the run's.
+ */
+export function useKubeconfig(path: string | undefined): void {
+  kubeconfigOverride = path;
+}
+
+/** The admin kubeconfig these helpers use: the run's, unless useKubeconfig said otherwise. */
+export function adminKubeconfig(): string {
+  return kubeconfigOverride ?? inject("kubeconfig");
+}
+
 /** Runs the run's kubectl as cluster admin: `kubectl --kubeconfig <run kubeconfig> ...args`. */
 export function kubectl(args: readonly string[], options: KubectlOptions = {}): Promise<KubectlResult> {
   const bin = join(inject("assetsDir"), "kubectl");
-  const fullArgs = ["--kubeconfig", inject("kubeconfig"), ...args];
+  const fullArgs = ["--kubeconfig", adminKubeconfig(), ...args];
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
     const child = spawn(bin, fullArgs, { stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs });
@@ -114,6 +130,6 @@ export async function deleteNamespace(name: string): Promise<void> {
 /** A @kubernetes/client-node KubeConfig for the run's API server (cluster admin). */
 export function kubeClient(): KubeConfig {
   const config = new KubeConfig();
-  config.loadFromFile(inject("kubeconfig"));
+  config.loadFromFile(adminKubeconfig());
   return config;
 }
