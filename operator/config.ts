@@ -33,6 +33,7 @@ export const ENVIRONMENT = {
   mirrorWorkers: "OPERATOR_MIRROR_WORKERS",
   reconcileWorkers: "OPERATOR_RECONCILE_WORKERS",
   retentionIntervalMs: "OPERATOR_RETENTION_INTERVAL_MS",
+  mirrorRecheckIntervalMs: "OPERATOR_MIRROR_RECHECK_INTERVAL_MS",
   resyncPeriodMs: "OPERATOR_RESYNC_PERIOD_MS",
   signingSecretName: "OPERATOR_SIGNING_SECRET_NAME",
   shutdownGraceMs: "OPERATOR_SHUTDOWN_GRACE_MS",
@@ -80,6 +81,8 @@ export const SettingsSchema = z
     mirrorWorkers: z.coerce.number().int().min(1).max(64).default(4),
     reconcileWorkers: z.coerce.number().int().min(1).max(64).default(2),
     retentionIntervalMs: milliseconds.default(60_000),
+    /** How often WebhookEvents QUEUED for longer than this are checked against Redis (a vanished record shows as Lost). */
+    mirrorRecheckIntervalMs: milliseconds.default(60_000),
     /** Full re-list of every watched resource (a safety net under the watches). */
     resyncPeriodMs: milliseconds.default(600_000),
     /** The Secret the operator generates (key `secret`) when an integration references none. */

@@ -153,6 +153,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
     registry: manager.registry,
     logger,
     workers: settings.mirrorWorkers,
+    recheckIntervalMs: settings.mirrorRecheckIntervalMs,
     context: {
       policy: (namespace) => ({
         mode: mirrorMode(caches.integrations.get(namespace, INTEGRATION_NAME)),
