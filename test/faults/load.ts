@@ -199,12 +199,17 @@ export interface Copy {
 
 export interface LoadReceiver {
   url(path: string): string;
-  /** From now on `path` answers like this; `undefined` restores the default (200 at once). */
-  fault(path: string, behaviour: Behaviour | undefined): void;
+  /**
+   * From now on `path` answers like this (or as the function says, given how many copies of the
+   * delivery came before); `undefined` restores the default (200 at once).
+   */
+  fault(path: string, behaviour: Behaviour | ((earlierCopies: number) => Behaviour) | undefined): void;
   /** Every copy received so far, by `webhook-id`. */
   copies(): ReadonlyMap<string, readonly Copy[]>;
   /** Requests received so far. */
   count(): number;
+  /** Forgets what was received (the next scenario on the same receiver starts from nothing). */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -215,12 +220,15 @@ export interface LoadReceiver {
  */
 export async function startLoadReceiver(): Promise<LoadReceiver> {
   const receiver = await startReceiver();
-  const faults = new Map<string, Behaviour>();
+  const faults = new Map<string, (earlierCopies: number) => Behaviour>();
   const byId = new Map<string, Copy[]>();
   let count = 0;
   receiver.on("*", (request) => {
-    const behaviour = faults.get(request.path) ?? { kind: "respond", status: 200 };
     const id = String(request.headers["webhook-id"]);
+    const behaviour = faults.get(request.path)?.(byId.get(id)?.length ?? 0) ?? {
+      kind: "respond",
+      status: 200,
+    };
     const copy: Copy = {
       path: request.path,
       at: request.receivedAt,
@@ -236,11 +244,15 @@ export async function startLoadReceiver(): Promise<LoadReceiver> {
   return {
     url: (path) => receiver.url(path),
     fault(path, behaviour) {
-      if (behaviour) faults.set(path, behaviour);
-      else faults.delete(path);
+      if (behaviour === undefined) faults.delete(path);
+      else faults.set(path, typeof behaviour === "function" ? behaviour : () => behaviour);
     },
     copies: () => byId,
     count: () => count,
+    reset() {
+      byId.clear();
+      count = 0;
+    },
     close: () => receiver.close(),
   };
 }

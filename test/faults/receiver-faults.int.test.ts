@@ -144,7 +144,7 @@ it("receivers that hang, reset or answer slowly: their deliveries retried or FAI
   reportRow(
     task,
     faultRow(
-      11,
+      12,
       "healthy endpoint beside the three below",
       result,
       healthy,
@@ -159,7 +159,7 @@ it("receivers that hang, reset or answer slowly: their deliveries retried or FAI
     reportRow(
       task,
       faultRow(
-        8 + i,
+        9 + i,
         `${label}, for ${seconds(FAULT_MS)}`,
         result,
         own,
@@ -179,7 +179,7 @@ it("receivers that hang, reset or answer slowly: their deliveries retried or FAI
     expect(after.filter(([id]) => failed.has(id))).toEqual([]);
   }
 
-  expect(counts.deliveries).toBeGreaterThan(1_500);
+  expect(counts.deliveries).toBeGreaterThan(800);
   expect(counts.lostIds).toEqual([]);
   expect(counts.unexpected).toEqual([]);
   expect(counts.differing).toEqual([]);

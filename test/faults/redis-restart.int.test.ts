@@ -125,13 +125,13 @@ describe("Redis restart (SIGKILL, then from its AOF)", () => {
         `down ${seconds(restart.upAt - restart.killedAt)}, ${outage}; every reply follows an fsync, so even a machine crash loses nothing acknowledged`,
       ),
     );
-    expect(counts.deliveries).toBeGreaterThan(1_000);
+    expect(counts.deliveries).toBeGreaterThan(500);
     expect(counts.lostIds).toEqual([]);
     expect(counts.failed).toBe(0);
     expect(counts.unexpected).toEqual([]);
     expect(counts.differing).toEqual([]);
     expect(result.retried).toBeGreaterThan(0); // producers did see the outage
-    expect(result.events.filter((event) => event.acceptedAt > restart.upAt).length).toBeGreaterThan(300);
+    expect(result.events.filter((event) => event.acceptedAt > restart.upAt).length).toBeGreaterThan(150);
   }, 60_000);
 
   it("appendfsync everysec: anything lost was acknowledged within its window before the crash", async ({
@@ -149,7 +149,7 @@ describe("Redis restart (SIGKILL, then from its AOF)", () => {
         `down ${seconds(restart.upAt - restart.killedAt)}, ${outage}; a process crash keeps what Redis wrote (page cache); a machine crash loses the writes of the last ~1 s (up to 2 s if fsync stalls): ${atRisk} events here`,
       ),
     );
-    expect(counts.deliveries).toBeGreaterThan(1_000);
+    expect(counts.deliveries).toBeGreaterThan(500);
     const lostEvents = counts.lostIds.map((id) => counts.eventOf.get(id)!);
     expect(
       lostEvents.filter((event) => event.acceptedAt < restart.killedAt - EVERYSEC_WINDOW_MS),
@@ -159,6 +159,6 @@ describe("Redis restart (SIGKILL, then from its AOF)", () => {
     expect(counts.failed).toBe(0);
     expect(counts.unexpected).toEqual([]);
     expect(counts.differing).toEqual([]);
-    expect(result.events.filter((event) => event.acceptedAt > restart.upAt).length).toBeGreaterThan(300);
+    expect(result.events.filter((event) => event.acceptedAt > restart.upAt).length).toBeGreaterThan(150);
   }, 60_000);
 });
