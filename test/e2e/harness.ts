@@ -110,7 +110,10 @@ export async function setupWorld(
   }
   const kubeconfig = await operatorKubeconfig(operatorNs.name, logDir);
   const redis = new Redis(redisUrl);
-  const dispatcher = await startDispatcher(keyTag, logDir, { DISPATCHER_REDIS_URL: redisUrl, ...options.dispatcherEnv });
+  const dispatcher = await startDispatcher(keyTag, logDir, {
+    DISPATCHER_REDIS_URL: redisUrl,
+    ...options.dispatcherEnv,
+  });
   const operators: OperatorProcess[] = [];
   let failed = false;
 
