@@ -121,7 +121,7 @@ describe("operator and Redis faults on Kubernetes", () => {
     expect(counts.unexpected).toEqual([]);
     expect(counts.differing).toEqual([]);
     expect(result.retried).toBe(0); // the data plane does not need the operator
-    expect(takeoverMs).toBeLessThan(3_000 + 2 * 500 + 2_000); // lease + a retry period or two + kubectl
+    expect(takeoverMs).toBeLessThan(3_000 + 2 * 500 + 3_000); // lease + a retry period or two + kubectl on a busy machine
     expect(mirroredPhases.size).toBeGreaterThan(50);
     operators.delete(leader);
   }, 120_000);
