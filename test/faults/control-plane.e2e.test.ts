@@ -126,7 +126,7 @@ async function underLoad(
       result,
       counts,
       "0",
-      `down ${seconds(restart.readyAt - restart.killedAt)}; ${duringOutage} deliveries made meanwhile; the ${mirroredPhases.size} WebhookEvents of the mirrored account caught up ${seconds(caughtUpAt - restart.readyAt)} after it was back${restarted ? `; the operator lost its Lease (outage > renew deadline 10 s), exited and was restarted ${restarted}×` : "; the operator kept its Lease"}`,
+      `down ${seconds(restart.readyAt - restart.killedAt)}, ${duringOutage} delivered meanwhile; ${mirroredPhases.size} WebhookEvents caught up ${seconds(caughtUpAt - restart.readyAt)} after${restarted ? `; operator lost its Lease, restarted ${restarted}×` : ""}`,
     ),
   );
 

@@ -90,7 +90,7 @@ it("dispatcher kill -9 mid-load: nothing lost; a copy twice only with the same w
       result,
       counts,
       "0",
-      `${result.retried} publishes retried on the other replica; its unacknowledged work claimed after 1 s (DISPATCHER_CLAIM_IDLE_MS)`,
+      `${result.retried} publishes retried on the other replica; its pending work claimed after 1 s`,
     ),
   );
 

@@ -15,7 +15,6 @@ import {
   BULK_RATE,
   leaseHolder,
   MIRRORED_RATE,
-  MIRRORED_RETRY_DELAY,
   mirrorCaughtUp,
   setupAccounts,
   targets,
@@ -37,6 +36,8 @@ import {
 // A Redis of this file's own, so the flush touches nothing else of the run. Two operator
 // replicas with the suite's fast Lease (3 s), and QUEUED WebhookEvents re-checked against Redis
 // every 2 s (OPERATOR_MIRROR_RECHECK_INTERVAL_MS; 60 s by default) so a lost record shows in time.
+// During the flush the mirrored account's receiver fails every first attempt, so a couple of
+// seconds of its deliveries are waiting in Redis for their retry (e2e-load.ts: 2 s) when it goes.
 
 const OPERATOR_ENV = { OPERATOR_LOG_LEVEL: "info", OPERATOR_MIRROR_RECHECK_INTERVAL_MS: "2000" };
 
@@ -111,7 +112,7 @@ describe("operator and Redis faults on Kubernetes", () => {
         result,
         counts,
         "0",
-        `the standby held the Lease ${seconds(takeoverMs)} after the kill (lease 3 s); the ${mirroredPhases.size} WebhookEvents of the mirrored account caught up ${seconds(caughtUpAt - result.endedAt)} after the load ended`,
+        `standby leading ${seconds(takeoverMs)} after (lease 3 s); ${mirroredPhases.size} WebhookEvents caught up ${seconds(caughtUpAt - result.endedAt)} after the load`,
       ),
     );
 
@@ -184,8 +185,8 @@ describe("operator and Redis faults on Kubernetes", () => {
         "Redis `FLUSHALL` (all data lost)",
         result,
         counts,
-        "in flight only",
-        `ingest 503 for ${seconds((result.refusedUntil ?? flushedAt) - (result.refusedFrom ?? flushedAt))}, accepted again ${seconds(firstAcceptedAfter - flushedAt)} after the flush (routing rewritten by the operator); the mirrored account fails each first attempt (retry in ${MIRRORED_RETRY_DELAY}): ${shownLost.length} WebhookEvents whose retry was flushed shown FAILED, Ready=False/Lost; \`deliveries_lost_total\` +${lostCounted} (attempts in flight); lost: accepted ≤ ${oldestLostMs} ms before the flush, before any WebhookEvent showed them (${lostMirrored} mirrored, ${lostEvents.length - lostMirrored} bulk, which mirrors only failures)`,
+        "just accepted only",
+        `503 for ${seconds((result.refusedUntil ?? flushedAt) - (result.refusedFrom ?? flushedAt))}, accepted ${seconds(firstAcceptedAfter - flushedAt)} after the flush; failed: flushed retries, ${shownLost.length} WebhookEvents Ready=False/Lost; lost: accepted ≤ ${oldestLostMs} ms before, not yet mirrored (${lostMirrored} mirrored, ${lostEvents.length - lostMirrored} bulk); lost_total +${lostCounted}`,
       ),
     );
 
