@@ -186,7 +186,7 @@ describe("operator and Redis faults on Kubernetes", () => {
         result,
         counts,
         "just accepted only",
-        `503 for ${seconds((result.refusedUntil ?? flushedAt) - (result.refusedFrom ?? flushedAt))}, accepted ${seconds(firstAcceptedAfter - flushedAt)} after the flush; failed: flushed retries, ${shownLost.length} WebhookEvents Ready=False/Lost; lost: accepted ≤ ${oldestLostMs} ms before, not yet mirrored (${lostMirrored} mirrored, ${lostEvents.length - lostMirrored} bulk); lost_total +${lostCounted}`,
+        `503 for ${seconds((result.refusedUntil ?? flushedAt) - (result.refusedFrom ?? flushedAt))}, accepted ${seconds(firstAcceptedAfter - flushedAt)} after the flush; failed: flushed retries, ${shownLost.length} WebhookEvents Ready=False/Lost; lost: accepted ≤ ${oldestLostMs} ms before, not yet mirrored (${lostMirrored} mirrored, ${lostEvents.length - lostMirrored} bulk); deliveries_lost_total +${lostCounted}`,
       ),
     );
 

@@ -155,7 +155,7 @@ it("receivers that hang, reset or answer slowly: their deliveries retried or FAI
     task,
     faultRow(
       12,
-      "healthy endpoint beside the three below",
+      "healthy endpoint beside those three",
       result,
       healthy,
       "0",
