@@ -21,6 +21,8 @@ class FakeApiServer {
   hangLists = 0;
   /** Answer watches with an empty 200 that ends at once. */
   closeWatchesAtOnce = false;
+  /** Delay of every list answer. */
+  listDelayMs = 0;
 
   constructor() {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -122,20 +124,33 @@ class FakeApiServer {
       this.hangLists--;
       return;
     }
+    if (this.listDelayMs > 0) {
+      setTimeout(() => this.answerList(url, res), this.listDelayMs);
+      return;
+    }
+    this.answerList(url, res);
+  }
+
+  private answerList(url: URL, res: ServerResponse): void {
     const failure = this.listFailures.shift();
     if (failure) {
       res.writeHead(failure, { "content-type": "application/json" });
       res.end(JSON.stringify({ kind: "Status", code: failure, message: "injected failure" }));
       return;
     }
-    // Like the real API server: list items without apiVersion/kind.
-    const items = [...this.objects.values()].map(({ apiVersion: _a, kind: _k, ...rest }) => rest);
+    // Like the real API server: list items without apiVersion/kind, in pages of `limit`
+    // (the continue token here is simply the offset).
+    const all = [...this.objects.values()].map(({ apiVersion: _a, kind: _k, ...rest }) => rest);
+    const offset = Number(url.searchParams.get("continue") ?? 0);
+    const limit = Number(url.searchParams.get("limit") ?? all.length) || all.length;
+    const items = all.slice(offset, offset + limit);
+    const next = offset + limit < all.length ? String(offset + limit) : undefined;
     res.writeHead(200, { "content-type": "application/json" });
     res.end(
       JSON.stringify({
         apiVersion: "v1",
         kind: "ConfigMapList",
-        metadata: { resourceVersion: String(this.resourceVersion) },
+        metadata: { resourceVersion: String(this.resourceVersion), ...(next ? { continue: next } : {}) },
         items,
       }),
     );
@@ -259,6 +274,30 @@ describe("Informer", () => {
     expect(events.slice(0, 4).sort()).toEqual(
       ['add a {"v":"1"}', 'add b {"v":"1"}', 'update a {"v":"1"}', 'update b {"v":"1"}'].sort(),
     );
+  });
+
+  it("a list slower than the resync period completes (the resync does not restart it)", async () => {
+    api.put("a", { v: "1" });
+    api.listDelayMs = 300;
+    const { informer } = start({ resyncPeriodMs: 100 });
+    await informer.waitForSync();
+    expect(informer.list().map((o) => o.metadata?.name)).toEqual(["a"]);
+  });
+
+  it("parses each page as it arrives (one page of raw objects in memory at a time)", async () => {
+    for (const name of ["a", "b", "c"]) api.put(name, { v: "1" });
+    const pagesRequestedAtParse: number[] = [];
+    const { informer } = start({
+      pageSize: 1,
+      parse: (raw) => {
+        pagesRequestedAtParse.push(api.lists.length);
+        return raw as ConfigMap;
+      },
+    });
+    await informer.waitForSync();
+    expect(api.lists).toHaveLength(3);
+    expect(pagesRequestedAtParse).toEqual([1, 2, 3]);
+    expect(informer.list()).toHaveLength(3);
   });
 
   it("the watchdog restarts a list that hangs", async () => {

@@ -84,6 +84,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private backoffSleep: AbortController | undefined;
   private lastActivity = 0;
   private resyncDue = false;
+  private listing = false;
   private stopped = true;
   private timers: NodeJS.Timeout[] = [];
 
@@ -168,7 +169,14 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       this.attempt = attempt;
       this.touch();
       try {
-        if (this.resourceVersion === "" || this.resyncDue) await this.relist(attempt.signal);
+        if (this.resourceVersion === "" || this.resyncDue) {
+          this.listing = true;
+          try {
+            await this.relist(attempt.signal);
+          } finally {
+            this.listing = false;
+          }
+        }
         const watchStarted = performance.now();
         await this.watchOnce(attempt.signal);
         if (performance.now() - watchStarted < MIN_HEALTHY_WATCH_MS) {
@@ -209,7 +217,9 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private async relist(signal: AbortSignal): Promise<void> {
     const resync = this.resyncDue;
     const path = resourcePath(this.source, { namespace: this.source.namespace });
-    const items: KubernetesObject[] = [];
+    // Parsed page by page: a page's raw objects are garbage before the next one arrives, so a
+    // parse hook that drops bulk (WebhookEvent payloads) bounds the list's memory to one page.
+    const fresh = new Map<string, T>();
     let continueToken: string | undefined;
     let listVersion = "";
     do {
@@ -226,17 +236,13 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       const kind = page.kind?.replace(/List$/, "");
       for (const item of page.items ?? []) {
         // List items carry no apiVersion/kind; give them the list's so they look like watched objects.
-        items.push({ apiVersion: page.apiVersion, kind, ...item });
+        const obj = this.toTyped({ apiVersion: page.apiVersion, kind, ...item });
+        if (obj) fresh.set(objectKey(obj), obj);
       }
       continueToken = page.metadata?.continue || undefined;
       listVersion = page.metadata?.resourceVersion ?? "";
     } while (continueToken);
 
-    const fresh = new Map<string, T>();
-    for (const raw of items) {
-      const obj = this.toTyped(raw);
-      if (obj) fresh.set(objectKey(obj), obj);
-    }
     for (const [key, old] of this.cache) {
       if (!fresh.has(key)) {
         this.cache.delete(key);
@@ -354,7 +360,12 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
 
   private interrupt(reason: Interruption): void {
     if (this.stopped) return;
-    if (reason === "resync") this.resyncDue = true;
+    if (reason === "resync") {
+      this.resyncDue = true;
+      // A list under way is the re-list: aborting it would restart it, and a list that takes
+      // longer than the period (tens of thousands of objects) would never complete.
+      if (this.listing) return;
+    }
     this.attempt?.abort(reason);
     this.backoffSleep?.abort();
   }
