@@ -90,8 +90,16 @@ function withoutPayload(
   };
 }
 
+type Parse = (raw: KubernetesObject) => KubernetesObject;
+
+export interface CustomResourceParsers {
+  integrations: Parse;
+  webhooks: Parse;
+  events: Parse;
+}
+
 /** The parse hooks of the operator's custom resources. */
-export function customResourceParsers(logger?: Logger) {
+export function customResourceParsers(logger?: Logger): CustomResourceParsers {
   const options = logger ? { logger } : {};
   return {
     integrations: specParser("WebhookIntegration", WebhookIntegrationSpecSchema, options),

@@ -13,7 +13,13 @@ import {
   type WebhookIntegration,
 } from "./api/v1alpha1/index.ts";
 import { ApiWrites } from "./api-writes.ts";
-import { asKubernetesObject, cacheOf, customResourceParsers, type OperatorCaches } from "./caches.ts";
+import {
+  asKubernetesObject,
+  type CustomResourceParsers,
+  cacheOf,
+  customResourceParsers,
+  type OperatorCaches,
+} from "./caches.ts";
 import type { Settings } from "./config.ts";
 import type { EventInput } from "./controller/events.ts";
 import { Manager } from "./controller/manager.ts";
@@ -44,7 +50,20 @@ export interface Operator {
   stop(): Promise<void>;
 }
 
-export function createOperator(settings: Settings, kubeConfig: KubeConfig, logger: Logger): Operator {
+export interface OperatorOptions {
+  /**
+   * The informers' parse hooks; default customResourceParsers(logger). Only for measuring
+   * what they save (test/bench/operator-memory.ts keeps the WebhookEvent payloads with it).
+   */
+  parsers?: CustomResourceParsers;
+}
+
+export function createOperator(
+  settings: Settings,
+  kubeConfig: KubeConfig,
+  logger: Logger,
+  options: OperatorOptions = {},
+): Operator {
   const manager = new Manager({
     kubeConfig,
     logger,
@@ -71,7 +90,7 @@ export function createOperator(settings: Settings, kubeConfig: KubeConfig, logge
   const box = secretBox(settings.encryptionKeys);
 
   const scope = settings.watchNamespaces;
-  const parse = customResourceParsers(logger);
+  const parse = options.parsers ?? customResourceParsers(logger);
   const informers: OperatorInformers = {
     integrations: scopedInformer(manager, INTEGRATIONS, scope, { parse: parse.integrations }),
     webhooks: scopedInformer(manager, WEBHOOKS, scope, { parse: parse.webhooks }),

@@ -67,6 +67,8 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Extra kube-apiserver flags, e.g. ["--feature-gates=..."]. */
   apiServerArgs?: readonly string[];
+  /** Extra etcd flags, e.g. ["--quota-backend-bytes=..."] for a data set beyond etcd's 2 GiB default. */
+  etcdArgs?: readonly string[];
 }
 
 /**
@@ -125,7 +127,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   try {
     const pki = await createPki(dir);
-    const started = await startEtcd(assetsDir, dir, timeoutMs);
+    const started = await startEtcd(assetsDir, dir, timeoutMs, options.etcdArgs ?? []);
     etcd = started.proc;
     const api = await startApiServer(
       assetsDir,
@@ -174,7 +176,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       },
       async restartEtcd(restartOptions = {}) {
         const { proc, restart: done } = await restart(started.proc, restartOptions, async () => {
-          const again = await startEtcd(assetsDir, dir, timeoutMs, started.ports);
+          const again = await startEtcd(assetsDir, dir, timeoutMs, options.etcdArgs ?? [], started.ports);
           return again.proc;
         });
         started.proc = proc;
@@ -283,6 +285,7 @@ async function startEtcd(
   assetsDir: string,
   dir: string,
   timeoutMs: number,
+  extraArgs: readonly string[],
   fixedPorts?: readonly [number, number],
 ): Promise<{ proc: ManagedProcess; url: string; ports: readonly [number, number] }> {
   const logFile = join(dir, "etcd.log");
@@ -302,6 +305,7 @@ async function startEtcd(
         `--initial-advertise-peer-urls=${peer}`,
         `--initial-cluster=dataforce-test=${peer}`,
         "--unsafe-no-fsync=true",
+        ...extraArgs,
       ],
       { logFile },
     );

@@ -1,0 +1,613 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
+import { Agent, request } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { parse } from "yaml";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import type { DeliveryRecord } from "../../contract/records.ts";
+import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
+import { desiredStatus, newWebhookEvent } from "../../operator/mirror/webhook-event.ts";
+import { type ControlPlane, startControlPlane } from "../env/control-plane.ts";
+import { installCrds } from "../env/install-crds.ts";
+import { freePort } from "../env/ports.ts";
+import { type ManagedProcess, startProcess } from "../env/process.ts";
+import { startRedis, type TestRedis } from "../env/redis.ts";
+import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
+
+// `npm run bench:operator-memory`: the operator's memory with many large WebhookEvents in the
+// cluster (issue 10, item 5). A real kube-apiserver + etcd gets BENCH_NAMESPACES namespaces, each
+// with an integration and a Webhook, and BENCH_EVENTS WebhookEvents (SENT, with a status like the
+// mirror writes) whose payloads are BENCH_PAYLOAD_BYTES of JSON. Then the real operator process
+// runs against them, once per configuration, one after the other:
+//
+//   empty        the same namespaces before any WebhookEvent exists (the fixed cost)
+//   all          every namespace watched (the chart's default), payloads dropped from the cache
+//   all-keep     the same, with the cache keeping payloads (bench entry operator-keeping-payloads.ts)
+//   scoped       OPERATOR_WATCH_NAMESPACES = the bench namespaces (one informer per namespace)
+//   scoped-keep  the same, keeping payloads
+//
+// The operator runs as the image runs it: compiled (tsconfig.build.json, into a temp dir), with
+// `node --enable-source-maps` and NODE_ENV=production. Each run: start, wait for /readyz
+// (informers synced) and for the controllers to settle (work queues empty, reconcile counts
+// still), then sample VmRSS from /proc every 250 ms and the V8 heap from /metrics for
+// BENCH_SAMPLE_SECONDS (60). The informers re-list every BENCH_RESYNC_MS (30 s; production: every
+// 10 minutes), so the window holds full re-lists. Peak is VmHWM over the process's whole life
+// (start-up list included). Nothing here constrains the process: with the machine's memory free,
+// V8 collects lazily, so these figures are what the operator takes, more than it needs.
+//
+// BENCH_RUNS picks configurations (comma-separated), BENCH_OPERATOR_NODE_ARGS adds node flags
+// (e.g. --max-old-space-size=96 to see it run under a tighter heap).
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
+const PAYLOAD_BYTES = Number(process.env.BENCH_PAYLOAD_BYTES ?? 60 * 1024);
+const NAMESPACES = Number(process.env.BENCH_NAMESPACES ?? 20);
+const SAMPLE_SECONDS = Number(process.env.BENCH_SAMPLE_SECONDS ?? 60);
+const RESYNC_MS = Number(process.env.BENCH_RESYNC_MS ?? 30_000);
+const RUNS = (process.env.BENCH_RUNS ?? "empty,all,all-keep,scoped,scoped-keep").split(",").filter(Boolean);
+const NODE_ARGS = (process.env.BENCH_OPERATOR_NODE_ARGS ?? "").split(" ").filter(Boolean);
+/** Parallel API requests while creating the WebhookEvents. */
+const CREATE_CONCURRENCY = 24;
+/** etcd holds every object twice until compaction (create, then the status write): 8 GiB, etcd's advised maximum. */
+const ETCD_QUOTA_BYTES = 8 * 1024 ** 3;
+const READY_DEADLINE_MS = 15 * 60_000;
+
+const repo = join(import.meta.dirname, "..", "..");
+const GROUP_PATH = `/apis/${API_VERSION}`;
+const WEBHOOK = "bench-hook";
+const MiB = 1024 * 1024;
+
+interface RunConfig {
+  label: string;
+  withEvents: boolean;
+  scoped: boolean;
+  keepPayloads: boolean;
+}
+
+const CONFIGS: Record<string, RunConfig> = {
+  empty: { label: "empty", withEvents: false, scoped: false, keepPayloads: false },
+  all: { label: "all", withEvents: true, scoped: false, keepPayloads: false },
+  "all-keep": { label: "all-keep", withEvents: true, scoped: false, keepPayloads: true },
+  scoped: { label: "scoped", withEvents: true, scoped: true, keepPayloads: false },
+  "scoped-keep": { label: "scoped-keep", withEvents: true, scoped: true, keepPayloads: true },
+};
+
+interface RunResult {
+  config: RunConfig;
+  events: number;
+  readySeconds: number;
+  settledSeconds: number;
+  /** VmHWM at the end of the window, MiB. */
+  peakRssMiB: number;
+  rss: { min: number; median: number; max: number };
+  heapUsed: { median: number; max: number };
+  heapTotalMaxMiB: number;
+  externalMaxMiB: number;
+  outcome: string;
+}
+
+const started = Date.now();
+const log = (message: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(0)}s] ${message}`);
+
+async function main(): Promise<void> {
+  for (const run of RUNS)
+    if (!CONFIGS[run]) throw new Error(`unknown run ${run} (known: ${Object.keys(CONFIGS)})`);
+  const logDir = await mkdtemp(join(tmpdir(), "dataforce-operator-memory-"));
+  log(`operator memory: ${EVENTS} WebhookEvents × ${PAYLOAD_BYTES} B payload in ${NAMESPACES} namespaces`);
+  log(`logs in ${logDir}`);
+  const entries = await buildOperator(logDir);
+  const cleanups: Array<() => Promise<void>> = [];
+  try {
+    const controlPlane = await startControlPlane({ etcdArgs: [`--quota-backend-bytes=${ETCD_QUOTA_BYTES}`] });
+    cleanups.push(() => controlPlane.stop());
+    const redis = await startRedis();
+    cleanups.push(() => redis.stop());
+    const api = adminClient(controlPlane);
+    cleanups.push(async () => api.agent.destroy());
+    await installCrds(join(controlPlane.assetsDir, "kubectl"), controlPlane.kubeconfigPath);
+    log("control plane, Redis and CRDs ready");
+
+    const namespaces = Array.from(
+      { length: NAMESPACES },
+      (_, i) => `bench-mem-${String(i).padStart(3, "0")}`,
+    );
+    const leaseNamespace = "bench-mem-operator";
+    const uids = await createAccounts(api, namespaces, leaseNamespace);
+
+    const env = {
+      KUBECONFIG: controlPlane.kubeconfigPath,
+      OPERATOR_REDIS_URL: redis.url,
+      OPERATOR_KEY_TAG: "bench-memory",
+      OPERATOR_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
+      OPERATOR_LEASE_NAMESPACE: leaseNamespace,
+      OPERATOR_LEASE_DURATION_MS: "3000",
+      OPERATOR_RENEW_DEADLINE_MS: "2000",
+      OPERATOR_RETRY_PERIOD_MS: "500",
+      OPERATOR_RESYNC_PERIOD_MS: String(RESYNC_MS),
+      // a retention sweep (which walks every cached event) inside the window
+      OPERATOR_RETENTION_INTERVAL_MS: "10000",
+      OPERATOR_LOG_LEVEL: "info",
+    };
+    const results: RunResult[] = [];
+    let eventsCreated = 0;
+    for (const run of RUNS) {
+      const config = CONFIGS[run]!;
+      if (config.withEvents && eventsCreated === 0) {
+        eventsCreated = await createEvents(api, namespaces, uids);
+      }
+      if (!config.withEvents && eventsCreated > 0) {
+        log(`skipping ${run}: it must run before the WebhookEvents exist (put it first in BENCH_RUNS)`);
+        continue;
+      }
+      const runEnv = {
+        ...env,
+        ...(config.scoped ? { OPERATOR_WATCH_NAMESPACES: namespaces.join(",") } : {}),
+      };
+      const entry = config.keepPayloads ? entries.keepingPayloads : entries.main;
+      const result = await measure(
+        config,
+        entry,
+        runEnv,
+        logDir,
+        redis,
+        config.withEvents ? eventsCreated : 0,
+      );
+      results.push(result);
+      log(
+        `${run}: ${result.outcome}, peak ${result.peakRssMiB.toFixed(0)} MiB, median ${result.rss.median.toFixed(0)} MiB`,
+      );
+    }
+    printTable(results);
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log(String(error)));
+  }
+}
+
+/** `npm run build` into `dir` (plus the bench's entry), runnable there: ESM package, node_modules linked. */
+async function buildOperator(dir: string): Promise<{ main: string; keepingPayloads: string }> {
+  const keepingPayloads = join("test", "bench", "operator-keeping-payloads.ts");
+  await writeFile(
+    join(dir, "tsconfig.json"),
+    JSON.stringify({
+      extends: join(repo, "tsconfig.build.json"),
+      compilerOptions: { outDir: join(dir, "dist"), rootDir: repo },
+      include: [
+        ...["contract", "common", "operator", "dispatcher", keepingPayloads].map((p) => join(repo, p)),
+      ],
+      exclude: [join(repo, "**", "*.test.ts")],
+    }),
+  );
+  await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+  await promisify(execFile)(join(repo, "node_modules", ".bin", "tsc"), ["-p", join(dir, "tsconfig.json")]);
+  return {
+    main: join(dir, "dist", "operator", "main.js"),
+    keepingPayloads: join(dir, "dist", keepingPayloads.replace(/\.ts$/, ".js")),
+  };
+}
+
+// ── the cluster's contents ──────────────────────────────────────────────────────────────────────
+
+/** Namespaces, an integration (retention that deletes nothing) and a Webhook in each; the Webhooks' uids. */
+async function createAccounts(
+  api: AdminClient,
+  namespaces: readonly string[],
+  leaseNamespace: string,
+): Promise<Map<string, string>> {
+  const perNamespace = Math.ceil(EVENTS / namespaces.length);
+  const uids = new Map<string, string>();
+  for (const ns of [leaseNamespace, ...namespaces]) {
+    await api.must("POST", "/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: ns },
+    });
+  }
+  await Promise.all(
+    namespaces.map(async (ns) => {
+      await api.must("POST", `${GROUP_PATH}/namespaces/${ns}/webhookintegrations`, {
+        apiVersion: API_VERSION,
+        kind: "WebhookIntegration",
+        metadata: { name: "default", namespace: ns },
+        spec: {
+          enabled: true,
+          eventLog: { mirror: "All", retention: "168h", maxEvents: Math.max(1000, perNamespace) },
+        },
+      });
+      const webhook = await api.must("POST", `${GROUP_PATH}/namespaces/${ns}/webhooks`, {
+        apiVersion: API_VERSION,
+        kind: "Webhook",
+        metadata: { name: WEBHOOK, namespace: ns },
+        spec: { event: "job.created", url: "https://receiver.example/hook" },
+      });
+      uids.set(ns, (JSON.parse(webhook) as { metadata: { uid: string } }).metadata.uid);
+    }),
+  );
+  return uids;
+}
+
+/** EVENTS WebhookEvents as the mirror writes them (create, then a status write), spread over the namespaces. */
+async function createEvents(
+  api: AdminClient,
+  namespaces: readonly string[],
+  uids: ReadonlyMap<string, string>,
+): Promise<number> {
+  log(`creating ${EVENTS} WebhookEvents (${((EVENTS * PAYLOAD_BYTES) / MiB).toFixed(0)} MiB of payloads)`);
+  const t0 = Date.now();
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    for (let i = next++; i < EVENTS; i = next++) {
+      const ns = namespaces[i % namespaces.length]!;
+      const record = deliveryRecord(ns, i);
+      await api.must(
+        "POST",
+        `${GROUP_PATH}/namespaces/${ns}/webhookevents`,
+        newWebhookEvent(record, uids.get(ns)!),
+      );
+      await api.must(
+        "PATCH",
+        `${GROUP_PATH}/namespaces/${ns}/webhookevents/${record.id}/status`,
+        { status: desiredStatus(record, undefined) },
+        "application/merge-patch+json",
+      );
+      if (++done % 2000 === 0)
+        log(`  ${done} / ${EVENTS} (${(done / ((Date.now() - t0) / 1000)).toFixed(0)}/s)`);
+    }
+  };
+  await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, worker));
+  log(`created ${EVENTS} WebhookEvents in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return EVENTS;
+}
+
+/** A SENT delivery whose payload is PAYLOAD_BYTES of JSON (random text: nothing shares or compresses it). */
+function deliveryRecord(namespace: string, i: number): DeliveryRecord {
+  const eventId = `evt_${i}`;
+  const at = new Date(Date.now() - 60_000).toISOString();
+  const head = JSON.stringify({ id: eventId, type: "job.created", data: { jobId: `job_${i}`, notes: "" } });
+  const fill = PAYLOAD_BYTES - head.length;
+  const notes = randomBytes(Math.ceil((fill * 3) / 4) + 3)
+    .toString("base64")
+    .slice(0, Math.max(0, fill));
+  const payload = head.replace('"notes":""', `"notes":"${notes}"`);
+  return {
+    id: deliveryId(namespace, eventId, WEBHOOK),
+    eventId,
+    eventType: "job.created",
+    namespace,
+    webhook: WEBHOOK,
+    webhookUid: "",
+    url: "https://receiver.example/hook",
+    payload,
+    phase: "SENT",
+    attempts: [{ number: 1, startedAt: at, durationMs: 42, statusCode: 200 }],
+    maxAttempts: 3,
+    cycle: 1,
+    cycleAttempts: 1,
+    occurredAt: at,
+    ingestedAt: at,
+    createdAt: at,
+    updatedAt: at,
+    version: 2,
+  };
+}
+
+// ── one operator run ────────────────────────────────────────────────────────────────────────────
+
+async function measure(
+  config: RunConfig,
+  entry: string,
+  env: Record<string, string>,
+  logDir: string,
+  redis: TestRedis,
+  events: number,
+): Promise<RunResult> {
+  // a leftover routing epoch makes no difference to memory, but start each run from the same Redis
+  const client = redis.connect();
+  await client.flushall();
+  client.disconnect();
+  const port = await freePort();
+  const logFile = join(logDir, `operator-${config.label}.log`);
+  log(`${config.label}: starting the operator`);
+  const proc = startProcess(
+    `operator-${config.label}`,
+    process.execPath,
+    ["--enable-source-maps", ...NODE_ARGS, entry],
+    {
+      logFile,
+      cwd: repo,
+      env: {
+        ...process.env,
+        ...env,
+        NODE_ENV: "production",
+        POD_NAME: `bench-${config.label}`,
+        OPERATOR_HOST: "127.0.0.1",
+        OPERATOR_PORT: String(port),
+      },
+    },
+  );
+  const pid = proc.child.pid;
+  if (pid === undefined) throw new Error("the operator did not start");
+  const base = `http://127.0.0.1:${port}`;
+  const t0 = Date.now();
+  const sampler = new RssSampler(pid);
+  const result: RunResult = {
+    config,
+    events,
+    readySeconds: Number.NaN,
+    settledSeconds: Number.NaN,
+    peakRssMiB: Number.NaN,
+    rss: { min: Number.NaN, median: Number.NaN, max: Number.NaN },
+    heapUsed: { median: Number.NaN, max: Number.NaN },
+    heapTotalMaxMiB: Number.NaN,
+    externalMaxMiB: Number.NaN,
+    outcome: "ok",
+  };
+  try {
+    await until(proc, logFile, async () => (await fetch(`${base}/readyz`)).ok, "ready");
+    result.readySeconds = (Date.now() - t0) / 1000;
+    log(
+      `${config.label}: ready after ${result.readySeconds.toFixed(1)} s (VmRSS ${sampler.last().toFixed(0)} MiB so far peak ${sampler.hwm().toFixed(0)})`,
+    );
+    await settle(proc, logFile, base);
+    result.settledSeconds = (Date.now() - t0) / 1000;
+
+    // the window
+    sampler.startWindow();
+    const heapUsed: number[] = [];
+    const heapTotal: number[] = [];
+    const external: number[] = [];
+    const end = Date.now() + SAMPLE_SECONDS * 1000;
+    while (Date.now() < end) {
+      assertAlive(proc);
+      const text = await (await fetch(`${base}/metrics`)).text();
+      heapUsed.push(metric(text, "nodejs_heap_size_used_bytes") / MiB);
+      heapTotal.push(metric(text, "nodejs_heap_size_total_bytes") / MiB);
+      external.push(metric(text, "nodejs_external_memory_bytes") / MiB);
+      await sleep(2_000);
+    }
+    const window = sampler.window();
+    result.rss = { min: Math.min(...window), median: median(window), max: Math.max(...window) };
+    result.heapUsed = { median: median(heapUsed), max: Math.max(...heapUsed) };
+    result.heapTotalMaxMiB = Math.max(...heapTotal);
+    result.externalMaxMiB = Math.max(...external);
+    result.peakRssMiB = sampler.hwm();
+  } catch (error) {
+    result.peakRssMiB = sampler.hwm();
+    result.outcome = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+  } finally {
+    sampler.stop();
+    await proc.stop(15_000);
+  }
+  return result;
+}
+
+/** Work queues empty and no reconcile counted for 3 polls in a row, while leading. */
+async function settle(proc: ManagedProcess, logFile: string, base: string): Promise<void> {
+  let quiet = 0;
+  let lastReconciles = -1;
+  await until(
+    proc,
+    logFile,
+    async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const reconciles = metric(text, "controller_runtime_reconcile_total");
+      const still =
+        metric(text, "leader_election_master_status") === 1 &&
+        metric(text, "workqueue_depth") === 0 &&
+        reconciles === lastReconciles;
+      lastReconciles = reconciles;
+      quiet = still ? quiet + 1 : 0;
+      if (metric(text, "dataforce_operator_webhookevents_deleted_total") > 0) {
+        throw new Fatal("retention deleted WebhookEvents: the bench's integrations should keep them all");
+      }
+      return quiet >= 3;
+    },
+    "settled",
+    1_000,
+  );
+}
+
+/** VmRSS every 250 ms; VmHWM is the kernel's own peak. */
+class RssSampler {
+  private readonly pid: number;
+  private readonly timer: NodeJS.Timeout;
+  private samples: number[] = [];
+  private latest = 0;
+  private peak = 0;
+  private windowStart = Number.POSITIVE_INFINITY;
+
+  constructor(pid: number) {
+    this.pid = pid;
+    this.timer = setInterval(() => this.sample(), 250);
+    this.sample();
+  }
+
+  private sample(): void {
+    const status = procStatus(this.pid);
+    if (!status) return;
+    this.latest = status.rss;
+    this.peak = Math.max(this.peak, status.hwm);
+    if (Date.now() >= this.windowStart) this.samples.push(status.rss);
+  }
+
+  startWindow(): void {
+    this.samples = [];
+    this.windowStart = Date.now();
+  }
+
+  window(): number[] {
+    this.sample();
+    return this.samples;
+  }
+
+  last(): number {
+    return this.latest;
+  }
+
+  hwm(): number {
+    this.sample();
+    return this.peak;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** VmRSS and VmHWM of a process, MiB; undefined once it is gone. */
+function procStatus(pid: number): { rss: number; hwm: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const kib = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? Number.NaN);
+  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024 };
+}
+
+// ── helpers ─────────────────────────────────────────────────────────────────────────────────────
+
+interface AdminClient {
+  readonly agent: Agent;
+  /** A request as cluster admin; throws unless 2xx. Returns the body. */
+  must(method: string, path: string, body: unknown, contentType?: string): Promise<string>;
+}
+
+/** The admin kubeconfig's client certificate over a keep-alive agent (kubectl per object would be far slower). */
+function adminClient(controlPlane: ControlPlane): AdminClient {
+  const config = parse(readFileSync(controlPlane.kubeconfigPath, "utf8")) as {
+    clusters: Array<{ cluster: { "certificate-authority-data": string } }>;
+    users: Array<{ user: { "client-certificate-data": string; "client-key-data": string } }>;
+  };
+  const b64 = (value: string) => Buffer.from(value, "base64");
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: CREATE_CONCURRENCY,
+    ca: b64(config.clusters[0]!.cluster["certificate-authority-data"]),
+    cert: b64(config.users[0]!.user["client-certificate-data"]),
+    key: b64(config.users[0]!.user["client-key-data"]),
+  });
+  const must = (method: string, path: string, body: unknown, contentType = "application/json") =>
+    new Promise<string>((resolve, reject) => {
+      const data = JSON.stringify(body);
+      const req = request(
+        `${controlPlane.server}${path}`,
+        {
+          method,
+          agent,
+          headers: { "content-type": contentType, "content-length": Buffer.byteLength(data) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve(text);
+            else reject(new Error(`${method} ${path}: ${status} ${text.slice(0, 500)}`));
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(data);
+    });
+  return { agent, must };
+}
+
+/** An error that ends a wait at once (any other is taken for "not yet"). */
+class Fatal extends Error {}
+
+/** Polls `check` (every `intervalMs`) until it says yes; fails when the process exits or after READY_DEADLINE_MS. */
+async function until(
+  proc: ManagedProcess,
+  logFile: string,
+  check: () => Promise<boolean>,
+  what: string,
+  intervalMs = 250,
+): Promise<void> {
+  const deadline = Date.now() + READY_DEADLINE_MS;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      const tail = (await readFile(logFile, "utf8").catch(() => "")).trim().split("\n").slice(-5).join("\n");
+      throw new Error(`exited (${proc.child.signalCode ?? proc.child.exitCode}) before ${what}\n${tail}`);
+    }
+    try {
+      if (await check()) return;
+    } catch (error) {
+      if (error instanceof Fatal) throw error;
+      // not listening yet
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`not ${what} within ${READY_DEADLINE_MS / 1000} s`);
+}
+
+function assertAlive(proc: ManagedProcess): void {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+    throw new Error(`exited (${proc.child.signalCode ?? proc.child.exitCode}) during the window`);
+  }
+}
+
+/** The sum of a Prometheus metric's samples (every series). */
+function metric(text: string, name: string): number {
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
+}
+
+function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function printTable(results: readonly RunResult[]): void {
+  const f = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : "–");
+  const rows = results.map((r) => [
+    r.config.label,
+    r.config.scoped ? `${NAMESPACES} namespaces` : "all",
+    r.config.keepPayloads ? "kept" : "dropped",
+    String(r.events),
+    r.events > 0 ? `${(PAYLOAD_BYTES / 1024).toFixed(0)} KiB` : "–",
+    f(r.readySeconds),
+    f(r.peakRssMiB),
+    `${f(r.rss.median)} (${f(r.rss.min)}–${f(r.rss.max)})`,
+    `${f(r.heapUsed.median)} / ${f(r.heapUsed.max)}`,
+    f(r.heapTotalMaxMiB),
+    f(r.externalMaxMiB),
+    r.outcome,
+  ]);
+  const header = [
+    "run",
+    "watch",
+    "payload in cache",
+    "WebhookEvents",
+    "payload",
+    "ready s",
+    "peak RSS MiB (VmHWM)",
+    "RSS MiB in window: median (min–max)",
+    "V8 heap used MiB: median / max",
+    "heap total max",
+    "external max",
+    "outcome",
+  ];
+  console.log(
+    `\noperator memory, ${SAMPLE_SECONDS} s window, re-list every ${RESYNC_MS / 1000} s, node ${process.version}`,
+  );
+  console.log(`| ${header.join(" | ")} |`);
+  console.log(`| ${header.map(() => "---").join(" | ")} |`);
+  for (const row of rows) console.log(`| ${row.join(" | ")} |`);
+}
+
+await main();
