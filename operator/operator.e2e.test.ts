@@ -13,7 +13,8 @@ import { WEBHOOK_EVENTS } from "./resources.ts";
 
 // The regression guard of the operator's bounded memory (issue 10, item 5; measured by
 // `npm run bench:operator-memory`): the operator as createOperator wires it caches WebhookEvents
-// without spec.payload, whether it got them from a list, a watch ADDED or a watch MODIFIED.
+// without spec.payload (and metadata.managedFields), whether it got them from a list, a watch
+// ADDED or a watch MODIFIED.
 
 const PAYLOAD_BYTES = 60 * 1024;
 
@@ -66,7 +67,7 @@ async function createEvents(from: number, count: number): Promise<void> {
 }
 
 describe("the operator's WebhookEvent cache", () => {
-  it("holds no payload, from the list, a watch ADDED or a watch MODIFIED", async () => {
+  it("holds no payload or managedFields, from the list, a watch ADDED or a watch MODIFIED", async () => {
     await createEvents(0, 5);
     const settings = SettingsSchema.parse({
       redisUrl: inject("redisUrl"),
@@ -103,6 +104,7 @@ describe("the operator's WebhookEvent cache", () => {
       const spec = (event as { spec?: Record<string, unknown> }).spec;
       expect(spec).toMatchObject({ deliveryId: event.metadata?.name, eventType: "job.created" });
       expect(spec).not.toHaveProperty("payload");
+      expect(event.metadata).not.toHaveProperty("managedFields");
     }
     // the whole cache is a few KiB, not 10 × 60 KiB
     expect(JSON.stringify(events.list()).length).toBeLessThan(20_000);

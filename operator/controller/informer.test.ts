@@ -38,12 +38,12 @@ class FakeApiServer {
     await new Promise((resolve) => this.server.close(resolve));
   }
 
-  put(name: string, data: Record<string, string>): void {
+  put(name: string, data: Record<string, string>, metadata: KubernetesObject["metadata"] = {}): void {
     const existed = this.objects.has(name);
     const obj: KubernetesObject & { data: Record<string, string> } = {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { name, namespace: "ns", resourceVersion: String(++this.resourceVersion) },
+      metadata: { ...metadata, name, namespace: "ns", resourceVersion: String(++this.resourceVersion) },
       data,
     };
     this.objects.set(name, obj);
@@ -298,6 +298,20 @@ describe("Informer", () => {
     expect(api.lists).toHaveLength(3);
     expect(pagesRequestedAtParse).toEqual([1, 2, 3]);
     expect(informer.list()).toHaveLength(3);
+  });
+
+  it("caches objects without metadata.managedFields, listed or watched", async () => {
+    const managedFields = [{ manager: "kubectl", operation: "Update", fieldsType: "FieldsV1", fieldsV1: {} }];
+    api.put("a", { v: "1" }, { managedFields });
+    const { informer } = start();
+    await informer.waitForSync();
+    await vi.waitFor(() => expect(api.watcherCount).toBe(1));
+    api.put("b", { v: "1" }, { managedFields });
+    await vi.waitFor(() => expect(informer.list()).toHaveLength(2));
+    for (const object of informer.list()) {
+      expect(object.metadata).not.toHaveProperty("managedFields");
+      expect(object.metadata?.resourceVersion).toBeDefined();
+    }
   });
 
   it("the watchdog restarts a list that hangs", async () => {

@@ -35,7 +35,10 @@ export interface InformerOptions<T> {
   pageSize?: number;
   /** Server-side timeout of one watch call; a new watch continues from the last resourceVersion. Default 5–10 min. */
   watchTimeoutSeconds?: () => number;
-  /** Converts/validates raw objects (e.g. a zod parse); an object it throws on is logged and left out of the cache. */
+  /**
+   * Converts/validates raw objects (e.g. a zod parse); an object it throws on is logged and left
+   * out of the cache. It gets them without `metadata.managedFields`, which no cache keeps.
+   */
   parse?: (raw: KubernetesObject) => T;
 }
 
@@ -336,9 +339,10 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private toTyped(raw: KubernetesObject): T | undefined {
-    if (!this.parse) return raw as T;
+    const stripped = withoutManagedFields(raw);
+    if (!this.parse) return stripped as T;
     try {
-      return this.parse(raw);
+      return this.parse(stripped);
     } catch (err) {
       this.log.warn({ err, object: objectKey(raw) }, "object rejected by parse, left out of the cache");
       return undefined;
@@ -392,6 +396,17 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       this.backoffSleep = undefined;
     }
   }
+}
+
+/**
+ * The object without `metadata.managedFields` (server-side apply's bookkeeping: nothing here reads
+ * it, and it is a third to a half of a small object), as controller-runtime's
+ * TransformStripManagedFields does. Every cache and handler sees objects without it.
+ */
+function withoutManagedFields(raw: KubernetesObject): KubernetesObject {
+  if (raw.metadata?.managedFields === undefined) return raw;
+  const { managedFields: _managedFields, ...metadata } = raw.metadata;
+  return { ...raw, metadata };
 }
 
 function isTimeout(err: unknown): boolean {
