@@ -43,6 +43,8 @@ import { type OperatorInformers, scopedInformer } from "./watch-scope.ts";
 // and the leader-only runnables (mirror, retention). The machinery lives in controller/.
 
 const SIGNING_SECRET_KEY = "secret";
+/** A list page's raw objects are held until parsed: 100 WebhookEvents are at most 6.4 MiB of payloads (500: 32 MiB). */
+const WEBHOOK_EVENT_PAGE_SIZE = 100;
 
 export interface Operator {
   readonly manager: Manager;
@@ -94,7 +96,10 @@ export function createOperator(
   const informers: OperatorInformers = {
     integrations: scopedInformer(manager, INTEGRATIONS, scope, { parse: parse.integrations }),
     webhooks: scopedInformer(manager, WEBHOOKS, scope, { parse: parse.webhooks }),
-    events: scopedInformer(manager, WEBHOOK_EVENTS, scope, { parse: parse.events }),
+    events: scopedInformer(manager, WEBHOOK_EVENTS, scope, {
+      parse: parse.events,
+      pageSize: WEBHOOK_EVENT_PAGE_SIZE,
+    }),
     // only Secrets that consent to be read by webhooks (and the generated ones, labelled so)
     secrets: scopedInformer(
       manager,
