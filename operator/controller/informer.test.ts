@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Informer, type InformerOptions } from "./informer.ts";
+import { Informer, type InformerOptions, ListPageLimit } from "./informer.ts";
 
 // An in-process stand-in for the API server's list and watch of ConfigMaps in one
 // namespace, so that failure modes a real server rarely shows on demand (410 Gone,
@@ -23,6 +24,9 @@ class FakeApiServer {
   closeWatchesAtOnce = false;
   /** Delay of every list answer. */
   listDelayMs = 0;
+  private listsInFlight = 0;
+  /** The most list calls answered at the same time. */
+  maxListsInFlight = 0;
 
   constructor() {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -124,6 +128,9 @@ class FakeApiServer {
       this.hangLists--;
       return;
     }
+    this.listsInFlight++;
+    this.maxListsInFlight = Math.max(this.maxListsInFlight, this.listsInFlight);
+    res.on("close", () => this.listsInFlight--);
     if (this.listDelayMs > 0) {
       setTimeout(() => this.answerList(url, res), this.listDelayMs);
       return;
@@ -181,10 +188,10 @@ describe("Informer", () => {
     await api.close();
   });
 
-  function start(options: InformerOptions<ConfigMap> = {}) {
+  function start(options: InformerOptions<ConfigMap> = {}, namespace = "ns") {
     const informer = new Informer<ConfigMap>(
       kc,
-      { group: "", version: "v1", plural: "configmaps", namespace: "ns" },
+      { group: "", version: "v1", plural: "configmaps", namespace },
       { backoff: { initialMs: 10, maxMs: 50 }, ...options },
     );
     const events: string[] = [];
@@ -314,6 +321,33 @@ describe("Informer", () => {
     }
   });
 
+  it("informers sharing a ListPageLimit fetch no more pages at once than it allows", async () => {
+    for (const name of ["a", "b", "c"]) api.put(name, { v: "1" });
+    api.listDelayMs = 50;
+    const listPages = new ListPageLimit(1);
+    const first = start({ pageSize: 1, listPages });
+    const second = start({ pageSize: 1, listPages });
+    await Promise.all([first.informer.waitForSync(), second.informer.waitForSync()]);
+    expect(api.lists).toHaveLength(6);
+    expect(api.maxListsInFlight).toBe(1);
+    expect(second.informer.list()).toHaveLength(3);
+  });
+
+  it("waiting for a list page slot is not silence: the watchdog leaves it alone", async () => {
+    api.put("a", { v: "1" });
+    api.listDelayMs = 600;
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(line) });
+    const listPages = new ListPageLimit(1);
+    const first = start({ listPages });
+    await vi.waitFor(() => expect(api.lists).toHaveLength(1));
+    api.listDelayMs = 0; // only the first list is slow: the second waits 600 ms for its slot
+    const second = start({ listPages, watchdogMs: 200, logger });
+    await Promise.all([first.informer.waitForSync(), second.informer.waitForSync()]);
+    expect(lines.filter((line) => line.includes("no sign of life"))).toEqual([]);
+    expect(api.lists).toHaveLength(2);
+  });
+
   it("the watchdog restarts a list that hangs", async () => {
     api.hangLists = 1;
     api.put("a", { v: "1" });
@@ -344,5 +378,41 @@ describe("Informer", () => {
     await informer.stop();
     expect(performance.now() - started).toBeLessThan(500);
     expect(informer.hasSynced()).toBe(false);
+  });
+});
+
+describe("ListPageLimit", () => {
+  it("runs at most `limit` at once, the others in the order they came", async () => {
+    const limit = new ListPageLimit(2);
+    const signal = new AbortController().signal;
+    let active = 0;
+    let most = 0;
+    const order: number[] = [];
+    await Promise.all(
+      [0, 1, 2, 3, 4].map((i) =>
+        limit.run(signal, async () => {
+          active++;
+          most = Math.max(most, active);
+          order.push(i);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          active--;
+        }),
+      ),
+    );
+    expect(most).toBe(2);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("a waiter whose signal aborts leaves the queue without taking a slot", async () => {
+    const limit = new ListPageLimit(1);
+    let release: () => void = () => {};
+    const holder = limit.run(new AbortController().signal, () => new Promise<void>((r) => (release = r)));
+    const aborted = new AbortController();
+    const waiter = limit.run(aborted.signal, async () => "ran");
+    aborted.abort("stop");
+    await expect(waiter).rejects.toBe("stop");
+    release();
+    await holder;
+    await expect(limit.run(new AbortController().signal, async () => "next")).resolves.toBe("next");
   });
 });

@@ -33,6 +33,8 @@ export interface InformerOptions<T> {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Page size of list calls. Default 500. */
   pageSize?: number;
+  /** Shared by the informers of a process (the Manager's): how many list pages are in hand at once. Default: no limit. */
+  listPages?: ListPageLimit;
   /** Server-side timeout of one watch call; a new watch continues from the last resourceVersion. Default 5–10 min. */
   watchTimeoutSeconds?: () => number;
   /**
@@ -40,6 +42,54 @@ export interface InformerOptions<T> {
    * out of the cache. It gets them without `metadata.managedFields`, which no cache keeps.
    */
   parse?: (raw: KubernetesObject) => T;
+}
+
+/**
+ * At most `limit` list pages fetched and parsed at once, across the informers sharing it. A page's
+ * raw objects are held until parsed, and informers list together (at start, at every resync; one
+ * per resource and namespace with a namespace list): without it each would hold a page at once.
+ * Slots go to waiters in order.
+ */
+export class ListPageLimit {
+  private readonly limit: number;
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  async run<R>(signal: AbortSignal, fn: () => Promise<R>): Promise<R> {
+    if (this.active < this.limit) this.active++;
+    else await this.wait(signal); // the slot is handed over by release(): active stays as it is
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+
+  private wait(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const granted = () => {
+        signal.removeEventListener("abort", aborted);
+        resolve();
+      };
+      const aborted = () => {
+        const index = this.waiting.indexOf(granted);
+        if (index >= 0) this.waiting.splice(index, 1);
+        reject(signal.reason);
+      };
+      this.waiting.push(granted);
+      signal.addEventListener("abort", aborted, { once: true });
+    });
+  }
 }
 
 /** A watch that ends normally sooner than this counts as a failure. */
@@ -74,6 +124,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly pageSize: number;
+  private readonly listPages: ListPageLimit | undefined;
   private readonly watchTimeoutSeconds: () => number;
   private readonly parse: ((raw: KubernetesObject) => T) | undefined;
 
@@ -88,6 +139,8 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private lastActivity = 0;
   private resyncDue = false;
   private listing = false;
+  /** Waiting for a page slot (ListPageLimit): on purpose, like a backoff, so no watchdog. */
+  private waitingForPage = false;
   private stopped = true;
   private timers: NodeJS.Timeout[] = [];
 
@@ -101,6 +154,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     this.initialBackoffMs = options.backoff?.initialMs ?? 1_000;
     this.maxBackoffMs = options.backoff?.maxMs ?? 30_000;
     this.pageSize = options.pageSize ?? 500;
+    this.listPages = options.listPages;
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300));
     this.parse = options.parse;
   }
@@ -225,7 +279,9 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
     const fresh = new Map<string, T>();
     let continueToken: string | undefined;
     let listVersion = "";
-    do {
+    const fetchPage = async () => {
+      this.waitingForPage = false;
+      this.touch();
       const page = await getJson<RawList>(this.kc, path, {
         query: {
           limit: String(this.pageSize),
@@ -244,6 +300,18 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       }
       continueToken = page.metadata?.continue || undefined;
       listVersion = page.metadata?.resourceVersion ?? "";
+    };
+    do {
+      if (this.listPages) {
+        this.waitingForPage = true;
+        try {
+          await this.listPages.run(signal, fetchPage);
+        } finally {
+          this.waitingForPage = false;
+        }
+      } else {
+        await fetchPage();
+      }
     } while (continueToken);
 
     for (const [key, old] of this.cache) {
@@ -379,7 +447,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private checkWatchdog(): void {
-    if (this.backoffSleep) return; // waiting on purpose
+    if (this.backoffSleep || this.waitingForPage) return; // waiting on purpose
     if (performance.now() - this.lastActivity > this.watchdogMs) this.interrupt("watchdog");
   }
 

@@ -8,7 +8,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { createLogger } from "../logger.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
-import { Informer, type InformerOptions, type InformerSource } from "./informer.ts";
+import { Informer, type InformerOptions, type InformerSource, ListPageLimit } from "./informer.ts";
 import { LeaderElector } from "./leader-election.ts";
 import { gauge } from "./metrics.ts";
 
@@ -57,6 +57,8 @@ export interface ManagerOptions {
   gracefulShutdownMs?: number;
   /** Defaults for every informer made with `informer()`. */
   informerDefaults?: InformerOptions<KubernetesObject>;
+  /** List pages the informers fetch and parse at once, all together (see ListPageLimit). Default 2. */
+  listPageConcurrency?: number;
   /** process.exit, replaceable in tests. */
   exit?: (code: number) => void;
 }
@@ -70,6 +72,7 @@ export class Manager {
 
   private readonly options: ManagerOptions;
   private readonly informers = new Map<string, Informer<KubernetesObject>>();
+  private readonly listPages: ListPageLimit;
   private readonly leaderRunnables: Runnable[] = [];
   private elector: LeaderElector | undefined;
   private server: Server | undefined;
@@ -88,6 +91,7 @@ export class Manager {
     this.log = options.logger ?? createLogger({ name: "operator" });
     const election = options.leaderElection || undefined;
     this.identity = election?.identity || `${hostname()}_${randomUUID()}`;
+    this.listPages = new ListPageLimit(options.listPageConcurrency ?? 2);
     if (options.registry) {
       this.registry = options.registry;
     } else {
@@ -116,6 +120,7 @@ export class Manager {
     if (!informer) {
       informer = new Informer<KubernetesObject>(this.kubeConfig, source, {
         logger: this.log,
+        listPages: this.listPages,
         ...this.options.informerDefaults,
         ...(options as InformerOptions<KubernetesObject>),
       });
