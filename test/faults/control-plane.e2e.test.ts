@@ -6,18 +6,9 @@ import { type E2eWorld, INGEST_TOKEN, type OperatorProcess, setupWorld } from ".
 import { type ControlPlane, type Restart, startControlPlane } from "../env/control-plane.ts";
 import { installCrds } from "../env/install-crds.ts";
 import { useKubeconfig } from "../env/kubectl.ts";
-import { accounts, BULK_RATE, MIRRORED_RATE, mirrorCaughtUp, setupAccounts, targets } from "./e2e-load.ts";
+import { BULK_RATE, MIRRORED_RATE, setupAccounts, stopAndCount, targets } from "./e2e-load.ts";
 import { faultRow, reportRow } from "./fault-table.ts";
-import {
-  account,
-  drain,
-  failedOf,
-  type LoadReceiver,
-  redisPhases,
-  seconds,
-  startLoad,
-  startLoadReceiver,
-} from "./load.ts";
+import { type LoadReceiver, seconds, startLoad, startLoadReceiver } from "./load.ts";
 
 // The API server, then etcd, crash (SIGKILL) and come back mid-load. This file runs its own
 // kube-apiserver + etcd (test/env/control-plane.ts), so the files beside it never see the outage.
@@ -98,22 +89,7 @@ async function underLoad(
   await sleep(2_000);
   const restart = await injectFault();
   await sleep(3_000);
-  const result = await load.stop();
-  await drain(world.redis, keys, receiver);
-
-  const phases = await redisPhases(
-    world.redis,
-    keys,
-    result.events.flatMap((event) => event.webhookIds),
-  );
-  const counts = account(result.events, receiver.copies(), failedOf(phases));
-  const { mirrored } = accounts(world);
-  const mirroredPhases = new Map(
-    result.events
-      .filter((event) => event.namespace === mirrored)
-      .flatMap((event) => event.webhookIds.map((id) => [id, phases.get(id)] as const)),
-  );
-  const caughtUpAt = await mirrorCaughtUp(mirrored, mirroredPhases);
+  const { result, counts, caughtUpAt, mirroredCount } = await stopAndCount(world, keys, load, receiver);
   const restarted = operatorRestarts.length - restartsBefore;
   const duringOutage = [...receiver.copies().values()].filter((copies) =>
     copies.some((copy) => copy.at > restart.killedAt && copy.at < restart.readyAt),
@@ -126,7 +102,7 @@ async function underLoad(
       result,
       counts,
       "0",
-      `down ${seconds(restart.readyAt - restart.killedAt)}, ${duringOutage} delivered meanwhile; ${mirroredPhases.size} WebhookEvents caught up ${seconds(caughtUpAt - restart.readyAt)} after${restarted ? `; operator lost its Lease, restarted ${restarted}×` : ""}`,
+      `down ${seconds(restart.readyAt - restart.killedAt)}, ${duringOutage} delivered meanwhile; ${mirroredCount} WebhookEvents caught up ${seconds(caughtUpAt - restart.readyAt)} after${restarted ? `; operator lost its Lease, restarted ${restarted}×` : ""}`,
     ),
   );
 
@@ -138,7 +114,7 @@ async function underLoad(
   // the data plane did not wait for Kubernetes
   expect(result.retried).toBe(0);
   expect(duringOutage).toBeGreaterThan(50);
-  expect(mirroredPhases.size).toBeGreaterThan(50);
+  expect(mirroredCount).toBeGreaterThan(50);
 }
 
 describe("the Kubernetes control plane restarts mid-load", () => {

@@ -5,10 +5,22 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse, stringify } from "yaml";
+import type { Keyspace } from "../../contract/keys.ts";
 import type { E2eWorld } from "../e2e/harness.ts";
 import { integrationYaml, routingLive, webhookYaml } from "../e2e/k8s.ts";
 import { applyYaml, kubectl } from "../env/kubectl.ts";
-import type { LoadReceiver, LoadTarget, Phase } from "./load.ts";
+import {
+  type Accounting,
+  account,
+  drain,
+  failedOf,
+  type Load,
+  type LoadReceiver,
+  type LoadResult,
+  type LoadTarget,
+  type Phase,
+  redisPhases,
+} from "./load.ts";
 
 export const WEBHOOK = "orders";
 /** Events per second of each account (together "a few hundred"). */
@@ -98,6 +110,35 @@ export async function mirrorCaughtUp(
     }
     await sleep(500);
   }
+}
+
+/**
+ * Ends a scenario's load and counts it: stops the producers, waits until the dispatchers are
+ * done, classifies every owed delivery, and waits until the `mirrored` account's WebhookEvents
+ * show what the log shows (when: `caughtUpAt`, epoch ms; how many: `mirroredCount`).
+ */
+export async function stopAndCount(
+  world: E2eWorld,
+  keys: Keyspace,
+  load: Load,
+  receiver: LoadReceiver,
+): Promise<{ result: LoadResult; counts: Accounting; caughtUpAt: number; mirroredCount: number }> {
+  const result = await load.stop();
+  await drain(world.redis, keys, receiver);
+  const phases = await redisPhases(
+    world.redis,
+    keys,
+    result.events.flatMap((event) => event.webhookIds),
+  );
+  const counts = account(result.events, receiver.copies(), failedOf(phases));
+  const { mirrored } = accounts(world);
+  const mirroredPhases = new Map(
+    result.events
+      .filter((event) => event.namespace === mirrored)
+      .flatMap((event) => event.webhookIds.map((id) => [id, phases.get(id)] as const)),
+  );
+  const caughtUpAt = await mirrorCaughtUp(mirrored, mirroredPhases);
+  return { result, counts, caughtUpAt, mirroredCount: mirroredPhases.size };
 }
 
 /** The holder of the operators' leader Lease. */
