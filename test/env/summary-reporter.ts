@@ -2,26 +2,40 @@ import type { Reporter, TestModule } from "vitest/node";
 
 /**
  * Ends the run with one plain line, `vitest: N passed, N failed, N skipped`, which CI
- * reads as the test count whatever reporter prints above it.
+ * reads as the test count whatever reporter prints above it, followed by one line per
+ * failure (file, test, first line of the error): CI keeps only the tail of the output,
+ * and the default reporter prints failures far above it.
  */
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
+    const failures: string[] = [];
     for (const module of testModules) {
       let failedInModule = 0;
       for (const test of module.children.allTests()) {
-        const state = test.result().state;
-        if (state === "passed") passed++;
-        else if (state === "failed") failedInModule++;
-        else skipped++;
+        const result = test.result();
+        if (result.state === "passed") passed++;
+        else if (result.state === "failed") {
+          failedInModule++;
+          failures.push(`${module.moduleId} > ${test.fullName}: ${firstLine(result.errors?.[0]?.message)}`);
+        } else skipped++;
       }
       // A file that fails to load, or whose beforeAll throws, fails without a failed
       // test of its own; it must still count as a failure.
-      if (module.state() === "failed" && failedInModule === 0) failedInModule = 1;
+      if (module.state() === "failed" && failedInModule === 0) {
+        failedInModule = 1;
+        failures.push(`${module.moduleId}: ${firstLine(module.errors()[0]?.message)}`);
+      }
       failed += failedInModule;
     }
-    process.stdout.write(`\nvitest: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    const relative = (line: string) => line.replace(`${process.cwd()}/`, "");
+    const listed = failures.map((line) => `  FAILED ${relative(line)}\n`).join("");
+    process.stdout.write(`\nvitest: ${passed} passed, ${failed} failed, ${skipped} skipped\n${listed}`);
   }
+}
+
+function firstLine(message: string | undefined): string {
+  return (message ?? "(no message)").split("\n")[0]!.slice(0, 300);
 }
