@@ -40,13 +40,15 @@ import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
 // (start-up list included). Nothing here constrains the process: with the machine's memory free,
 // V8 collects lazily, so these figures are what the operator takes, more than it needs.
 //
-// A configuration suffixed `@<MiB>` (e.g. `all@192`) runs with `--max-old-space-size=<MiB>`: about
-// the old space V8 gives itself in a container with twice that memory limit (Node tells V8 the
-// cgroup's limit; it takes half for the heap), so `@128` stands for the chart's old 256 MiB limit
-// and `@192` for 384 MiB: there V8 has to collect instead of growing, and the run shows whether
-// the operator stays alive, and under the limit. The bench cannot set a real cgroup limit (it
-// would need a cgroup of its own). BENCH_RUNS picks configurations (comma-separated);
-// BENCH_OPERATOR_NODE_ARGS adds node flags to every run.
+// A configuration suffixed `@<MiB>` (e.g. `all@384`) runs with the heap V8 gives itself in a
+// container with that memory limit: Node hands V8 the cgroup's limit (SetIsolateCreateParamsForNode
+// → ResourceConstraints::ConfigureDefaults), and V8 takes half of it for the old generation and,
+// up to 512 MiB, semi-spaces of 1 MiB (Heap::YoungGenerationSizeFromOldGenerationSize). Here
+// that is --max-old-space-size and --max-semi-space-size, as the bench cannot put the process in
+// a cgroup of its own. V8 then has to collect instead of growing: the run shows whether the
+// operator lives, and how far under the limit its RSS stays (the limit is charged with RSS; the
+// file-backed part, the node binary, is reclaimable). BENCH_RUNS picks configurations
+// (comma-separated); BENCH_OPERATOR_NODE_ARGS adds node flags to every run.
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const PAYLOAD_BYTES = Number(process.env.BENCH_PAYLOAD_BYTES ?? 60 * 1024);
@@ -54,7 +56,7 @@ const NAMESPACES = Number(process.env.BENCH_NAMESPACES ?? 20);
 const SAMPLE_SECONDS = Number(process.env.BENCH_SAMPLE_SECONDS ?? 60);
 const RESYNC_MS = Number(process.env.BENCH_RESYNC_MS ?? 30_000);
 const RUNS = (
-  process.env.BENCH_RUNS ?? "empty,all,all-keep,scoped,scoped-keep,all@128,scoped@128,all@192,scoped@192"
+  process.env.BENCH_RUNS ?? "empty,all,all-keep,scoped,scoped-keep,all@256,scoped@256,all@384,scoped@384"
 )
   .split(",")
   .filter(Boolean);
@@ -75,8 +77,8 @@ interface RunConfig {
   withEvents: boolean;
   scoped: boolean;
   keepPayloads: boolean;
-  /** --max-old-space-size, MiB */
-  oldSpaceMiB?: number;
+  /** The container memory limit whose heap sizes the run takes (see the top of the file), MiB. */
+  containerMiB?: number;
 }
 
 const CONFIGS: Record<string, Omit<RunConfig, "label">> = {
@@ -87,16 +89,25 @@ const CONFIGS: Record<string, Omit<RunConfig, "label">> = {
   "scoped-keep": { withEvents: true, scoped: true, keepPayloads: true },
 };
 
-/** `all`, `scoped-keep@192`, …: see the top of the file. */
+/** `all`, `scoped-keep@384`, …: see the top of the file. */
 function runConfig(label: string): RunConfig {
-  const [name = "", oldSpace] = label.split("@");
+  const [name = "", container] = label.split("@");
   const base = CONFIGS[name];
-  if (!base || (oldSpace !== undefined && !/^\d+$/.test(oldSpace))) {
+  if (!base || (container !== undefined && !/^\d+$/.test(container))) {
     throw new Error(
       `unknown run ${label} (known: ${Object.keys(CONFIGS).join(", ")}, each with an optional @<MiB>)`,
     );
   }
-  return { label, ...base, ...(oldSpace ? { oldSpaceMiB: Number(oldSpace) } : {}) };
+  return { label, ...base, ...(container ? { containerMiB: Number(container) } : {}) };
+}
+
+/** The V8 heap flags Node would arrive at in a container of `containerMiB` (64-bit, no pointer compression). */
+function heapFlags(containerMiB: number): string[] {
+  const oldSpace = Math.floor(containerMiB / 2);
+  // ≤ 256 MiB of old space is V8's "low memory": semi-space = old / 256, at least 1 MiB;
+  // above, old / 128 (a power of two, at most 64 MiB).
+  const semi = oldSpace <= 256 ? 1 : 2 ** Math.ceil(Math.log2(Math.min(64, Math.max(1, oldSpace / 128))));
+  return [`--max-old-space-size=${oldSpace}`, `--max-semi-space-size=${semi}`];
 }
 
 interface RunResult {
@@ -108,6 +119,8 @@ interface RunResult {
   settledSeconds: number;
   /** VmHWM at the end of the window, MiB. */
   peakRssMiB: number;
+  /** RssAnon, the largest sampled over the process's life, MiB. */
+  peakAnonMiB: number;
   rss: { min: number; median: number; max: number };
   heapUsed: { median: number; max: number };
   heapTotalMaxMiB: number;
@@ -341,7 +354,7 @@ async function measure(
     process.execPath,
     [
       "--enable-source-maps",
-      ...(config.oldSpaceMiB ? [`--max-old-space-size=${config.oldSpaceMiB}`] : []),
+      ...(config.containerMiB ? heapFlags(config.containerMiB) : []),
       ...NODE_ARGS,
       entry,
     ],
@@ -370,6 +383,7 @@ async function measure(
     readyCpuSeconds: Number.NaN,
     settledSeconds: Number.NaN,
     peakRssMiB: Number.NaN,
+    peakAnonMiB: Number.NaN,
     rss: { min: Number.NaN, median: Number.NaN, max: Number.NaN },
     heapUsed: { median: Number.NaN, max: Number.NaN },
     heapTotalMaxMiB: Number.NaN,
@@ -406,8 +420,10 @@ async function measure(
     result.heapTotalMaxMiB = Math.max(...heapTotal);
     result.externalMaxMiB = Math.max(...external);
     result.peakRssMiB = sampler.hwm();
+    result.peakAnonMiB = sampler.anonMax();
   } catch (error) {
     result.peakRssMiB = sampler.hwm();
+    result.peakAnonMiB = sampler.anonMax();
     result.outcome = error instanceof Error ? error.message.split("\n")[0]! : String(error);
   } finally {
     sampler.stop();
@@ -449,6 +465,7 @@ class RssSampler {
   private samples: number[] = [];
   private latest = 0;
   private peak = 0;
+  private anonPeak = 0;
   private windowStart = Number.POSITIVE_INFINITY;
 
   constructor(pid: number) {
@@ -463,6 +480,7 @@ class RssSampler {
     if (!status || Number.isNaN(status.rss)) return;
     this.latest = status.rss;
     this.peak = Math.max(this.peak, status.hwm);
+    this.anonPeak = Math.max(this.anonPeak, status.anon);
     if (Date.now() >= this.windowStart) this.samples.push(status.rss);
   }
 
@@ -485,6 +503,11 @@ class RssSampler {
     return this.peak;
   }
 
+  /** The largest RssAnon seen (sampled, so it may miss a short peak). */
+  anonMax(): number {
+    return this.anonPeak;
+  }
+
   stop(): void {
     clearInterval(this.timer);
   }
@@ -501,8 +524,8 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** VmRSS and VmHWM of a process, MiB; undefined once it is gone. */
-function procStatus(pid: number): { rss: number; hwm: number } | undefined {
+/** VmRSS, VmHWM and RssAnon of a process, MiB; undefined once it is gone. */
+function procStatus(pid: number): { rss: number; hwm: number; anon: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -511,7 +534,7 @@ function procStatus(pid: number): { rss: number; hwm: number } | undefined {
   }
   const kib = (field: string) =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? Number.NaN);
-  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024 };
+  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024, anon: kib("RssAnon") / 1024 };
 }
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────
@@ -624,6 +647,7 @@ function printTable(results: readonly RunResult[]): void {
     r.events > 0 ? `${(PAYLOAD_BYTES / 1024).toFixed(0)} KiB` : "–",
     `${f(r.readySeconds)} (${f(r.readyCpuSeconds)})`,
     f(r.peakRssMiB),
+    f(r.peakAnonMiB),
     `${f(r.rss.median)} (${f(r.rss.min)}–${f(r.rss.max)})`,
     `${f(r.heapUsed.median)} / ${f(r.heapUsed.max)}`,
     f(r.heapTotalMaxMiB),
@@ -638,6 +662,7 @@ function printTable(results: readonly RunResult[]): void {
     "payload",
     "ready s (CPU s)",
     "peak RSS MiB (VmHWM)",
+    "peak anon MiB (RssAnon, sampled)",
     "RSS MiB in window: median (min–max)",
     "V8 heap used MiB: median / max",
     "heap total max",
@@ -647,6 +672,7 @@ function printTable(results: readonly RunResult[]): void {
   console.log(
     `\noperator memory, ${SAMPLE_SECONDS} s window, re-list every ${RESYNC_MS / 1000} s, node ${process.version}`,
   );
+  console.log("name@L: the V8 heap limits Node sets in a container with an L MiB memory limit");
   console.log(`| ${header.join(" | ")} |`);
   console.log(`| ${header.map(() => "---").join(" | ")} |`);
   for (const row of rows) console.log(`| ${row.join(" | ")} |`);
