@@ -56,7 +56,8 @@ const NAMESPACES = Number(process.env.BENCH_NAMESPACES ?? 20);
 const SAMPLE_SECONDS = Number(process.env.BENCH_SAMPLE_SECONDS ?? 60);
 const RESYNC_MS = Number(process.env.BENCH_RESYNC_MS ?? 30_000);
 const RUNS = (
-  process.env.BENCH_RUNS ?? "empty,all,all-keep,scoped,scoped-keep,all@256,scoped@256,all@384,scoped@384"
+  process.env.BENCH_RUNS ??
+  "empty,empty@576,all,all-keep,scoped,scoped-keep,all@256,scoped@256,all@576,scoped@576"
 )
   .split(",")
   .filter(Boolean);
