@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
 import { type Logger, pino } from "pino";
 import { getJson, isGone, objectKey, type ResourceType, resourcePath } from "./kube.ts";
+import { NamespacedStore } from "./store.ts";
 
 // A list+watch cache of one resource that does not give up. client-node's own
 // informer re-lists on 410 Gone but stops for good on any other error; this one
@@ -128,7 +129,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   private readonly watchTimeoutSeconds: () => number;
   private readonly parse: ((raw: KubernetesObject) => T) | undefined;
 
-  private readonly cache = new Map<string, T>();
+  private readonly cache = new NamespacedStore<T>();
   private readonly handlers = new Set<InformerHandlers<T>>();
   private resourceVersion = "";
   private synced = false;
@@ -210,8 +211,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
 
   /** Cached objects, of one namespace or all; read-only like `get`. */
   list(namespace?: string): T[] {
-    const all = [...this.cache.values()];
-    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
+    return this.cache.list(namespace);
   }
 
   /** The resourceVersion the next watch continues from (`""` = a list comes first). */
@@ -314,7 +314,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
       }
     } while (continueToken);
 
-    for (const [key, old] of this.cache) {
+    for (const [key, old] of this.cache.entries()) {
       if (!fresh.has(key)) {
         this.cache.delete(key);
         this.emit("delete", old);
