@@ -94,7 +94,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       }
     }
     const compiled = planNamespace(
-      await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, fresh),
+      await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, { fresh }),
     );
     const change = await applyRouting(deps, namespace, compiled.routing);
     if (change === "written" || change === "deleted") {

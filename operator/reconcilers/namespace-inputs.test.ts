@@ -57,6 +57,32 @@ describe("gatherNamespaceInputs", () => {
   });
 });
 
+describe("gatherNamespaceInputs for one webhook", () => {
+  it("holds only that webhook, and looks up only the Secrets it and the integration read", async () => {
+    const base = caches({ enabled: true, signingSecretRef: { name: "mine", key: "k" } }, ["mine"]);
+    const other = {
+      metadata: { name: "other", namespace: "ns" },
+      spec: {
+        event: "job.created",
+        url: "https://y.example",
+        headers: [{ name: "X", valueFrom: { secretKeyRef: { name: "other-auth", key: "k" } } }],
+      },
+    } as unknown as Webhook;
+    const withOther: OperatorCaches = { ...base, webhooks: cache([...base.webhooks.list("ns"), other]) };
+    const asked: string[] = [];
+    const exists = async (_ns: string, name: string) => {
+      asked.push(name);
+      return false;
+    };
+    const inputs = await gatherNamespaceInputs(withOther, "ns", GENERATED, exists, { webhook: "crm" });
+    expect(inputs.webhooks.map((w) => w.metadata.name)).toEqual(["crm"]);
+    expect(asked).toEqual(["crm-auth"]);
+
+    const gone = await gatherNamespaceInputs(withOther, "ns", GENERATED, exists, { webhook: "deleted" });
+    expect(gone.webhooks).toEqual([]);
+  });
+});
+
 describe("recheckAfter", () => {
   it("looks again for a Secret every SECRET_RECHECK_MS, and when a wait's grace ends if sooner", () => {
     expect(recheckAfter("Active", undefined)).toBeUndefined();

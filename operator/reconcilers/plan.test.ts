@@ -368,6 +368,60 @@ describe("planNamespace", () => {
   });
 });
 
+describe("a webhook's verdict", () => {
+  // The webhook reconciler plans each webhook alone (O(1) per webhook, not O(n)): that is only
+  // right while no verdict depends on another webhook of the namespace.
+  it("is the same planned alone as planned with every other webhook of the namespace", () => {
+    const variety = [
+      webhook("active"),
+      webhook("paused", { paused: true }),
+      webhook("plain", { url: "http://127.0.0.1:8080/hook" }),
+      webhook("invalid", { event: "nope.nope" }),
+      webhook("gone"),
+      webhook("with-secret", {
+        headers: [{ name: "Authorization", valueFrom: { secretKeyRef: { name: "crm", key: "auth" } } }],
+      }),
+      webhook("missing-secret", {
+        headers: [{ name: "Authorization", valueFrom: { secretKeyRef: { name: "nope", key: "auth" } } }],
+      }),
+      webhook("unlabelled", {
+        headers: [{ name: "Authorization", valueFrom: { secretKeyRef: { name: "db", key: "pw" } } }],
+      }),
+      webhook("twin", { url: "https://active.example/hook" }), // the same URL and event as another
+    ];
+    const secrets = new Map<string, Record<string, string>>([
+      ["webhook-signing-secret", { secret: SECRET }],
+      ["crm", { auth: "Bearer t0k3n" }],
+    ]);
+    const integrations = [
+      integration(),
+      integration({ enabled: false }),
+      integration({ destinationPolicy: { allowPlainHTTP: true } }),
+      integration({ delivery: { maxAttempts: "many" } }),
+      undefined,
+    ];
+    for (const [i, candidate] of integrations.entries()) {
+      for (const signing of [secrets, new Map()]) {
+        const shared = {
+          integration: candidate,
+          secrets: signing,
+          endpointGone: new Set(["gone"]),
+          unlabelledSecrets: new Set(["db"]),
+        };
+        const together = planNamespace(inputs({ ...shared, webhooks: variety }));
+        for (const hook of variety) {
+          const alone = planNamespace(inputs({ ...shared, webhooks: [hook] }));
+          expect({ i, name: hook.metadata.name, verdict: alone.webhooks.get(hook.metadata.name) }).toEqual({
+            i,
+            name: hook.metadata.name,
+            verdict: together.webhooks.get(hook.metadata.name),
+          });
+        }
+      }
+    }
+  });
+});
+
 describe("the status model's standings", () => {
   it("Ready=True exactly for the Ready standing, whatever the inputs", () => {
     const cases: NamespaceInputs[] = [

@@ -109,7 +109,9 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
     }
     const gone = deps.lastDeliveries.isGone(key, webhook.spec.url);
     const compiled = planNamespace({
-      ...(await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists)),
+      ...(await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, {
+        webhook: name,
+      })),
       ...(gone ? { endpointGone: new Set([name]) } : {}),
     });
     const verdict = compiled.webhooks.get(name);
