@@ -4,7 +4,8 @@ import type { Reporter, TestModule } from "vitest/node";
  * Ends the run with one plain line, `vitest: N passed, N failed, N skipped`, which CI
  * reads as the test count whatever reporter prints above it, followed by one line per
  * failure (file, test, first line of the error): CI keeps only the tail of the output,
- * and the default reporter prints failures far above it.
+ * and the default reporter prints failures far above it. Tests that passed only when retried
+ * (vitest.config.ts) are listed too, as FLAKY.
  */
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
@@ -12,11 +13,15 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     const failures: string[] = [];
+    const flaky: string[] = [];
     for (const module of testModules) {
       let failedInModule = 0;
       for (const test of module.children.allTests()) {
         const result = test.result();
-        if (result.state === "passed") passed++;
+        if (result.state === "passed") {
+          passed++;
+          if (test.diagnostic()?.flaky) flaky.push(`${module.moduleId} > ${test.fullName}`);
+        }
         else if (result.state === "failed") {
           failedInModule++;
           failures.push(`${module.moduleId} > ${test.fullName}: ${firstLine(result.errors?.[0]?.message)}`);
@@ -31,7 +36,10 @@ export default class SummaryReporter implements Reporter {
       failed += failedInModule;
     }
     const relative = (line: string) => line.replace(`${process.cwd()}/`, "");
-    const listed = failures.map((line) => `  FAILED ${relative(line)}\n`).join("");
+    const listed = [
+      ...failures.map((line) => `  FAILED ${relative(line)}\n`),
+      ...flaky.map((line) => `  FLAKY (passed on retry) ${relative(line)}\n`),
+    ].join("");
     process.stdout.write(`\nvitest: ${passed} passed, ${failed} failed, ${skipped} skipped\n${listed}`);
   }
 }

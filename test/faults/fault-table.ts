@@ -53,7 +53,8 @@ export function faultRow(
 
 /** Attaches the row to the running test (for the table) and logs it (for the test's own output). */
 export function reportRow(task: { meta: { faults?: FaultRow[] } }, row: FaultRow): void {
-  task.meta.faults = [...(task.meta.faults ?? []), row];
+  // a retried test reports its fault again: the last attempt's numbers replace the earlier ones
+  task.meta.faults = [...(task.meta.faults ?? []).filter((known) => known.fault !== row.fault), row];
   console.log(`fault | ${formatRow(row, "").join(" | ")}`);
 }
 
