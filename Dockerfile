@@ -67,5 +67,5 @@ COPY --from=build /src/dist ./dist
 USER 1000:1000
 # Dispatcher HTTP API + /metrics (DISPATCHER_PORT), operator /metrics + probes (OPERATOR_PORT).
 EXPOSE 8080 8081
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--enable-source-maps"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node"]
 CMD ["dist/dispatcher/main.js"]

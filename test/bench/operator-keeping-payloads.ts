@@ -5,7 +5,7 @@ import { loadSettings } from "../../operator/config.ts";
 import { createLogger } from "../../operator/logger.ts";
 import { createOperator } from "../../operator/operator.ts";
 
-// operator/main.ts with one difference: the WebhookEvent cache keeps `spec.payload`, as it did
+// operator/run.ts with one difference: the WebhookEvent cache keeps `spec.payload`, as it did
 // before CachedWebhookEvent. Only operator-memory.ts runs it, to show what dropping it saves.
 
 const settings = loadSettings();

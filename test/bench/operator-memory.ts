@@ -32,7 +32,7 @@ import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
 //   scoped-keep  the same, keeping payloads
 //
 // The operator runs as the image runs it: compiled (tsconfig.build.json, into a temp dir), with
-// `node --enable-source-maps` and NODE_ENV=production. Each run: start, wait for /readyz
+// NODE_ENV=production. Each run: start, wait for /readyz
 // (informers synced) and for the controllers to settle (work queues empty, reconcile counts
 // still), then sample VmRSS from /proc every 250 ms and the V8 heap from /metrics for
 // BENCH_SAMPLE_SECONDS (60). The informers re-list every BENCH_RESYNC_MS (30 s; production: every
@@ -353,12 +353,7 @@ async function measure(
   const proc = startProcess(
     `operator-${config.label}`,
     process.execPath,
-    [
-      "--enable-source-maps",
-      ...(config.containerMiB ? heapFlags(config.containerMiB) : []),
-      ...NODE_ARGS,
-      entry,
-    ],
+    [...(config.containerMiB ? heapFlags(config.containerMiB) : []), ...NODE_ARGS, entry],
     {
       logFile,
       cwd: repo,

@@ -21,8 +21,7 @@ export default class SummaryReporter implements Reporter {
         if (result.state === "passed") {
           passed++;
           if (test.diagnostic()?.flaky) flaky.push(`${module.moduleId} > ${test.fullName}`);
-        }
-        else if (result.state === "failed") {
+        } else if (result.state === "failed") {
           failedInModule++;
           failures.push(`${module.moduleId} > ${test.fullName}: ${firstLine(result.errors?.[0]?.message)}`);
         } else skipped++;
