@@ -1,23 +1,19 @@
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
-import { Agent, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { parse } from "yaml";
-import { deliveryId } from "../../contract/delivery-id.ts";
-import type { DeliveryRecord } from "../../contract/records.ts";
 import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
-import { desiredStatus, newWebhookEvent } from "../../operator/mirror/webhook-event.ts";
-import { type ControlPlane, startControlPlane } from "../env/control-plane.ts";
+import { startControlPlane } from "../env/control-plane.ts";
 import { installCrds } from "../env/install-crds.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
 import { startRedis, type TestRedis } from "../env/redis.ts";
 import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
+import { type AdminClient, adminClient, createLargeWebhookEvents } from "../support/large-webhook-events.ts";
+import { heapFlags, RssSampler } from "../support/process-memory.ts";
 
 // `npm run bench:operator-memory`: the operator's memory with many large WebhookEvents in the
 // cluster (issue 10, item 5). A real kube-apiserver + etcd gets BENCH_NAMESPACES namespaces, each
@@ -102,15 +98,6 @@ function runConfig(label: string): RunConfig {
   return { label, ...base, ...(container ? { containerMiB: Number(container) } : {}) };
 }
 
-/** The V8 heap flags Node would arrive at in a container of `containerMiB` (64-bit, no pointer compression). */
-function heapFlags(containerMiB: number): string[] {
-  const oldSpace = Math.floor(containerMiB / 2);
-  // ≤ 256 MiB of old space is V8's "low memory": semi-space = old / 256, at least 1 MiB;
-  // above, old / 128 (a power of two, at most 64 MiB).
-  const semi = oldSpace <= 256 ? 1 : 2 ** Math.ceil(Math.log2(Math.min(64, Math.max(1, oldSpace / 128))));
-  return [`--max-old-space-size=${oldSpace}`, `--max-semi-space-size=${semi}`];
-}
-
 interface RunResult {
   config: RunConfig;
   events: number;
@@ -144,7 +131,7 @@ async function main(): Promise<void> {
     cleanups.push(() => controlPlane.stop());
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
-    const api = adminClient(controlPlane);
+    const api = adminClient(controlPlane.kubeconfigPath, CREATE_CONCURRENCY);
     cleanups.push(async () => api.agent.destroy());
     await installCrds(join(controlPlane.assetsDir, "kubectl"), controlPlane.kubeconfigPath);
     log("control plane, Redis and CRDs ready");
@@ -275,62 +262,20 @@ async function createEvents(
 ): Promise<number> {
   log(`creating ${EVENTS} WebhookEvents (${((EVENTS * PAYLOAD_BYTES) / MiB).toFixed(0)} MiB of payloads)`);
   const t0 = Date.now();
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    for (let i = next++; i < EVENTS; i = next++) {
-      const ns = namespaces[i % namespaces.length]!;
-      const record = deliveryRecord(ns, i);
-      await api.must(
-        "POST",
-        `${GROUP_PATH}/namespaces/${ns}/webhookevents`,
-        newWebhookEvent(record, uids.get(ns)!),
-      );
-      await api.must(
-        "PATCH",
-        `${GROUP_PATH}/namespaces/${ns}/webhookevents/${record.id}/status`,
-        { status: desiredStatus(record, undefined) },
-        "application/merge-patch+json",
-      );
-      if (++done % 2000 === 0)
+  await createLargeWebhookEvents(api, {
+    namespaces,
+    webhook: WEBHOOK,
+    uids,
+    count: EVENTS,
+    payloadBytes: PAYLOAD_BYTES,
+    concurrency: CREATE_CONCURRENCY,
+    onProgress: (done) => {
+      if (done % 2000 === 0)
         log(`  ${done} / ${EVENTS} (${(done / ((Date.now() - t0) / 1000)).toFixed(0)}/s)`);
-    }
-  };
-  await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, worker));
+    },
+  });
   log(`created ${EVENTS} WebhookEvents in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return EVENTS;
-}
-
-/** A SENT delivery whose payload is PAYLOAD_BYTES of JSON (random text: nothing shares or compresses it). */
-function deliveryRecord(namespace: string, i: number): DeliveryRecord {
-  const eventId = `evt_${i}`;
-  const at = new Date(Date.now() - 60_000).toISOString();
-  const head = JSON.stringify({ id: eventId, type: "job.created", data: { jobId: `job_${i}`, notes: "" } });
-  const fill = PAYLOAD_BYTES - head.length;
-  const notes = randomBytes(Math.ceil((fill * 3) / 4) + 3)
-    .toString("base64")
-    .slice(0, Math.max(0, fill));
-  const payload = head.replace('"notes":""', `"notes":"${notes}"`);
-  return {
-    id: deliveryId(namespace, eventId, WEBHOOK),
-    eventId,
-    eventType: "job.created",
-    namespace,
-    webhook: WEBHOOK,
-    webhookUid: "",
-    url: "https://receiver.example/hook",
-    payload,
-    phase: "SENT",
-    attempts: [{ number: 1, startedAt: at, durationMs: 42, statusCode: 200 }],
-    maxAttempts: 3,
-    cycle: 1,
-    cycleAttempts: 1,
-    occurredAt: at,
-    ingestedAt: at,
-    createdAt: at,
-    updatedAt: at,
-    version: 2,
-  };
 }
 
 // ── one operator run ────────────────────────────────────────────────────────────────────────────
@@ -454,61 +399,6 @@ async function settle(proc: ManagedProcess, logFile: string, base: string): Prom
   );
 }
 
-/** VmRSS every 250 ms; VmHWM is the kernel's own peak. */
-class RssSampler {
-  private readonly pid: number;
-  private readonly timer: NodeJS.Timeout;
-  private samples: number[] = [];
-  private latest = 0;
-  private peak = 0;
-  private anonPeak = 0;
-  private windowStart = Number.POSITIVE_INFINITY;
-
-  constructor(pid: number) {
-    this.pid = pid;
-    this.timer = setInterval(() => this.sample(), 250);
-    this.sample();
-  }
-
-  private sample(): void {
-    const status = procStatus(this.pid);
-    // gone, or a zombie (no Vm* lines) until reaped
-    if (!status || Number.isNaN(status.rss)) return;
-    this.latest = status.rss;
-    this.peak = Math.max(this.peak, status.hwm);
-    this.anonPeak = Math.max(this.anonPeak, status.anon);
-    if (Date.now() >= this.windowStart) this.samples.push(status.rss);
-  }
-
-  startWindow(): void {
-    this.samples = [];
-    this.windowStart = Date.now();
-  }
-
-  window(): number[] {
-    this.sample();
-    return this.samples;
-  }
-
-  last(): number {
-    return this.latest;
-  }
-
-  hwm(): number {
-    this.sample();
-    return this.peak;
-  }
-
-  /** The largest RssAnon seen (sampled, so it may miss a short peak). */
-  anonMax(): number {
-    return this.anonPeak;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
-
 /** User + system CPU seconds of a process (/proc/<pid>/stat fields 14 and 15, in USER_HZ = 100 ticks). */
 function cpuSeconds(pid: number): number {
   try {
@@ -520,68 +410,7 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** VmRSS, VmHWM and RssAnon of a process, MiB; undefined once it is gone. */
-function procStatus(pid: number): { rss: number; hwm: number; anon: number } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/status`, "utf8");
-  } catch {
-    return undefined;
-  }
-  const kib = (field: string) =>
-    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? Number.NaN);
-  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024, anon: kib("RssAnon") / 1024 };
-}
-
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────
-
-interface AdminClient {
-  readonly agent: Agent;
-  /** A request as cluster admin; throws unless 2xx. Returns the body. */
-  must(method: string, path: string, body: unknown, contentType?: string): Promise<string>;
-}
-
-/** The admin kubeconfig's client certificate over a keep-alive agent (kubectl per object would be far slower). */
-function adminClient(controlPlane: ControlPlane): AdminClient {
-  const config = parse(readFileSync(controlPlane.kubeconfigPath, "utf8")) as {
-    clusters: Array<{ cluster: { "certificate-authority-data": string } }>;
-    users: Array<{ user: { "client-certificate-data": string; "client-key-data": string } }>;
-  };
-  const b64 = (value: string) => Buffer.from(value, "base64");
-  const agent = new Agent({
-    keepAlive: true,
-    maxSockets: CREATE_CONCURRENCY,
-    ca: b64(config.clusters[0]!.cluster["certificate-authority-data"]),
-    cert: b64(config.users[0]!.user["client-certificate-data"]),
-    key: b64(config.users[0]!.user["client-key-data"]),
-  });
-  const must = (method: string, path: string, body: unknown, contentType = "application/json") =>
-    new Promise<string>((resolve, reject) => {
-      const data = JSON.stringify(body);
-      const req = request(
-        `${controlPlane.server}${path}`,
-        {
-          method,
-          agent,
-          headers: { "content-type": contentType, "content-length": Buffer.byteLength(data) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve(text);
-            else reject(new Error(`${method} ${path}: ${status} ${text.slice(0, 500)}`));
-          });
-          res.on("error", reject);
-        },
-      );
-      req.on("error", reject);
-      req.end(data);
-    });
-  return { agent, must };
-}
 
 /** An error that ends a wait at once (any other is taken for "not yet"). */
 class Fatal extends Error {}

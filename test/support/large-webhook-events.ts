@@ -1,0 +1,142 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Agent, request } from "node:https";
+import { parse } from "yaml";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import type { DeliveryRecord } from "../../contract/records.ts";
+import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
+import { desiredStatus, newWebhookEvent } from "../../operator/mirror/webhook-event.ts";
+
+// Many WebhookEvents with large payloads, written straight to the API server as the mirror
+// writes them (create, then a status write): what the operator's caches must hold without the
+// payloads. Used by the operator memory bench and its e2e bound.
+
+export interface AdminClient {
+  readonly agent: Agent;
+  /** A request as cluster admin; throws unless 2xx. Returns the body. */
+  must(method: string, path: string, body: unknown, contentType?: string): Promise<string>;
+}
+
+/**
+ * The admin kubeconfig's client certificate over a keep-alive agent (kubectl per object would be
+ * far slower): `concurrency` requests at once.
+ */
+export function adminClient(kubeconfigPath: string, concurrency: number): AdminClient {
+  const config = parse(readFileSync(kubeconfigPath, "utf8")) as {
+    clusters: Array<{ cluster: { server: string; "certificate-authority-data": string } }>;
+    users: Array<{ user: { "client-certificate-data": string; "client-key-data": string } }>;
+  };
+  const b64 = (value: string) => Buffer.from(value, "base64");
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: concurrency,
+    ca: b64(config.clusters[0]!.cluster["certificate-authority-data"]),
+    cert: b64(config.users[0]!.user["client-certificate-data"]),
+    key: b64(config.users[0]!.user["client-key-data"]),
+  });
+  const must = (method: string, path: string, body: unknown, contentType = "application/json") =>
+    new Promise<string>((resolve, reject) => {
+      const data = JSON.stringify(body);
+      const req = request(
+        `${config.clusters[0]!.cluster.server}${path}`,
+        {
+          method,
+          agent,
+          headers: { "content-type": contentType, "content-length": Buffer.byteLength(data) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve(text);
+            else reject(new Error(`${method} ${path}: ${status} ${text.slice(0, 500)}`));
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(data);
+    });
+  return { agent, must };
+}
+
+/** A SENT delivery whose payload is `payloadBytes` of JSON (random text: nothing shares or compresses it). */
+export function largeDeliveryRecord(
+  namespace: string,
+  i: number,
+  webhook: string,
+  payloadBytes: number,
+): DeliveryRecord {
+  const eventId = `evt_${i}`;
+  const at = new Date(Date.now() - 60_000).toISOString();
+  const head = JSON.stringify({ id: eventId, type: "job.created", data: { jobId: `job_${i}`, notes: "" } });
+  const fill = payloadBytes - head.length;
+  const notes = randomBytes(Math.ceil((fill * 3) / 4) + 3)
+    .toString("base64")
+    .slice(0, Math.max(0, fill));
+  const payload = head.replace('"notes":""', `"notes":"${notes}"`);
+  return {
+    id: deliveryId(namespace, eventId, webhook),
+    eventId,
+    eventType: "job.created",
+    namespace,
+    webhook,
+    webhookUid: "",
+    url: "https://receiver.example/hook",
+    payload,
+    phase: "SENT",
+    attempts: [{ number: 1, startedAt: at, durationMs: 42, statusCode: 200 }],
+    maxAttempts: 3,
+    cycle: 1,
+    cycleAttempts: 1,
+    occurredAt: at,
+    ingestedAt: at,
+    createdAt: at,
+    updatedAt: at,
+    version: 2,
+  };
+}
+
+/**
+ * `count` SENT WebhookEvents with `payloadBytes` of payload, spread round-robin over
+ * `namespaces` (each with `webhook`, whose uid is in `uids`), `concurrency` at a time.
+ */
+export async function createLargeWebhookEvents(
+  api: AdminClient,
+  options: {
+    namespaces: readonly string[];
+    webhook: string;
+    uids: ReadonlyMap<string, string>;
+    count: number;
+    payloadBytes: number;
+    concurrency: number;
+    onProgress?: (done: number) => void;
+  },
+): Promise<void> {
+  const { namespaces, webhook, uids, count, payloadBytes } = options;
+  const path = `/apis/${API_VERSION}/namespaces`;
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const ns = namespaces[i % namespaces.length]!;
+      const record = largeDeliveryRecord(ns, i, webhook, payloadBytes);
+      // a run that starts over (a retried test) finds its events there already
+      await api
+        .must("POST", `${path}/${ns}/webhookevents`, newWebhookEvent(record, uids.get(ns)!))
+        .catch((error: unknown) => {
+          if (!(error instanceof Error && / 409 /.test(error.message))) throw error;
+        });
+      await api.must(
+        "PATCH",
+        `${path}/${ns}/webhookevents/${record.id}/status`,
+        { status: desiredStatus(record, undefined) },
+        "application/merge-patch+json",
+      );
+      options.onProgress?.(++done);
+    }
+  };
+  await Promise.all(Array.from({ length: options.concurrency }, worker));
+}
