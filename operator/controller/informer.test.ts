@@ -307,18 +307,26 @@ describe("Informer", () => {
     expect(informer.list()).toHaveLength(3);
   });
 
-  it("caches objects without metadata.managedFields, listed or watched", async () => {
+  it("caches objects without managedFields and kubectl's last-applied copy, listed or watched", async () => {
     const managedFields = [{ manager: "kubectl", operation: "Update", fieldsType: "FieldsV1", fieldsV1: {} }];
-    api.put("a", { v: "1" }, { managedFields });
+    const lastApplied = { "kubectl.kubernetes.io/last-applied-configuration": '{"data":{"v":"1"}}' };
+    api.put("a", { v: "1" }, { managedFields, annotations: lastApplied });
     const { informer } = start();
     await informer.waitForSync();
     await vi.waitFor(() => expect(api.watcherCount).toBe(1));
-    api.put("b", { v: "1" }, { managedFields });
+    api.put(
+      "b",
+      { v: "1" },
+      { managedFields, annotations: { ...lastApplied, "webhooks.dataforce.io/retry": "t1" } },
+    );
     await vi.waitFor(() => expect(informer.list()).toHaveLength(2));
     for (const object of informer.list()) {
       expect(object.metadata).not.toHaveProperty("managedFields");
       expect(object.metadata?.resourceVersion).toBeDefined();
     }
+    expect(informer.get("a", "ns")?.metadata).not.toHaveProperty("annotations");
+    // the annotations something reads stay
+    expect(informer.get("b", "ns")?.metadata?.annotations).toEqual({ "webhooks.dataforce.io/retry": "t1" });
   });
 
   it("informers sharing a ListPageLimit fetch no more pages at once than it allows", async () => {

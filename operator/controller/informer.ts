@@ -40,7 +40,7 @@ export interface InformerOptions<T> {
   watchTimeoutSeconds?: () => number;
   /**
    * Converts/validates raw objects (e.g. a zod parse); an object it throws on is logged and left
-   * out of the cache. It gets them without `metadata.managedFields`, which no cache keeps.
+   * out of the cache. It gets them without `metadata.managedFields` and kubectl's last-applied-configuration, which no cache keeps.
    */
   parse?: (raw: KubernetesObject) => T;
 }
@@ -407,7 +407,7 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   }
 
   private toTyped(raw: KubernetesObject): T | undefined {
-    const stripped = withoutManagedFields(raw);
+    const stripped = withoutApplyBookkeeping(raw);
     if (!this.parse) return stripped as T;
     try {
       return this.parse(stripped);
@@ -466,14 +466,26 @@ export class Informer<T extends KubernetesObject = KubernetesObject> {
   }
 }
 
+/** kubectl's client-side apply keeps a whole copy of the applied object in this annotation. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
 /**
- * The object without `metadata.managedFields` (server-side apply's bookkeeping: nothing here reads
- * it, and it is a third to a half of a small object), as controller-runtime's
- * TransformStripManagedFields does. Every cache and handler sees objects without it.
+ * The object without apply bookkeeping that nothing here reads: `metadata.managedFields`
+ * (server-side apply; a third to a half of a small object), as controller-runtime's
+ * TransformStripManagedFields does, and the last-applied-configuration annotation (client-side
+ * apply; a second copy of the spec). Every cache and handler sees objects without them; the
+ * operator writes only patches, so a stripped field is never written back.
  */
-function withoutManagedFields(raw: KubernetesObject): KubernetesObject {
-  if (raw.metadata?.managedFields === undefined) return raw;
-  const { managedFields: _managedFields, ...metadata } = raw.metadata;
+function withoutApplyBookkeeping(raw: KubernetesObject): KubernetesObject {
+  const annotations = raw.metadata?.annotations;
+  const lastApplied = annotations !== undefined && LAST_APPLIED in annotations;
+  if (raw.metadata?.managedFields === undefined && !lastApplied) return raw;
+  const { managedFields: _managedFields, ...metadata } = raw.metadata ?? {};
+  if (lastApplied) {
+    const { [LAST_APPLIED]: _lastApplied, ...rest } = annotations;
+    if (Object.keys(rest).length === 0) delete metadata.annotations;
+    else metadata.annotations = rest;
+  }
   return { ...raw, metadata };
 }
 
