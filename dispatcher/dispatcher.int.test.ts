@@ -174,11 +174,20 @@ describe("delivery contract", () => {
 
   it("shares one consumer group between two replicas: each delivery made once, both replicas working", async () => {
     const path = uniquePath("replicas");
-    const first = await start([
-      testRouting("team-a", [{ name: "orders", event: "job.created", url: receiver.url(path) }]),
-    ]);
+    // Claims only after 10 s: on a loaded machine a delivery may wait longer than the suite's usual
+    // 1 s in its replica's queue, and the other replica claiming it would POST it twice, which is
+    // the at-least-once promise, not what this test is about (the claim tests cover that).
+    const noEarlyClaims = { claimIdleMs: 10_000 };
+    const first = await start(
+      [testRouting("team-a", [{ name: "orders", event: "job.created", url: receiver.url(path) }])],
+      noEarlyClaims,
+    );
     const second = await startDispatcher(
-      testSettings(inject("redisUrl"), { keyTag: first.keys.prefix.slice(1, -2), consumerName: "replica-2" }),
+      testSettings(inject("redisUrl"), {
+        ...noEarlyClaims,
+        keyTag: first.keys.prefix.slice(1, -2),
+        consumerName: "replica-2",
+      }),
     );
     try {
       const ids = Array.from({ length: 400 }, (_, i) => `evt-replica-${i}`);
