@@ -1,77 +1,87 @@
-// Runs the chart's Argo CD health check (charts/dataforce-webhooks/files/argocd-health.lua) in a
-// Lua VM (fengari, Lua 5.3; Argo CD embeds gopher-lua 5.1 — the script uses only what both
-// share), as Argo CD does: the object in the global `obj`, the script's return value the health.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+// Runs the chart's Argo CD health check (charts/dataforce-webhooks/files/argocd-health.lua) on a
+// real Lua 5.1 interpreter (Debian's lua5.1; Argo CD embeds gopher-lua, which implements Lua 5.1)
+// as Argo CD does: the object in the global `obj`, only the libraries Argo CD opens, the
+// returned table's status and message (test/chart/argocd-health-harness.lua).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chartDir } from "./helm.ts";
 
-interface LuaState {
-  readonly _brand: "lua_State";
-}
-interface Fengari {
-  lua: {
-    LUA_OK: number;
-    lua_pushnil(L: LuaState): void;
-    lua_pushboolean(L: LuaState, b: boolean): void;
-    lua_pushnumber(L: LuaState, n: number): void;
-    lua_pushinteger(L: LuaState, n: number): void;
-    lua_pushstring(L: LuaState, s: Uint8Array): void;
-    lua_createtable(L: LuaState, narr: number, nrec: number): void;
-    lua_rawseti(L: LuaState, index: number, n: number): void;
-    lua_setfield(L: LuaState, index: number, k: Uint8Array): void;
-    lua_setglobal(L: LuaState, name: Uint8Array): void;
-    lua_getfield(L: LuaState, index: number, k: Uint8Array): number;
-    lua_tojsstring(L: LuaState, index: number): string;
-    lua_pcall(L: LuaState, nargs: number, nresults: number, msgh: number): number;
-    lua_pop(L: LuaState, n: number): void;
-  };
-  lauxlib: {
-    luaL_newstate(): LuaState;
-    luaL_loadstring(L: LuaState, s: Uint8Array): number;
-  };
-  lualib: { luaL_openlibs(L: LuaState): void };
-  to_luastring(s: string): Uint8Array;
-}
+export const healthScriptFile = join(chartDir, "files", "argocd-health.lua");
+const harness = join(import.meta.dirname, "argocd-health-harness.lua");
+/** `lua5.1` from Debian (`make deps` installs it); LUA51_BIN overrides. */
+const lua51 = process.env.LUA51_BIN ?? "lua5.1";
 
-const { lua, lauxlib, lualib, to_luastring } = createRequire(import.meta.url)("fengari") as Fengari;
-const script = readFileSync(join(chartDir, "files", "argocd-health.lua"), "utf8");
-
-function push(L: LuaState, value: unknown): void {
-  if (value === null || value === undefined) lua.lua_pushnil(L);
-  else if (typeof value === "boolean") lua.lua_pushboolean(L, value);
-  else if (typeof value === "number")
-    lua.lua_pushnumber(L, value); // gopher-lua: every number is a float
-  else if (typeof value === "string") lua.lua_pushstring(L, to_luastring(value));
-  else if (Array.isArray(value)) {
-    lua.lua_createtable(L, value.length, 0);
-    value.forEach((item, i) => {
-      push(L, item);
-      lua.lua_rawseti(L, -2, i + 1);
-    });
-  } else {
-    const entries = Object.entries(value as Record<string, unknown>);
-    lua.lua_createtable(L, 0, entries.length);
-    for (const [key, item] of entries) {
-      push(L, item);
-      lua.lua_setfield(L, -2, to_luastring(key));
-    }
-  }
+export interface Health {
+  status: string;
+  message: string;
 }
 
 /** The health Argo CD would show for `obj` (as read from the API server). */
-export function argoHealth(obj: unknown): { status: string; message: string } {
-  const L = lauxlib.luaL_newstate();
-  lualib.luaL_openlibs(L);
-  push(L, obj);
-  lua.lua_setglobal(L, to_luastring("obj"));
-  if (lauxlib.luaL_loadstring(L, to_luastring(script)) !== lua.LUA_OK)
-    throw new Error(lua.lua_tojsstring(L, -1));
-  if (lua.lua_pcall(L, 0, 1, 0) !== lua.LUA_OK) throw new Error(lua.lua_tojsstring(L, -1));
-  lua.lua_getfield(L, -1, to_luastring("status"));
-  const status = lua.lua_tojsstring(L, -1);
-  lua.lua_pop(L, 1);
-  lua.lua_getfield(L, -1, to_luastring("message"));
-  const message = lua.lua_tojsstring(L, -1);
-  return { status, message };
+export function argoHealth(obj: unknown): Health {
+  return runHealthScript(healthScriptFile, obj);
+}
+
+/** Runs a health script given as text (for tests of the harness itself). */
+export function runHealthScriptText(script: string, obj: unknown): Health {
+  const dir = mkdtempSync(join(tmpdir(), "argocd-health-"));
+  try {
+    writeFileSync(join(dir, "health.lua"), script);
+    return runHealthScript(join(dir, "health.lua"), obj);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runHealthScript(scriptFile: string, obj: unknown): Health {
+  let output: string;
+  try {
+    output = execFileSync(lua51, [harness, scriptFile], {
+      input: `return ${luaLiteral(obj)}\n`,
+      encoding: "utf8",
+      stdio: ["pipe", "pipe", "pipe"],
+      timeout: 10_000,
+    });
+  } catch (error) {
+    const e = error as { code?: string; stderr?: string; message: string };
+    if (e.code === "ENOENT") throw new Error(`${lua51} not found: install Debian's lua5.1 (make deps)`);
+    throw new Error(`the health script failed: ${e.stderr?.trim() || e.message}`);
+  }
+  const separator = output.indexOf("\0");
+  if (separator < 0) throw new Error(`unexpected harness output: ${JSON.stringify(output)}`);
+  return { status: output.slice(0, separator), message: output.slice(separator + 1) };
+}
+
+/**
+ * A Lua 5.1 table constructor for a JSON value, built as Argo CD's decodeValue builds the table:
+ * objects keyed by string, arrays from 1, every number a float (Lua 5.1 has no integers), null nil.
+ */
+export function luaLiteral(value: unknown): string {
+  if (value === null || value === undefined) return "nil";
+  if (typeof value === "boolean") return String(value);
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error(`not a JSON number: ${value}`);
+    return String(value);
+  }
+  if (typeof value === "string") return luaString(value);
+  if (Array.isArray(value)) return `{${value.map((item, i) => `[${i + 1}]=${luaLiteral(item)}`).join(",")}}`;
+  if (typeof value === "object") {
+    const fields = Object.entries(value as Record<string, unknown>).map(
+      ([key, item]) => `[${luaString(key)}]=${luaLiteral(item)}`,
+    );
+    return `{${fields.join(",")}}`;
+  }
+  throw new Error(`not a JSON value: ${typeof value}`);
+}
+
+/** A quoted Lua string of the UTF-8 bytes of `text`: printable ASCII as is, every other byte `\ddd`. */
+function luaString(text: string): string {
+  let out = '"';
+  for (const byte of Buffer.from(text, "utf8")) {
+    if (byte === 0x22 || byte === 0x5c) out += `\\${String.fromCharCode(byte)}`;
+    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
+    else out += `\\${byte.toString().padStart(3, "0")}`;
+  }
+  return `${out}"`;
 }
