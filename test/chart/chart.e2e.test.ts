@@ -3,7 +3,6 @@
 // Pod Security warnings on), the values schema, the security settings, and the RBAC rules.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -716,47 +715,9 @@ describe("the kind workflow's demo manifest (test/kind/demo.yaml)", () => {
   });
 });
 
-describe("the PrometheusRule", () => {
-  // An alert on a metric nobody exports never fires: every name must be exported by the code.
-
-  it("alerts only on metrics that the dispatcher and the operator export", async (ctx) => {
-    const objects = await renderChart({ namespace: "x", set: { "metrics.prometheusRule.enabled": "true" } });
-    const rule = objects.find((o) => o.kind === "PrometheusRule");
-    const rules = rule?.spec.groups[0].rules as Array<{ alert: string; expr: string }>;
-    expect(rules.map((r) => r.alert).sort()).toEqual([
-      "DataforceWebhooksBacklogGrowing",
-      "DataforceWebhooksDeliveriesLost",
-      "DataforceWebhooksDeliveryFailureRatioHigh",
-      "DataforceWebhooksMirrorLag",
-      "DataforceWebhooksNoOperatorLeader",
-    ]);
-    const names = new Set(rules.flatMap((r) => r.expr.match(/\b[a-z_][a-z0-9_]*(?=\{)/g) ?? []));
-    const dispatcherNames = [...names].filter((n) => n.startsWith("dataforce_dispatcher_"));
-    const operatorNames = [...names].filter((n) => !n.startsWith("dataforce_dispatcher_"));
-    expect(dispatcherNames.length).toBeGreaterThan(0);
-    expect(operatorNames.length).toBeGreaterThan(0);
-
-    const operatorSource = (await readdirRecursive(join(repoRoot, "operator")))
-      .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
-      .map((f) => readFileSync(f, "utf8"))
-      .join("\n");
-    for (const name of operatorNames) {
-      expect(operatorSource, `operator metric ${name}`).toContain(`"${name}"`);
-    }
-
-    const metricsModule = join(repoRoot, "dispatcher", "metrics.ts");
-    if (!existsSync(metricsModule)) ctx.skip("dispatcher/metrics.ts does not exist yet");
-    const { createMetrics } = (await import(pathToFileURL(metricsModule).href)) as {
-      createMetrics(snapshot: () => Promise<null>): {
-        registry: { getMetricsAsJSON(): Promise<Array<{ name: string }>> };
-      };
-    };
-    const exported = new Set(
-      (await createMetrics(async () => null).registry.getMetricsAsJSON()).map((m) => m.name),
-    );
-    for (const name of dispatcherNames) expect(exported, `dispatcher metric ${name}`).toContain(name);
-  });
-
+// The PrometheusRule's alerts run on promtool, and their metric names and labels are checked against
+// the code, in test/chart/alerts.test.ts.
+describe("the Argo CD health ConfigMap", () => {
   it("carries the Argo CD health check verbatim when argocd.healthChecks.enabled", async () => {
     const objects = await renderChart({ namespace: "x", set: { "argocd.healthChecks.enabled": "true" } });
     const configMap = objects.find(
@@ -773,8 +734,3 @@ describe("the PrometheusRule", () => {
     }
   });
 });
-
-async function readdirRecursive(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-}

@@ -1,22 +1,16 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { aclSetUserCommand } from "../../contract/redis-acl.ts";
 import { ENVIRONMENT as DISPATCHER_ENV } from "../../dispatcher/config.ts";
-import { createMetrics } from "../../dispatcher/metrics.ts";
 import { ENVIRONMENT as OPERATOR_ENV } from "../../operator/config.ts";
+import { exportedMetrics } from "../support/exported-metrics.ts";
 
 // The README documents names that code defines; these tests keep the two in step.
 // (Its kubectl and curl examples run in test/env/dev-stack.e2e.test.ts.)
 
 const repo = join(import.meta.dirname, "..", "..");
 const readme = await readFile(join(repo, "README.md"), "utf8");
-
-async function sourcesOf(dir: string): Promise<string> {
-  const entries = await readdir(join(repo, dir), { recursive: true });
-  const files = entries.filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
-  return (await Promise.all(files.map((f) => readFile(join(repo, dir, f), "utf8")))).join("\n");
-}
 
 describe("README", () => {
   it("documents every environment variable of the dispatcher and the operator", () => {
@@ -35,22 +29,23 @@ describe("README", () => {
     expect(named.filter((name) => !known.has(name))).toEqual([]);
   });
 
-  it("names only metrics that the processes export", async () => {
-    const dispatcherMetrics = new Set(
-      (await createMetrics(async () => null).registry.getMetricsAsJSON()).map((m) => m.name),
-    );
-    const operatorSource = await sourcesOf("operator");
+  it("names only metrics that the processes export, with their labels", async () => {
+    const exported = await exportedMetrics();
     const table = readme.slice(readme.indexOf("### Metrics"), readme.indexOf("### Alerts"));
     const rows = table.split("\n").filter((line) => line.startsWith("| `"));
-    const names = rows.flatMap((row) =>
-      [...(row.split(" | ")[0] ?? "").matchAll(/`([a-z_]+)(?:\{[^`]*\})?`/g)].map((m) => m[1] ?? ""),
+    const named = rows.flatMap((row) =>
+      [...(row.split(" | ")[0] ?? "").matchAll(/`([a-z_]+)(?:\{([^`]*)\})?`/g)].map((m) => ({
+        name: m[1] ?? "",
+        labels: m[2] ? m[2].split(",") : [],
+      })),
     );
-    expect(names.length).toBeGreaterThan(15);
-    for (const name of names) {
-      const exported = name.startsWith("dataforce_dispatcher_")
-        ? dispatcherMetrics.has(name)
-        : operatorSource.includes(`"${name}"`);
-      expect(exported, `README names ${name}`).toBe(true);
+    expect(named.length).toBeGreaterThan(15);
+    for (const { name, labels } of named) {
+      const metric = (name.startsWith("dataforce_dispatcher_") ? exported.dispatcher : exported.operator).get(
+        name,
+      );
+      expect(metric, `README names ${name}`).toBeDefined();
+      for (const label of labels) expect(metric?.labels, `README names ${name}{${label}}`).toContain(label);
     }
   });
 });
