@@ -1,7 +1,7 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import { WebhookEventSpecSchema } from "../../operator/api/v1alpha1/index.ts";
 import { customResourceParsers, specParser } from "../../operator/caches.ts";
 import { loadSettings } from "../../operator/config.ts";
+import { PooledKubeConfig } from "../../operator/controller/pooled-kube-config.ts";
 import { createLogger } from "../../operator/logger.ts";
 import { createOperator } from "../../operator/operator.ts";
 
@@ -14,7 +14,7 @@ const logger = createLogger({
   level: settings.logLevel,
   base: { identity: settings.identity },
 });
-const kubeConfig = new KubeConfig();
+const kubeConfig = new PooledKubeConfig();
 kubeConfig.loadFromDefault();
 
 const parsers = {

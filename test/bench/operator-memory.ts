@@ -1,19 +1,29 @@
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
 import { startControlPlane } from "../env/control-plane.ts";
 import { installCrds } from "../env/install-crds.ts";
-import { freePort } from "../env/ports.ts";
-import { type ManagedProcess, startProcess } from "../env/process.ts";
 import { startRedis, type TestRedis } from "../env/redis.ts";
 import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
-import { type AdminClient, adminClient, createLargeWebhookEvents } from "../support/large-webhook-events.ts";
-import { heapFlags, RssSampler } from "../support/process-memory.ts";
+import { createLargeWebhookEvents } from "../support/large-webhook-events.ts";
+import {
+  type AdminClient,
+  adminClient,
+  assertAlive,
+  buildOperator,
+  Fatal,
+  heapFlags,
+  MiB,
+  median,
+  metric,
+  RssSampler,
+  startBenchOperator,
+  untilAlive,
+  untilSettled,
+} from "./operator-support.ts";
 
 // `npm run bench:operator-memory`: the operator's memory with many large WebhookEvents in the
 // cluster (issue 10, item 5). A real kube-apiserver + etcd gets BENCH_NAMESPACES namespaces, each
@@ -64,10 +74,9 @@ const CREATE_CONCURRENCY = 24;
 const ETCD_QUOTA_BYTES = 8 * 1024 ** 3;
 const READY_DEADLINE_MS = 15 * 60_000;
 
-const repo = join(import.meta.dirname, "..", "..");
 const GROUP_PATH = `/apis/${API_VERSION}`;
 const WEBHOOK = "bench-hook";
-const MiB = 1024 * 1024;
+const KEEPING_PAYLOADS = join("test", "bench", "operator-keeping-payloads.ts");
 
 interface RunConfig {
   label: string;
@@ -124,14 +133,15 @@ async function main(): Promise<void> {
   const logDir = await mkdtemp(join(tmpdir(), "dataforce-operator-memory-"));
   log(`operator memory: ${EVENTS} WebhookEvents × ${PAYLOAD_BYTES} B payload in ${NAMESPACES} namespaces`);
   log(`logs in ${logDir}`);
-  const entries = await buildOperator(logDir);
+  const built = await buildOperator(logDir, [KEEPING_PAYLOADS]);
+  const entries = { main: built.main, keepingPayloads: built.extra[0]! };
   const cleanups: Array<() => Promise<void>> = [];
   try {
     const controlPlane = await startControlPlane({ etcdArgs: [`--quota-backend-bytes=${ETCD_QUOTA_BYTES}`] });
     cleanups.push(() => controlPlane.stop());
     const redis = await startRedis();
     cleanups.push(() => redis.stop());
-    const api = adminClient(controlPlane.kubeconfigPath, CREATE_CONCURRENCY);
+    const api = adminClient(controlPlane.kubeconfigPath, { maxSockets: CREATE_CONCURRENCY });
     cleanups.push(async () => api.agent.destroy());
     await installCrds(join(controlPlane.assetsDir, "kubectl"), controlPlane.kubeconfigPath);
     log("control plane, Redis and CRDs ready");
@@ -189,29 +199,6 @@ async function main(): Promise<void> {
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log(String(error)));
   }
-}
-
-/** `npm run build` into `dir` (plus the bench's entry), runnable there: ESM package, node_modules linked. */
-async function buildOperator(dir: string): Promise<{ main: string; keepingPayloads: string }> {
-  const keepingPayloads = join("test", "bench", "operator-keeping-payloads.ts");
-  await writeFile(
-    join(dir, "tsconfig.json"),
-    JSON.stringify({
-      extends: join(repo, "tsconfig.build.json"),
-      compilerOptions: { outDir: join(dir, "dist"), rootDir: repo },
-      include: [
-        ...["contract", "common", "operator", "dispatcher", keepingPayloads].map((p) => join(repo, p)),
-      ],
-      exclude: [join(repo, "**", "*.test.ts")],
-    }),
-  );
-  await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-  await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
-  await promisify(execFile)(join(repo, "node_modules", ".bin", "tsc"), ["-p", join(dir, "tsconfig.json")]);
-  return {
-    main: join(dir, "dist", "operator", "main.js"),
-    keepingPayloads: join(dir, "dist", keepingPayloads.replace(/\.ts$/, ".js")),
-  };
 }
 
 // ── the cluster's contents ──────────────────────────────────────────────────────────────────────
@@ -292,29 +279,16 @@ async function measure(
   const client = redis.connect();
   await client.flushall();
   client.disconnect();
-  const port = await freePort();
   const logFile = join(logDir, `operator-${config.label}.log`);
   log(`${config.label}: starting the operator`);
-  const proc = startProcess(
-    `operator-${config.label}`,
-    process.execPath,
-    [...(config.containerMiB ? heapFlags(config.containerMiB) : []), ...NODE_ARGS, entry],
-    {
-      logFile,
-      cwd: repo,
-      env: {
-        ...process.env,
-        ...env,
-        NODE_ENV: "production",
-        POD_NAME: `bench-${config.label.replace("@", "-")}`,
-        OPERATOR_HOST: "127.0.0.1",
-        OPERATOR_PORT: String(port),
-      },
-    },
-  );
-  const pid = proc.child.pid;
-  if (pid === undefined) throw new Error("the operator did not start");
-  const base = `http://127.0.0.1:${port}`;
+  const operator = await startBenchOperator({
+    name: `bench-${config.label.replace("@", "-")}`,
+    entry,
+    logFile,
+    env,
+    nodeArgs: [...(config.containerMiB ? heapFlags(config.containerMiB) : []), ...NODE_ARGS],
+  });
+  const { proc, pid, base } = operator;
   const t0 = Date.now();
   const sampler = new RssSampler(pid);
   const result: RunResult = {
@@ -332,13 +306,20 @@ async function measure(
     outcome: "ok",
   };
   try {
-    await until(proc, logFile, async () => (await fetch(`${base}/readyz`)).ok, "ready");
+    await untilAlive(proc, logFile, async () => (await fetch(`${base}/readyz`)).ok, "ready", {
+      deadlineMs: READY_DEADLINE_MS,
+    });
     result.readySeconds = (Date.now() - t0) / 1000;
     result.readyCpuSeconds = cpuSeconds(pid);
     log(
       `${config.label}: ready after ${result.readySeconds.toFixed(1)} s (VmRSS ${sampler.last().toFixed(0)} MiB so far peak ${sampler.hwm().toFixed(0)})`,
     );
-    await settle(proc, logFile, base);
+    await untilSettled(operator, READY_DEADLINE_MS, (text) => {
+      if (metric(text, "dataforce_operator_webhookevents_deleted_total") > 0) {
+        throw new Fatal("retention deleted WebhookEvents: the bench's integrations should keep them all");
+      }
+      return true;
+    });
     result.settledSeconds = (Date.now() - t0) / 1000;
 
     // the window
@@ -348,7 +329,7 @@ async function measure(
     const external: number[] = [];
     const end = Date.now() + SAMPLE_SECONDS * 1000;
     while (Date.now() < end) {
-      assertAlive(proc);
+      assertAlive(proc, "during the window");
       const text = await (await fetch(`${base}/metrics`)).text();
       heapUsed.push(metric(text, "nodejs_heap_size_used_bytes") / MiB);
       heapTotal.push(metric(text, "nodejs_heap_size_total_bytes") / MiB);
@@ -373,32 +354,6 @@ async function measure(
   return result;
 }
 
-/** Work queues empty and no reconcile counted for 3 polls in a row, while leading. */
-async function settle(proc: ManagedProcess, logFile: string, base: string): Promise<void> {
-  let quiet = 0;
-  let lastReconciles = -1;
-  await until(
-    proc,
-    logFile,
-    async () => {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      const reconciles = metric(text, "controller_runtime_reconcile_total");
-      const still =
-        metric(text, "leader_election_master_status") === 1 &&
-        metric(text, "workqueue_depth") === 0 &&
-        reconciles === lastReconciles;
-      lastReconciles = reconciles;
-      quiet = still ? quiet + 1 : 0;
-      if (metric(text, "dataforce_operator_webhookevents_deleted_total") > 0) {
-        throw new Fatal("retention deleted WebhookEvents: the bench's integrations should keep them all");
-      }
-      return quiet >= 3;
-    },
-    "settled",
-    1_000,
-  );
-}
-
 /** User + system CPU seconds of a process (/proc/<pid>/stat fields 14 and 15, in USER_HZ = 100 ticks). */
 function cpuSeconds(pid: number): number {
   try {
@@ -408,58 +363,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return Number.NaN;
   }
-}
-
-// ── helpers ─────────────────────────────────────────────────────────────────────────────────────
-
-/** An error that ends a wait at once (any other is taken for "not yet"). */
-class Fatal extends Error {}
-
-/** Polls `check` (every `intervalMs`) until it says yes; fails when the process exits or after READY_DEADLINE_MS. */
-async function until(
-  proc: ManagedProcess,
-  logFile: string,
-  check: () => Promise<boolean>,
-  what: string,
-  intervalMs = 250,
-): Promise<void> {
-  const deadline = Date.now() + READY_DEADLINE_MS;
-  while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      const tail = (await readFile(logFile, "utf8").catch(() => "")).trim().split("\n").slice(-5).join("\n");
-      throw new Error(`exited (${proc.child.signalCode ?? proc.child.exitCode}) before ${what}\n${tail}`);
-    }
-    try {
-      if (await check()) return;
-    } catch (error) {
-      if (error instanceof Fatal) throw error;
-      // not listening yet
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`not ${what} within ${READY_DEADLINE_MS / 1000} s`);
-}
-
-function assertAlive(proc: ManagedProcess): void {
-  if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-    throw new Error(`exited (${proc.child.signalCode ?? proc.child.exitCode}) during the window`);
-  }
-}
-
-/** The sum of a Prometheus metric's samples (every series). */
-function metric(text: string, name: string): number {
-  let total = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-      total += Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return total;
-}
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 function printTable(results: readonly RunResult[]): void {

@@ -51,7 +51,7 @@ describe("the operator's memory", () => {
         (await kubectl(["get", "webhook", WEBHOOK, "-n", ns, "-o", "jsonpath={.metadata.uid}"])).stdout,
       );
     }
-    const api = adminClient(adminKubeconfig(), 16);
+    const api = adminClient(adminKubeconfig(), { maxSockets: 16 });
     try {
       await createLargeWebhookEvents(api, {
         namespaces,

@@ -15,34 +15,44 @@ export interface AdminClient {
   readonly agent: Agent;
   /** A request as cluster admin; throws unless 2xx. Returns the body. */
   must(method: string, path: string, body: unknown, contentType?: string): Promise<string>;
+  /** A GET as cluster admin (`accept`: e.g. a metadata-only list); throws unless 2xx. Returns the body. */
+  get(path: string, accept?: string): Promise<string>;
 }
 
 /**
  * The admin kubeconfig's client certificate over a keep-alive agent (kubectl per object would be
- * far slower): `concurrency` requests at once.
+ * far slower): at most `maxSockets` requests at once; `userAgent` tells its requests apart in
+ * the API server's audit log.
  */
-export function adminClient(kubeconfigPath: string, concurrency: number): AdminClient {
+export function adminClient(
+  kubeconfigPath: string,
+  options: { maxSockets: number; userAgent?: string },
+): AdminClient {
   const config = parse(readFileSync(kubeconfigPath, "utf8")) as {
     clusters: Array<{ cluster: { server: string; "certificate-authority-data": string } }>;
     users: Array<{ user: { "client-certificate-data": string; "client-key-data": string } }>;
   };
+  const server = config.clusters[0]!.cluster.server;
   const b64 = (value: string) => Buffer.from(value, "base64");
   const agent = new Agent({
     keepAlive: true,
-    maxSockets: concurrency,
+    maxSockets: options.maxSockets,
     ca: b64(config.clusters[0]!.cluster["certificate-authority-data"]),
     cert: b64(config.users[0]!.user["client-certificate-data"]),
     key: b64(config.users[0]!.user["client-key-data"]),
   });
-  const must = (method: string, path: string, body: unknown, contentType = "application/json") =>
+  const send = (method: string, path: string, headers: Record<string, string>, data?: string) =>
     new Promise<string>((resolve, reject) => {
-      const data = JSON.stringify(body);
       const req = request(
-        `${config.clusters[0]!.cluster.server}${path}`,
+        `${server}${path}`,
         {
           method,
           agent,
-          headers: { "content-type": contentType, "content-length": Buffer.byteLength(data) },
+          headers: {
+            ...headers,
+            ...(options.userAgent ? { "user-agent": options.userAgent } : {}),
+            ...(data === undefined ? {} : { "content-length": String(Buffer.byteLength(data)) }),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -59,7 +69,12 @@ export function adminClient(kubeconfigPath: string, concurrency: number): AdminC
       req.on("error", reject);
       req.end(data);
     });
-  return { agent, must };
+  return {
+    agent,
+    must: (method, path, body, contentType = "application/json") =>
+      send(method, path, { "content-type": contentType }, JSON.stringify(body)),
+    get: (path, accept = "application/json") => send("GET", path, { accept }),
+  };
 }
 
 /** A SENT delivery whose payload is `payloadBytes` of JSON (random text: nothing shares or compresses it). */
