@@ -1,5 +1,5 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import { loadSettings } from "./config.ts";
+import { PooledKubeConfig } from "./controller/pooled-kube-config.ts";
 import { createLogger } from "./logger.ts";
 import { createOperator } from "./operator.ts";
 
@@ -12,7 +12,7 @@ const logger = createLogger({
   level: settings.logLevel,
   base: { identity: settings.identity },
 });
-const kubeConfig = new KubeConfig();
+const kubeConfig = new PooledKubeConfig();
 kubeConfig.loadFromDefault();
 
 const operator = createOperator(settings, kubeConfig, logger);
