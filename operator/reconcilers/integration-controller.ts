@@ -14,8 +14,9 @@ import { secretIsRead } from "./namespace-inputs.ts";
 
 // The WebhookIntegration controller's wiring: it owns the namespace's routing, so any change
 // in the namespace that the routing depends on reconciles the namespace's integration key.
-//   for:     WebhookIntegration spec and status changes: the reconciler writes only what differs
-//            from the cached status, which may not hold its last write yet
+//   for:     WebhookIntegration spec changes; its status changes too, coalesced for half a
+//            second: the reconciler writes only what differs from the cached status, which may
+//            not hold its last write yet
 //   watches: Webhook spec changes, and a Webhook's own Ready reason (a 410 Gone takes it out
 //            of the routing), coalesced for half a second; Secret data the namespace reads
 //            (signing secret, header values)
@@ -33,8 +34,16 @@ export function addIntegrationController(
   return manager.controller({
     name: "webhookintegration",
     for: informers.integrations,
-    forPredicate: anyOf(generationChanged, statusChanged()),
+    forPredicate: generationChanged,
     watches: [
+      {
+        // its own status changes, coalesced like webhook changes: during a bulk apply every
+        // reconcile writes a new status, and waking at once on it doubled the reconciles (each
+        // compiling the whole routing) without anything new to compile
+        informer: informers.integrations,
+        predicate: statusChanged(),
+        delayMs: WEBHOOK_CHANGE_DELAY_MS,
+      },
       {
         informer: informers.webhooks,
         predicate: anyOf(generationChanged, readyReasonChanged),
