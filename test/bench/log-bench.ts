@@ -121,7 +121,12 @@ async function main(): Promise<void> {
     event: event.id,
     delivery: deliveryId(NAMESPACE, event.id, event.type === "job.created" ? "orders" : "payments"),
   }));
-  const sample = Array.from({ length: SAMPLE }, (_, i) => ids[Math.floor((i * DELIVERIES) / SAMPLE)]!);
+  // a stride coprime with FAILING_SHARE: every tenth delivery fails, and an even spread
+  // (every N/1000th) would pick only FAILED ones whenever N/1000 is a multiple of 10
+  const sample = Array.from(
+    { length: Math.min(SAMPLE, DELIVERIES) },
+    (_, i) => ids[(i * 7919) % DELIVERIES]!,
+  );
   const families: Array<{ family: string; bytesPerDelivery: number }> = [
     {
       family: "delivery record (hash)",
