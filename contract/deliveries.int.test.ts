@@ -54,7 +54,9 @@ describe("delivery records", () => {
     expect(failed).toMatchObject({ phase: "FAILED", failureReason: "attempts-exhausted", cycleAttempts: 2 });
     expect(failed!.attempts.map((a) => a.number)).toEqual([1, 2]);
 
-    const entries = (await redis.xrange(keys.status, "-", "+")).map(([, fields]) => parseStatusEntry(fields));
+    const entries = (await redis.xrange(keys.status, "-", "+")).map(([id, fields]) =>
+      parseStatusEntry(id, fields),
+    );
     expect(entries.map((entry) => [entry.phase, entry.attempts])).toEqual([
       ["QUEUED", 0],
       ["QUEUED", 1],

@@ -3,22 +3,31 @@ import { CONSUMER_GROUPS, type Keyspace } from "./keys.ts";
 import type { RecordLimits } from "./record-limits.ts";
 import {
   type DeliveryRecord,
-  decodeDelivery,
   decodeEvent,
   type EventRecord,
+  escapeField,
   fieldsToObject,
+  legacyDeliveryView,
   type StatusEntry,
   StatusEntrySchema,
+  type StoredDeliveryView,
+  type StoredEventView,
+  toDeliveryRecord,
+  unpackDelivery,
+  unpackEvent,
 } from "./records.ts";
 import { countFanoutFailureScript } from "./scripts/count-fanout-failure.ts";
 import {
   encodeFanoutPlan,
+  eventRecordTtl,
   type FanoutPlan,
   type FanoutPlanInvalid,
   fanoutEventsScript,
 } from "./scripts/fanout-events.ts";
+import { forwardLegacyStatusScript } from "./scripts/forward-legacy-status.ts";
 import { noteMirrorErrorScript } from "./scripts/note-mirror-error.ts";
 import { promoteDueScript } from "./scripts/promote-due.ts";
+import { type ReadMode, readDeliveriesScript } from "./scripts/read-deliveries.ts";
 import { requestRetryScript } from "./scripts/request-retry.ts";
 import { loadScripts, queueScript, runScript, type ScriptArg } from "./scripts/script.ts";
 import { encodeOutcomes, type SettleOutcome, settleDeliveriesScript } from "./scripts/settle-deliveries.ts";
@@ -49,12 +58,11 @@ export async function fanoutEvents(
       keys.prefix,
       CONSUMER_GROUPS.fanout,
       now,
-      new Date(now).toISOString(),
       limits.retentionMs,
       limits.statusStreamMaxLen,
-      limits.idempotencyWindowMs,
+      eventRecordTtl(limits),
       limits.deadLetterMaxLen,
-      ...encodeFanoutPlan(plan),
+      ...encodeFanoutPlan(plan, { now, ...limits }),
     ],
   )) as number[];
 }
@@ -122,7 +130,6 @@ export async function settleDeliveries(
       keys.prefix,
       CONSUMER_GROUPS.delivery,
       now,
-      new Date(now).toISOString(),
       limits.retentionMs,
       limits.statusStreamMaxLen,
       ...encodeOutcomes(outcomes),
@@ -145,10 +152,48 @@ export async function promoteDue(
   );
 }
 
-/** The full record of a delivery (payload and every attempt), or null when unknown or expired. */
+/**
+ * The full record of a delivery (payload and the attempts kept), or null when unknown or expired
+ * (or when the event record it takes its payload from is gone: Redis lost or evicted it).
+ */
 export async function readDelivery(redis: Redis, id: string, keys: Keyspace): Promise<DeliveryRecord | null> {
-  const hash = await redis.hgetall(keys.delivery(id));
-  return Object.keys(hash).length === 0 ? null : decodeDelivery(hash);
+  const [read] = await readDeliveries(redis, [id], keys);
+  return read ? toDeliveryRecord(id, read.view, read.event) : null;
+}
+
+/** A delivery record as stored (either format), decoded, with the event record it refers to. */
+export interface StoredDeliveryRead {
+  view: StoredDeliveryView;
+  /** the event record, when the delivery takes its payload from it and it exists */
+  event: StoredEventView | null;
+}
+
+/** Delivery records by id, in one round trip (null: no record). */
+export async function readDeliveries(
+  redis: Redis,
+  ids: readonly string[],
+  keys: Keyspace,
+): Promise<Array<StoredDeliveryRead | null>> {
+  return (await readRawDeliveries(redis, ids, keys, "full")).map((reply) => {
+    if (!reply) return null;
+    if (reply[0] === "1")
+      return { view: legacyDeliveryView(fieldsToObject(reply.slice(1) as string[])), event: null };
+    const [, value, event] = reply;
+    return { view: unpackDelivery(value!), event: event ? unpackEvent(event) : null };
+  });
+}
+
+/** The read-deliveries script's replies (see read-deliveries.ts), one per id. */
+export async function readRawDeliveries(
+  redis: Redis,
+  ids: readonly string[],
+  keys: Keyspace,
+  mode: ReadMode,
+): Promise<Array<Array<string | null> | null>> {
+  if (ids.length === 0) return [];
+  return (await runScript(redis, readDeliveriesScript, [], [keys.prefix, mode, ...ids])) as Array<Array<
+    string | null
+  > | null>;
 }
 
 /** Notes on the delivery's record that its WebhookEvent was refused (see note-mirror-error.ts). */
@@ -158,7 +203,8 @@ export async function noteMirrorError(
   message: string,
   keys: Keyspace,
 ): Promise<boolean> {
-  return (await runScript(redis, noteMirrorErrorScript, [keys.delivery(id)], [message.slice(0, 1024)])) === 1;
+  const note = escapeField(message.slice(0, 1024));
+  return (await runScript(redis, noteMirrorErrorScript, [keys.delivery(id)], [note])) === 1;
 }
 
 export async function readEvent(
@@ -167,8 +213,8 @@ export async function readEvent(
   eventId: string,
   keys: Keyspace,
 ): Promise<EventRecord | null> {
-  const json = await redis.get(keys.event(namespace, eventId));
-  return json === null ? null : decodeEvent(json);
+  const value = await redis.get(keys.event(namespace, eventId));
+  return value === null ? null : decodeEvent(namespace, eventId, value);
 }
 
 export type RetryOutcome = "requeued" | "already-honoured" | "not-failed" | "not-found";
@@ -233,9 +279,8 @@ function retryCall(
     [
       keys.prefix,
       deliveryId,
-      token,
+      escapeField(token),
       now,
-      new Date(now).toISOString(),
       limits.retentionMs,
       limits.statusStreamMaxLen,
       scope === "any-namespace" ? "" : scope.namespace,
@@ -243,7 +288,38 @@ function retryCall(
   ];
 }
 
-/** Decodes one status stream entry (`XREAD`/`XREADGROUP` field list). */
-export function parseStatusEntry(fields: readonly string[]): StatusEntry {
-  return StatusEntrySchema.parse(fieldsToObject(fields));
+/**
+ * Moves what is left in the status stream of format 1 to the status stream, and deletes it once
+ * empty (see forward-legacy-status.ts); returns how many entries it moved. The mirror's leader
+ * runs it while dispatchers of format 1 may still be writing there (a rolling upgrade).
+ */
+export async function forwardLegacyStatus(
+  redis: Redis,
+  keys: Keyspace,
+  limits: RecordLimits,
+  count = 500,
+): Promise<number> {
+  return Number(
+    await runScript(
+      redis,
+      forwardLegacyStatusScript,
+      [keys.legacyStatus, keys.status],
+      [CONSUMER_GROUPS.mirror, limits.statusStreamMaxLen, count],
+    ),
+  );
+}
+
+/**
+ * Decodes one status stream entry (`XREAD`/`XREADGROUP`: its id and field list). The time of the
+ * change is the entry id's, unless the entry says it (`at`: format 1, or moved from its stream).
+ */
+export function parseStatusEntry(entryId: string, fields: readonly string[]): StatusEntry {
+  const { at, webhook, failureReason, ...entry } = fieldsToObject(fields);
+  return StatusEntrySchema.parse({
+    ...entry,
+    // empty: the delivery id's readable part, `<webhook>-<20 characters>`
+    webhook: webhook || entry.deliveryId?.slice(0, -21),
+    at: at ?? new Date(Number(entryId.slice(0, entryId.indexOf("-")))).toISOString(),
+    failureReason: failureReason || undefined,
+  });
 }

@@ -28,10 +28,13 @@ describe("keyspace", () => {
     expect(lua).toContain("prefix .. 'event:' .. e.ns .. ':' .. e.id");
     expect(keys.seen("ns", "e")).toBe("{x}:seen:ns:e");
     expect(lua).toContain("prefix .. 'seen:' .. e.ns .. ':' .. e.id");
-    expect(keys.logNamespace("ns")).toBe("{x}:log:ns:ns");
-    expect(lua).toContain("prefix .. 'log:ns:' .. e.ns");
-    expect(keys.logWebhook("ns", "w")).toBe("{x}:log:ns:ns:webhook:w");
+    expect(keys.logNamespace("ns")).toBe("{x}:logs:ns:ns");
+    expect(lua).toContain("prefix .. 'logs:ns:' .. e.ns");
+    expect(keys.logWebhook("ns", "w")).toBe("{x}:logs:ns:ns:webhook:w");
     expect(lua).toContain("nsIndex .. ':webhook:' .. d.webhook");
+    // format 1's indexes, still read (and trimmed) until retention has emptied them
+    expect(keys.legacyLog.namespace("ns")).toBe("{x}:log:ns:ns");
+    expect(keys.legacyLog.webhook("ns", "w")).toBe("{x}:log:ns:ns:webhook:w");
   });
 
   it("refuses tags that would break the hash tag", () => {

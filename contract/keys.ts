@@ -5,7 +5,7 @@
  * tests give each case its own tag, and two deployments can share a Redis with different ones.
  *
  * The Lua scripts in `scripts/` build the per-record keys (`delivery:<id>`, `event:…`, `seen:…`,
- * `log:ns:…`) from `prefix` themselves, BullMQ style; `keys.test.ts` pins both spellings together.
+ * `logs:ns:…`) from `prefix` themselves, BullMQ style; `keys.test.ts` pins both spellings together.
  */
 export interface Keyspace {
   /** `{tag}:` — every key below starts with it. */
@@ -46,11 +46,19 @@ export interface Keyspace {
   readonly scheduled: string;
   /**
    * Capped stream (XADD MAXLEN ~) with one entry whenever a delivery's phase or attempt count
-   * changes. Fields (all strings): `deliveryId`, `phase` (QUEUED|SENT|FAILED), `namespace`,
-   * `webhook`, `eventType`, `eventId`, `attempts` (attempts made so far, all cycles), `at` (ISO time)
-   * and, on FAILED, `failureReason`. Read the full record with `readDelivery`. See StatusEntrySchema.
+   * changes (`delivery-status`). Fields (all strings): `deliveryId`, `phase` (QUEUED|SENT|FAILED),
+   * `namespace`, `webhook` (empty when it is the delivery id's readable part), `eventId`,
+   * `attempts` (attempts made so far, all cycles), `failureReason` (empty but on FAILED); the time
+   * of the change is the entry id's. Decode with `parseStatusEntry`, read the full record with
+   * `readDelivery`. See StatusEntrySchema.
    */
   readonly status: string;
+  /**
+   * The status stream of format 1 (`status`: every entry also had `eventType` and `at`), which
+   * operators of that version read and dispatchers of that version write. The operator's leader
+   * moves what is left in it to `status` (see forward-legacy-status.ts), then deletes it.
+   */
+  readonly legacyStatus: string;
 
   /** Hash: namespace → JSON NamespaceRouting (written by the operator). */
   readonly routing: string;
@@ -71,25 +79,46 @@ export interface Keyspace {
   /** Pub/Sub channel announcing a new routing revision (the message is the revision). */
   readonly routingChannel: string;
 
-  /** Delivery record (hash), see DeliveryRecordSchema. */
+  /** Delivery record: a packed string (StoredDeliverySchema; a hash in format 1, DeliveryHashSchema). */
   delivery(id: string): string;
-  /** Event record (JSON string), see EventRecordSchema. */
+  /**
+   * Event record: a packed string (StoredEventSchema; JSON in format 1): what every delivery of
+   * the event shares (data, times) and the event id's idempotency marker.
+   */
   event(namespace: string, eventId: string): string;
-  /** Idempotency marker of an event id: holds the ingest stream entry id of its first copy. */
+  /**
+   * Idempotency marker of format 1: holds the ingest stream entry id of an event's first copy.
+   * Markers now live in the event record; these are still honoured until their window ends.
+   */
   seen(namespace: string, eventId: string): string;
 
   /**
-   * Event log indexes: sorted sets of delivery ids scored by creation time (epoch ms): all, per
-   * namespace, per webhook, and FAILED ones (triage, bulk retry). Phase QUEUED/SENT and event
-   * type have no index of their own: each would cost writes on every delivery's hot path for
-   * listings that the namespace index (plus a filter on the records) serves.
+   * Event log indexes: streams of `d` = delivery id, whose entry ids are the creation times
+   * (`<epoch ms>-<n>`): all deliveries, per namespace, per webhook. Phase and event type have no
+   * index of their own: each would cost writes on every delivery's hot path for listings that
+   * the namespace index (plus a filter on the records) serves. A stream entry costs about 40 B,
+   * a sorted set member about 130 B.
    */
   readonly logAll: string;
-  readonly logFailed: string;
   logNamespace(namespace: string): string;
   logWebhook(namespace: string, webhook: string): string;
   /** Set of the per-namespace index keys, so retention can trim them without SCAN. */
   readonly logIndexes: string;
+  /**
+   * FAILED deliveries (triage, bulk retry): a sorted set of delivery ids scored by creation time,
+   * since a retry takes a delivery out of it again.
+   */
+  readonly logFailed: string;
+  /**
+   * The indexes of format 1, sorted sets scored by creation time: read beside the streams until
+   * retention has emptied them.
+   */
+  readonly legacyLog: {
+    readonly all: string;
+    namespace(namespace: string): string;
+    webhook(namespace: string, webhook: string): string;
+    readonly indexes: string;
+  };
 }
 
 export const CONSUMER_GROUPS = {
@@ -112,7 +141,8 @@ export function keyspace(tag: string): Keyspace {
     fanoutFailures: (entryId) => `${prefix}events:fanout-failures:${entryId}`,
     deliveries: `${prefix}deliveries`,
     scheduled: `${prefix}scheduled`,
-    status: `${prefix}status`,
+    status: `${prefix}delivery-status`,
+    legacyStatus: `${prefix}status`,
     routing: `${prefix}routing`,
     recordLimits: `${prefix}record-limits`,
     routingRevision: `${prefix}routing:revision`,
@@ -121,10 +151,16 @@ export function keyspace(tag: string): Keyspace {
     delivery: (id) => `${prefix}delivery:${id}`,
     event: (namespace, eventId) => `${prefix}event:${namespace}:${eventId}`,
     seen: (namespace, eventId) => `${prefix}seen:${namespace}:${eventId}`,
-    logAll: `${prefix}log`,
+    logAll: `${prefix}logs`,
+    logNamespace: (namespace) => `${prefix}logs:ns:${namespace}`,
+    logWebhook: (namespace, webhook) => `${prefix}logs:ns:${namespace}:webhook:${webhook}`,
+    logIndexes: `${prefix}logs:indexes`,
     logFailed: `${prefix}log:failed`,
-    logNamespace: (namespace) => `${prefix}log:ns:${namespace}`,
-    logWebhook: (namespace, webhook) => `${prefix}log:ns:${namespace}:webhook:${webhook}`,
-    logIndexes: `${prefix}log:indexes`,
+    legacyLog: {
+      all: `${prefix}log`,
+      namespace: (namespace) => `${prefix}log:ns:${namespace}`,
+      webhook: (namespace, webhook) => `${prefix}log:ns:${namespace}:webhook:${webhook}`,
+      indexes: `${prefix}log:indexes`,
+    },
   };
 }

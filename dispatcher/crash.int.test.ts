@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDeliveries } from "../contract/deliveries.ts";
 import { deliveryId } from "../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
@@ -110,14 +111,10 @@ async function phaseCounts(
   eventIds: readonly string[],
   webhooks: readonly string[],
 ): Promise<{ QUEUED: number; SENT: number; FAILED: number; missing: number }> {
-  const pipeline = redis.pipeline();
-  for (const eventId of eventIds) {
-    for (const webhook of webhooks)
-      pipeline.hget(keys.delivery(deliveryId("crash", eventId, webhook)), "phase");
-  }
+  const ids = eventIds.flatMap((eventId) => webhooks.map((webhook) => deliveryId("crash", eventId, webhook)));
   const counts = { QUEUED: 0, SENT: 0, FAILED: 0, missing: 0 };
-  for (const [, phase] of (await pipeline.exec()) ?? []) {
-    if (phase === "QUEUED" || phase === "SENT" || phase === "FAILED") counts[phase]++;
+  for (const read of await readDeliveries(redis, ids, keys)) {
+    if (read) counts[read.view.header.phase]++;
     else counts.missing++;
   }
   return counts;

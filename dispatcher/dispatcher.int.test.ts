@@ -302,7 +302,7 @@ describe("delivery contract", () => {
     expect(receiver.requests(path)).toHaveLength(6);
 
     const phases = (await redis.xrange(dispatcher!.keys.status, "-", "+"))
-      .map(([, fields]) => parseStatusEntry(fields))
+      .map(([id, fields]) => parseStatusEntry(id, fields))
       .filter((entry) => entry.deliveryId === id)
       .map((entry) => `${entry.phase}/${entry.attempts}`);
     expect(phases).toEqual([
@@ -334,7 +334,7 @@ describe("delivery contract", () => {
     expect([goneRecord.failureReason, goneRecord.attempts.length]).toEqual(["endpoint-gone", 1]);
     expect([abortRecord.failureReason, abortRecord.attempts.length]).toEqual(["aborted-by-receiver", 1]);
     const failed = (await redis.xrange(dispatcher!.keys.status, "-", "+"))
-      .map(([, fields]) => parseStatusEntry(fields))
+      .map(([id, fields]) => parseStatusEntry(id, fields))
       .filter((entry) => entry.phase === "FAILED");
     expect(failed.map((entry) => entry.failureReason).sort()).toEqual([
       "aborted-by-receiver",

@@ -58,13 +58,32 @@ describe("maintenance", () => {
   it("drops event log index entries past retention and forgets empty indexes", async () => {
     const keys = keyspace(uniqueKeyTag());
     const old = Date.now() - 10_000;
-    await redis.zadd(keys.logAll, old, "old", Date.now(), "new");
-    await redis.zadd(keys.logNamespace("ns"), old, "old");
-    await redis.sadd(keys.logIndexes, keys.logNamespace("ns"));
+    await redis.xadd(keys.logAll, `${old}-0`, "d", "old");
+    await redis.xadd(keys.logAll, `${Date.now()}-0`, "d", "new");
+    await redis.xadd(keys.logNamespace("ns"), `${old}-0`, "d", "old");
+    await redis.xadd(keys.logWebhook("ns", "w"), `${old}-0`, "d", "old");
+    await redis.xadd(keys.logWebhook("ns", "w"), `${Date.now()}-0`, "d", "new");
+    await redis.sadd(keys.logIndexes, keys.logNamespace("ns"), keys.logWebhook("ns", "w"));
+    await redis.zadd(keys.logFailed, old, "old", Date.now(), "new");
     await maintenance(keys, 5_000).runOnce();
-    expect(await redis.zrange(keys.logAll, 0, "-1")).toEqual(["new"]);
+    const ids = async (key: string) => (await redis.xrange(key, "-", "+")).map(([, [, id]]) => id);
+    expect(await ids(keys.logAll)).toEqual(["new"]);
+    expect(await ids(keys.logWebhook("ns", "w"))).toEqual(["new"]);
     expect(await redis.exists(keys.logNamespace("ns"))).toBe(0);
-    expect(await redis.smembers(keys.logIndexes)).toEqual([]);
+    expect(await redis.smembers(keys.logIndexes)).toEqual([keys.logWebhook("ns", "w")]);
+    expect(await redis.zrange(keys.logFailed, 0, "-1")).toEqual(["new"]);
+  });
+
+  it("trims the indexes of format 1 (sorted sets) alike, until they are gone", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const old = Date.now() - 10_000;
+    await redis.zadd(keys.legacyLog.all, old, "old", Date.now(), "new");
+    await redis.zadd(keys.legacyLog.namespace("ns"), old, "old");
+    await redis.sadd(keys.legacyLog.indexes, keys.legacyLog.namespace("ns"));
+    await maintenance(keys, 5_000).runOnce();
+    expect(await redis.zrange(keys.legacyLog.all, 0, "-1")).toEqual(["new"]);
+    expect(await redis.exists(keys.legacyLog.namespace("ns"))).toBe(0);
+    expect(await redis.smembers(keys.legacyLog.indexes)).toEqual([]);
   });
 
   it("forgets consumers of replicas long gone, but not those holding work", async () => {

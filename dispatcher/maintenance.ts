@@ -3,6 +3,8 @@ import type { Logger } from "pino";
 import { PeriodicLoop } from "../common/periodic-loop.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
+import { runScript } from "../contract/scripts/script.ts";
+import { trimLogIndexesScript } from "../contract/scripts/trim-log-indexes.ts";
 import { removeIdleConsumers, trimAcknowledged } from "../contract/streams/stream-maintenance.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -59,23 +61,41 @@ export class Maintenance {
     await trimAcknowledged(redis, keys.events);
     await trimAcknowledged(redis, keys.deliveries);
     const horizon = Date.now() - retentionMs;
-    const fixed = [keys.logAll, keys.logFailed];
-    const pipeline = redis.pipeline();
-    for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", horizon);
-    await pipeline.exec();
-    let cursor = "0";
-    do {
-      const [next, indexes] = await redis.sscan(keys.logIndexes, cursor, "COUNT", 500);
-      cursor = next;
-      if (indexes.length === 0) continue;
-      const trim = redis.pipeline();
-      for (const index of indexes) trim.zremrangebyscore(index, "-inf", horizon).zcard(index);
-      const replies = (await trim.exec()) ?? [];
-      const empty = indexes.filter((_, i) => Number(replies[i * 2 + 1]?.[1]) === 0);
-      if (empty.length > 0) await redis.srem(keys.logIndexes, ...empty);
-    } while (cursor !== "0");
+    await trimLogIndexes(redis, keys, horizon);
+    await trimLegacyLogIndexes(redis, keys, horizon);
     const idleMs = this.#options.deadConsumerIdleMs ?? DEAD_CONSUMER_IDLE_MS;
     await removeIdleConsumers(redis, keys.events, CONSUMER_GROUPS.fanout, idleMs);
     await removeIdleConsumers(redis, keys.deliveries, CONSUMER_GROUPS.delivery, idleMs);
   }
+}
+
+/** The event log's streams: entries created before the horizon go, and indexes left empty. */
+async function trimLogIndexes(redis: Redis, keys: Keyspace, horizon: number): Promise<void> {
+  await runScript(redis, trimLogIndexesScript, [keys.logIndexes], [horizon, keys.logAll]);
+  let cursor = "0";
+  do {
+    const [next, indexes] = await redis.sscan(keys.logIndexes, cursor, "COUNT", 500);
+    cursor = next;
+    if (indexes.length > 0)
+      await runScript(redis, trimLogIndexesScript, [keys.logIndexes], [horizon, ...indexes]);
+  } while (cursor !== "0");
+}
+
+/** The sorted sets of format 1 (and FAILED, still one): members created before the horizon go. */
+async function trimLegacyLogIndexes(redis: Redis, keys: Keyspace, horizon: number): Promise<void> {
+  const fixed = [keys.legacyLog.all, keys.logFailed];
+  const pipeline = redis.pipeline();
+  for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", horizon);
+  await pipeline.exec();
+  let cursor = "0";
+  do {
+    const [next, indexes] = await redis.sscan(keys.legacyLog.indexes, cursor, "COUNT", 500);
+    cursor = next;
+    if (indexes.length === 0) continue;
+    const trim = redis.pipeline();
+    for (const index of indexes) trim.zremrangebyscore(index, "-inf", horizon).zcard(index);
+    const replies = (await trim.exec()) ?? [];
+    const empty = indexes.filter((_, i) => Number(replies[i * 2 + 1]?.[1]) === 0);
+    if (empty.length > 0) await redis.srem(keys.legacyLog.indexes, ...empty);
+  } while (cursor !== "0");
 }

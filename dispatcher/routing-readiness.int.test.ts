@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { readDelivery } from "../contract/deliveries.ts";
+import { readDeliveries, readDelivery } from "../contract/deliveries.ts";
 import { deliveryId } from "../contract/delivery-id.ts";
 import { keyspace } from "../contract/keys.ts";
 import { NamespaceRoutingSchema, writeNamespaceRouting } from "../contract/routing-config.ts";
@@ -167,7 +167,8 @@ describe("routing readiness", () => {
       },
     ]);
     const id = deliveryId("lag", "evt-lag", "late");
-    expect(await redis.hget(keys.delivery(id), "routingRevision")).toBe(String(newer));
+    const [stored] = await readDeliveries(redis, [id], keys);
+    expect(stored?.view.header.routingRevision).toBe(newer);
     await sleep(800);
     expect(await readDelivery(redis, id, keys)).toMatchObject({ phase: "QUEUED", attempts: [] });
 

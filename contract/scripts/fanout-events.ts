@@ -1,3 +1,5 @@
+import type { EventType } from "../event-types.ts";
+import { EVENT_FORMAT, type EventRouting, packNewEvent, packQueuedDelivery } from "../records.ts";
 import { defineScript, type ScriptArg } from "./script.ts";
 
 /** One event and the deliveries the dispatcher's routing table made of it. */
@@ -6,19 +8,21 @@ export interface FanoutPlanEvent {
   entryId: string;
   namespace: string;
   id: string;
-  type: string;
+  type: EventType;
   occurredAt: string;
   /** epoch ms */
-  ingestedAt: string;
-  /** the event record, JSON (EventRecordSchema) */
-  record: string;
+  ingestedAt: number;
+  /** the producer's `data`, a JSON object */
+  data: string;
+  routing: EventRouting;
   deliveries: Array<{
     id: string;
     webhook: string;
     uid: string;
     url: string;
+    /** the body to send (notification.ts), carried by the first attempt's work entry */
     payload: string;
-    maxAttempts: string;
+    maxAttempts: number;
   }>;
 }
 
@@ -40,33 +44,81 @@ export interface FanoutPlan {
   invalid: FanoutPlanInvalid[];
 }
 
+/** What the fan-out applies besides the plan: record lifetimes, the duplicate-id window, caps. */
+export interface FanoutArgs {
+  /** epoch ms: the deliveries' creation time */
+  now: number;
+  retentionMs: number;
+  idempotencyWindowMs: number;
+}
+
 /**
  * Turns a batch of events into delivery records, queued work, status entries and event records,
  * and acknowledges the stream entries among them — in one step, so an entry is acknowledged
  * (or the API answers) only once its deliveries exist. Invalid entries still pending are moved to
  * the dead letters (once: a retry finds them acknowledged). Idempotent: an event id seen within the
- * window is a duplicate (the marker `seen:<ns>:<id>` holds "api", or the first stream entry's
- * id so that a retried fan-out of that very entry goes through), and a delivery that already
- * exists (same deterministic id) is left alone.
+ * window is a duplicate (the marker in its event record, or the key `seen:<ns>:<id>` of format 1,
+ * holds "api", or the first stream entry's id so that a retried fan-out of that very entry goes
+ * through), and a delivery that already exists (same deterministic id) is left alone.
+ * An event id seen before the window ended is an event of its own: its deliveries are made again
+ * (their records replaced), and those of the earlier one that are not keep a copy of that
+ * event's data, since its event record is replaced.
  * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters.
- * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, windowMs, deadLetterMaxLen, then
+ * ARGV: prefix, group, nowMs, retentionMs, statusMaxLen, eventTtlMs, deadLetterMaxLen, then
  * the routing revision and the plan as a flat list (see encodeFanoutPlan): flat, because payloads nested in JSON would be
- * escaped once per level and decoded again by cjson.
+ * escaped once per level and decoded again by cjson. Records come packed (records.ts).
  * Returns, per plan event, the number of deliveries it created, or -1 when it was a duplicate.
  */
 export const fanoutEventsScript = defineScript(
   "fanout-events",
   `
 --- @include "status-entry"
+--- @include "packed-fields"
+--- @include "delivery-record"
+--- @include "event-record"
+--- @include "log-index"
 
-local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local retention, statusMaxLen, window, deadMaxLen = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local prefix, group, now = ARGV[1], ARGV[2], ARGV[3]
+local retention, statusMaxLen, eventTtl, deadMaxLen = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local results = {}
-local at = 9
+local at = 8
 
 -- the routing revision of the plan ("" when unknown)
 local revision = ARGV[at]
 at = at + 1
+
+-- The marker of an event id: the first fields of its event record (format e2), else the key of
+-- format 1. Returns the marker (nil when none is in force) and whether an e2 record exists.
+local function eventMarker(eventKey, seenKey)
+  local head = redis.call('GETRANGE', eventKey, 0, 63)
+  if string.sub(head, 1, #EVENT_FORMAT + 1) == EVENT_FORMAT .. '\\t' then
+    local fields = splitOn(head, '\\t')
+    if tonumber(fields[E.seenUntil]) > tonumber(now) then return fields[E.seenBy], true end
+    return nil, true
+  end
+  return (redis.call('GET', seenKey) or nil), false
+end
+
+-- The event record is about to be replaced by a later event with the same id: the deliveries of
+-- the earlier one that this one does not make again keep a copy of what they took from it.
+local function detachDeliveries(eventKey, e)
+  local event, rest = splitRecord(redis.call('GET', eventKey))
+  local data = escapeField(string.sub(rest, 2))
+  local remade = {}
+  for _, d in ipairs(e.deliveries) do remade[d.id] = true end
+  for _, id in ipairs(splitList(event[E.deliveryIds] or '')) do
+    local key = prefix .. 'delivery:' .. id
+    if not remade[id] and redis.call('TYPE', key).ok == 'string' then
+      local rec, attempts = loadDelivery(key)
+      if referencesEvent(rec) then
+        rec[D.occurredAt] = event[E.occurredAt]
+        rec[D.ingestedAt] = event[E.ingestedAt]
+        rec[D.data] = data
+        saveDelivery(key, rec, attempts)
+      end
+    end
+  end
+end
 
 -- invalid entries: count, then per entry: entry id, reason, field count, fields…
 -- Only entries still pending: one no longer pending is in the dead letters already (a try of
@@ -84,59 +136,52 @@ for _ = 1, invalidCount do
   at = at + 3 + fieldCount
 end
 
--- events: count, then per event: entry id, namespace, id, type, occurredAt, ingestedAt, record,
--- delivery count, and per delivery: id, webhook, uid, url, payload, maxAttempts
+-- events: count, then per event: entry id, namespace, id, type, event record, delivery count,
+-- and per delivery: id, webhook, record, work entry's \`a\`, payload
 local eventCount = tonumber(ARGV[at])
 at = at + 1
 for _ = 1, eventCount do
-  local e = { m = ARGV[at], ns = ARGV[at + 1], id = ARGV[at + 2], type = ARGV[at + 3],
-    occurredAt = ARGV[at + 4], ingestedAt = ARGV[at + 5], record = ARGV[at + 6], deliveries = {} }
-  local deliveryCount = tonumber(ARGV[at + 7])
-  at = at + 8
+  local e = { m = ARGV[at], ns = ARGV[at + 1], id = ARGV[at + 2], type = ARGV[at + 3], record = ARGV[at + 4],
+    deliveries = {} }
+  local deliveryCount = tonumber(ARGV[at + 5])
+  at = at + 6
   for j = 1, deliveryCount do
-    e.deliveries[j] = { id = ARGV[at], webhook = ARGV[at + 1], uid = ARGV[at + 2], url = ARGV[at + 3],
-      payload = ARGV[at + 4], maxAttempts = ARGV[at + 5] }
-    at = at + 6
+    e.deliveries[j] = { id = ARGV[at], webhook = ARGV[at + 1], record = ARGV[at + 2], work = ARGV[at + 3],
+      payload = ARGV[at + 4] }
+    at = at + 5
   end
-  local seenKey = prefix .. 'seen:' .. e.ns .. ':' .. e.id
+  local eventKey = prefix .. 'event:' .. e.ns .. ':' .. e.id
+  local first, stored = eventMarker(eventKey, prefix .. 'seen:' .. e.ns .. ':' .. e.id)
   local created = -1
-  -- fresh: this event's deliveries are (re)made; brandNew: never seen, so no record can exist
-  -- yet and the per-delivery EXISTS check is skipped (a retried or claimed entry keeps it)
+  -- fresh: this event's deliveries are (re)made; brandNew: not seen within the window, so its
+  -- deliveries are made whether records with their ids exist or not (a retried or claimed entry
+  -- checks each one instead)
   local fresh, brandNew
   if e.m == '' then
-    fresh = redis.call('SET', seenKey, 'api', 'NX', 'PX', window)
-    brandNew = fresh
+    fresh = not first
   else
-    local first = redis.call('GET', seenKey)
     fresh = not first or first == e.m
-    brandNew = not first
-    if not first then redis.call('SET', seenKey, e.m, 'PX', window) end
   end
+  brandNew = not first
   if fresh then
     created = 0
-    local nsIndex = prefix .. 'log:ns:' .. e.ns
+    if brandNew and stored then detachDeliveries(eventKey, e) end
+    local nsIndex = prefix .. 'logs:ns:' .. e.ns
     for _, d in ipairs(e.deliveries) do
       local key = prefix .. 'delivery:' .. d.id
       if brandNew or redis.call('EXISTS', key) == 0 then
-        redis.call('HSET', key, 'id', d.id, 'eventId', e.id, 'eventType', e.type, 'namespace', e.ns,
-          'webhook', d.webhook, 'webhookUid', d.uid, 'url', d.url, 'payload', d.payload,
-          'phase', 'QUEUED', 'attempts', '[]', 'attemptCount', '0', 'maxAttempts', d.maxAttempts,
-          'cycle', '1', 'cycleAttempts', '0', 'occurredAt', e.occurredAt, 'ingestedAt', e.ingestedAt,
-          'createdAt', now, 'updatedAt', now, 'version', '0', 'routingRevision', revision)
-        redis.call('PEXPIRE', key, retention)
+        redis.call('SET', key, d.record, 'PX', retention)
         local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
-        redis.call('ZADD', KEYS[4], now, d.id)
-        redis.call('ZADD', nsIndex, now, d.id)
-        redis.call('ZADD', webhookIndex, now, d.id)
+        addToIndex(KEYS[4], d.id, now)
+        addToIndex(nsIndex, d.id, now)
+        addToIndex(webhookIndex, d.id, now)
         redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
-        redis.call('XADD', KEYS[2], '*', 'id', d.id,
-          'a', '0\\n' .. e.ns .. '\\n' .. d.webhook .. '\\n' .. e.ingestedAt .. '\\n' .. d.url, 'p', d.payload,
-          'r', revision)
-        addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.type, e.id, '0', nowIso, nil)
+        redis.call('XADD', KEYS[2], '*', 'id', d.id, 'a', d.work, 'p', d.payload, 'r', revision)
+        addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.id, '0', nil, nil)
         created = created + 1
       end
     end
-    redis.call('SET', prefix .. 'event:' .. e.ns .. ':' .. e.id, e.record, 'PX', retention)
+    redis.call('SET', eventKey, e.record, 'PX', eventTtl)
   end
   if e.m ~= '' then redis.call('XACK', KEYS[1], group, e.m) end
   results[#results + 1] = created
@@ -145,23 +190,52 @@ return results
 `,
 );
 
-/** The plan as the script's flat ARGV tail. */
-export function encodeFanoutPlan(plan: FanoutPlan): ScriptArg[] {
-  const args: ScriptArg[] = [plan.revision ?? "", plan.invalid.length];
-  for (const bad of plan.invalid) args.push(bad.entryId, bad.reason, bad.fields.length, ...bad.fields);
-  args.push(plan.events.length);
+/**
+ * The plan as the script's flat ARGV tail, records packed: created at `now`, the event's marker
+ * in force for the idempotency window.
+ */
+export function encodeFanoutPlan(plan: FanoutPlan, args: FanoutArgs): ScriptArg[] {
+  const { now, idempotencyWindowMs } = args;
+  const out: ScriptArg[] = [plan.revision ?? "", plan.invalid.length];
+  for (const bad of plan.invalid) out.push(bad.entryId, bad.reason, bad.fields.length, ...bad.fields);
+  out.push(plan.events.length);
   for (const e of plan.events) {
-    args.push(
-      e.entryId,
-      e.namespace,
-      e.id,
-      e.type,
-      e.occurredAt,
-      e.ingestedAt,
-      e.record,
-      e.deliveries.length,
+    const event = packNewEvent(
+      {
+        format: EVENT_FORMAT,
+        seenUntil: now + idempotencyWindowMs,
+        seenBy: e.entryId === "" ? "api" : e.entryId,
+        type: e.type,
+        // the producer gave none: the ingest time, implied
+        occurredAt: e.occurredAt === new Date(e.ingestedAt).toISOString() ? undefined : e.occurredAt,
+        ingestedAt: e.ingestedAt,
+        routing: e.routing,
+        deliveryIds: e.deliveries.map((d) => d.id),
+      },
+      e.data,
     );
-    for (const d of e.deliveries) args.push(d.id, d.webhook, d.uid, d.url, d.payload, d.maxAttempts);
+    out.push(e.entryId, e.namespace, e.id, e.type, event, e.deliveries.length);
+    for (const d of e.deliveries) {
+      const record = packQueuedDelivery({
+        eventId: e.id,
+        namespace: e.namespace,
+        webhook: d.webhook,
+        webhookUid: d.uid,
+        eventType: e.type,
+        url: d.url,
+        maxAttempts: d.maxAttempts,
+        createdAt: now,
+        routingRevision: plan.revision,
+      });
+      // the first attempt's work entry: version, namespace, webhook, ingestedAt, URL (Keyspace.deliveries)
+      const work = `0\n${e.namespace}\n${d.webhook}\n${e.ingestedAt}\n${d.url}`;
+      out.push(d.id, d.webhook, record, work, d.payload);
+    }
   }
-  return args;
+  return out;
+}
+
+/** How long an event record lives at first: its deliveries' retention, and at least the window. */
+export function eventRecordTtl(args: Pick<FanoutArgs, "retentionMs" | "idempotencyWindowMs">): number {
+  return Math.max(args.retentionMs, args.idempotencyWindowMs);
 }

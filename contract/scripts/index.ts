@@ -1,11 +1,14 @@
 import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
+import { forwardLegacyStatusScript } from "./forward-legacy-status.ts";
 import { noteMirrorErrorScript } from "./note-mirror-error.ts";
 import { promoteDueScript } from "./promote-due.ts";
+import { readDeliveriesScript } from "./read-deliveries.ts";
 import { renewClaimsScript } from "./renew-claims.ts";
 import { requestRetryScript } from "./request-retry.ts";
 import type { LuaScript } from "./script.ts";
 import { settleDeliveriesScript } from "./settle-deliveries.ts";
+import { trimLogIndexesScript } from "./trim-log-indexes.ts";
 import { writeRoutingScript } from "./write-routing.ts";
 
 /** Every script of the protocol, for `loadScripts` at startup. */
@@ -18,4 +21,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   requestRetryScript,
   writeRoutingScript,
   noteMirrorErrorScript,
+  readDeliveriesScript,
+  trimLogIndexesScript,
+  forwardLegacyStatusScript,
 ];

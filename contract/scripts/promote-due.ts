@@ -9,10 +9,13 @@ import { defineScript } from "./script.ts";
 export const promoteDueScript = defineScript(
   "promote-due",
   `
+--- @include "packed-fields"
+--- @include "delivery-record"
+
 local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0, ARGV[3])
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
-  if redis.call('HGET', ARGV[1] .. 'delivery:' .. id, 'phase') == 'QUEUED' then
+  if deliveryPhase(ARGV[1] .. 'delivery:' .. id) == 'QUEUED' then
     redis.call('XADD', KEYS[2], '*', 'id', id)
   end
 end

@@ -6,37 +6,45 @@ export const REMEMBERED_RETRY_TOKENS = 20;
 /**
  * FAILED → QUEUED with a fresh attempt budget, once per token.
  * KEYS: deliveries, status, logFailed.
- * ARGV: prefix, deliveryId, token, nowMs, nowIso, retentionMs, statusMaxLen, namespace ("" = any).
+ * ARGV: prefix, deliveryId, token (escaped: escapeField), nowMs, retentionMs, statusMaxLen,
+ * namespace ("" = any). A record of format 1 (a hash) is rewritten packed.
  * Returns "requeued" | "already-honoured" | "not-failed" | "not-found".
  */
 export const requestRetryScript = defineScript(
   "request-retry",
   `
 --- @include "status-entry"
+--- @include "packed-fields"
+--- @include "delivery-record"
 
-local id, token = ARGV[2], ARGV[3]
-local key = ARGV[1] .. 'delivery:' .. id
-local cur = redis.call('HMGET', key, 'phase', 'retryTokens', 'version', 'cycle', 'namespace', 'webhook',
-  'eventType', 'eventId', 'attemptCount')
-if not cur[1] then return 'not-found' end
+local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
+local key = prefix .. 'delivery:' .. id
+local rec, attempts = loadDelivery(key)
+if not rec then return 'not-found' end
 -- another namespace's delivery: as good as absent to this caller
-if ARGV[8] ~= '' and cur[5] ~= ARGV[8] then return 'not-found' end
-local tokens = {}
-if cur[2] then tokens = cjson.decode(cur[2]) end
+if ARGV[7] ~= '' and rec[D.namespace] ~= ARGV[7] then return 'not-found' end
+local tokens = splitList(rec[D.retryTokens])
 for _, honoured in ipairs(tokens) do
   if honoured == token then return 'already-honoured' end
 end
-if cur[1] ~= 'FAILED' then return 'not-failed' end
+if rec[D.phase] ~= 'FAILED' then return 'not-failed' end
 tokens[#tokens + 1] = token
 while #tokens > ${REMEMBERED_RETRY_TOKENS} do table.remove(tokens, 1) end
-redis.call('HSET', key, 'phase', 'QUEUED', 'cycle', tonumber(cur[4]) + 1, 'cycleAttempts', '0',
-  'version', tonumber(cur[3]) + 1, 'lastRetryToken', token, 'retryTokens', cjson.encode(tokens),
-  'updatedAt', ARGV[4])
-redis.call('HDEL', key, 'failureReason', 'nextAttemptAt')
-redis.call('PEXPIRE', key, ARGV[6])
+rec[D.phase] = 'QUEUED'
+rec[D.cycle] = tostring(tonumber(rec[D.cycle]) + 1)
+rec[D.cycleAttempts] = '0'
+rec[D.version] = tostring(tonumber(rec[D.version]) + 1)
+rec[D.retryTokens] = table.concat(tokens, ',')
+rec[D.updatedAt] = ARGV[4]
+rec[D.failureReason] = ''
+rec[D.nextAttemptAt] = ''
+saveDelivery(key, rec, attempts)
+redis.call('PEXPIRE', key, ARGV[5])
+keepEventFor(prefix, rec, ARGV[5])
 redis.call('ZREM', KEYS[3], id)
 redis.call('XADD', KEYS[1], '*', 'id', id)
-addStatusEntry(KEYS[2], ARGV[7], id, 'QUEUED', cur[5], cur[6], cur[7], cur[8], cur[9], ARGV[5], nil)
+addStatusEntry(KEYS[2], ARGV[6], id, 'QUEUED', rec[D.namespace], rec[D.webhook], rec[D.eventId],
+  rec[D.attemptCount], nil, nil)
 return 'requeued'
 `,
 );

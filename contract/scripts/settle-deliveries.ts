@@ -13,12 +13,12 @@ export interface SettleOutcome {
    * (schedule at `due`) without touching the record; ack: only acknowledge (stale entry).
    */
   kind: "sent" | "retry" | "failed" | "defer" | "ack";
-  /** the attempt made, as a JSON object string */
+  /** the attempt made, packed (StoredAttemptSchema) */
   attempt?: string;
   /** epoch ms of the next attempt (retry, defer) */
   due?: string;
   reason?: string;
-  /** the URL used, when it differs from the record's (the webhook's URL changed) */
+  /** the URL used, when it differs from the record's (the webhook's URL changed), escaped (escapeField) */
   url?: string;
 }
 
@@ -32,21 +32,24 @@ export type SettleResult = "a" | "s" | "k" | "x";
  * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
  * step: an entry is acknowledged only together with its recorded outcome (at-least-once).
  * KEYS: deliveries, scheduled, status, logFailed.
- * ARGV: prefix, group, nowMs, nowIso, retentionMs, statusMaxLen, then 8 per outcome (see
+ * ARGV: prefix, group, nowMs, retentionMs, statusMaxLen, then 8 per outcome (see
  * encodeOutcomes; flat, so the attempt's JSON is not escaped again and decoded by cjson).
+ * A record of format 1 (a hash) is rewritten packed; the version guard applies to both alike.
  * Returns one SettleResult character per outcome, as one string (one reply element per batch).
  */
 export const settleDeliveriesScript = defineScript(
   "settle-deliveries",
   `
 --- @include "status-entry"
+--- @include "packed-fields"
+--- @include "delivery-record"
 
-local prefix, group, now, nowIso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local retention, statusMaxLen = ARGV[5], ARGV[6]
+local prefix, group, now = ARGV[1], ARGV[2], ARGV[3]
+local retention, statusMaxLen = ARGV[4], ARGV[5]
 local results = {}
 
-for i = 1, (#ARGV - 6) / 8 do
-  local at = 7 + (i - 1) * 8
+for i = 1, (#ARGV - 5) / 8 do
+  local at = 6 + (i - 1) * 8
   local o = { m = ARGV[at], id = ARGV[at + 1], v = ARGV[at + 2], k = ARGV[at + 3], a = ARGV[at + 4],
     due = ARGV[at + 5], reason = ARGV[at + 6], url = ARGV[at + 7] }
   if o.a == '' then o.a = nil end
@@ -57,47 +60,48 @@ for i = 1, (#ARGV - 6) / 8 do
     redis.call('ZADD', KEYS[2], o.due, o.id)
   elseif o.k ~= 'ack' then
     local key = prefix .. 'delivery:' .. o.id
-    local cur = redis.call('HMGET', key, 'phase', 'version', 'attempts', 'attemptCount', 'cycleAttempts',
-      'namespace', 'webhook', 'eventType', 'eventId', 'createdAt', 'updatedAt', 'nextAttemptAt')
-    if not cur[1] then
+    local rec, attempts = loadDelivery(key)
+    if not rec then
       result = 'x'
-    elseif cur[1] ~= 'QUEUED' or cur[2] ~= o.v then
+    elseif rec[D.phase] ~= 'QUEUED' or rec[D.version] ~= o.v then
       result = 's'
     else
-      local attemptCount, cycleAttempts, attempts = tonumber(cur[4]), tonumber(cur[5]), cur[3]
+      local attemptCount, cycleAttempts = tonumber(rec[D.attemptCount]), tonumber(rec[D.cycleAttempts])
       if o.a then
-        if attempts == '[]' then
-          attempts = '[' .. o.a .. ']'
-        else
-          attempts = string.sub(attempts, 1, -2) .. ',' .. o.a .. ']'
-        end
+        attempts = appendAttempt(attempts, o.a)
         attemptCount = attemptCount + 1
         cycleAttempts = cycleAttempts + 1
       end
       local phase = 'QUEUED'
       if o.k == 'sent' then phase = 'SENT' elseif o.k == 'failed' then phase = 'FAILED' end
-      redis.call('HSET', key, 'phase', phase, 'attempts', attempts, 'attemptCount', attemptCount,
-        'cycleAttempts', cycleAttempts, 'version', tonumber(cur[2]) + 1, 'updatedAt', now)
-      if o.url then redis.call('HSET', key, 'url', o.url) end
+      local updatedBefore = tonumber(rec[D.updatedAt])
+      rec[D.phase] = phase
+      rec[D.attemptCount] = tostring(attemptCount)
+      rec[D.cycleAttempts] = tostring(cycleAttempts)
+      rec[D.version] = tostring(tonumber(rec[D.version]) + 1)
+      rec[D.updatedAt] = now
+      if o.url then rec[D.url] = o.url end
+      local failureReason = nil
       if o.k == 'retry' then
-        redis.call('HSET', key, 'nextAttemptAt', o.due)
+        rec[D.nextAttemptAt] = o.due
         redis.call('ZADD', KEYS[2], o.due, o.id)
       else
-        if cur[12] then redis.call('HDEL', key, 'nextAttemptAt') end
+        rec[D.nextAttemptAt] = ''
         if phase == 'FAILED' then
-          redis.call('ZADD', KEYS[4], cur[10], o.id)
-          redis.call('HSET', key, 'failureReason', o.reason or 'attempts-exhausted')
+          failureReason = o.reason or 'attempts-exhausted'
+          rec[D.failureReason] = failureReason
+          redis.call('ZADD', KEYS[4], rec[D.createdAt], o.id)
         end
       end
+      saveDelivery(key, rec, attempts)
       -- records live for the retention after their last change; within 1 % of it, the TTL
       -- set by the previous change is close enough (saves a write on most deliveries)
-      if tonumber(now) - tonumber(cur[11]) > tonumber(retention) / 100 then
+      if tonumber(now) - updatedBefore > tonumber(retention) / 100 then
         redis.call('PEXPIRE', key, retention)
+        keepEventFor(prefix, rec, retention)
       end
-      local failureReason = nil
-      if phase == 'FAILED' then failureReason = o.reason or 'attempts-exhausted' end
-      addStatusEntry(KEYS[3], statusMaxLen, o.id, phase, cur[6], cur[7], cur[8], cur[9], attemptCount, nowIso,
-        failureReason)
+      addStatusEntry(KEYS[3], statusMaxLen, o.id, phase, rec[D.namespace], rec[D.webhook], rec[D.eventId],
+        attemptCount, failureReason, nil)
       result = 'a'
     end
   end

@@ -1,5 +1,6 @@
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
+import { StoredAttemptSchema } from "../../contract/records.ts";
 import { NamespaceRoutingSchema } from "../../contract/routing-config.ts";
 import { prepareNamespace } from "../routing-table.ts";
 import {
@@ -123,8 +124,12 @@ describe("attemptOutcome", () => {
       id: "orders-abc",
       version: "4",
       kind: "sent",
-      attempt: JSON.stringify(attempt),
+      // packed for the record (StoredAttemptSchema): number, startedAt (epoch ms), duration, status
+      attempt: `[3,${Date.parse(attempt.startedAt)},12,204]`,
     });
+    expect(StoredAttemptSchema.decode(attemptOutcome(w, attempt, { kind: "sent" }, now).attempt!)).toEqual(
+      attempt,
+    );
   });
 
   it("schedules a retry after the backoff, and names the reason of a failure", () => {
@@ -143,6 +148,10 @@ describe("attemptOutcome", () => {
     const w = work({ recordUrl: "https://old.example/hook" });
     const outcome = attemptOutcome(w, attemptRecord(w, result({ ok: true })), { kind: "sent" }, now);
     expect(outcome.url).toBe("https://receiver.example/hook");
+    const odd = work({ recordUrl: "https://old.example/hook" });
+    odd.webhook = { ...odd.webhook, url: new URL("https://receiver.example/a,b%2Fc") };
+    const escaped = attemptOutcome(odd, attemptRecord(odd, result({ ok: true })), { kind: "sent" }, now);
+    expect(escaped.url).toBe("https://receiver.example/a%2Cb%252Fc"); // escaped for the packed record
     expect(attemptOutcome(work(), attemptRecord(w, result({ ok: true })), { kind: "sent" }, now).url).toBe(
       undefined,
     );

@@ -1,4 +1,4 @@
-import type { Attempt } from "../../contract/records.ts";
+import { type Attempt, escapeField, StoredAttemptSchema } from "../../contract/records.ts";
 import type { SettleOutcome } from "../../contract/scripts/settle-deliveries.ts";
 import type { Decision } from "./decide.ts";
 import type { AttemptResult, DeliveryRequest } from "./http-client.ts";
@@ -67,9 +67,9 @@ export function attemptOutcome(work: Work, attempt: Attempt, decision: Decision,
     id: work.deliveryId,
     version: work.version,
     kind: decision.kind,
-    attempt: JSON.stringify(attempt),
+    attempt: StoredAttemptSchema.encode(attempt),
   };
-  if (work.webhook.url.href !== work.recordUrl) outcome.url = work.webhook.url.href;
+  if (work.webhook.url.href !== work.recordUrl) outcome.url = escapeField(work.webhook.url.href);
   if (decision.kind === "retry") outcome.due = String(now + decision.delayMs);
   else if (decision.kind === "failed") outcome.reason = decision.reason;
   return outcome;

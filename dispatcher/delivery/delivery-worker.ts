@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { readDeliveries, type StoredDeliveryRead } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
-import { type FailureReason, fieldsToObject } from "../../contract/records.ts";
+import { type FailureReason, fieldsToObject, resolveEventPart } from "../../contract/records.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { loopErrorReporter, type Metrics } from "../metrics.ts";
 import type { PreparedNamespace, PreparedWebhook, RoutingWatcher } from "../routing-table.ts";
@@ -56,26 +57,39 @@ interface Held {
   attempting: boolean;
 }
 
-const RECORD_FIELDS = [
-  "phase",
-  "version",
-  "namespace",
-  "webhook",
-  "payload",
-  "url",
-  "ingestedAt",
-  "attemptCount",
-  "cycleAttempts",
-  "routingRevision",
-] as const;
+/** What an attempt needs of its delivery's record (from the record, or a first attempt's work entry). */
+interface RecordFields {
+  phase?: string | undefined;
+  version?: string | undefined;
+  namespace?: string | undefined;
+  webhook?: string | undefined;
+  payload?: string | undefined;
+  url?: string | undefined;
+  /** epoch ms */
+  ingestedAt?: string | undefined;
+  attemptCount?: string | undefined;
+  cycleAttempts?: string | undefined;
+  routingRevision?: string | undefined;
+}
 
-type RecordFields = Partial<Record<(typeof RECORD_FIELDS)[number], string | null>>;
-
-/** The HMGET reply of RECORD_FIELDS, by field name. */
-function recordFromFields(values: ReadonlyArray<string | null>): RecordFields {
-  const record: RecordFields = {};
-  for (let i = 0; i < RECORD_FIELDS.length; i++) record[RECORD_FIELDS[i]!] = values[i];
-  return record;
+/** The fields of a record as read (null: no record, or no event record to take its payload from). */
+function recordFields(read: StoredDeliveryRead | null): RecordFields {
+  if (!read) return {};
+  const { header } = read.view;
+  const fromEvent = resolveEventPart(read.view, read.event);
+  if (!fromEvent) return {};
+  return {
+    phase: header.phase,
+    version: String(header.version),
+    namespace: header.namespace,
+    webhook: header.webhook,
+    payload: fromEvent.payload,
+    url: header.url,
+    ingestedAt: String(fromEvent.ingestedAt),
+    attemptCount: String(header.attemptCount),
+    cycleAttempts: String(header.cycleAttempts),
+    routingRevision: header.routingRevision === undefined ? "" : String(header.routingRevision),
+  };
 }
 
 /** How long work routed at a newer revision than this replica's waits before it is offered again. */
@@ -260,17 +274,21 @@ export class DeliveryWorker {
       }
     }
     if (toRead.length > 0) {
-      const pipeline = redis.pipeline();
-      for (const { deliveryId } of toRead) pipeline.hmget(keys.delivery(deliveryId), ...RECORD_FIELDS);
-      const replies = (await pipeline.exec()) ?? [];
+      let records: Array<StoredDeliveryRead | null>;
+      try {
+        records = await readDeliveries(
+          redis,
+          toRead.map((read) => read.deliveryId),
+          keys,
+        );
+      } catch (error) {
+        this.#reportError(error, "delivery-read");
+        for (const { entryId } of toRead) this.#release(entryId); // left pending: taken over once idle
+        return;
+      }
       for (let i = 0; i < toRead.length; i++) {
         const { entryId, deliveryId } = toRead[i]!;
-        const [error, values] = replies[i] ?? [new Error("no reply")];
-        if (error) {
-          this.#release(entryId); // left pending: taken over once idle
-          continue;
-        }
-        this.#take(entryId, deliveryId, recordFromFields(values as ReadonlyArray<string | null>));
+        this.#take(entryId, deliveryId, recordFields(records[i] ?? null));
       }
     }
   }

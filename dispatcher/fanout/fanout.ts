@@ -4,11 +4,11 @@ import { deadLetterEntry, fanoutEvents } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { EventType } from "../../contract/event-types.ts";
 import type { Keyspace } from "../../contract/keys.ts";
-import type { EventRecord, EventRouting } from "../../contract/records.ts";
+import { notificationPayload } from "../../contract/notification.ts";
+import type { EventRouting } from "../../contract/records.ts";
 import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RoutingWatcher } from "../routing-table.ts";
-import { notificationPayload } from "./notification.ts";
 
 /** A validated event, from the API or from the ingest stream. */
 export interface IncomingEvent {
@@ -137,26 +137,17 @@ export class Fanout {
         webhook: route.name,
         dataJson: event.data,
       }),
-      maxAttempts: String(namespace!.routing.delivery.maxAttempts),
+      maxAttempts: namespace!.routing.delivery.maxAttempts,
     }));
-    const record: EventRecord = {
-      id: event.id,
-      type: event.type,
-      namespace: event.namespace,
-      occurredAt: event.occurredAt,
-      ingestedAt: new Date(event.ingestedAt).toISOString(),
-      data: event.data,
-      routing,
-      deliveryIds: deliveries.map((delivery) => delivery.id),
-    };
     const planned: FanoutPlanEvent = {
       entryId: event.entryId ?? "",
       namespace: event.namespace,
       id: event.id,
       type: event.type,
       occurredAt: event.occurredAt,
-      ingestedAt: String(event.ingestedAt),
-      record: JSON.stringify(record),
+      ingestedAt: event.ingestedAt,
+      data: event.data,
+      routing,
       deliveries,
     };
     return [planned, routing];

@@ -2,8 +2,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
 import type { Registry } from "prom-client";
-import { noteMirrorError, parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
+import {
+  forwardLegacyStatus,
+  noteMirrorError,
+  parseStatusEntry,
+  readDelivery,
+} from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
+import { RecordLimitsUnknownError, readRecordLimits } from "../../contract/record-limits.ts";
 import type { DeliveryRecord, StatusEntry } from "../../contract/records.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { API_VERSION, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
@@ -105,6 +111,8 @@ export interface MirrorOptions {
   maxPendingEntries?: number;
   /** How often QUEUED WebhookEvents are checked against the dispatcher's records. Default 60 s. */
   recheckIntervalMs?: number;
+  /** How often the status stream of the previous version is looked at (and emptied). Default 1 s. */
+  legacyStatusIntervalMs?: number;
 }
 
 export class WebhookEventMirror {
@@ -124,6 +132,8 @@ export class WebhookEventMirror {
   private loop: Promise<void> | undefined;
   private gaugeTimer: NodeJS.Timeout | undefined;
   private recheckTimer: NodeJS.Timeout | undefined;
+  private forwardTimer: NodeJS.Timeout | undefined;
+  private forwarding: Promise<void> | undefined;
   private stopping = false;
 
   constructor(options: MirrorOptions) {
@@ -196,6 +206,13 @@ export class WebhookEventMirror {
     const recheckMs = this.options.recheckIntervalMs ?? 60_000;
     this.recheckTimer = setInterval(() => this.recheckStale(queue, recheckMs), recheckMs);
     this.recheckTimer.unref();
+    const forwardMs = this.options.legacyStatusIntervalMs ?? 1_000;
+    this.forwardTimer = setInterval(() => {
+      this.forwarding ??= this.forwardLegacyStatus().finally(() => {
+        this.forwarding = undefined;
+      });
+    }, forwardMs);
+    this.forwardTimer.unref();
   }
 
   /** Stops reading and waits for writes in flight; unacknowledged entries stay pending for the next reader. */
@@ -203,12 +220,30 @@ export class WebhookEventMirror {
     this.stopping = true;
     clearInterval(this.gaugeTimer);
     clearInterval(this.recheckTimer);
+    clearInterval(this.forwardTimer);
+    await this.forwarding;
     await this.queue?.shutdown();
     await this.loop;
     this.loop = undefined;
     this.queue = undefined;
     this.pending.clear();
     this.refreshGauges();
+  }
+
+  /**
+   * Dispatchers of the previous version (a rolling upgrade) write status entries to the stream of
+   * format 1, which this mirror does not read: they are moved to the one it reads.
+   */
+  private async forwardLegacyStatus(): Promise<void> {
+    const { redis, keys } = this.options;
+    try {
+      const moved = await forwardLegacyStatus(redis, keys, await readRecordLimits(redis, keys));
+      if (moved > 0)
+        this.log.info({ entries: moved }, "moved status entries of the previous version's stream");
+    } catch (err) {
+      if (err instanceof RecordLimitsUnknownError) return; // no dispatcher yet: nothing was written either
+      this.log.warn({ err }, "moving status entries of the previous version's stream failed, retrying");
+    }
   }
 
   private recheckStale(queue: WorkQueue, olderThanMs: number): void {
@@ -254,7 +289,7 @@ export class WebhookEventMirror {
     const { context } = this.options;
     const skip: string[] = [];
     for (const { id, fields } of entries) {
-      const entry = decodeStatusEntry(fields);
+      const entry = decodeStatusEntry(id, fields);
       this.metrics.entries.inc();
       if (!entry) {
         skip.push(id);
@@ -496,9 +531,9 @@ export class WebhookEventMirror {
 }
 
 /** A status stream entry, or undefined when it does not decode (it is acknowledged and skipped). */
-function decodeStatusEntry(fields: readonly string[]): StatusEntry | undefined {
+function decodeStatusEntry(id: string, fields: readonly string[]): StatusEntry | undefined {
   try {
-    return parseStatusEntry(fields);
+    return parseStatusEntry(id, fields);
   } catch {
     return undefined;
   }

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDelivery } from "../../contract/deliveries.ts";
 import { keyspace } from "../../contract/keys.ts";
 import { publishRecordLimits } from "../../contract/record-limits.ts";
 import { createDelivery, failDelivery, TEST_FANOUT_LIMITS } from "../../test/support/deliveries.ts";
@@ -29,11 +30,12 @@ describe("retry by annotation", () => {
     expect(foreign.outcome).toBe("ignored");
     expect(foreign.event.note).toContain("no longer in the dispatcher's log");
     expect(foreign.event.note).not.toContain("FAILED");
-    expect(await redis.hget(keys.delivery("hook-theirs"), "phase")).toBe("FAILED");
-    expect(await redis.hget(keys.delivery("hook-theirs"), "retryTokens")).toBeNull();
+    const untouched = await readDelivery(redis, "hook-theirs", keys);
+    expect(untouched?.phase).toBe("FAILED");
+    expect(untouched?.lastRetryToken).toBeUndefined();
 
     const own = await askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "hook-theirs" }, "t1");
     expect(own.outcome).toBe("requeued");
-    expect(await redis.hget(keys.delivery("hook-theirs"), "phase")).toBe("QUEUED");
+    expect((await readDelivery(redis, "hook-theirs", keys))?.phase).toBe("QUEUED");
   });
 });

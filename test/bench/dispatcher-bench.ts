@@ -5,11 +5,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { keyspace } from "../../contract/keys.ts";
+import { notificationPayload } from "../../contract/notification.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { DeliveryClient } from "../../dispatcher/delivery/http-client.ts";
 import { decodeSigningKey, signatureHeader } from "../../dispatcher/delivery/signer.ts";
 import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
-import { notificationPayload } from "../../dispatcher/fanout/notification.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
 import { startRedis } from "../env/redis.ts";
 import { TEST_SECRET_BOX } from "../support/fixtures.ts";
@@ -511,16 +511,15 @@ async function ingestToSent(
   sorted = true,
 ): Promise<number[]> {
   const { deliveryId } = await import("../../contract/delivery-id.ts");
+  const { readDeliveries } = await import("../../contract/deliveries.ts");
+  const { resolveEventPart } = await import("../../contract/records.ts");
   const latencies: number[] = [];
   for (let i = 0; i < eventIds.length; i += 1_000) {
-    const pipeline = redis.pipeline();
-    for (const eventId of eventIds.slice(i, i + 1_000)) {
-      pipeline.hmget(keys.delivery(deliveryId("bench", eventId, "hook")), "ingestedAt", "updatedAt");
-    }
-    for (const [error, reply] of (await pipeline.exec()) ?? []) {
-      if (error) throw error;
-      const [ingestedAt, updatedAt] = reply as [string, string];
-      latencies.push(Number(updatedAt) - Number(ingestedAt));
+    const ids = eventIds.slice(i, i + 1_000).map((eventId) => deliveryId("bench", eventId, "hook"));
+    for (const read of await readDeliveries(redis, ids, keys)) {
+      if (!read) throw new Error("a delivery record is missing");
+      const ingestedAt = resolveEventPart(read.view, read.event)?.ingestedAt ?? Number.NaN;
+      latencies.push(read.view.header.updatedAt - ingestedAt);
     }
   }
   return sorted ? latencies.sort((a, b) => a - b) : latencies;

@@ -140,7 +140,7 @@ async function main(): Promise<void> {
   );
   const families: Array<{ family: string; bytesPerDelivery: number }> = [
     {
-      family: "delivery record (hash)",
+      family: "delivery record",
       bytesPerDelivery: await meanUsage(
         redis,
         sample.map((s) => keys.delivery(s.delivery)),
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
       ),
     },
     {
-      family: "idempotency marker",
+      family: "idempotency marker (format 1)",
       bytesPerDelivery: await meanUsage(
         redis,
         sample.map((s) => keys.seen(NAMESPACE, s.event)),
@@ -169,6 +169,10 @@ async function main(): Promise<void> {
     ["index: webhooks", keys.logWebhook(NAMESPACE, "orders")],
     ["index: webhooks (2)", keys.logWebhook(NAMESPACE, "payments")],
     ["index: FAILED", keys.logFailed],
+    ["index registry", keys.logIndexes],
+    ["format 1 indexes: all", keys.legacyLog.all],
+    ["format 1 indexes: namespace", keys.legacyLog.namespace(NAMESPACE)],
+    ["format 1 indexes: webhooks", keys.legacyLog.webhook(NAMESPACE, "orders")],
   ] as const) {
     families.push({ family, bytesPerDelivery: ((await memoryUsage(redis, key)) ?? 0) / DELIVERIES });
   }

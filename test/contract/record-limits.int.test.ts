@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { readDelivery } from "../../contract/deliveries.ts";
 import { keyspace } from "../../contract/keys.ts";
 import { RecordLimitsUnknownError } from "../../contract/record-limits.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
@@ -49,6 +50,6 @@ describe("record limits", () => {
     await expect(
       askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "d-unknown" }, "token-1"),
     ).rejects.toThrow(RecordLimitsUnknownError);
-    expect((await redis.hget(keys.delivery("d-unknown"), "phase")) ?? "").toBe("FAILED");
+    expect((await readDelivery(redis, "d-unknown", keys))?.phase).toBe("FAILED");
   });
 });

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { Pool } from "undici";
+import { readDeliveries } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import { type Behaviour, startReceiver } from "../support/receiver.ts";
@@ -382,12 +383,9 @@ export async function redisPhases(
   const phases = new Map<string, Phase | undefined>();
   for (let i = 0; i < list.length; i += 1_000) {
     const chunk = list.slice(i, i + 1_000);
-    const pipeline = redis.pipeline();
-    for (const id of chunk) pipeline.hget(keys.delivery(id), "phase");
-    const replies = (await pipeline.exec()) ?? [];
+    const reads = await readDeliveries(redis, chunk, keys);
     chunk.forEach((id, j) => {
-      const phase = replies[j]?.[1];
-      phases.set(id, phase === "QUEUED" || phase === "SENT" || phase === "FAILED" ? phase : undefined);
+      phases.set(id, reads[j]?.view.header.phase);
     });
   }
   return phases;

@@ -10,10 +10,15 @@ export interface Notification {
 }
 
 /**
- * The exact body POSTed (and kept in the event log), shaped after Standard Webhooks'
+ * The exact body POSTed (and shown by the event log), shaped after Standard Webhooks'
  * `{type, timestamp, data}` with the event id, namespace and webhook name added. `data` is
  * spliced in as the producer serialized it (it was validated as one JSON object), which spares a
  * parse/serialize round per delivery.
+ *
+ * The event log stores the event's `data` once, in its event record, and builds each delivery's
+ * payload again with this function when it is read (records.ts, format `d2`): it must stay a pure
+ * function of its input. A change to the body's shape needs a new record format, so that
+ * records already stored still show the bytes that were sent.
  */
 export function notificationPayload(notification: Notification): string {
   return `{"id":${JSON.stringify(notification.eventId)},"type":${JSON.stringify(notification.type)},"timestamp":${JSON.stringify(notification.occurredAt)},"namespace":${JSON.stringify(notification.namespace)},"webhook":${JSON.stringify(notification.webhook)},"data":${notification.dataJson}}`;
