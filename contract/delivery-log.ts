@@ -84,13 +84,16 @@ export async function listDeliveries(
     index.parts.map((part, i) => cursor?.positions?.[i] ?? legacyPosition(part, cursor?.legacy)),
   );
   const scanBudget = page.scanBudget ?? Math.max(1_000, page.limit * 10);
-  const chunkSize = Math.min(500, Math.max(page.limit * 2, 20));
+  // twice the page at first; then, while a filter on the records keeps the page short, chunks
+  // twice as large each time (fewer round trips through a long stretch that does not match)
+  let chunkSize = Math.min(500, Math.max(page.limit * 2, 20));
   const items: DeliverySummary[] = [];
   const seen = new Set<string>();
   let examined = 0;
 
   while (items.length < page.limit && examined < scanBudget) {
     const entries = await walk.next(Math.min(chunkSize, scanBudget - examined));
+    chunkSize = Math.min(500, chunkSize * 2);
     if (entries.length === 0) return { items };
     const replies = await readRawDeliveries(
       redis,
