@@ -46,12 +46,16 @@ export function redisAclRules(role: RedisRole, tag: string): string[] {
   // Every key family the dispatcher writes, spelled out: a glob cannot say "all but routing".
   const written = [
     "events*",
+    // the work queue, delivery records and the status stream (`delivery-status`)
     "deliver*",
     "scheduled",
+    // the status stream of format 1: still written by dispatchers of that version during an upgrade
     "status",
     "record-limits",
     "event:*",
+    // idempotency markers of format 1 (read until their window ends)
     "seen:*",
+    // the event log's indexes (`logs…`), and those of format 1 (`log…`)
     "log*",
   ];
   return [

@@ -60,9 +60,9 @@ export interface FanoutArgs {
  * window is a duplicate (the marker in its event record, or the key `seen:<ns>:<id>` of format 1,
  * holds "api", or the first stream entry's id so that a retried fan-out of that very entry goes
  * through), and a delivery that already exists (same deterministic id) is left alone.
- * An event id seen before the window ended is an event of its own: its deliveries are made again
- * (their records replaced), and those of the earlier one that are not keep a copy of that
- * event's data, since its event record is replaced.
+ * An event id seen again after its window is an event of its own: its deliveries are made again
+ * (their records replaced), and those of the earlier one that are not made again keep a copy of
+ * that event's data, since its event record is replaced.
  * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters.
  * ARGV: prefix, group, nowMs, retentionMs, statusMaxLen, eventTtlMs, deadLetterMaxLen, then
  * the routing revision and the plan as a flat list (see encodeFanoutPlan): flat, because payloads nested in JSON would be
