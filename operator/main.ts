@@ -5,4 +5,5 @@ import { setSourceMapsSupport } from "node:module";
 // those of every package (client-node's alone hold ~10 MB of heap, measured). Static imports are
 // loaded before a module's first line runs, hence the dynamic import after the switch.
 setSourceMapsSupport(true, { nodeModules: false });
-await import("./run.ts");
+const { runOperator } = await import("./run.ts");
+await runOperator();

@@ -1,11 +1,11 @@
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { deliveryId } from "../contract/delivery-id.ts";
 import type { DeliveryRecord } from "../contract/records.ts";
 import { installCrds } from "../test/env/install-crds.ts";
 import { createTestNamespace, kubeClient, kubectl } from "../test/env/kubectl.ts";
 import { TEST_ENCRYPTION_KEYS, uniqueKeyTag } from "../test/support/fixtures.ts";
+import { largeDeliveryRecord } from "../test/support/large-webhook-events.ts";
 import { SettingsSchema } from "./config.ts";
 import { newWebhookEvent } from "./mirror/webhook-event.ts";
 import { createOperator, type Operator } from "./operator.ts";
@@ -32,31 +32,7 @@ afterAll(async () => {
 });
 
 function record(i: number): DeliveryRecord {
-  const eventId = `evt_${i}`;
-  const at = new Date().toISOString();
-  return {
-    id: deliveryId(namespace.name, eventId, "hook"),
-    eventId,
-    eventType: "job.created",
-    namespace: namespace.name,
-    webhook: "hook",
-    webhookUid: "",
-    url: "https://receiver.example/hook",
-    payload: JSON.stringify({ id: eventId, data: { notes: "x".repeat(PAYLOAD_BYTES) } }).slice(
-      0,
-      PAYLOAD_BYTES,
-    ),
-    phase: "SENT",
-    attempts: [],
-    maxAttempts: 3,
-    cycle: 1,
-    cycleAttempts: 1,
-    occurredAt: at,
-    ingestedAt: at,
-    createdAt: at,
-    updatedAt: at,
-    version: 1,
-  };
+  return largeDeliveryRecord(namespace.name, i, "hook", PAYLOAD_BYTES);
 }
 
 async function createEvents(from: number, count: number): Promise<void> {
