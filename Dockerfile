@@ -4,8 +4,8 @@
 #   docker run IMAGE                          → dispatcher  (node dist/dispatcher/main.js)
 #   docker run IMAGE dist/operator/main.js    → operator
 # Entrypoints: dist/dispatcher/main.js dist/operator/main.js
-# (test/image/dockerfile.int.test.ts checks that `npm run build` produces both and that
-# `npm ci --omit=dev` installs everything they import.)
+# (test/image/image.int.test.ts checks that `npm run build` produces both from the copied inputs
+# and that they run with nothing but Node's built-ins.)
 #
 #   docker build -t dataforce-webhooks:dev .       (or: make image)
 #
@@ -15,23 +15,17 @@
 # Keep in step with the `node` devDependency in package.json (a test checks it).
 ARG NODE_VERSION=24.21.0
 
-# --- build: all dependencies, compile TypeScript to dist/ ----------------------
+# --- build: all dependencies, bundle each process into one file under dist/ ---------
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY build ./build
 COPY contract ./contract
 COPY common ./common
 COPY operator ./operator
 COPY dispatcher ./dispatcher
 RUN npm run build
-
-# --- production dependencies only ----------------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS prod-deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- runtime --------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim
@@ -58,9 +52,9 @@ RUN apt-get update \
 
 WORKDIR /app
 ENV NODE_ENV=production
-# Owned by root and not writable by the runtime user. package.json carries "type": "module".
+# Owned by root and not writable by the runtime user. package.json carries "type": "module"; the
+# bundles hold every package they use, so the image has no node_modules.
 COPY package.json ./
-COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 
 # The base image's `node` user, by number so that runAsNonRoot can verify it.

@@ -73,7 +73,7 @@ crds: node_modules/.package-lock.json ## Regenerate crds/ (and the chart's copie
 	cp crds/webhooks.dataforce.io_destination-policy.yaml charts/dataforce-webhooks/files/destination-policy.yaml
 
 .PHONY: build
-build: node_modules/.package-lock.json ## Compile TypeScript to dist/
+build: node_modules/.package-lock.json ## Bundle each process into dist/ (as the image runs them)
 	npm run build
 
 # =============================================================================
