@@ -30,7 +30,10 @@ import {
 // path (ingest → Redis streams → fan-out → signed POST → recorded SENT), as ratios of the box's
 // HTTP limit measured in the same run: a plain undici Pool POSTing to the same receiver.
 //
-//   phase 0  limit: RAW_REQUESTS POSTs by a plain undici Pool (16 connections, 256 in flight)
+//   phase 0  limit: RAW_REQUESTS POSTs by a plain undici Pool (16 connections), once with 256 in
+//                   flight (the issue's definition) and once with 16 (one per connection, as the
+//                   DeliveryClient phase runs): the limit is the faster of the two, so that no
+//                   ratio flatters the dispatcher (256 in flight measured slower: the Pool's queue)
 //   phase 1  raw:   RAW_REQUESTS POSTs by the dispatcher's DeliveryClient (16 connections)
 //   phase 2  max:   MAX_EVENTS events through HTTP ingest as fast as possible → deliveries/s,
 //                   CPU and Redis commands per delivery, latencies
@@ -67,12 +70,21 @@ async function main(): Promise<void> {
   const target = new URL(`http://127.0.0.1:${receiverPort}/hook`);
 
   // ── phase 0: the box's HTTP limit ─────────────────────────────────────────────────────────
-  const limitCpu: Record<string, number> = {};
-  const limitRate = await plainPoolRate(target, { client: process.pid, receiver: receiverPid }, limitCpu);
-  log(
-    `HTTP limit (plain undici Pool, ${CONNECTIONS} connections, ${LIMIT_IN_FLIGHT} in flight): ${limitRate.toFixed(0)}/s; ` +
-      `CPU per request: client ${limitCpu.client!.toFixed(0)} µs, receiver ${limitCpu.receiver!.toFixed(0)} µs`,
-  );
+  let limitRate = 0;
+  for (const inFlight of [LIMIT_IN_FLIGHT, CONNECTIONS]) {
+    const limitCpu: Record<string, number> = {};
+    const rate = await plainPoolRate(
+      target,
+      { client: process.pid, receiver: receiverPid },
+      limitCpu,
+      inFlight,
+    );
+    limitRate = Math.max(limitRate, rate);
+    log(
+      `HTTP limit (plain undici Pool, ${CONNECTIONS} connections, ${inFlight} in flight): ${rate.toFixed(0)}/s; ` +
+        `CPU per request: client ${limitCpu.client!.toFixed(0)} µs, receiver ${limitCpu.receiver!.toFixed(0)} µs`,
+    );
+  }
 
   // ── phase 1: raw client rate ──────────────────────────────────────────────────────────────
   const rawCpu: Record<string, number> = {};
@@ -241,7 +253,7 @@ async function main(): Promise<void> {
     console.log(`${label.padEnd(40)}${pad(value)}  ${target}`);
   console.log("");
   row("", "result", "target");
-  row("HTTP limit (plain undici Pool)", `${results.limitPostsPerSecond}/s`, "= 1");
+  row("HTTP limit (plain undici Pool, best of 2)", `${results.limitPostsPerSecond}/s`, "= 1");
   row("DeliveryClient raw POSTs", `${results.rawPostsPerSecond}/s`, `${results.ratios.raw}×  ≥ 0.85×`);
   row(
     "deliveries/s, HTTP ingest → SENT",
@@ -311,12 +323,13 @@ function diffCalls(before: Map<string, number>, after: Map<string, number>): Map
 
 /**
  * The box's HTTP limit: a plain undici Pool, nothing else, POSTing the same body to the same
- * receiver with LIMIT_IN_FLIGHT requests outstanding.
+ * receiver with `inFlight` requests outstanding.
  */
 async function plainPoolRate(
   target: URL,
   pids: Record<string, number>,
   cpuPerRequestUs: Record<string, number>,
+  inFlight: number,
 ): Promise<number> {
   const pool = new Pool(target.origin, { connections: CONNECTIONS });
   const body = notificationPayload({
@@ -344,11 +357,11 @@ async function plainPoolRate(
     }
   };
   end = WARMUP;
-  await Promise.all(Array.from({ length: LIMIT_IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: inFlight }, worker));
   end = WARMUP + RAW_REQUESTS;
   const cpuBefore = cpuSeconds(pids);
   const start = performance.now();
-  await Promise.all(Array.from({ length: LIMIT_IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: inFlight }, worker));
   const seconds = (performance.now() - start) / 1000;
   const cpuAfter = cpuSeconds(pids);
   for (const name of Object.keys(pids))
