@@ -71,6 +71,9 @@ Try:
   curl -s '${stack.dispatcherUrl}/v1/deliveries?namespace=${DEMO_NAMESPACE}' -H 'authorization: Bearer ${stack.adminToken}'
   curl -s ${stack.dispatcherUrl}/metrics | grep ^dataforce_
 
+The operator watches every namespace: apply the README's example (namespace acme) and
+\`kubectl get dataforce -n acme\` shows it reconciled, or why not (its header Secret, its URL).
+
 Ctrl-C stops everything.`);
 
 stack.receiver.deliveries.length = 0;
