@@ -1,0 +1,23 @@
+import { useState } from "preact/hooks";
+
+/** Copies `text` (the exact text, not what is displayed) and says so. */
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      setState("copied");
+    } catch {
+      setState("failed");
+    }
+    setTimeout(() => setState("idle"), 2000);
+  };
+  return (
+    <button type="button" class="secondary" onClick={copy}>
+      {state === "copied" ? "Copied" : state === "failed" ? "Copy refused: select and copy" : label}
+      <span class="visually-hidden" aria-live="polite">
+        {state === "copied" ? `${label}: copied` : ""}
+      </span>
+    </button>
+  );
+}
