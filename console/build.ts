@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
@@ -19,9 +19,25 @@ export interface BuiltFile {
   gzipBytes: number;
 }
 
+/**
+ * Builds into a directory of its own, then puts it in `outDir`'s place: a dispatcher reading
+ * `outDir` meanwhile sees the old build or none (and looks again), never half of one.
+ */
 export async function buildConsole(outDir: URL = DEFAULT_OUT_DIR): Promise<BuiltFile[]> {
-  await rm(outDir, { recursive: true, force: true });
-  await mkdir(outDir, { recursive: true });
+  const finalDir = fileURLToPath(outDir).replace(/\/$/, "");
+  const staging = new URL(`file://${finalDir}.${process.pid}.${Date.now()}/`);
+  await mkdir(staging, { recursive: true });
+  try {
+    await buildInto(staging);
+    await rm(outDir, { recursive: true, force: true });
+    await rename(staging, finalDir);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return measure(outDir);
+}
+
+async function buildInto(outDir: URL): Promise<void> {
   const result = await build({
     entryPoints: [fileURLToPath(new URL("main.tsx", SOURCES))],
     outdir: fileURLToPath(outDir),
@@ -48,7 +64,6 @@ export async function buildConsole(outDir: URL = DEFAULT_OUT_DIR): Promise<Built
     .replace("%SCRIPT%", name(script[0]))
     .replace("%STYLES%", name(script[1].cssBundle ?? ""));
   await writeFile(new URL("index.html", outDir), index);
-  return measure(outDir);
 }
 
 /** Every file's size, raw and gzipped (level 9, as the dispatcher serves it). */

@@ -77,21 +77,23 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
   );
 }
 
-/** Every file of the built console, gzipped once; undefined when it is not built. */
+/**
+ * Every file of the built console, gzipped once; undefined when it is not built (or was being
+ * replaced by a new build while read: the next request looks again).
+ */
 async function loadAssets(dir: URL): Promise<Map<string, Asset> | undefined> {
-  let names: string[];
   try {
-    names = await readdir(dir);
+    const names = await readdir(dir);
+    if (!names.includes("index.html")) return undefined;
+    const assets = new Map<string, Asset>();
+    for (const name of names) {
+      const contentType = CONTENT_TYPES[extname(name)];
+      if (contentType === undefined) continue;
+      const body = await readFile(new URL(name, dir));
+      assets.set(name, { contentType, body, gzipped: gzipSync(body, { level: 9 }) });
+    }
+    return assets;
   } catch {
     return undefined;
   }
-  if (!names.includes("index.html")) return undefined;
-  const assets = new Map<string, Asset>();
-  for (const name of names) {
-    const contentType = CONTENT_TYPES[extname(name)];
-    if (contentType === undefined) continue;
-    const body = await readFile(new URL(name, dir));
-    assets.set(name, { contentType, body, gzipped: gzipSync(body, { level: 9 }) });
-  }
-  return assets;
 }

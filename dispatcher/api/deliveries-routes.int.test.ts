@@ -151,6 +151,13 @@ describe("GET /v1/deliveries/:id", () => {
         expect.objectContaining({ number, statusCode: 500, errorCode: "http_status" }),
       ),
     );
+    expect(response.body).toMatchObject({
+      requestHeaders: expect.arrayContaining([
+        { name: "content-type", value: "application/json" },
+        { name: "webhook-id", value: id },
+        { name: "webhook-signature", note: expect.stringContaining("not shown") },
+      ]),
+    });
     expect(await api(dispatcher.url, "GET", "/v1/deliveries/nope")).toMatchObject({
       status: 404,
       body: { error: { code: "DELIVERY_NOT_FOUND" } },

@@ -2,6 +2,7 @@
 // REDIS_URL it starts the local control plane (the tests' kube-apiserver + etcd) and a
 // redis-server; with both set it runs the operator and dispatcher against them.
 import { join } from "node:path";
+import { buildConsole } from "../../console/build.ts";
 import { resolveAssets, startControlPlane } from "./control-plane.ts";
 import { DEMO_NAMESPACE, DEMO_WEBHOOK, startDevStack } from "./dev-stack.ts";
 import { startRedis } from "./redis.ts";
@@ -29,6 +30,8 @@ if (external) {
   kubectlBin = join(assetsDir, "kubectl");
 }
 
+// the dispatcher runs from the sources and serves the console from console/build/
+await buildConsole();
 const stack = await startDevStack({ kubeconfig, redisUrl, kubectlBin });
 cleanups.unshift(() => stack.stop());
 stack.receiver.deliveries.length = 0;
@@ -54,6 +57,8 @@ Dataforce Webhooks is running.
   kubeconfig       ${kubeconfig}
   Redis            ${redisUrl}
   dispatcher       ${stack.dispatcherUrl}   (ingest token ${stack.ingestToken}, admin token ${stack.adminToken})
+  event log        ${stack.dispatcherUrl}/console/#token=${stack.adminToken}
+                   (the console; the token in the fragment is never sent to the server)
   operator         ${stack.operatorUrl}/metrics
   demo receiver    ${stack.receiver.url}
   logs             ${stack.logDir}
