@@ -16,6 +16,8 @@
 ARG NODE_VERSION=24.21.0
 
 # --- build: all dependencies, bundle each process into one file under dist/ ---------
+# (`npm run build` also bundles the event log console, console/, into dist/console/build/: the
+# dispatcher serves it at /console/)
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -25,6 +27,7 @@ COPY contract ./contract
 COPY common ./common
 COPY operator ./operator
 COPY dispatcher ./dispatcher
+COPY console ./console
 RUN npm run build
 
 # --- runtime --------------------------------------------------------------------

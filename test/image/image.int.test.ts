@@ -25,6 +25,7 @@ const BUILD_INPUTS = [
   "common",
   "operator",
   "dispatcher",
+  "console",
 ];
 
 let work: string;
@@ -93,6 +94,8 @@ describe("the Dockerfile", () => {
       if (missingSources.includes(entry)) continue;
       expect(existsSync(join(src, entry)), `${entry} after npm run build`).toBe(true);
     }
+    // the event log console, which the dispatcher serves from dist/console/build/
+    expect(existsSync(join(src, "dist", "console", "build", "index.html"))).toBe(true);
     if (missingSources.length > 0) ctx.skip(`not written yet: ${missingSources.join(", ")}`);
   }, 180_000);
 
