@@ -42,7 +42,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
   receiver.on("/crm", () =>
     crmFixed
-      ? { kind: "respond", status: 200, body: '{"received":true}', delayMs: 800 }
+      ? { kind: "respond", status: 200, body: '{"received":true}', delayMs: 1500 }
       : { kind: "respond", status: 500, body: '{"error":"database unavailable"}' },
   );
   dispatcher = await startDispatcher(testSettings(inject("redisUrl")));
@@ -152,6 +152,14 @@ describe("the event log console", () => {
       `kubectl get webhookevent ${failedJob} -n acme -o jsonpath='{.spec.payload}'`,
     );
     await screenshot(page, "detail");
+    // Copy payload: the exact bytes sent, not the indented text shown
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: dispatcher.url });
+    await page.getByRole("button", { name: "Copy payload" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    const sent = await api(dispatcher.url, "GET", `/v1/deliveries/${failedJob}`);
+    expect(await page.evaluate("navigator.clipboard.readText()")).toBe(
+      (sent.body as { payload: string }).payload,
+    );
 
     // fixed receiver, Retry: QUEUED while the 4th attempt is on its way, then SENT
     crmFixed = true;

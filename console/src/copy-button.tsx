@@ -13,11 +13,13 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
     setTimeout(() => setState("idle"), 2000);
   };
   return (
-    <button type="button" class="secondary" onClick={copy}>
-      {state === "copied" ? "Copied" : state === "failed" ? "Copy refused: select and copy" : label}
-      <span class="visually-hidden" aria-live="polite">
+    <>
+      <button type="button" class="secondary" onClick={copy}>
+        {state === "copied" ? "Copied" : state === "failed" ? "Copy refused: select and copy" : label}
+      </button>
+      <span class="visually-hidden" role="status">
         {state === "copied" ? `${label}: copied` : ""}
       </span>
-    </button>
+    </>
   );
 }
