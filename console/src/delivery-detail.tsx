@@ -35,12 +35,17 @@ export function DeliveryDetail({
   // a new view: focus its heading, so a screen reader announces it and Tab starts from there
   useEffect(() => heading.current?.focus(), [id]);
 
+  /** Numbers the loads: an answer to an older one (another delivery) is dropped. */
+  const loads = useRef(0);
   const load = async () => {
+    const number = ++loads.current;
     try {
-      setDelivery(await session.api.get(id));
+      const loaded = await session.api.get(id);
+      if (number !== loads.current) return;
+      setDelivery(loaded);
       setError("");
     } catch (caught) {
-      setError(errorMessage(caught, session));
+      if (number === loads.current) setError(errorMessage(caught, session));
     }
   };
   const queued = delivery?.phase === "QUEUED";

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import type { DeliveryPage } from "./api-schemas.ts";
 import { BulkRetry } from "./bulk-retry.tsx";
 import { Commands } from "./commands.tsx";
@@ -42,16 +42,21 @@ export function DeliveryList({
   const [updatedAt, setUpdatedAt] = useState<Date | undefined>(undefined);
   const cursor = cursors.at(-1);
 
+  /** Numbers the loads: an answer to an older one (another filter, page) is dropped. */
+  const loads = useRef(0);
   const load = async () => {
+    const number = ++loads.current;
     setLoading(true);
     try {
-      setPage(await session.api.list(filter, { limit: PAGE_SIZE, cursor }));
+      const loaded = await session.api.list(filter, { limit: PAGE_SIZE, cursor });
+      if (number !== loads.current) return;
+      setPage(loaded);
       setUpdatedAt(new Date());
       setError("");
     } catch (caught) {
-      setError(errorMessage(caught, session));
+      if (number === loads.current) setError(errorMessage(caught, session));
     } finally {
-      setLoading(false);
+      if (number === loads.current) setLoading(false);
     }
   };
   usePolling(load, `${filterKey}|${cursor ?? ""}`, live ? LIVE_REFRESH_MS : undefined);

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium } from "playwright-core";
 
 // A real browser for tests: Debian's chromium (`make deps` installs it), driven by playwright-core
@@ -23,6 +24,11 @@ export interface TestBrowser {
 }
 
 export async function launchBrowser(): Promise<TestBrowser> {
+  if (!existsSync(CHROMIUM_PATH)) {
+    throw new Error(
+      `no browser at ${CHROMIUM_PATH}: install Debian's chromium (make deps), or set CHROMIUM_PATH`,
+    );
+  }
   // Playwright starts it with a fresh, temporary profile (--user-data-dir) and removes it after
   const browser: Browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
