@@ -97,6 +97,7 @@ afterAll(async () => {
 async function screenshot(page: Page, name: string): Promise<void> {
   if (SCREENSHOTS === undefined) return;
   await mkdir(SCREENSHOTS, { recursive: true });
+  await page.mouse.move(0, 0); // no row highlighted by where the last click happened
   await page.screenshot({ path: new URL(`console-${name}.png`, SCREENSHOTS).pathname, fullPage: true });
 }
 
@@ -207,6 +208,29 @@ describe("the event log console", () => {
 
     await page.goto(`${dispatcher.url}/console/?delivery=${globexDelivery}`);
     await page.getByRole("alert").getByText("DELIVERY_NOT_FOUND").waitFor();
+    await context.close();
+  }, 30_000);
+
+  it("pages through the log with the API's cursors", async () => {
+    const context = await browser.newContext({ width: 1280, height: 800 });
+    const page = await context.newPage();
+    await page.goto(`${dispatcher.url}/console/?limit=2#token=${ADMIN_TOKEN}`);
+    const older = page.getByRole("button", { name: "Older →" });
+    const seen: string[] = [];
+    for (const [number, count] of [
+      [1, 2],
+      [2, 2],
+      [3, 1],
+    ] as const) {
+      await page.getByText(`Page ${number}`, { exact: true }).waitFor();
+      await eventually(async () => ((await rows(page)).length === count ? true : undefined));
+      seen.push(...(await page.locator("a.row-link").allTextContents()));
+      if (number < 3) await older.click();
+    }
+    expect(await older.isDisabled()).toBe(true);
+    expect(new Set(seen).size).toBe(5);
+    await page.getByRole("button", { name: "← Newer" }).click();
+    await page.getByText("Page 2", { exact: true }).waitFor();
     await context.close();
   }, 30_000);
 

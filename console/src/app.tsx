@@ -25,7 +25,10 @@ export function App() {
     [token, signOut],
   );
   const back = useMemo(
-    () => (view.kind === "delivery" ? () => navigate({ kind: "list", filter: view.filter }) : undefined),
+    () =>
+      view.kind === "delivery"
+        ? () => navigate({ kind: "list", filter: view.filter, pageSize: view.pageSize })
+        : undefined,
     [view, navigate],
   );
   useKeyboard({ back });
@@ -60,11 +63,11 @@ export function App() {
       </header>
       <main id="main">
         {view.kind === "list" ? (
-          <DeliveryList filter={view.filter} navigate={navigate} live={live} />
+          <DeliveryList filter={view.filter} pageSize={view.pageSize} navigate={navigate} live={live} />
         ) : (
           <DeliveryDetail
             id={view.id}
-            back={{ kind: "list", filter: view.filter }}
+            back={{ kind: "list", filter: view.filter, pageSize: view.pageSize }}
             navigate={navigate}
             live={live}
           />

@@ -9,9 +9,9 @@ import { listCommands } from "./kubectl.ts";
 import { PhaseBadge } from "./phase-badge.tsx";
 import { errorMessage, useSession } from "./session-context.ts";
 import { usePolling } from "./use-polling.ts";
-import { type Navigate, viewHref } from "./view.ts";
+import { DEFAULT_PAGE_SIZE, type Navigate, viewHref } from "./view.ts";
 
-const PAGE_SIZE = 50;
+const PAGE_SIZES = [25, 50, 100, 200];
 const LIVE_REFRESH_MS = 3000;
 
 /**
@@ -20,15 +20,17 @@ const LIVE_REFRESH_MS = 3000;
  */
 export function DeliveryList({
   filter,
+  pageSize = DEFAULT_PAGE_SIZE,
   navigate,
   live,
 }: {
   filter: Filter;
+  pageSize?: number | undefined;
   navigate: Navigate;
   live: boolean;
 }) {
   const session = useSession();
-  const filterKey = JSON.stringify(filter);
+  const filterKey = JSON.stringify([filter, pageSize]);
   /** cursors[i] opens page i (undefined: the newest) of the filter they were followed in. */
   const [paging, setPaging] = useState<{ filterKey: string; cursors: Array<string | undefined> }>({
     filterKey,
@@ -48,7 +50,7 @@ export function DeliveryList({
     const number = ++loads.current;
     setLoading(true);
     try {
-      const loaded = await session.api.list(filter, { limit: PAGE_SIZE, cursor });
+      const loaded = await session.api.list(filter, { limit: pageSize, cursor });
       if (number !== loads.current) return;
       setPage(loaded);
       setUpdatedAt(new Date());
@@ -63,7 +65,7 @@ export function DeliveryList({
 
   return (
     <>
-      <Filters filter={filter} onChange={(next) => navigate({ kind: "list", filter: next })} />
+      <Filters filter={filter} onChange={(next) => navigate({ kind: "list", filter: next, pageSize })} />
       <div class="toolbar">
         <button type="button" class="secondary" onClick={load}>
           Refresh
@@ -115,11 +117,11 @@ export function DeliveryList({
                 <td data-label="Delivery">
                   <a
                     class="row-link"
-                    href={viewHref({ kind: "delivery", id: item.id, filter })}
+                    href={viewHref({ kind: "delivery", id: item.id, filter, pageSize })}
                     onClick={(event) => {
                       if (event.ctrlKey || event.metaKey || event.shiftKey) return;
                       event.preventDefault();
-                      navigate({ kind: "delivery", id: item.id, filter });
+                      navigate({ kind: "delivery", id: item.id, filter, pageSize });
                     }}
                   >
                     {item.id}
@@ -149,6 +151,21 @@ export function DeliveryList({
         >
           Older →
         </button>
+        <label class="page-size">
+          Rows per page
+          <select
+            value={String(pageSize)}
+            onChange={(event) =>
+              navigate({ kind: "list", filter, pageSize: Number(event.currentTarget.value) })
+            }
+          >
+            {(PAGE_SIZES.includes(pageSize) ? PAGE_SIZES : [pageSize, ...PAGE_SIZES]).map((size) => (
+              <option key={size} value={String(size)}>
+                {size}
+              </option>
+            ))}
+          </select>
+        </label>
       </nav>
       <Commands commands={listCommands(filter)} />
     </>
