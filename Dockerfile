@@ -16,8 +16,8 @@
 ARG NODE_VERSION=24.21.0
 
 # --- build: all dependencies, bundle each process into one file under dist/ ---------
-# (`npm run build` also bundles the event log console, console/, into dist/console/build/: the
-# dispatcher serves it at /console/)
+# (`npm run build` also builds the event log console into console/build/: the dispatcher serves it
+# at /console/)
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -59,6 +59,7 @@ ENV NODE_ENV=production
 # bundles hold every package they use, so the image has no node_modules.
 COPY package.json ./
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/console/build ./console/build
 
 # The base image's `node` user, by number so that runAsNonRoot can verify it.
 USER 1000:1000

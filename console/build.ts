@@ -4,9 +4,9 @@ import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 // Builds the console (src/) into static files the dispatcher serves (dispatcher/api/console-routes.ts):
-// index.html and the script and stylesheet it names, content-hashed. Run by `npm run build`
-// (into dist/console/build/, which the image ships), `npm run build:console` (into console/build/,
-// where a dispatcher run from the sources finds it), `make dev` and the console's tests.
+// index.html and the script and stylesheet it names, content-hashed, into console/build/, where
+// the dispatcher finds it (run from the sources, or bundled in the image, which ships the same
+// folder). Run by `npm run build` and `npm run build:console`, `make dev` and the console's tests.
 
 const SOURCES = new URL("./src/", import.meta.url);
 export const DEFAULT_OUT_DIR = new URL("./build/", import.meta.url);

@@ -14,8 +14,9 @@ export interface ConsoleRoutesOptions {
 }
 
 /**
- * Where the build puts the console, found from this module: `console/build/` beside the sources,
- * `dist/console/build/` beside the compiled dispatcher (the image).
+ * Where the build puts the console, found from this module: `console/build/` two levels up, both
+ * from these sources and from the image's bundle (`/app/dist/dispatcher/main.js` →
+ * `/app/console/build/`).
  */
 export const DEFAULT_CONSOLE_DIR = new URL("../../console/build/", import.meta.url);
 

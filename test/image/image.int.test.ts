@@ -62,6 +62,7 @@ describe("the Dockerfile", () => {
     expect([...runtimeStage.matchAll(/^COPY (.+)$/gm)].map((m) => m[1])).toEqual([
       "package.json ./",
       "--from=build /src/dist ./dist",
+      "--from=build /src/console/build ./console/build",
     ]);
     for (const label of ["title", "source", "version", "revision", "created", "licenses"]) {
       expect(dockerfile).toContain(`org.opencontainers.image.${label}=`);
@@ -94,8 +95,8 @@ describe("the Dockerfile", () => {
       if (missingSources.includes(entry)) continue;
       expect(existsSync(join(src, entry)), `${entry} after npm run build`).toBe(true);
     }
-    // the event log console, which the dispatcher serves from dist/console/build/
-    expect(existsSync(join(src, "dist", "console", "build", "index.html"))).toBe(true);
+    // the event log console, which the dispatcher serves from console/build/
+    expect(existsSync(join(src, "console", "build", "index.html"))).toBe(true);
     if (missingSources.length > 0) ctx.skip(`not written yet: ${missingSources.join(", ")}`);
   }, 180_000);
 
