@@ -54,7 +54,8 @@ RUN apt-get update \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
 
 WORKDIR /app
-ENV NODE_ENV=production
+# RUNTIME_ENV in build/bundle.ts (why two malloc arenas: there)
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 # Owned by root and not writable by the runtime user. package.json carries "type": "module"; the
 # bundles hold every package they use, so the image has no node_modules.
 COPY package.json ./

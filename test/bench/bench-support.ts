@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bundleProcesses } from "../../build/bundle.ts";
+import { bundleProcesses, RUNTIME_ENV } from "../../build/bundle.ts";
 import { freePort } from "../env/ports.ts";
 import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
 
@@ -184,6 +184,7 @@ export async function startBenchDispatcher(
       DISPATCHER_ADMIN_TOKENS: options.adminToken,
       DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
       DISPATCHER_LOG_LEVEL: "warn",
+      ...RUNTIME_ENV,
       ...options.env,
     },
   );

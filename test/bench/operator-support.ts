@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { bundleProcesses } from "../../build/bundle.ts";
+import { bundleProcesses, RUNTIME_ENV } from "../../build/bundle.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
 
@@ -43,7 +43,7 @@ export interface BenchOperator {
 }
 
 /**
- * The bundled operator `entry` as the image runs it (NODE_ENV=production), on a free loopback port, its output in `logFile`.
+ * The bundled operator `entry` as the image runs it (RUNTIME_ENV), on a free loopback port, its output in `logFile`.
  */
 export async function startBenchOperator(options: {
   /** Its identity (POD_NAME). */
@@ -61,7 +61,7 @@ export async function startBenchOperator(options: {
     env: {
       ...process.env,
       ...options.env,
-      NODE_ENV: "production",
+      ...RUNTIME_ENV,
       POD_NAME: options.name,
       OPERATOR_HOST: "127.0.0.1",
       OPERATOR_PORT: String(port),

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RUNTIME_ENV } from "../../build/bundle.ts";
 
 const run = promisify(execFile);
 const repoRoot = join(import.meta.dirname, "..", "..");
@@ -64,6 +65,13 @@ describe("the Dockerfile", () => {
       "--from=build /src/dist ./dist",
       "--from=build /src/console/build ./console/build",
     ]);
+    // the environment the benchmarks measure the processes with is the image's
+    const env = Object.fromEntries(
+      [...runtimeStage.matchAll(/^ENV (.+)$/gm)].flatMap((m) =>
+        (m[1] as string).split(/\s+/).map((pair) => pair.split("=") as [string, string]),
+      ),
+    );
+    expect(env).toEqual(RUNTIME_ENV);
     for (const label of ["title", "source", "version", "revision", "created", "licenses"]) {
       expect(dockerfile).toContain(`org.opencontainers.image.${label}=`);
     }
