@@ -13,6 +13,7 @@ import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
 import { startRedis } from "../env/redis.ts";
 import { TEST_SECRET_BOX } from "../support/fixtures.ts";
+import { heapFlags } from "../support/process-memory.ts";
 import {
   cpuSeconds,
   log,
@@ -50,6 +51,12 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 10_000);
 const INGEST_BATCH = 250;
 /** Dispatcher processes sharing the consumer groups (`BENCH_REPLICAS=2`: the multi-core setup). */
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
+/**
+ * `BENCH_CONTAINER_MIB=512` gives the dispatcher the V8 heap limits Node takes in a container of
+ * that memory limit (the chart's): without one, V8 grows its heap lazily and the peak RSS says more
+ * about V8's laziness than about the dispatcher's needs.
+ */
+const CONTAINER_MIB = Number(process.env.BENCH_CONTAINER_MIB ?? 0);
 const INGEST_CONCURRENCY = 4;
 const CONNECTIONS = 16;
 /** Requests the limit phase keeps in flight (queued in the Pool beyond its connections). */
@@ -110,7 +117,11 @@ async function main(): Promise<void> {
     TEST_SECRET_BOX,
   );
   xaddTarget = { redis, stream: keys.events };
-  const nodeArgs = (process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const nodeArgs = [
+    ...(CONTAINER_MIB > 0 ? heapFlags(CONTAINER_MIB) : []),
+    ...(process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean),
+  ];
+  if (nodeArgs.length > 0) log(`dispatcher node flags: ${nodeArgs.join(" ")}`);
   const dispatchers: ChildProcess[] = [];
   const bases: string[] = [];
   for (let replica = 0; replica < REPLICAS; replica++) {
