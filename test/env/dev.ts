@@ -18,7 +18,9 @@ if (external) {
   redisUrl = process.env.REDIS_URL ?? "";
   console.log(`using the cluster of KUBECONFIG=${kubeconfig} and REDIS_URL=${redisUrl}`);
 } else {
-  console.log("starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and redis-server ...");
+  console.log(
+    "starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and redis-server ...",
+  );
   const assetsDir = await resolveAssets();
   // with the controllers, as a real cluster: namespaces terminate, garbage collection runs
   const [controlPlane, redis] = await Promise.all([
