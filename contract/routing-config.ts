@@ -32,12 +32,24 @@ export const BackoffSchema = z.object({
 });
 export type Backoff = z.infer<typeof BackoffSchema>;
 
+/** Endpoint health (dispatcher/delivery/circuit-breaker.ts). */
+export const CircuitBreakerSchema = z.object({
+  /** Failed attempts in a row that open a webhook's circuit; 0 (the default) turns the breaker off. */
+  consecutiveFailures: z.int().min(0).max(1000).default(0),
+  /** How long an open circuit holds deliveries back before one probe attempt. */
+  cooldownMs: z.int().min(1).max(86_400_000).default(30_000),
+  /** Upper bound of the cooldown, which doubles after each failed probe. */
+  maxCooldownMs: z.int().min(1).max(86_400_000).default(600_000),
+});
+export type CircuitBreakerSettings = z.infer<typeof CircuitBreakerSchema>;
+
 export const DeliverySettingsSchema = z.object({
   /** Attempts per cycle: the first one plus retries. A manual retry grants this many again. */
   maxAttempts: z.int().min(1).max(10).default(3),
   /** Per-attempt timeout: connect, send, and the response headers. */
   timeoutMs: z.int().min(1).max(300_000).default(15_000),
   backoff: BackoffSchema.prefault({}),
+  circuitBreaker: CircuitBreakerSchema.prefault({}),
 });
 export type DeliverySettings = z.infer<typeof DeliverySettingsSchema>;
 

@@ -279,6 +279,44 @@ describe("delivery contract", () => {
     },
   );
 
+  it("holds a dead endpoint's deliveries back while its circuit is open, attempts unspent, and delivers them once a probe succeeds", async () => {
+    const path = uniquePath("circuit");
+    receiver.on(path, { kind: "respond", status: 503 });
+    const routing = testRouting("team-a", [{ name: "hook", event: "job.created", url: receiver.url(path) }]);
+    routing.delivery = {
+      ...routing.delivery,
+      backoff: { initialDelayMs: 50, maxDelayMs: 100, multiplier: 2 },
+      circuitBreaker: { consecutiveFailures: 3, cooldownMs: 400, maxCooldownMs: 800 },
+    };
+    await start([routing]);
+    const ids = Array.from({ length: 10 }, (_, i) => `evt-circuit-${i}`);
+    for (const id of ids) await ingest("job.created", "team-a", id);
+    const deliveries = ids.map((id) => deliveryId("team-a", id, "hook"));
+
+    // Down for a while: after 3 failures in a row only probes reach it (one per cooldown, which
+    // doubles up to 800 ms), where 10 deliveries × 3 attempts would have made 30 requests. (First
+    // attempts already under way when the circuit opens still arrive: up to 10 on a slow machine.)
+    await sleep(2_500);
+    const whileDown = receiver.requests(path).length;
+    expect(whileDown).toBeGreaterThanOrEqual(3);
+    expect(whileDown).toBeLessThan(18);
+    const records = await Promise.all(deliveries.map((id) => readDelivery(redis, id, dispatcher!.keys)));
+    expect(records.filter((record) => record?.phase === "QUEUED").length).toBeGreaterThanOrEqual(7);
+    const deferred = (await dispatcher!.metrics.deferred.get()).values.find(
+      (value) => value.labels.reason === "circuit-open",
+    );
+    expect(deferred?.value ?? 0).toBeGreaterThan(0);
+
+    // Back: the next probe succeeds, the circuit closes, every delivery still QUEUED is SENT.
+    receiver.on(path, { kind: "respond", status: 200 });
+    const queued = deliveries.filter((_, i) => records[i]?.phase === "QUEUED");
+    for (const id of queued) await waitForPhase(id, "SENT", 15_000);
+    for (const id of queued) {
+      const record = await readDelivery(redis, id, dispatcher!.keys);
+      expect(record!.attempts.length).toBeLessThanOrEqual(3);
+    }
+  });
+
   it("retries a FAILED delivery on request: QUEUED with a fresh budget of 3 attempts, once per token", async () => {
     const path = uniquePath("retry");
     receiver.on(path, { kind: "respond", status: 503 });

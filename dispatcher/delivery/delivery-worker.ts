@@ -15,6 +15,7 @@ import {
   handBackOutcome,
   refusedDestination,
 } from "./attempt.ts";
+import { CircuitBreakers } from "./circuit-breaker.ts";
 import { decide } from "./decide.ts";
 import { EndpointLimiter, type LimiterOptions } from "./endpoint-limiter.ts";
 import type { DeliveryClient } from "./http-client.ts";
@@ -115,6 +116,7 @@ export class DeliveryWorker {
   readonly #recorder: OutcomeRecorder;
   readonly #scheduler: RetryScheduler;
   readonly #limiter: EndpointLimiter<Work>;
+  readonly #circuits: CircuitBreakers;
   readonly #held = new Map<string, Held>();
   /** deliveries with an attempt under way here: a second entry for one of them is stale */
   readonly #active = new Set<string>();
@@ -136,6 +138,18 @@ export class DeliveryWorker {
     const limit = Math.min(options.maxBuffered, options.maxQueued);
     this.#claimReserve = limit >= 2 ? Math.max(1, Math.floor(limit / 8)) : 0;
     this.#limiter = new EndpointLimiter(options.endpoints, (work) => this.#attempt(work));
+    this.#circuits = new CircuitBreakers({
+      onChange: ({ key, state, cooldownMs }) => {
+        if (state === "open") {
+          logger.warn(
+            { webhook: key, cooldownMs },
+            "circuit open: the webhook's deliveries wait for a probe",
+          );
+        } else if (state === "closed") {
+          logger.info({ webhook: key }, "circuit closed: the webhook's endpoint answered again");
+        }
+      },
+    });
     this.#reportError = loopErrorReporter(metrics, logger);
     this.#stream = new StreamConsumer({
       redis,
@@ -335,10 +349,19 @@ export class DeliveryWorker {
       attemptCount: Number(record.attemptCount),
       cycleAttempts: Number(record.cycleAttempts),
     };
+    const circuitKey = circuitKeyOf(work);
+    const circuit = this.#circuits.admit(circuitKey, route.namespace.routing.delivery.circuitBreaker);
+    if (!circuit.admitted) {
+      // the endpoint kept failing: the delivery waits for the next probe, its attempts unspent
+      this.#handBack(work, circuit.retryAfterMs, Number.POSITIVE_INFINITY);
+      metrics.deferred.inc({ reason: "circuit-open" });
+      return;
+    }
     this.#active.add(deliveryId);
     this.#held.get(entryId)!.attempting = true;
     const admission = this.#limiter.submit(route.webhook.url.origin, work);
     if (!admission.admitted) {
+      this.#circuits.abandon(circuitKey);
       this.#handBack(work, admission.retryAfterMs);
       metrics.deferred.inc({ reason: "endpoint-busy" });
     }
@@ -363,12 +386,17 @@ export class DeliveryWorker {
     const result =
       refusedDestination(work, Date.now()) ??
       (await client.send(attemptRequest(work, userAgent, Math.floor(Date.now() / 1000))));
+    const circuitKey = circuitKeyOf(work);
     if (this.#abandoning) {
+      this.#circuits.abandon(circuitKey);
       this.#handBack(work, 0);
       return;
     }
     this.#recorder.countAttempt(result);
     const { routing } = work.namespace;
+    // a refused destination is configuration, not the endpoint's health
+    const endpointFailed = !result.ok && result.errorCode !== "destination_refused";
+    this.#circuits.record(circuitKey, endpointFailed, routing.delivery.circuitBreaker);
     const decision = decide(result, work.cycleAttempts + 1, routing.delivery, random);
     const attempt = attemptRecord(work, result);
     const outcome = attemptOutcome(work, attempt, decision, Date.now());
@@ -395,9 +423,12 @@ export class DeliveryWorker {
     });
   }
 
-  /** Returns work to the shared schedule without an attempt (0: due at once, for another replica). */
-  #handBack(work: Work, delayMs: number): void {
-    const due = Date.now() + (delayMs === 0 ? 0 : Math.min(MAX_DEFER_MS, Math.max(MIN_DEFER_MS, delayMs)));
+  /**
+   * Returns work to the shared schedule without an attempt (0: due at once, for another replica),
+   * at most `maxDelayMs` later.
+   */
+  #handBack(work: Work, delayMs: number, maxDelayMs = MAX_DEFER_MS): void {
+    const due = Date.now() + (delayMs === 0 ? 0 : Math.min(maxDelayMs, Math.max(MIN_DEFER_MS, delayMs)));
     this.#recorder.record(handBackOutcome(work, due));
   }
 
@@ -438,6 +469,11 @@ export class DeliveryWorker {
       }
     }
   }
+}
+
+/** The circuit of a webhook (circuit-breaker.ts): `<namespace>/<webhook>`. */
+function circuitKeyOf(work: Work): string {
+  return `${work.namespace.routing.namespace}/${work.webhook.route.name}`;
 }
 
 /** The `a` field of a first attempt's work entry: version, namespace, webhook, ingestedAt, URL. */

@@ -30,6 +30,7 @@ describe("v1alpha1 schemas", () => {
         maxAttempts: 3,
         timeout: "15s",
         backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
+        circuitBreaker: { consecutiveFailures: 0, cooldown: "30s", maxCooldown: "10m" },
       },
       eventLog: { mirror: "All", retention: "168h", maxEvents: 1000 },
       destinationPolicy: { allowPlainHTTP: false },

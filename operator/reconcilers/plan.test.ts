@@ -60,6 +60,7 @@ describe("planNamespace", () => {
           maxAttempts: 3,
           timeoutMs: 15_000,
           backoff: { initialDelayMs: 5_000, maxDelayMs: 3_600_000, multiplier: 6 },
+          circuitBreaker: { consecutiveFailures: 0, cooldownMs: 30_000, maxCooldownMs: 600_000 },
         },
         signingSecrets: [SECRET],
         allowPlainHttp: false,
@@ -140,6 +141,7 @@ describe("planNamespace", () => {
             maxAttempts: 5,
             timeout: "1.5s",
             backoff: { initialDelay: "100ms", maxDelay: "1m", multiplier: 2 },
+            circuitBreaker: { consecutiveFailures: 5, cooldown: "2s", maxCooldown: "5m" },
           },
         }),
       }),
@@ -148,6 +150,7 @@ describe("planNamespace", () => {
       maxAttempts: 5,
       timeoutMs: 1_500,
       backoff: { initialDelayMs: 100, maxDelayMs: 60_000, multiplier: 2 },
+      circuitBreaker: { consecutiveFailures: 5, cooldownMs: 2_000, maxCooldownMs: 300_000 },
     });
   });
 

@@ -223,6 +223,11 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
         maxDelayMs: durationToMs(spec.delivery.backoff.maxDelay),
         multiplier: spec.delivery.backoff.multiplier,
       },
+      circuitBreaker: {
+        consecutiveFailures: spec.delivery.circuitBreaker.consecutiveFailures,
+        cooldownMs: durationToMs(spec.delivery.circuitBreaker.cooldown),
+        maxCooldownMs: durationToMs(spec.delivery.circuitBreaker.maxCooldown),
+      },
     },
     signingSecrets: signing.secrets,
     allowPlainHttp: spec.destinationPolicy.allowPlainHTTP,

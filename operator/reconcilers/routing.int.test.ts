@@ -36,6 +36,7 @@ describe("applyRouting errors", () => {
           maxAttempts: 3,
           timeoutMs: 15_000,
           backoff: { initialDelayMs: 1_000, maxDelayMs: 60_000, multiplier: 2 },
+          circuitBreaker: { consecutiveFailures: 0, cooldownMs: 30_000, maxCooldownMs: 600_000 },
         },
         signingSecrets: [SECRET],
         allowPlainHttp: false,

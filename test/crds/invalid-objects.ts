@@ -167,6 +167,13 @@ export const INVALID_OBJECTS: InvalidCase[] = [
     zodRejects: true,
   },
   {
+    name: "circuit breaker whose maximum cooldown is below its cooldown",
+    kind: "WebhookIntegration",
+    spec: { enabled: true, delivery: { circuitBreaker: { cooldown: "5m", maxCooldown: "1m" } } },
+    message: "maxCooldown must not be shorter than cooldown",
+    zodRejects: true,
+  },
+  {
     name: "unknown mirroring mode",
     kind: "WebhookIntegration",
     spec: { enabled: true, eventLog: { mirror: "Everything" } },

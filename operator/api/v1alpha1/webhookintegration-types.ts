@@ -39,6 +39,36 @@ export const BackoffSchema = z
     ],
   });
 
+export const CircuitBreakerSchema = z
+  .object({
+    consecutiveFailures: z.int().min(0).max(1000).default(0).meta({
+      description:
+        "Failed attempts in a row to one webhook that open its circuit: its deliveries then wait, QUEUED, without spending attempts, until a probe attempt succeeds. 0 (the default) turns the breaker off; 5 is a good start.",
+    }),
+    cooldown: duration("How long an open circuit holds deliveries back before one probe attempt.", {
+      min: "1ms",
+      max: "24h",
+    }).default("30s"),
+    maxCooldown: duration("Upper bound of the cooldown, which doubles after each failed probe.", {
+      min: "1ms",
+      max: "24h",
+    }).default("10m"),
+  })
+  .refine(
+    (breaker) => durationToMs(breaker.maxCooldown) >= durationToMs(breaker.cooldown),
+    "maxCooldown must not be shorter than cooldown",
+  )
+  .meta({
+    description:
+      "Endpoint health: a webhook whose endpoint keeps failing is paused by the dispatcher between probes, so its deliveries wait instead of burning their attempts.",
+    "x-kubernetes-validations": [
+      {
+        rule: "duration(self.maxCooldown) >= duration(self.cooldown)",
+        message: "maxCooldown must not be shorter than cooldown",
+      },
+    ],
+  });
+
 export const DeliverySettingsSchema = z
   .object({
     maxAttempts: z
@@ -52,6 +82,11 @@ export const DeliverySettingsSchema = z
       max: "60s",
     }).default("15s"),
     backoff: BackoffSchema.default({ initialDelay: "5s", maxDelay: "1h", multiplier: 6 }),
+    circuitBreaker: CircuitBreakerSchema.default({
+      consecutiveFailures: 0,
+      cooldown: "30s",
+      maxCooldown: "10m",
+    }),
   })
   .meta({ description: "How deliveries of this account are attempted." });
 
@@ -90,6 +125,7 @@ export const WebhookIntegrationSpecSchema = z
       maxAttempts: 3,
       timeout: "15s",
       backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
+      circuitBreaker: { consecutiveFailures: 0, cooldown: "30s", maxCooldown: "10m" },
     }),
     signingSecretRef: SecretKeySelectorSchema.optional().meta({
       description:
