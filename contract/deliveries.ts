@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { CONSUMER_GROUPS, type Keyspace } from "./keys.ts";
 import type { RecordLimits } from "./record-limits.ts";
 import {
@@ -16,6 +15,7 @@ import {
   unpackDelivery,
   unpackEvent,
 } from "./records.ts";
+import type { RedisClient } from "./redis-client.ts";
 import { countFanoutFailureScript } from "./scripts/count-fanout-failure.ts";
 import {
   encodeFanoutPlan,
@@ -44,7 +44,7 @@ export interface FanoutLimits extends RecordLimits {
  * (negative: a duplicate event id, dropped).
  */
 export async function fanoutEvents(
-  redis: Redis,
+  redis: RedisClient,
   plan: FanoutPlan,
   limits: FanoutLimits,
   keys: Keyspace,
@@ -73,7 +73,7 @@ export async function fanoutEvents(
  * fan-out script may be what the entry breaks (e.g. too many fields for Lua's unpack).
  */
 export async function deadLetterEntry(
-  redis: Redis,
+  redis: RedisClient,
   entry: FanoutPlanInvalid,
   deadLetterMaxLen: number,
   keys: Keyspace,
@@ -96,7 +96,7 @@ export async function deadLetterEntry(
  * that claims the entry goes on from it. 0: the entry is no longer pending, someone settled it.
  */
 export async function countFanoutFailure(
-  redis: Redis,
+  redis: RedisClient,
   entryId: string,
   ttlMs: number,
   keys: Keyspace,
@@ -116,7 +116,7 @@ export async function countFanoutFailure(
  * step (see settle-deliveries.ts). Returns one SettleResult character per outcome.
  */
 export async function settleDeliveries(
-  redis: Redis,
+  redis: RedisClient,
   outcomes: readonly SettleOutcome[],
   limits: RecordLimits,
   keys: Keyspace,
@@ -142,7 +142,7 @@ export async function settleDeliveries(
  * work queue (see promote-due.ts); returns how many it took off the schedule.
  */
 export async function promoteDue(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   limit: number,
   now: number = Date.now(),
@@ -154,9 +154,13 @@ export async function promoteDue(
 
 /**
  * The full record of a delivery (payload and the attempts kept), or null when unknown or expired
- * (or when the event record it takes its payload from is gone: Redis lost or evicted it).
+ * (or when the event record it takes its payload from is gone: RedisClient lost or evicted it).
  */
-export async function readDelivery(redis: Redis, id: string, keys: Keyspace): Promise<DeliveryRecord | null> {
+export async function readDelivery(
+  redis: RedisClient,
+  id: string,
+  keys: Keyspace,
+): Promise<DeliveryRecord | null> {
   const [read] = await readDeliveries(redis, [id], keys);
   return read ? toDeliveryRecord(id, read.view, read.event) : null;
 }
@@ -170,7 +174,7 @@ export interface StoredDeliveryRead {
 
 /** Delivery records by id, in one round trip (null: no record). */
 export async function readDeliveries(
-  redis: Redis,
+  redis: RedisClient,
   ids: readonly string[],
   keys: Keyspace,
 ): Promise<Array<StoredDeliveryRead | null>> {
@@ -185,20 +189,24 @@ export async function readDeliveries(
 
 /** The read-deliveries script's replies (see read-deliveries.ts), one per id. */
 export async function readRawDeliveries(
-  redis: Redis,
+  redis: RedisClient,
   ids: readonly string[],
   keys: Keyspace,
   mode: ReadMode,
 ): Promise<Array<Array<string | null> | null>> {
   if (ids.length === 0) return [];
-  return (await runScript(redis, readDeliveriesScript, [], [keys.prefix, mode, ...ids])) as Array<Array<
-    string | null
-  > | null>;
+  // KEYS[1] is not read: it sends the call to the partition's slot on a Cluster
+  return (await runScript(
+    redis,
+    readDeliveriesScript,
+    [keys.deliveries],
+    [keys.prefix, mode, ...ids],
+  )) as Array<Array<string | null> | null>;
 }
 
 /** Notes on the delivery's record that its WebhookEvent was refused (see note-mirror-error.ts). */
 export async function noteMirrorError(
-  redis: Redis,
+  redis: RedisClient,
   id: string,
   message: string,
   keys: Keyspace,
@@ -208,7 +216,7 @@ export async function noteMirrorError(
 }
 
 export async function readEvent(
-  redis: Redis,
+  redis: RedisClient,
   namespace: string,
   eventId: string,
   keys: Keyspace,
@@ -233,7 +241,7 @@ export type RetryScope = { namespace: string } | "any-namespace";
  * and by the operator's retry annotation (the annotation value is the token).
  */
 export async function requestRetry(
-  redis: Redis,
+  redis: RedisClient,
   deliveryId: string,
   token: string,
   keys: Keyspace,
@@ -246,7 +254,7 @@ export async function requestRetry(
 
 /** requestRetry for many deliveries in one round trip; outcomes in the order of `deliveryIds`. */
 export async function requestRetries(
-  redis: Redis,
+  redis: RedisClient,
   deliveryIds: readonly string[],
   token: string,
   keys: Keyspace,
@@ -294,7 +302,7 @@ function retryCall(
  * runs it while dispatchers of format 1 may still be writing there (a rolling upgrade).
  */
 export async function forwardLegacyStatus(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   limits: RecordLimits,
   count = 500,

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { readRawDeliveries } from "./deliveries.ts";
 import type { EventType } from "./event-types.ts";
 import type { Keyspace } from "./keys.ts";
@@ -9,6 +8,7 @@ import {
   type StoredDelivery,
   unescapeField,
 } from "./records.ts";
+import type { RedisClient } from "./redis-client.ts";
 
 // The event log's list view. Deliveries are indexed by creation time: streams of all of them,
 // per namespace and per webhook (entry id = creation time), and a sorted set of FAILED ones (a
@@ -68,7 +68,7 @@ export interface LogIndex {
 }
 
 export async function listDeliveries(
-  redis: Redis,
+  redis: RedisClient,
   filter: DeliveryFilter,
   page: PageRequest,
   keys: Keyspace,
@@ -145,7 +145,7 @@ export function indexCandidates(filter: DeliveryFilter, keys: Keyspace): LogInde
   return candidates;
 }
 
-async function smallestIndex(redis: Redis, candidates: LogIndex[]): Promise<LogIndex> {
+async function smallestIndex(redis: RedisClient, candidates: LogIndex[]): Promise<LogIndex> {
   if (candidates.length === 1) return candidates[0]!;
   const pipeline = redis.pipeline();
   for (const { parts } of candidates) {
@@ -196,12 +196,12 @@ interface PartState {
 
 /** Merges the parts of an index by time, fetching each in chunks. */
 class IndexWalk {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #parts: PartState[];
   /** the time of the last entry consumed, and whether it came from a stream */
   #frontier: { time: number; fromStream: boolean } | undefined;
 
-  constructor(redis: Redis, index: LogIndex, positions: PartPosition[]) {
+  constructor(redis: RedisClient, index: LogIndex, positions: PartPosition[]) {
     this.#redis = redis;
     this.#parts = index.parts.map((part, i) => {
       const position = positions[i] ?? null;
@@ -306,7 +306,7 @@ class IndexWalk {
 }
 
 /** The rank a sorted set part goes on from (REV order). */
-async function zsetStartRank(redis: Redis, key: string, position: PartPosition): Promise<number> {
+async function zsetStartRank(redis: RedisClient, key: string, position: PartPosition): Promise<number> {
   if (position === null || typeof position === "string") return 0;
   if (position.id !== undefined) {
     const rank = await redis.zrevrank(key, position.id);

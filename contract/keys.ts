@@ -132,8 +132,20 @@ export const CONSUMER_GROUPS = {
 
 /** The keyspace of one deployment; `tag` is its settings' keyTag (`dataforce` by default). */
 export function keyspace(tag: string): Keyspace {
+  assertKeyTag(tag);
+  return keyspaceUnder(`{${tag}}:`);
+}
+
+/** A valid key tag: the characters of a hash tag's content, never `{`, `}` or `:` (partitions.ts). */
+export function assertKeyTag(tag: string): void {
   if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new Error(`invalid Redis key tag ${JSON.stringify(tag)}`);
-  const prefix = `{${tag}}:`;
+}
+
+/**
+ * The keys under `prefix` (`{<hash tag>}:`), each spelled once; partitions.ts builds the keyspace
+ * of each partition with it.
+ */
+export function keyspaceUnder(prefix: string): Keyspace {
   return {
     prefix,
     events: `${prefix}events`,

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import { z } from "zod";
 import type { Keyspace } from "./keys.ts";
+import type { RedisClient } from "./redis-client.ts";
 
 /**
  * Limits every writer of delivery records must apply alike. They are the dispatcher's settings
@@ -29,7 +29,11 @@ export class RecordLimitsUnknownError extends Error {
 }
 
 /** Written by every dispatcher replica at start and every maintenance round (they share one configuration). */
-export async function publishRecordLimits(redis: Redis, keys: Keyspace, limits: RecordLimits): Promise<void> {
+export async function publishRecordLimits(
+  redis: RedisClient,
+  keys: Keyspace,
+  limits: RecordLimits,
+): Promise<void> {
   await redis.hset(keys.recordLimits, {
     retentionMs: String(limits.retentionMs),
     statusStreamMaxLen: String(limits.statusStreamMaxLen),
@@ -37,7 +41,7 @@ export async function publishRecordLimits(redis: Redis, keys: Keyspace, limits: 
 }
 
 /** The limits the dispatchers run with; throws RecordLimitsUnknownError when none were published. */
-export async function readRecordLimits(redis: Redis, keys: Keyspace): Promise<RecordLimits> {
+export async function readRecordLimits(redis: RedisClient, keys: Keyspace): Promise<RecordLimits> {
   const hash = await redis.hgetall(keys.recordLimits);
   if (Object.keys(hash).length === 0) throw new RecordLimitsUnknownError(keys.recordLimits);
   return RecordLimitsSchema.parse(hash);

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
 import { z } from "zod";
 import { EventTypeSchema } from "./event-types.ts";
 import type { Keyspace } from "./keys.ts";
+import type { RedisClient } from "./redis-client.ts";
 import { runScript } from "./scripts/script.ts";
 import { writeRoutingScript } from "./scripts/write-routing.ts";
 import type { SecretBox } from "./secret-box.ts";
@@ -83,7 +83,7 @@ export const NamespaceRoutingSchema = z.object({
   webhooks: z.array(WebhookRouteSchema).default([]),
   /**
    * SHA-256 (hex) of the namespace's own ingest tokens: a bearer token whose digest is here
-   * publishes into this namespace only. Digests, not tokens: Redis never holds a usable token.
+   * publishes into this namespace only. Digests, not tokens: RedisClient never holds a usable token.
    */
   ingestTokenDigests: TokenDigestsSchema,
   /**
@@ -117,7 +117,7 @@ export interface RoutingTable {
  * revision.
  */
 export async function writeNamespaceRouting(
-  redis: Redis,
+  redis: RedisClient,
   routing: NamespaceRoutingInput,
   keys: Keyspace,
   box: SecretBox,
@@ -137,7 +137,7 @@ export async function writeNamespaceRouting(
 
 /** One namespace's stored routing, opened; `sealedWithOlderKey`: due for a rewrite after a key rotation. */
 export async function readNamespaceRouting(
-  redis: Redis,
+  redis: RedisClient,
   namespace: string,
   keys: Keyspace,
   box: SecretBox,
@@ -205,7 +205,7 @@ function openRouting(
 
 /** Removes one namespace's routing (its webhooks stop delivering); bumps and announces the revision. */
 export async function deleteNamespaceRouting(
-  redis: Redis,
+  redis: RedisClient,
   namespace: string,
   keys: Keyspace,
 ): Promise<number> {
@@ -233,12 +233,16 @@ async function withoutArguments<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function readRoutingRevision(redis: Redis, keys: Keyspace): Promise<number> {
+export async function readRoutingRevision(redis: RedisClient, keys: Keyspace): Promise<number> {
   return Number((await redis.get(keys.routingRevision)) ?? 0);
 }
 
 /** Reads every namespace's routing together with the revision they belong to, secrets opened. */
-export async function readRoutingTable(redis: Redis, keys: Keyspace, box: SecretBox): Promise<RoutingTable> {
+export async function readRoutingTable(
+  redis: RedisClient,
+  keys: Keyspace,
+  box: SecretBox,
+): Promise<RoutingTable> {
   const replies = await redis
     .multi()
     .get(keys.routingRevision)

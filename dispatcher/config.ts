@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { RedisConnectionFields, redisEnvironment } from "../common/redis-connection.ts";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
+import { MAX_PARTITIONS } from "../contract/partitions.ts";
 import { encryptionKeysSetting } from "../contract/secret-box.ts";
 import { validateAllowlistEntry } from "./delivery/ssrf-guard.ts";
 
@@ -20,6 +21,7 @@ const encryptionKeys = encryptionKeysSetting();
 export const ENVIRONMENT = {
   ...redisEnvironment("DISPATCHER"),
   keyTag: "DISPATCHER_KEY_TAG",
+  partitions: "DISPATCHER_PARTITIONS",
   encryptionKeys: "DISPATCHER_ENCRYPTION_KEYS",
   host: "DISPATCHER_HOST",
   port: "DISPATCHER_PORT",
@@ -52,6 +54,12 @@ export const SettingsSchema = z
     ...RedisConnectionFields,
     /** The hash tag of every key: `{<keyTag>}:…`. Operator and dispatchers must agree. */
     keyTag: z.string().default("dataforce"),
+    /**
+     * Partitions of the keyspace (contract/partitions.ts), each its own hash tag, so that Redis
+     * Cluster spreads them over its masters; 1 is the unpartitioned keyspace. The operator must
+     * use the same count.
+     */
+    partitions: z.coerce.number().int().min(1).max(MAX_PARTITIONS).default(1),
     host: z.string().default("0.0.0.0"),
     port: z.coerce.number().int().min(0).max(65_535).default(8080),
     /** When set, /metrics is served on this port only, apart from the API (the chart sets it). */

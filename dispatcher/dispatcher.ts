@@ -1,9 +1,11 @@
 import type { AddressInfo } from "node:net";
-import type { Redis, RedisOptions } from "ioredis";
+import type { RedisOptions } from "ioredis";
 import type { Logger } from "pino";
-import { closeRedis, connectRedis } from "../common/redis-connection.ts";
-import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
+import { closeRedis, connectRedisClient } from "../common/redis-connection.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
+import { type Partitions, partitionedKeyspace } from "../contract/partitions.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
+import type { RedisClient } from "../contract/redis-client.ts";
 import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
 import { loadScripts } from "../contract/scripts/script.ts";
 import { secretBox } from "../contract/secret-box.ts";
@@ -11,7 +13,7 @@ import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
 import { DEFAULT_CONSOLE_DIR } from "./api/console-routes.ts";
 import { buildApi, buildMetricsServer } from "./api/server.ts";
 import type { Settings } from "./config.ts";
-import { DeliveryWorker } from "./delivery/delivery-worker.ts";
+import { DeliveryWorker, sharedEndpointLimiter } from "./delivery/delivery-worker.ts";
 import { DeliveryClient } from "./delivery/http-client.ts";
 import { destinationPolicy } from "./delivery/ssrf-guard.ts";
 import { Fanout } from "./fanout/fanout.ts";
@@ -27,7 +29,9 @@ export interface Dispatcher {
   readonly url: string;
   /** http://host:port of /metrics when it has a listener of its own (DISPATCHER_METRICS_PORT). */
   readonly metricsUrl: string | undefined;
+  /** partition 0's keyspace, which also holds the global keys (routing, record limits) */
   readonly keys: Keyspace;
+  readonly partitions: Partitions;
   readonly metrics: Metrics;
   /** The routing configuration revision this replica applies (-1 before the first load). */
   routingRevision(): number;
@@ -43,9 +47,10 @@ export async function startDispatcher(
   settings: Settings,
   logger: Logger = createLogger(settings.logLevel),
 ): Promise<Dispatcher> {
-  const keys = keyspace(settings.keyTag);
+  const partitions = partitionedKeyspace(settings.keyTag, settings.partitions);
+  const keys = partitions.global;
   const connection = (role: string, extra: Partial<RedisOptions> = {}) => {
-    const client = connectRedis(settings, {
+    const client = connectRedisClient(settings, {
       connectionName: `dataforce-dispatcher:${settings.consumerName}:${role}`,
       maxRetriesPerRequest: null,
       // RESP2: ioredis decodes it with less work than RESP3 (stream replies arrive as maps there)
@@ -55,11 +60,12 @@ export async function startDispatcher(
     client.on("error", (error: Error) => logger.warn({ err: error, role }, "Redis connection error"));
     return client;
   };
-  // Commands of all components share one auto-pipelined connection; each blocking reader and
-  // the subscriber need their own.
+  // Commands of all components share one connection; each blocking reader (one per partition)
+  // and the subscriber need their own.
   const redis = connection("commands", { enableAutoPipelining: false });
-  const fanoutReader = connection("fanout-reader");
-  const deliveryReader = connection("delivery-reader");
+  const suffix = (i: number) => (partitions.count === 1 ? "" : `-${i}`);
+  const fanoutReaders = partitions.all.map((_, i) => connection(`fanout-reader${suffix(i)}`));
+  const deliveryReaders = partitions.all.map((_, i) => connection(`delivery-reader${suffix(i)}`));
   const subscriber = connection("routing-subscriber");
   // The API's commands wait a bounded time: with Redis down they fail at once (no offline queue,
   // no retries) or within the command timeout, and the API answers 503 instead of hanging.
@@ -68,9 +74,9 @@ export async function startDispatcher(
     maxRetriesPerRequest: 0,
     commandTimeout: API_COMMAND_TIMEOUT_MS,
   });
-  const connections = [redis, fanoutReader, deliveryReader, subscriber, apiRedis];
+  const connections = [redis, ...fanoutReaders, ...deliveryReaders, subscriber, apiRedis];
 
-  const metrics = createMetrics(() => queueSnapshot(redis, keys));
+  const metrics = createMetrics(() => queueSnapshot(redis, partitions));
   const limits: RecordLimits = {
     retentionMs: settings.retentionMs,
     statusStreamMaxLen: settings.statusStreamMaxLen,
@@ -89,10 +95,10 @@ export async function startDispatcher(
     metrics,
   });
   // one per connection: the API's fans out on its bounded-wait connection
-  const fanoutOn = (client: Redis) =>
+  const fanoutOn = (client: RedisClient) =>
     new Fanout({
       redis: client,
-      keys,
+      partitions,
       routing,
       metrics,
       logger,
@@ -102,52 +108,70 @@ export async function startDispatcher(
     });
   const fanout = fanoutOn(redis);
   const apiFanout = fanoutOn(apiRedis);
-  const streamIngest = new FanoutWorker({
-    redis,
-    reader: fanoutReader,
-    keys,
-    consumer: settings.consumerName,
-    fanout,
-    metrics,
-    logger,
-    maxEventBytes: settings.maxEventBytes,
-    claimIdleMs: settings.claimIdleMs,
-  });
-  const delivery = new DeliveryWorker({
-    redis,
-    reader: deliveryReader,
-    keys,
-    consumer: settings.consumerName,
-    routing,
-    client,
-    metrics,
-    logger,
-    userAgent: USER_AGENT,
-    limits,
-    claimIdleMs: settings.claimIdleMs,
-    schedulerTickMs: settings.schedulerTickMs,
-    maxBuffered: settings.maxBuffered,
-    maxQueued: settings.maxQueued,
-    endpoints: {
-      maxInFlight: settings.maxInFlight,
-      perEndpoint: settings.endpointConcurrency,
-      maxQueuedPerEndpoint: settings.endpointMaxQueued,
-      maxQueueWaitMs: settings.endpointMaxQueueWaitMs,
-    },
-  });
-  const maintenance = new Maintenance({
-    redis,
-    keys,
-    limits,
-    intervalMs: settings.maintenanceIntervalMs,
-    metrics,
-    logger,
-  });
+  // one fan-out worker, delivery worker and maintenance per partition; the endpoint limits are
+  // the replica's, shared by the partitions
+  const streamIngest = partitions.all.map(
+    (partitionKeys, i) =>
+      new FanoutWorker({
+        redis,
+        reader: fanoutReaders[i]!,
+        keys: partitionKeys,
+        consumer: settings.consumerName,
+        fanout,
+        metrics,
+        logger,
+        maxEventBytes: settings.maxEventBytes,
+        claimIdleMs: settings.claimIdleMs,
+      }),
+  );
+  const endpoints = {
+    maxInFlight: settings.maxInFlight,
+    perEndpoint: settings.endpointConcurrency,
+    maxQueuedPerEndpoint: settings.endpointMaxQueued,
+    maxQueueWaitMs: settings.endpointMaxQueueWaitMs,
+  };
+  const limiter = sharedEndpointLimiter(endpoints);
+  const delivery = partitions.all.map(
+    (partitionKeys, i) =>
+      new DeliveryWorker({
+        redis,
+        reader: deliveryReaders[i]!,
+        keys: partitionKeys,
+        consumer: settings.consumerName,
+        routing,
+        client,
+        metrics,
+        logger,
+        userAgent: USER_AGENT,
+        limits,
+        claimIdleMs: settings.claimIdleMs,
+        schedulerTickMs: settings.schedulerTickMs,
+        maxBuffered: settings.maxBuffered,
+        maxQueued: settings.maxQueued,
+        endpoints,
+        limiter,
+      }),
+  );
+  metrics.observeLoad(() => ({
+    inFlight: limiter.inFlight,
+    buffered: delivery.reduce((sum, worker) => sum + worker.held, 0),
+  }));
+  const maintenance = partitions.all.map(
+    (partitionKeys) =>
+      new Maintenance({
+        redis,
+        keys: partitionKeys,
+        limits,
+        intervalMs: settings.maintenanceIntervalMs,
+        metrics,
+        logger,
+      }),
+  );
 
   let stopping = false;
   const app = await buildApi({
     redis: apiRedis,
-    keys,
+    partitions,
     metrics,
     logger,
     limits,
@@ -174,12 +198,14 @@ export async function startDispatcher(
     await metricsApp?.listen({ host: settings.host, port: settings.metricsPort });
     await loadScripts(redis, ALL_SCRIPTS);
     await publishRecordLimits(redis, keys, limits);
-    await ensureConsumerGroup(redis, keys.events, CONSUMER_GROUPS.fanout);
-    await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
+    for (const partitionKeys of partitions.all) {
+      await ensureConsumerGroup(redis, partitionKeys.events, CONSUMER_GROUPS.fanout);
+      await ensureConsumerGroup(redis, partitionKeys.deliveries, CONSUMER_GROUPS.delivery);
+    }
     await routing.start();
-    await streamIngest.start();
-    delivery.start();
-    maintenance.start();
+    for (const worker of streamIngest) await worker.start();
+    for (const worker of delivery) worker.start();
+    for (const loop of maintenance) loop.start();
   } catch (error) {
     await app.close().catch(() => {});
     await metricsApp?.close().catch(() => {});
@@ -189,12 +215,16 @@ export async function startDispatcher(
   }
   const url = listenerUrl(app.server.address() as AddressInfo);
   const metricsUrl = metricsApp && listenerUrl(metricsApp.server.address() as AddressInfo);
-  logger.info({ url, keyPrefix: keys.prefix, consumer: settings.consumerName }, "dispatcher started");
+  logger.info(
+    { url, keyPrefix: keys.prefix, partitions: partitions.count, consumer: settings.consumerName },
+    "dispatcher started",
+  );
 
   return {
     url,
     metricsUrl,
     keys,
+    partitions,
     metrics,
     routingRevision: () => routing.revision,
     async stop() {
@@ -202,9 +232,9 @@ export async function startDispatcher(
       stopping = true;
       logger.info("dispatcher stopping");
       await app.close();
-      await streamIngest.stop();
-      await delivery.stop(settings.shutdownGraceMs);
-      await maintenance.stop();
+      await Promise.all(streamIngest.map((worker) => worker.stop()));
+      await Promise.all(delivery.map((worker) => worker.stop(settings.shutdownGraceMs)));
+      await Promise.all(maintenance.map((loop) => loop.stop()));
       routing.stop();
       await client.close().catch(() => {});
       await metricsApp?.close().catch(() => {});
@@ -219,7 +249,29 @@ function listenerUrl(address: AddressInfo): string {
   return `http://${host}:${address.port}`;
 }
 
-async function queueSnapshot(redis: Redis, keys: Keyspace): Promise<QueueSnapshot | null> {
+/** The queues of every partition, summed. */
+async function queueSnapshot(redis: RedisClient, partitions: Partitions): Promise<QueueSnapshot | null> {
+  const snapshots = await Promise.all(partitions.all.map((keys) => partitionSnapshot(redis, keys)));
+  if (snapshots.some((snapshot) => snapshot === null)) return null;
+  const total: QueueSnapshot = {
+    streams: {
+      events: { length: 0, pending: 0 },
+      deliveries: { length: 0, pending: 0 },
+      status: { length: 0, pending: 0 },
+    },
+    scheduled: 0,
+  };
+  for (const snapshot of snapshots as QueueSnapshot[]) {
+    for (const stream of ["events", "deliveries", "status"] as const) {
+      total.streams[stream].length += snapshot.streams[stream].length;
+      total.streams[stream].pending += snapshot.streams[stream].pending;
+    }
+    total.scheduled += snapshot.scheduled;
+  }
+  return total;
+}
+
+async function partitionSnapshot(redis: RedisClient, keys: Keyspace): Promise<QueueSnapshot | null> {
   const replies = await redis
     .pipeline()
     .xlen(keys.events)

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { PeriodicLoop } from "../common/periodic-loop.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
+import type { RedisClient } from "../contract/redis-client.ts";
 import { runScript } from "../contract/scripts/script.ts";
 import { trimLogIndexesScript } from "../contract/scripts/trim-log-indexes.ts";
 import { removeIdleConsumers, trimAcknowledged } from "../contract/streams/stream-maintenance.ts";
@@ -12,7 +12,7 @@ import type { Metrics } from "./metrics.ts";
 const DEAD_CONSUMER_IDLE_MS = 3_600_000;
 
 export interface MaintenanceOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   /** The record limits this replica runs with (retention, status stream cap). */
   limits: RecordLimits;
@@ -70,7 +70,7 @@ export class Maintenance {
 }
 
 /** The event log's streams: entries created before the horizon go, and indexes left empty. */
-async function trimLogIndexes(redis: Redis, keys: Keyspace, horizon: number): Promise<void> {
+async function trimLogIndexes(redis: RedisClient, keys: Keyspace, horizon: number): Promise<void> {
   await runScript(redis, trimLogIndexesScript, [keys.logIndexes], [horizon, keys.logAll]);
   let cursor = "0";
   do {
@@ -82,7 +82,7 @@ async function trimLogIndexes(redis: Redis, keys: Keyspace, horizon: number): Pr
 }
 
 /** The sorted sets of format 1 (and FAILED, still one): members created before the horizon go. */
-async function trimLegacyLogIndexes(redis: Redis, keys: Keyspace, horizon: number): Promise<void> {
+async function trimLegacyLogIndexes(redis: RedisClient, keys: Keyspace, horizon: number): Promise<void> {
   const fixed = [keys.legacyLog.all, keys.logFailed];
   const pipeline = redis.pipeline();
   for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", horizon);

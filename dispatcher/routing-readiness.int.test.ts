@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { readDeliveries, readDelivery } from "../contract/deliveries.ts";
 import { deliveryId } from "../contract/delivery-id.ts";
 import { keyspace } from "../contract/keys.ts";
+import { onePartition } from "../contract/partitions.ts";
 import { NamespaceRoutingSchema, writeNamespaceRouting } from "../contract/routing-config.ts";
 import { freePort } from "../test/env/ports.ts";
 import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../test/support/fixtures.ts";
@@ -148,7 +149,7 @@ describe("routing readiness", () => {
     } as unknown as RoutingWatcher;
     const fanout = new Fanout({
       redis,
-      keys,
+      partitions: onePartition(keys),
       routing: aheadRouting,
       metrics: createMetrics(async () => null),
       logger: pino({ level: "silent" }),

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { EventType } from "../contract/event-types.ts";
 import type { Keyspace } from "../contract/keys.ts";
+import type { RedisClient } from "../contract/redis-client.ts";
 import { isReservedHeader } from "../contract/reserved-headers.ts";
 import {
   type NamespaceRouting,
@@ -49,9 +49,9 @@ export function prepareNamespace(routing: NamespaceRouting): PreparedNamespace {
 }
 
 export interface RoutingWatcherOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A connection of its own: it enters subscriber mode. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   keys: Keyspace;
   /** Opens the routing's sealed secrets (into memory only). */
   box: SecretBox;

@@ -28,7 +28,8 @@ export const LEGACY_SUMMARY_FIELDS = [
  * Reads delivery records of either format in one call (records.ts), with — for a full read — the
  * event record a packed one takes its payload from: one round trip where a pipeline would need two,
  * or a type check first. Reads only.
- * KEYS: none (the records' keys are built from the prefix). ARGV: prefix, mode, delivery ids….
+ * KEYS: the partition's work queue, only so that a Cluster runs it on the partition's node (the
+ * records' keys are built from the prefix). ARGV: prefix, mode, delivery ids….
  * Returns per id: nil (no record); {'2', value, event value or nil} (packed; `summary`: its first
  * line only, no event); {'1', field, value, …} (a format 1 hash: HGETALL, or for `summary` the
  * LEGACY_SUMMARY_FIELDS present).

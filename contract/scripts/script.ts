@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import { primaries, type RedisClient } from "../redis-client.ts";
 import { assembleLua } from "./fragments.ts";
 
 /**
@@ -21,7 +22,7 @@ export function defineScript(name: string, source: string): LuaScript {
 export type ScriptArg = string | number;
 
 export async function runScript(
-  redis: Redis,
+  redis: RedisClient,
   script: LuaScript,
   keys: readonly string[],
   args: readonly ScriptArg[],
@@ -44,8 +45,11 @@ export function queueScript(
   return pipeline.evalsha(script.sha, keys.length, ...keys, ...args);
 }
 
-export async function loadScripts(redis: Redis, scripts: readonly LuaScript[]): Promise<void> {
-  await Promise.all(scripts.map((script) => redis.script("LOAD", script.lua)));
+/** Loads the scripts on the server, or on every master of a Cluster (a pipeline may go to any). */
+export async function loadScripts(redis: RedisClient, scripts: readonly LuaScript[]): Promise<void> {
+  await Promise.all(
+    primaries(redis).flatMap((server) => scripts.map((script) => server.script("LOAD", script.lua))),
+  );
 }
 
 function isNoScript(error: unknown): boolean {
@@ -69,5 +73,7 @@ export function isScriptInputError(error: unknown): boolean {
 // with the error code of a refused command inside.
 const RAISED_IN_SCRIPT =
   /script: [0-9a-f]{40}, on @user_script:\d+\.$|^ERR Error running script \(call to f_[0-9a-f]{40}\)/;
+// Cluster: a script that reads a key of a slot being migrated, which has left for the other node,
+// fails with "Script attempted to access a non local key in a cluster node": a state of Redis.
 const NOT_THE_INPUT =
-  /\b(OOM|READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|NOPERM|WRONGTYPE|CROSSSLOT)\b|can't run this command|no permissions|Script killed/;
+  /\b(OOM|READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|NOPERM|WRONGTYPE|CROSSSLOT|MOVED|ASK)\b|can't run this command|no permissions|Script killed|non local key|do not hash to the same slot/;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis-client.ts";
 import { renewClaimsScript } from "../scripts/renew-claims.ts";
 import { runScript } from "../scripts/script.ts";
 import { ErrorPause, type PausePolicy } from "./error-pause.ts";
@@ -19,9 +19,9 @@ export interface Claimed {
 
 export interface StreamConsumerOptions {
   /** Claims, renewals and acknowledgements. */
-  redis: Redis;
+  redis: RedisClient;
   /** Blocking reads only: XREADGROUP … BLOCK holds its connection while it waits. */
-  reader: Redis;
+  reader: RedisClient;
   stream: string;
   group: string;
   /** This process's name in the group; unique per process. */
@@ -228,7 +228,7 @@ export class StreamConsumer {
 }
 
 /** Creates `group` at the start of `stream` (making the stream if need be); idempotent. */
-export async function ensureConsumerGroup(redis: Redis, stream: string, group: string): Promise<void> {
+export async function ensureConsumerGroup(redis: RedisClient, stream: string, group: string): Promise<void> {
   try {
     await redis.xgroup("CREATE", stream, group, "0", "MKSTREAM");
   } catch (error) {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../redis-client.ts";
 
 import { minId } from "./stream-ids.ts";
 
@@ -15,7 +15,7 @@ const MAX_TRIM_CALLS_PER_ROUND = 100;
  * Trims entries that every group has read and acknowledged: below both the oldest pending entry
  * and the last entry delivered to each group. Never drops unread or unacknowledged work.
  */
-export async function trimAcknowledged(redis: Redis, stream: string): Promise<void> {
+export async function trimAcknowledged(redis: RedisClient, stream: string): Promise<void> {
   let groups: unknown[];
   try {
     groups = (await redis.xinfo("GROUPS", stream)) as unknown[];
@@ -40,7 +40,7 @@ export async function trimAcknowledged(redis: Redis, stream: string): Promise<vo
 
 /** Removes consumers (but `keep`) that hold nothing and were idle longer than `idleMs` (replicas long gone). */
 export async function removeIdleConsumers(
-  redis: Redis,
+  redis: RedisClient,
   stream: string,
   group: string,
   idleMs: number,
@@ -64,7 +64,7 @@ export async function removeIdleConsumers(
   return removed;
 }
 
-export async function pendingCount(redis: Redis, stream: string, group: string): Promise<number> {
+export async function pendingCount(redis: RedisClient, stream: string, group: string): Promise<number> {
   try {
     const pending = (await redis.xpending(stream, group)) as [number, ...unknown[]];
     return Number(pending[0]);

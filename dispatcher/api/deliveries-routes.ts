@@ -1,21 +1,27 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Redis } from "ioredis";
 import { z } from "zod";
-import { type RetryScope, readDelivery, requestRetries, requestRetry } from "../../contract/deliveries.ts";
-import { InvalidCursorError, listDeliveries } from "../../contract/delivery-log.ts";
+import type { RetryScope } from "../../contract/deliveries.ts";
+import { InvalidCursorError } from "../../contract/delivery-log.ts";
 import { EventTypeSchema } from "../../contract/event-types.ts";
-import type { Keyspace } from "../../contract/keys.ts";
+import {
+  listDeliveriesAcross,
+  readDeliveryAcross,
+  requestRetryAcross,
+  retryFailedDeliveries,
+} from "../../contract/partitioned-log.ts";
+import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { DeliveryPhaseSchema } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import { USER_AGENT } from "../version.ts";
 import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 import { sentHeaders } from "./sent-headers.ts";
 
 export interface DeliveriesRoutesOptions {
-  redis: Redis;
-  keys: Keyspace;
+  redis: RedisClient;
+  partitions: Partitions;
   limits: RecordLimits;
   adminTokens: readonly string[];
   /** The namespace whose own event log token has this digest (from the routing). */
@@ -53,7 +59,7 @@ export async function deliveriesRoutes(
   app: FastifyInstance,
   options: DeliveriesRoutesOptions,
 ): Promise<void> {
-  const { redis, keys, limits } = options;
+  const { redis, partitions, limits } = options;
   // onRequest: unauthenticated requests are refused before their body is even read
   app.addHook("onRequest", scopedAuth(options.adminTokens, options.namespaceOfEventLogToken));
 
@@ -62,7 +68,12 @@ export async function deliveriesRoutes(
     const { limit, cursor, ...requested } = query;
     const filter = confine(request, requested);
     try {
-      return await listDeliveries(redis, filter, cursor === undefined ? { limit } : { limit, cursor }, keys);
+      return await listDeliveriesAcross(
+        redis,
+        filter,
+        cursor === undefined ? { limit } : { limit, cursor },
+        partitions,
+      );
     } catch (error) {
       if (error instanceof InvalidCursorError) throw new ApiError("INVALID_REQUEST", "invalid cursor");
       throw error;
@@ -70,7 +81,7 @@ export async function deliveriesRoutes(
   });
 
   app.get<{ Params: { id: string } }>("/v1/deliveries/:id", async (request) => {
-    const delivery = await readDelivery(redis, request.params.id, keys);
+    const delivery = await readDeliveryAcross(redis, request.params.id, partitions);
     const confined = confinedNamespace(request);
     if (delivery === null || (confined !== undefined && delivery.namespace !== confined)) {
       throw new ApiError("DELIVERY_NOT_FOUND");
@@ -82,11 +93,11 @@ export async function deliveriesRoutes(
   app.post<{ Params: { id: string } }>("/v1/deliveries/:id/retry", async (request, reply) => {
     const body = parse(RetryBodySchema, request.body ?? undefined);
     const token = body?.token ?? randomUUID();
-    const { outcome } = await requestRetry(
+    const { outcome } = await requestRetryAcross(
       redis,
       request.params.id,
       token,
-      keys,
+      partitions,
       limits,
       retryScope(request),
     );
@@ -105,36 +116,15 @@ export async function deliveriesRoutes(
   app.post("/v1/deliveries/retry", async (request, reply) => {
     const { token, limit, ...requested } = parse(BulkRetryBodySchema, request.body);
     const filter = confine(request, requested);
-    // collect first, then requeue: requeuing moves deliveries out of the index being walked
-    const ids: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const pageLimit = Math.min(limit - ids.length, 500);
-      const page = await listDeliveries(
-        redis,
-        { ...filter, phase: "FAILED" },
-        cursor === undefined ? { limit: pageLimit } : { limit: pageLimit, cursor },
-        keys,
-      );
-      for (const item of page.items) ids.push(item.id);
-      cursor = page.nextCursor;
-    } while (cursor !== undefined && ids.length < limit);
-    const counts = { requeued: 0, alreadyHonoured: 0, notFailed: 0, notFound: 0 };
-    for (let i = 0; i < ids.length; i += 500) {
-      for (const outcome of await requestRetries(
-        redis,
-        ids.slice(i, i + 500),
-        token,
-        keys,
-        limits,
-        retryScope(request),
-      )) {
-        if (outcome === "requeued") counts.requeued++;
-        else if (outcome === "already-honoured") counts.alreadyHonoured++;
-        else if (outcome === "not-failed") counts.notFailed++;
-        else counts.notFound++;
-      }
-    }
+    const counts = await retryFailedDeliveries(
+      redis,
+      filter,
+      token,
+      limit,
+      partitions,
+      limits,
+      retryScope(request),
+    );
     return reply.code(202).send({ token, ...counts });
   });
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Redis } from "ioredis";
 import { z } from "zod";
-import { readEvent } from "../../contract/deliveries.ts";
-import type { Keyspace } from "../../contract/keys.ts";
+import { readEventAcross } from "../../contract/partitioned-log.ts";
+import type { Partitions } from "../../contract/partitions.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import { type Fanout, type IncomingEvent, RoutingNotLoadedError } from "../fanout/fanout.ts";
 import {
   EventIdSchema,
@@ -16,8 +16,8 @@ import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 
 export interface EventsRoutesOptions {
-  redis: Redis;
-  keys: Keyspace;
+  redis: RedisClient;
+  partitions: Partitions;
   metrics: Metrics;
   fanout: Fanout;
   ingestTokens: readonly string[];
@@ -32,7 +32,7 @@ export interface EventsRoutesOptions {
 
 /** Ingest (`POST /v1/events`, `POST /v1/events/batch`) and `GET /v1/events/:namespace/:id`. */
 export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOptions): Promise<void> {
-  const { redis, keys, metrics, fanout, maxEventBytes, maxBatchEvents } = options;
+  const { redis, partitions, metrics, fanout, maxEventBytes, maxBatchEvents } = options;
   const authenticate = scopedAuth(options.ingestTokens, options.namespaceOfIngestToken);
   const BatchSchema = z.strictObject({
     events: z
@@ -94,7 +94,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
       if (error instanceof RoutingNotLoadedError) {
         throw new ApiError("UNAVAILABLE", "the routing configuration is not loaded yet; retry later");
       }
-      app.log.error({ err: error }, "ingest failed: Redis unavailable");
+      app.log.error({ err: error }, "ingest failed: RedisClient unavailable");
       throw new ApiError("UNAVAILABLE", "the event could not be stored; retry later");
     }
     return events.map((event, i) => {
@@ -147,7 +147,7 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
     // another namespace's event does not exist for a namespace's token
     const confined = confinedNamespace(request);
     if (confined !== undefined && confined !== params.data.namespace) throw new ApiError("EVENT_NOT_FOUND");
-    const event = await readEvent(redis, params.data.namespace, params.data.id, keys);
+    const event = await readEventAcross(redis, params.data.namespace, params.data.id, partitions);
     if (event === null) throw new ApiError("EVENT_NOT_FOUND");
     return event;
   });

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { Metrics } from "../metrics.ts";
 
 export interface HealthRoutesOptions {
-  redis: Redis;
+  redis: RedisClient;
   metrics: Metrics;
   ready(): boolean;
   /** Serve /metrics here too (false when it has a listener of its own). */
@@ -33,7 +33,7 @@ export async function metricsRoute(app: FastifyInstance, options: { metrics: Met
   });
 }
 
-async function redisAnswers(redis: Redis): Promise<boolean> {
+async function redisAnswers(redis: RedisClient): Promise<boolean> {
   if (redis.status !== "ready") return false;
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -1,8 +1,8 @@
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, LogController } from "fastify";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { Keyspace } from "../../contract/keys.ts";
+import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { Fanout } from "../fanout/fanout.ts";
 import type { Metrics } from "../metrics.ts";
 import { consoleRoutes } from "./console-routes.ts";
@@ -13,8 +13,9 @@ import { healthRoutes, metricsRoute } from "./health-routes.ts";
 import { exceedsJsonDepth } from "./json-depth.ts";
 
 export interface ApiOptions {
-  redis: Redis;
-  keys: Keyspace;
+  redis: RedisClient;
+  /** the keyspace's partitions (one, unless configured) */
+  partitions: Partitions;
   metrics: Metrics;
   logger: Logger;
   limits: RecordLimits;

@@ -35,6 +35,7 @@ function work(overrides: { url?: string; allowPlainHttp?: boolean; recordUrl?: s
     }),
   );
   return {
+    owner: { attempt: async () => {}, handBack: () => {} },
     entryId: "1700000000000-0",
     deliveryId: "orders-abc",
     version: "4",

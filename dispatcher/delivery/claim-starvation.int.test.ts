@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { readDelivery } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
+import { onePartition } from "../../contract/partitions.ts";
 import { NamespaceRoutingSchema, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { ensureConsumerGroup } from "../../contract/streams/stream-consumer.ts";
 import { eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
@@ -62,7 +63,7 @@ describe("taking over a dead replica's work", () => {
     const revision = await writeNamespaceRouting(redis, routing, keys, TEST_SECRET_BOX);
     const fanout = new Fanout({
       redis,
-      keys,
+      partitions: onePartition(keys),
       routing: {
         loaded: true,
         revision,

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { readDeliveries, type StoredDeliveryRead } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { type FailureReason, fieldsToObject, resolveEventPart } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { loopErrorReporter, type Metrics } from "../metrics.ts";
 import type { PreparedNamespace, PreparedWebhook, RoutingWatcher } from "../routing-table.ts";
@@ -21,12 +21,13 @@ import { EndpointLimiter, type LimiterOptions } from "./endpoint-limiter.ts";
 import type { DeliveryClient } from "./http-client.ts";
 import { OutcomeRecorder } from "./outcome-recorder.ts";
 import { RetryScheduler } from "./retry-scheduler.ts";
-import type { Work } from "./work.ts";
+import type { Work, WorkOwner } from "./work.ts";
 
 export interface DeliveryWorkerOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A connection of its own: XREADGROUP blocks it. */
-  reader: Redis;
+  reader: RedisClient;
+  /** the partition whose work queue and schedule this worker serves */
   keys: Keyspace;
   consumer: string;
   routing: RoutingWatcher;
@@ -46,7 +47,17 @@ export interface DeliveryWorkerOptions {
    */
   maxQueued: number;
   endpoints: LimiterOptions;
+  /**
+   * The per-endpoint and global limits, shared by the workers of every partition of one replica
+   * (sharedEndpointLimiter); a worker of its own makes one from `endpoints` when absent.
+   */
+  limiter?: EndpointLimiter<Work>;
   random?: () => number;
+}
+
+/** An endpoint limiter for the workers of several partitions: each item runs through its owner. */
+export function sharedEndpointLimiter(options: LimiterOptions): EndpointLimiter<Work> {
+  return new EndpointLimiter(options, (work) => work.owner.attempt(work));
 }
 
 /** A work-queue entry this replica holds until its outcome is recorded. */
@@ -131,13 +142,17 @@ export class DeliveryWorker {
    * room as soon as it frees, so without a reserve the claim loop would rarely find any.
    */
   readonly #claimReserve: number;
+  readonly #owner: WorkOwner = {
+    attempt: (work) => this.#attempt(work),
+    handBack: (work, delayMs) => this.#handBack(work, delayMs),
+  };
 
   constructor(options: DeliveryWorkerOptions) {
     this.#options = options;
     const { redis, reader, keys, consumer, metrics, logger } = options;
     const limit = Math.min(options.maxBuffered, options.maxQueued);
     this.#claimReserve = limit >= 2 ? Math.max(1, Math.floor(limit / 8)) : 0;
-    this.#limiter = new EndpointLimiter(options.endpoints, (work) => this.#attempt(work));
+    this.#limiter = options.limiter ?? sharedEndpointLimiter(options.endpoints);
     this.#circuits = new CircuitBreakers({
       onChange: ({ key, state, cooldownMs }) => {
         if (state === "open") {
@@ -174,7 +189,7 @@ export class DeliveryWorker {
       tickMs: options.schedulerTickMs,
       onTick: () => {
         for (const { job, retryAfterMs } of this.#limiter.evictOverdue()) {
-          this.#handBack(job, retryAfterMs);
+          job.owner.handBack(job, retryAfterMs);
           metrics.deferred.inc({ reason: "endpoint-slow" });
         }
       },
@@ -229,7 +244,7 @@ export class DeliveryWorker {
     this.#capacityWaiter?.();
     await Promise.all([...this.#loops, this.#scheduler.stop()]);
     const queued = this.#limiter.drainQueued();
-    for (const work of queued) this.#handBack(work, 0);
+    for (const work of queued) work.owner.handBack(work, 0);
     metrics.deferred.inc({ reason: "shutdown" }, queued.length);
     const finished = await Promise.race([
       this.#limiter.whenIdle().then(() => true),
@@ -338,6 +353,7 @@ export class DeliveryWorker {
       return;
     }
     const work: Work = {
+      owner: this.#owner,
       entryId,
       deliveryId,
       version,

@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { settleDeliveries } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { SettleOutcome, SettleResult } from "../../contract/scripts/settle-deliveries.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AttemptResult } from "./http-client.ts";
 
 export interface OutcomeRecorderOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   limits: RecordLimits;
   metrics: Metrics;

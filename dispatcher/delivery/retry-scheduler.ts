@@ -1,10 +1,10 @@
-import type { Redis } from "ioredis";
 import { PeriodicLoop } from "../../common/periodic-loop.ts";
 import { promoteDue } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 
 export interface RetrySchedulerOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   tickMs: number;
   /** Runs first on every tick (the worker evicts work its slow endpoints held too long). */

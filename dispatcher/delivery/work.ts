@@ -1,7 +1,17 @@
 import type { PreparedNamespace, PreparedWebhook } from "../routing-table.ts";
 
+/**
+ * The worker (one per keyspace partition) that holds a work item: the endpoint limiter, shared by
+ * the partitions' workers, runs and hands back each item through it.
+ */
+export interface WorkOwner {
+  attempt(work: Work): Promise<void>;
+  handBack(work: Work, delayMs: number): void;
+}
+
 /** Everything one attempt needs, from the delivery record (or work entry) and the routing table. */
 export interface Work {
+  owner: WorkOwner;
   /** the work-queue entry this attempt answers (acknowledged with its outcome) */
   entryId: string;
   deliveryId: string;

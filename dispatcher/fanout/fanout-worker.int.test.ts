@@ -4,6 +4,7 @@ import type { Counter } from "prom-client";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { countFanoutFailure, readEvent } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../../contract/keys.ts";
+import { onePartition } from "../../contract/partitions.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { ensureConsumerGroup } from "../../contract/streams/stream-consumer.ts";
 import { eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
@@ -174,7 +175,7 @@ describe("an unreachable Redis", () => {
     await routing.start();
     const fanout = new Fanout({
       redis: flaky,
-      keys,
+      partitions: onePartition(keys),
       routing,
       metrics,
       logger,

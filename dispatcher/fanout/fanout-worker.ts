@@ -1,9 +1,9 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { countFanoutFailure } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import { fieldsToObject } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import { isScriptInputError } from "../../contract/scripts/script.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
@@ -13,9 +13,10 @@ import { loopErrorReporter, type Metrics } from "../metrics.ts";
 import type { Fanout, IncomingEvent } from "./fanout.ts";
 
 export interface FanoutWorkerOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A connection of its own: XREADGROUP blocks it. */
-  reader: Redis;
+  reader: RedisClient;
+  /** the partition whose ingest stream this worker reads */
   keys: Keyspace;
   consumer: string;
   fanout: Fanout;
@@ -111,7 +112,7 @@ export class FanoutWorker {
     const invalid = batch.flatMap((item) => item.invalid ?? []);
     while (true) {
       try {
-        await this.#options.fanout.record(events, invalid);
+        await this.#options.fanout.record(events, invalid, this.#options.keys);
         this.#stream.succeeded("record");
         this.#countRejected(batch);
         return;
@@ -152,7 +153,7 @@ export class FanoutWorker {
     // text only (the serializer drops the command's arguments)
     const cause = `fan-out failed ${failures} times: ${firstLine(error)}`;
     const reason = item.invalid ? `${item.invalid.reason}\n${cause}` : cause;
-    await fanout.deadLetter({ entryId, reason, fields: item.entry.fields });
+    await fanout.deadLetter({ entryId, reason, fields: item.entry.fields }, keys);
     this.#stream.succeeded("record");
     metrics.eventsRejected.inc({ source: "stream", reason: "fanout-failed" });
     logger.error(

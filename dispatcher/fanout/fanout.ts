@@ -1,11 +1,12 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { deadLetterEntry, fanoutEvents } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { EventType } from "../../contract/event-types.ts";
-import type { Keyspace } from "../../contract/keys.ts";
+import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
 import { notificationPayload } from "../../contract/notification.ts";
+import type { Partitions } from "../../contract/partitions.ts";
 import type { EventRouting } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RoutingWatcher } from "../routing-table.ts";
@@ -25,8 +26,9 @@ export interface IncomingEvent {
 }
 
 export interface FanoutOptions {
-  redis: Redis;
-  keys: Keyspace;
+  redis: RedisClient;
+  /** an event is recorded in its namespace's partition */
+  partitions: Partitions;
   routing: RoutingWatcher;
   metrics: Metrics;
   logger: Logger;
@@ -61,31 +63,64 @@ export class Fanout {
   /**
    * Routes and records a batch (acknowledging the stream entries among them, and moving
    * `invalid` entries to the dead letters). Returns, per event, whether it was a duplicate.
+   * `source`: the partition whose ingest stream the entries come from. Each event is recorded in
+   * its namespace's partition, one script call per partition; an entry of another partition's
+   * stream is recorded there as the API records an event, then acknowledged here (a repeat after
+   * a crash between the two finds its id seen and makes nothing twice).
    */
   async record(
     events: readonly IncomingEvent[],
     invalid: readonly FanoutPlanInvalid[] = [],
+    source: Keyspace = this.#options.partitions.global,
   ): Promise<boolean[]> {
-    const { redis, keys, metrics, logger, routing } = this.#options;
+    const { redis, partitions, metrics, logger, routing } = this.#options;
     // with no routing table every event would be recorded as integration-missing (and its id
     // marked as seen): refuse until the table is loaded; callers retry or answer 503
     if (!routing.loaded) throw new RoutingNotLoadedError();
-    const plan: FanoutPlan = { revision: routing.revision, events: [], invalid: [...invalid] };
+    const batches = new Map<Keyspace, { plan: FanoutPlan; indexes: number[] }>();
+    const batchOf = (keys: Keyspace) => {
+      let batch = batches.get(keys);
+      if (batch === undefined) {
+        batch = { plan: { revision: routing.revision, events: [], invalid: [] }, indexes: [] };
+        batches.set(keys, batch);
+      }
+      return batch;
+    };
+    if (invalid.length > 0) batchOf(source).plan.invalid.push(...invalid);
     const routings: EventRouting[] = [];
-    for (const event of events) {
-      const [planned, routing] = this.#plan(event);
-      plan.events.push(planned);
+    const planned: FanoutPlanEvent[] = [];
+    const foreignEntries: string[] = [];
+    for (const [i, event] of events.entries()) {
+      const [plannedEvent, routing] = this.#plan(event);
+      const home = partitions.of(event.namespace);
+      if (home !== source && plannedEvent.entryId !== "") {
+        foreignEntries.push(plannedEvent.entryId);
+        plannedEvent.entryId = "";
+      }
+      const batch = batchOf(home);
+      batch.plan.events.push(plannedEvent);
+      batch.indexes.push(i);
       routings.push(routing);
+      planned.push(plannedEvent);
     }
-    const created = await fanoutEvents(
-      redis,
-      plan,
-      { ...this.#options, deadLetterMaxLen: DEAD_LETTER_MAX_LEN },
-      keys,
+    const limits = { ...this.#options, deadLetterMaxLen: DEAD_LETTER_MAX_LEN };
+    const created: number[] = new Array(events.length).fill(0);
+    const run = async (keys: Keyspace, batch: { plan: FanoutPlan; indexes: number[] }) => {
+      const counts = await fanoutEvents(redis, batch.plan, limits, keys);
+      counts.forEach((count, j) => {
+        created[batch.indexes[j]!] = count;
+      });
+    };
+    // other partitions first: the source's own call acknowledges its entries
+    await Promise.all(
+      [...batches].filter(([keys]) => keys !== source).map(([keys, batch]) => run(keys, batch)),
     );
+    const own = batches.get(source);
+    if (own) await run(source, own);
+    if (foreignEntries.length > 0) await redis.xack(source.events, CONSUMER_GROUPS.fanout, ...foreignEntries);
     let total = 0;
     const duplicates = created.map((count, i) => {
-      const event = plan.events[i]!;
+      const event = planned[i]!;
       if (count < 0) {
         metrics.eventsRouted.inc({ routing: "duplicate" });
         logger.debug({ namespace: event.namespace, eventId: event.id }, "duplicate event id dropped");
@@ -109,9 +144,8 @@ export class Fanout {
    * Moves one ingest stream entry that cannot be fanned out to the dead letters, with `reason`,
    * and acknowledges it (without the fan-out script, which may be what the entry breaks).
    */
-  async deadLetter(entry: FanoutPlanInvalid): Promise<void> {
-    const { redis, keys } = this.#options;
-    await deadLetterEntry(redis, entry, DEAD_LETTER_MAX_LEN, keys);
+  async deadLetter(entry: FanoutPlanInvalid, source: Keyspace): Promise<void> {
+    await deadLetterEntry(this.#options.redis, entry, DEAD_LETTER_MAX_LEN, source);
   }
 
   #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting] {
