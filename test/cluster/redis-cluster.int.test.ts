@@ -1,0 +1,305 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Cluster } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { readDelivery } from "../../contract/deliveries.ts";
+import { deliveryId } from "../../contract/delivery-id.ts";
+import type { DeliverySummary } from "../../contract/delivery-log.ts";
+import { keySlot, partitionTags } from "../../contract/partitions.ts";
+import type { DeliveryPhase, DeliveryRecord } from "../../contract/records.ts";
+import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import type { SettingsInput } from "../../dispatcher/config.ts";
+import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
+import { startRedisCluster, type TestRedisCluster } from "../env/redis-cluster.ts";
+import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
+
+// The data plane on a real Redis Cluster of 3 masters (redis-server in cluster mode on loopback,
+// joined by `redis-cli --cluster create`), with the keyspace in 3 partitions: delivery, retry,
+// the event log across partitions, and slot migrations under load losing nothing.
+
+const PARTITIONS = 3;
+
+let cluster: TestRedisCluster;
+let redis: Cluster;
+let receiver: Receiver;
+let dispatcher: Dispatcher | undefined;
+
+beforeAll(async () => {
+  cluster = await startRedisCluster(3);
+  redis = cluster.connect();
+  receiver = await startReceiver();
+}, 60_000);
+afterAll(async () => {
+  await receiver?.close();
+  redis?.disconnect();
+  await cluster?.stop();
+});
+afterEach(async () => {
+  await dispatcher?.stop();
+  dispatcher = undefined;
+});
+
+async function start(routings: NamespaceRoutingInput[], overrides: Partial<SettingsInput> = {}) {
+  dispatcher = await startDispatcher(
+    testSettings("redis://127.0.0.1:6379", {
+      redisClusterNodes: cluster.nodes,
+      partitions: String(PARTITIONS),
+      ...overrides,
+    } as Partial<SettingsInput>),
+  );
+  let revision = 0;
+  for (const routing of routings)
+    revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
+  await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+  return dispatcher;
+}
+
+/** One namespace per partition (by the namespace → partition hash). */
+function namespacesPerPartition(d: Dispatcher): string[] {
+  const found: string[] = [];
+  for (let i = 0; found.length < PARTITIONS; i++) {
+    const name = `team-${i}`;
+    if (d.partitions.indexOf(name) === found.length) found.push(name);
+  }
+  return found;
+}
+
+let pathCounter = 0;
+const uniquePath = (name: string) => `/${name}-${++pathCounter}`;
+
+async function phaseOf(d: Dispatcher, namespace: string, id: string): Promise<DeliveryRecord | null> {
+  return readDelivery(redis, id, d.partitions.of(namespace));
+}
+
+async function waitForPhase(d: Dispatcher, namespace: string, id: string, phase: DeliveryPhase) {
+  return eventually(
+    async () => {
+      const record = await phaseOf(d, namespace, id);
+      return record?.phase === phase ? record : undefined;
+    },
+    15_000,
+    `${id} to be ${phase}`,
+  );
+}
+
+describe("Redis Cluster, 3 masters, 3 partitions", () => {
+  it("spreads the partitions over the masters", async () => {
+    const tags = partitionTags("dataforce", PARTITIONS);
+    const owners = await Promise.all(tags.map((tag) => cluster.ownerOf(keySlot(`{${tag}}:events`))));
+    expect(new Set(owners).size).toBe(3);
+  });
+
+  it("delivers events of every partition, from the API and from the ingest stream", async () => {
+    const path = uniquePath("spread");
+    const probe = await start([]);
+    const namespaces = namespacesPerPartition(probe);
+    await probe.stop();
+    dispatcher = undefined;
+    const tag = `t-spread-${Date.now()}`;
+    const d = await start(
+      namespaces.map((ns) =>
+        testRouting(ns, [
+          { name: "orders", uid: `uid-${ns}`, event: "job.created", url: receiver.url(path) },
+        ]),
+      ),
+      { keyTag: tag },
+    );
+    // a batch across partitions
+    const events = namespaces.map((namespace, i) => ({
+      type: "job.created",
+      namespace,
+      id: `evt-${i}`,
+      data: { i },
+    }));
+    const batch = await api(d.url, "POST", "/v1/events/batch", { events });
+    expect(batch.status).toBe(202);
+    // producers XADD to partition 0's ingest stream, whatever the namespace
+    for (const [i, namespace] of namespaces.entries()) {
+      await redis.xadd(
+        d.keys.events,
+        "*",
+        "type",
+        "job.created",
+        "namespace",
+        namespace,
+        "id",
+        `xadd-${i}`,
+        "data",
+        JSON.stringify({ i }),
+      );
+    }
+    await receiver.waitForRequests(2 * PARTITIONS, path, 15_000);
+    for (const namespace of namespaces) {
+      for (const eventId of [
+        `evt-${namespaces.indexOf(namespace)}`,
+        `xadd-${namespaces.indexOf(namespace)}`,
+      ]) {
+        const id = deliveryId(namespace, eventId, "orders");
+        await waitForPhase(d, namespace, id, "SENT");
+      }
+    }
+    // each partition's records are on its own master
+    const owners = await Promise.all(
+      namespaces.map((namespace) => cluster.ownerOf(keySlot(d.partitions.of(namespace).deliveries))),
+    );
+    expect(new Set(owners).size).toBe(3);
+    // the ingest stream of partition 0 is drained: the entries of other partitions' namespaces acknowledged
+    const pending = (await redis.xpending(d.keys.events, "fanout")) as [number, ...unknown[]];
+    expect(pending[0]).toBe(0);
+    // a repeated event id is a duplicate, in its partition
+    const again = await api(d.url, "POST", "/v1/events", events[2]);
+    expect(again.body).toMatchObject({ duplicate: true });
+  });
+
+  it("retries a FAILED delivery found in its partition, and lists the log across partitions", async () => {
+    const path = uniquePath("retry");
+    let failing = true;
+    receiver.on(path, () => (failing ? { kind: "respond", status: 500 } : { kind: "respond", status: 200 }));
+    const probe = await start([]);
+    const namespaces = namespacesPerPartition(probe);
+    await probe.stop();
+    dispatcher = undefined;
+    const d = await start(
+      namespaces.map((ns) =>
+        testRouting(ns, [
+          { name: "hook", uid: `uid-${ns}`, event: "payment.received", url: receiver.url(path) },
+        ]),
+      ),
+      { keyTag: `t-retry-${Date.now()}` },
+    );
+    const perNamespace = 4;
+    const ids: string[] = [];
+    for (let n = 0; n < perNamespace; n++) {
+      for (const namespace of namespaces) {
+        const eventId = `p-${n}`;
+        const response = await api(d.url, "POST", "/v1/events", {
+          type: "payment.received",
+          namespace,
+          id: eventId,
+          data: { n },
+        });
+        expect(response.status).toBe(202);
+        ids.push(deliveryId(namespace, eventId, "hook"));
+        await sleep(2); // distinct creation times
+      }
+    }
+    for (const [i, id] of ids.entries()) await waitForPhase(d, namespaces[i % PARTITIONS]!, id, "FAILED");
+
+    // the log: all of them once, newest first, in pages of 5 across the partitions
+    const listed: DeliverySummary[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api(d.url, "GET", `/v1/deliveries?limit=5${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status).toBe(200);
+      const body = page.body as { items: DeliverySummary[]; nextCursor?: string };
+      listed.push(...body.items);
+      cursor = body.nextCursor;
+    } while (cursor !== undefined);
+    expect(listed.map((item) => item.id).sort()).toEqual([...ids].sort());
+    expect(listed.map((item) => item.id)).toEqual([...ids].reverse());
+    // one namespace; the FAILED ones
+    const own = await api(d.url, "GET", `/v1/deliveries?namespace=${namespaces[1]}`);
+    expect((own.body as { items: DeliverySummary[] }).items).toHaveLength(perNamespace);
+    const failed = await api(d.url, "GET", "/v1/deliveries?phase=FAILED&limit=500");
+    expect((failed.body as { items: DeliverySummary[] }).items).toHaveLength(ids.length);
+    // show one of partition 2
+    const shown = await api(d.url, "GET", `/v1/deliveries/${ids[2]}`);
+    expect(shown.body).toMatchObject({ id: ids[2], namespace: namespaces[2], phase: "FAILED" });
+
+    failing = false;
+    // one by id (its partition is found), then the rest in bulk (every partition)
+    const one = await api(d.url, "POST", `/v1/deliveries/${ids[1]}/retry`, { token: "one" });
+    expect(one.status).toBe(202);
+    await waitForPhase(d, namespaces[1]!, ids[1]!, "SENT");
+    const bulk = await api(d.url, "POST", "/v1/deliveries/retry", { token: "bulk" });
+    expect(bulk.body).toMatchObject({ requeued: ids.length - 1 });
+    for (const [i, id] of ids.entries()) await waitForPhase(d, namespaces[i % PARTITIONS]!, id, "SENT");
+    const unknown = await api(d.url, "POST", "/v1/deliveries/nope-aaaaaaaaaaaaaaaaaaaa/retry", {
+      token: "x",
+    });
+    expect(unknown.status).toBe(404);
+  });
+
+  it("loses nothing while partitions' slots migrate to other masters under load", async () => {
+    const path = uniquePath("reshard");
+    const probe = await start([]);
+    const namespaces = namespacesPerPartition(probe);
+    await probe.stop();
+    dispatcher = undefined;
+    const d = await start(
+      namespaces.map((ns) =>
+        testRouting(ns, [{ name: "load", uid: `uid-${ns}`, event: "job.created", url: receiver.url(path) }]),
+      ),
+      { keyTag: `t-reshard-${Date.now()}` },
+    );
+    /** delivery id → namespace */
+    const accepted = new Map<string, string>();
+    let stop = false;
+    let retried = 0;
+    // 4 producers over the three partitions; a failed publish is retried with the same id
+    const produce = async (first: number) => {
+      for (let n = first; !stop; n += 4) {
+        const namespace = namespaces[n % PARTITIONS]!;
+        const event = { type: "job.created", namespace, id: `load-${n}`, data: { n } };
+        for (;;) {
+          const response = await api(d.url, "POST", "/v1/events", event).catch(() => ({ status: 0 }));
+          if (response.status === 202) break;
+          retried++;
+          await sleep(50);
+        }
+        accepted.set(deliveryId(namespace, event.id, "load"), namespace);
+      }
+    };
+    const producer = Promise.all([0, 1, 2, 3].map(produce));
+    await sleep(1_500);
+    // move partition 1's slot and then partition 0's (with the routing) to other masters, under load
+    const moves: Array<{ slot: number; from: number; to: number; keys: number; ms: number }> = [];
+    for (const index of [1, 0]) {
+      const slot = keySlot(d.partitions.all[index]!.deliveries);
+      const from = await cluster.ownerOf(slot);
+      const to = cluster.ports.find((port) => port !== from)!;
+      const began = Date.now();
+      const keys = await cluster.migrateSlot(slot, to, 5);
+      moves.push({ slot, from, to, keys, ms: Date.now() - began });
+      expect(await cluster.ownerOf(slot)).toBe(to);
+      await sleep(1_000);
+    }
+    stop = true;
+    await producer;
+    // every accepted event delivered and SENT, each at least once
+    await eventually(
+      () => {
+        const delivered = new Set(
+          receiver.requests(path).map((request) => String(request.headers["webhook-id"])),
+        );
+        return [...accepted.keys()].every((id) => delivered.has(id)) ? true : undefined;
+      },
+      30_000,
+      "every accepted event delivered",
+    );
+    // and recorded SENT (the outcome of the last attempts may still be on its way to Redis)
+    const phases = await eventually(
+      async () => {
+        const phases = await Promise.all(
+          [...accepted].map(async ([id, namespace]) => (await phaseOf(d, namespace, id))?.phase),
+        );
+        return phases.every((phase) => phase === "SENT") ? phases : undefined;
+      },
+      10_000,
+      "every delivery SENT",
+    ).catch(async (error) => {
+      const phases: Record<string, number> = {};
+      for (const [id, namespace] of accepted) {
+        const phase = (await phaseOf(d, namespace, id))?.phase ?? "missing";
+        phases[phase] = (phases[phase] ?? 0) + 1;
+      }
+      throw new Error(`${String(error)}: ${JSON.stringify(phases)}`);
+    });
+    const delivered = receiver.requests(path).length;
+    console.log(
+      `reshard under load: ${accepted.size} events accepted, ${delivered} requests (${delivered - accepted.size} repeated), ${retried} publishes retried; moves ${JSON.stringify(moves)}`,
+    );
+    expect(phases).toHaveLength(accepted.size);
+    expect(accepted.size).toBeGreaterThan(100);
+  }, 90_000);
+});
