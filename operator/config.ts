@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { RedisConnectionFields, redisEnvironment } from "../common/redis-connection.ts";
 import { settingsFromEnvironment } from "../common/settings/environment.ts";
+import { MAX_PARTITIONS } from "../contract/partitions.ts";
 import { encryptionKeysSetting } from "../contract/secret-box.ts";
 import { DEFAULT_DEPENDENCY_GRACE_MS } from "./reconcilers/namespace-inputs.ts";
 
@@ -15,6 +16,7 @@ import { DEFAULT_DEPENDENCY_GRACE_MS } from "./reconcilers/namespace-inputs.ts";
 export const ENVIRONMENT = {
   ...redisEnvironment("OPERATOR"),
   keyTag: "OPERATOR_KEY_TAG",
+  partitions: "OPERATOR_PARTITIONS",
   encryptionKeys: "OPERATOR_ENCRYPTION_KEYS",
   host: "OPERATOR_HOST",
   port: "OPERATOR_PORT",
@@ -48,6 +50,8 @@ export const SettingsSchema = z
     ...RedisConnectionFields,
     /** The hash tag of every Redis key: `{<keyTag>}:…`; the dispatchers use the same. */
     keyTag: z.string().default("dataforce"),
+    /** Partitions of the keyspace (contract/partitions.ts); the dispatchers use the same count. */
+    partitions: z.coerce.number().int().min(1).max(MAX_PARTITIONS).default(1),
     /** `id:base64(32 bytes)[,…]`: the first seals the routing's secrets in Redis; the dispatchers open them. */
     encryptionKeys: encryptionKeysSetting(),
     host: z.string().default("0.0.0.0"),

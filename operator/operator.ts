@@ -1,7 +1,8 @@
 import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { closeRedis, connectRedis } from "../common/redis-connection.ts";
-import { type Keyspace, keyspace } from "../contract/keys.ts";
+import { closeRedis, connectRedisClient } from "../common/redis-connection.ts";
+import type { Keyspace } from "../contract/keys.ts";
+import { partitionedKeyspace } from "../contract/partitions.ts";
 import { secretBox } from "../contract/secret-box.ts";
 import {
   INTEGRATION_NAME,
@@ -83,12 +84,15 @@ export function createOperator(
     gracefulShutdownMs: settings.shutdownGraceMs,
     informerDefaults: { resyncPeriodMs: settings.resyncPeriodMs },
   });
-  const redis = connectRedis(settings, { lazyConnect: true, maxRetriesPerRequest: 3 });
-  const streamRedis = redis.duplicate();
-  for (const client of [redis, streamRedis]) {
+  const connect = () => connectRedisClient(settings, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const partitions = partitionedKeyspace(settings.keyTag, settings.partitions);
+  const redis = connect();
+  // the mirror's blocking readers, one per partition's status stream
+  const streamReaders = partitions.all.map(() => connect());
+  for (const client of [redis, ...streamReaders]) {
     client.on("error", (err: unknown) => logger.warn({ err }, "redis connection error"));
   }
-  const keys: Keyspace = keyspace(settings.keyTag);
+  const keys: Keyspace = partitions.global;
   const box = secretBox(settings.encryptionKeys);
 
   const scope = settings.watchNamespaces;
@@ -155,7 +159,7 @@ export function createOperator(
   addRetryController(
     manager,
     informers,
-    { caches, redis, keys, writes, limiter, recordEvent, logger },
+    { caches, redis, keys, partitions, writes, limiter, recordEvent, logger },
     workers,
   );
 
@@ -170,7 +174,9 @@ export function createOperator(
   const mirror = new WebhookEventMirror({
     redis,
     keys,
-    reader: streamRedis,
+    partitions,
+    reader: streamReaders[0]!,
+    readers: streamReaders,
     consumer: settings.identity,
     writes,
     limiter,
@@ -227,12 +233,12 @@ export function createOperator(
   return {
     manager,
     async start() {
-      await Promise.all([redis.connect(), streamRedis.connect()]);
+      await Promise.all([redis, ...streamReaders].map((client) => client.connect()));
       await manager.start();
     },
     async stop() {
       await manager.stop();
-      streamRedis.disconnect();
+      for (const reader of streamReaders) reader.disconnect();
       await closeRedis(redis);
     },
   };

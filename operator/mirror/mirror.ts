@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import { type Logger, pino } from "pino";
 import type { Registry } from "prom-client";
 import {
@@ -9,8 +8,11 @@ import {
   readDelivery,
 } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../../contract/keys.ts";
+import { partitionOfDelivery } from "../../contract/partitioned-log.ts";
+import { onePartition, type Partitions } from "../../contract/partitions.ts";
 import { RecordLimitsUnknownError, readRecordLimits } from "../../contract/record-limits.ts";
 import type { DeliveryRecord, StatusEntry } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { API_VERSION, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
@@ -89,10 +91,17 @@ export interface MirrorContext {
 export type MirrorWrites = Pick<ApiWrites, "create" | "patchStatus" | "patch">;
 
 export interface MirrorOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** A connection of its own for the blocking reads of the status stream. */
-  reader: Redis;
+  reader: RedisClient;
+  /** The keyspace (partition 0's when partitioned: the global keys, the previous version's stream). */
   keys: Keyspace;
+  /**
+   * Every partition's status stream is followed (partitions.ts); absent: `keys` is the only
+   * partition. `readers` holds a blocking reader per partition (`reader` is the first's).
+   */
+  partitions?: Partitions;
+  readers?: readonly RedisClient[];
   /** This process's reader name in the mirror's consumer group. */
   consumer: string;
   writes: MirrorWrites;
@@ -124,7 +133,10 @@ export class WebhookEventMirror {
    * group holds pending is orphaned (a previous leader's, or this process's before a restart):
    * it is claimed at once. An entry is acknowledged only once its state is in the API server.
    */
-  private readonly stream: StreamConsumer;
+  private readonly streams: StreamConsumer[];
+  private readonly partitions: Partitions;
+  /** The partition (index) of each delivery with entries held: acknowledged there, read there. */
+  private readonly partitionOf = new Map<string, number>();
   /** Deliveries this process created recently, for the moment before the informer cache has them. */
   private readonly created = new Map<string, number>();
   private readonly metrics;
@@ -139,16 +151,21 @@ export class WebhookEventMirror {
   constructor(options: MirrorOptions) {
     this.options = options;
     this.log = (options.logger ?? pino({ enabled: false })).child({ component: "mirror" });
-    this.stream = new StreamConsumer({
-      redis: options.redis,
-      reader: options.reader,
-      stream: options.keys.status,
-      group: CONSUMER_GROUPS.mirror,
-      consumer: options.consumer,
-      name: "mirror",
-      onError: (err, step) => this.log.warn({ err, step }, "reading the status stream failed, retrying"),
-      pause: { initialMs: 200, maxMs: 5_000 },
-    });
+    this.partitions = options.partitions ?? onePartition(options.keys);
+    this.streams = this.partitions.all.map(
+      (keys, i) =>
+        new StreamConsumer({
+          redis: options.redis,
+          reader: options.readers?.[i] ?? options.reader,
+          stream: keys.status,
+          group: CONSUMER_GROUPS.mirror,
+          consumer: options.consumer,
+          name: this.partitions.count === 1 ? "mirror" : `mirror-${i}`,
+          onError: (err, step) =>
+            this.log.warn({ err, step, partition: i }, "reading the status stream failed, retrying"),
+          pause: { initialMs: 200, maxMs: 5_000 },
+        }),
+    );
     const { registry } = options;
     this.metrics = {
       handled: counter(
@@ -200,7 +217,7 @@ export class WebhookEventMirror {
     });
     this.queue = queue;
     void queue.run((key) => this.mirror(queue, key), this.options.workers ?? 4);
-    this.loop = this.follow(queue);
+    this.loop = Promise.all(this.streams.map((stream, i) => this.follow(queue, stream, i))).then(() => {});
     this.gaugeTimer = setInterval(this.refreshGauges, 1_000);
     this.gaugeTimer.unref();
     const recheckMs = this.options.recheckIntervalMs ?? 60_000;
@@ -227,6 +244,7 @@ export class WebhookEventMirror {
     this.loop = undefined;
     this.queue = undefined;
     this.pending.clear();
+    this.partitionOf.clear();
     this.refreshGauges();
   }
 
@@ -257,8 +275,7 @@ export class WebhookEventMirror {
     if (queued > 0) this.log.debug({ deliveries: queued }, "re-checking QUEUED WebhookEvents");
   }
 
-  private async follow(queue: WorkQueue): Promise<void> {
-    const { stream } = this;
+  private async follow(queue: WorkQueue, stream: StreamConsumer, partition: number): Promise<void> {
     const maxPending = this.options.maxPendingEntries ?? 20_000;
     let claimed = false;
     while (!this.stopping) {
@@ -267,7 +284,7 @@ export class WebhookEventMirror {
           await stream.ensureGroup();
           const claimedEntries = await stream.claimAllPending();
           this.log.info({ entries: claimedEntries.length }, "claimed status entries left by earlier readers");
-          this.accept(queue, claimedEntries);
+          this.accept(queue, claimedEntries, partition);
           // earlier leaders that hold nothing any more, keeping XINFO tidy
           await stream.removeIdleConsumers(0);
           claimed = true;
@@ -276,7 +293,11 @@ export class WebhookEventMirror {
           await sleep(50);
           continue;
         }
-        this.accept(queue, await stream.read(this.options.readBatch ?? 500, this.options.blockMs ?? 1000));
+        this.accept(
+          queue,
+          await stream.read(this.options.readBatch ?? 500, this.options.blockMs ?? 1000),
+          partition,
+        );
         stream.succeeded("read");
       } catch (err) {
         if (this.stopping) break;
@@ -285,7 +306,7 @@ export class WebhookEventMirror {
     }
   }
 
-  private accept(queue: WorkQueue, entries: readonly StreamEntry[]): void {
+  private accept(queue: WorkQueue, entries: readonly StreamEntry[], partition: number): void {
     const { context } = this.options;
     const skip: string[] = [];
     for (const { id, fields } of entries) {
@@ -311,11 +332,12 @@ export class WebhookEventMirror {
         skip.push(id);
         continue;
       }
+      this.partitionOf.set(entry.deliveryId, partition);
       if (this.pending.add(entry.deliveryId, id)) queue.add(`${entry.namespace}/${entry.deliveryId}`);
     }
     if (skip.length > 0) {
       this.metrics.handled.inc({ result: "skipped" }, skip.length);
-      void this.stream.ack(skip).catch((err: unknown) => {
+      void this.streams[partition]!.ack(skip).catch((err: unknown) => {
         // Left pending: the next reader claims them and skips them again.
         this.log.warn({ err }, "could not acknowledge skipped entries");
       });
@@ -330,20 +352,27 @@ export class WebhookEventMirror {
     const deliveryId = key.slice(slash + 1);
     const snapshot = this.pending.take(deliveryId);
     if (!snapshot) return;
+    const partition = this.partitionOf.get(deliveryId);
     try {
+      // a recheck holds no entries: the delivery's partition is looked up
+      const keys =
+        partition === undefined
+          ? await partitionOfDelivery(this.options.redis, deliveryId, this.partitions)
+          : this.partitions.all[partition];
       let result: MirrorResult;
       try {
-        result = await this.mirrorRecord(namespace, deliveryId);
+        result = await this.mirrorRecord(namespace, deliveryId, keys);
       } catch (err) {
         if (!isRefusedAsInvalid(err)) throw err;
         // The API server refuses this object as it is (a poison pill): retrying would refuse it
         // forever and hold the entries, the write budget and the pending slots of every namespace.
         result = "rejected";
-        await this.reportRejected(namespace, deliveryId, err);
+        await this.reportRejected(namespace, deliveryId, err, keys ?? this.options.keys);
       }
-      await this.stream.ack(snapshot.entryIds);
+      if (snapshot.entryIds.length > 0) await this.streams[partition ?? 0]!.ack(snapshot.entryIds);
       this.log.debug({ namespace, deliveryId, result, entries: snapshot.entryIds.length }, "mirrored");
       this.pending.settle(deliveryId);
+      if (!this.pending.holds(deliveryId)) this.partitionOf.delete(deliveryId);
       this.metrics.handled.inc({ result });
       queue.forget(key);
     } catch (err) {
@@ -359,13 +388,18 @@ export class WebhookEventMirror {
    * A Warning Event on the Webhook, a note on the delivery's record (the event log shows it) and a
    * log line: this delivery has no (current) WebhookEvent.
    */
-  private async reportRejected(namespace: string, deliveryId: string, err: unknown): Promise<void> {
+  private async reportRejected(
+    namespace: string,
+    deliveryId: string,
+    err: unknown,
+    keys: Keyspace,
+  ): Promise<void> {
     const message = err instanceof Error ? err.message.slice(0, 512) : String(err);
     await noteMirrorError(
       this.options.redis,
       deliveryId,
       `the API server refused its WebhookEvent: ${message}`,
-      this.options.keys,
+      keys,
     );
     this.log.warn(
       { namespace, deliveryId, err },
@@ -391,9 +425,10 @@ export class WebhookEventMirror {
   private async mirrorRecord(
     namespace: string,
     deliveryId: string,
+    keys: Keyspace | undefined,
   ): Promise<Exclude<MirrorResult, "rejected">> {
-    const { context, redis, keys } = this.options;
-    const record = await readDelivery(redis, deliveryId, keys);
+    const { context, redis } = this.options;
+    const record = keys === undefined ? null : await readDelivery(redis, deliveryId, keys);
     if (!record) return await this.recordGone(namespace, deliveryId);
     const last = record.attempts.at(-1);
     context.onDelivery?.({

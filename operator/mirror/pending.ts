@@ -25,6 +25,11 @@ export class PendingDeliveries {
     return total;
   }
 
+  /** Whether the delivery has entries waiting or being mirrored (or a recheck). */
+  holds(deliveryId: string): boolean {
+    return this.waiting.has(deliveryId) || this.inFlight.has(deliveryId);
+  }
+
   /** Records an entry; returns true when the delivery had nothing waiting (it needs to be queued). */
   add(deliveryId: string, entryId: string): boolean {
     const ids = this.waiting.get(deliveryId);

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { V1Secret } from "@kubernetes/client-node";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Keyspace } from "../../contract/keys.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { SecretBox } from "../../contract/secret-box.ts";
 import { generateSigningKey, type SignatureScheme, schemeOf } from "../../contract/signing-keys.ts";
 import {
@@ -57,7 +57,7 @@ function generatedLabels(ownerLabel: string): Record<string, string> {
 
 export interface IntegrationReconcilerDeps {
   caches: OperatorCaches;
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   /** Seals the routing's secrets (Redis never holds them in clear). */
   box: SecretBox;

@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Counter, Registry } from "prom-client";
 import { PeriodicLoop } from "../../common/periodic-loop.ts";
 import type { Keyspace } from "../../contract/keys.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import type { OperatorCaches } from "../caches.ts";
 import { counter } from "../controller/metrics.ts";
 
 export interface RoutingGuardOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   caches: OperatorCaches;
   /** Reconciles a namespace's integration now (which writes its routing); resolves when done. */

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
-import type { Redis } from "ioredis";
 import type { Keyspace } from "../../contract/keys.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import {
   deleteNamespaceRouting,
   NamespaceRoutingSchema,
@@ -12,9 +12,9 @@ import type { RoutingAction } from "./plan.ts";
 
 export type RoutingChange = "written" | "deleted" | "unchanged" | "kept";
 
-/** Where the routing goes: Redis, the keyspace, and the box that seals its secrets. */
+/** Where the routing goes: RedisClient, the keyspace, and the box that seals its secrets. */
 export interface RoutingStore {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   box: SecretBox;
 }

@@ -1,8 +1,10 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { readDelivery, requestRetry } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
+import { partitionOfDelivery } from "../../contract/partitioned-log.ts";
+import { onePartition, type Partitions } from "../../contract/partitions.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
 import { ANNOTATION_RETRY, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
@@ -24,8 +26,11 @@ export const MAX_RETRY_TOKEN_LENGTH = 253;
 
 export interface RetryReconcilerDeps {
   caches: OperatorCaches;
-  redis: Redis;
+  redis: RedisClient;
+  /** The global keys (record limits); the only partition unless `partitions` is given. */
   keys: Keyspace;
+  /** The keyspace's partitions: the delivery is looked for in each. */
+  partitions?: Partitions;
   writes: ApiWrites;
   /** The mirror's limiter: retries are WebhookEvent writes too. */
   limiter: Pick<FairLimiter, "take">;
@@ -71,7 +76,7 @@ export interface RetryDecision {
 
 /** Hands the token to the dispatcher's log (Redis only; no API writes). */
 export async function askForRetry(
-  deps: Pick<RetryReconcilerDeps, "redis" | "keys">,
+  deps: Pick<RetryReconcilerDeps, "redis" | "keys" | "partitions">,
   { namespace, deliveryId }: { namespace: string; deliveryId: string },
   token: string,
 ): Promise<RetryDecision> {
@@ -85,7 +90,11 @@ export async function askForRetry(
   // The dispatcher's retention and status stream cap, not defaults of our own (a retry rewrites
   // the record and its expiry). Unknown before any dispatcher started: the reconcile retries.
   const limits = await readRecordLimits(deps.redis, deps.keys);
-  const { outcome } = await requestRetry(deps.redis, deliveryId, token, deps.keys, limits, { namespace });
+  const keys = await partitionOfDelivery(deps.redis, deliveryId, deps.partitions ?? onePartition(deps.keys));
+  const { outcome } =
+    keys === undefined
+      ? { outcome: "not-found" as const }
+      : await requestRetry(deps.redis, deliveryId, token, keys, limits, { namespace });
   switch (outcome) {
     case "requeued":
       return {
@@ -110,7 +119,7 @@ export async function askForRetry(
     case "not-found":
       return ignored(`retry ${token} ignored: the delivery is no longer in the dispatcher's log (expired)`);
     case "not-failed": {
-      const phase = (await readDelivery(deps.redis, deliveryId, deps.keys))?.phase;
+      const phase = keys && (await readDelivery(deps.redis, deliveryId, keys))?.phase;
       const why =
         phase === "SENT"
           ? "it was already delivered (SENT)"

@@ -1,5 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Cluster } from "ioredis";
+import { pino } from "pino";
+import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
@@ -9,6 +12,12 @@ import type { DeliveryPhase, DeliveryRecord } from "../../contract/records.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import type { SettingsInput } from "../../dispatcher/config.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
+import type { WebhookEvent } from "../../operator/api/v1alpha1/index.ts";
+import type { ResourceType } from "../../operator/controller/kube.ts";
+import { FairLimiter } from "../../operator/mirror/fair-limiter.ts";
+import { type MirrorWrites, WebhookEventMirror } from "../../operator/mirror/mirror.ts";
+import { TokenBucket } from "../../operator/mirror/rate-limiter.ts";
+import { askForRetry } from "../../operator/retry/retry.ts";
 import { startRedisCluster, type TestRedisCluster } from "../env/redis-cluster.ts";
 import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
@@ -302,4 +311,124 @@ describe("Redis Cluster, 3 masters, 3 partitions", () => {
     expect(phases).toHaveLength(accepted.size);
     expect(accepted.size).toBeGreaterThan(100);
   }, 90_000);
+
+  it("mirrors every partition's status stream into WebhookEvents, and retries through the operator", async () => {
+    const path = uniquePath("operator");
+    let failing = true;
+    receiver.on(path, () => (failing ? { kind: "respond", status: 500 } : { kind: "respond", status: 200 }));
+    const probe = await start([]);
+    const namespaces = namespacesPerPartition(probe);
+    await probe.stop();
+    dispatcher = undefined;
+    const d = await start(
+      namespaces.map((ns) =>
+        testRouting(ns, [
+          { name: "mirrored", uid: "hook-uid", event: "job.updated", url: receiver.url(path) },
+        ]),
+      ),
+      { keyTag: `t-operator-${Date.now()}` },
+    );
+    const api = new FakeApi();
+    const readers = d.partitions.all.map(() => cluster.connect());
+    const mirror = new WebhookEventMirror({
+      redis,
+      keys: d.keys,
+      partitions: d.partitions,
+      reader: readers[0]!,
+      readers,
+      consumer: "operator-1",
+      writes: api,
+      limiter: new FairLimiter(new TokenBucket({ qps: 1000, burst: 100 })),
+      registry: new Registry(),
+      logger: pino({ enabled: false }),
+      blockMs: 100,
+      context: {
+        policy: () => ({ mode: "All", retentionMs: 3_600_000 }),
+        existing: (namespace, name) => api.objects.get(`${namespace}/${name}`),
+        webhookUid: () => "hook-uid",
+        retiredUpTo: () => undefined,
+      },
+    });
+    await mirror.start();
+    try {
+      const ids = namespaces.map((namespace) => deliveryId(namespace, "u-1", "mirrored"));
+      for (const namespace of namespaces) {
+        const response = await api_(d.url, namespace);
+        expect(response.status).toBe(202);
+      }
+      const phaseOfObject = (namespace: string, id: string) =>
+        api.objects.get(`${namespace}/${id}`)?.status?.phase;
+      await eventually(
+        () => (ids.every((id, i) => phaseOfObject(namespaces[i]!, id) === "FAILED") ? true : undefined),
+        15_000,
+        "every WebhookEvent FAILED",
+      );
+      failing = false;
+      for (const [i, id] of ids.entries()) {
+        const decision = await askForRetry(
+          { redis, keys: d.keys, partitions: d.partitions },
+          { namespace: namespaces[i]!, deliveryId: id },
+          "annotation-1",
+        );
+        expect(decision.outcome).toBe("requeued");
+      }
+      // another namespace's delivery is not reached through this one
+      const foreign = await askForRetry(
+        { redis, keys: d.keys, partitions: d.partitions },
+        { namespace: namespaces[0]!, deliveryId: ids[1]! },
+        "annotation-2",
+      );
+      expect(foreign.outcome).toBe("ignored");
+      await eventually(
+        () => (ids.every((id, i) => phaseOfObject(namespaces[i]!, id) === "SENT") ? true : undefined),
+        15_000,
+        "every WebhookEvent SENT",
+      );
+      // every partition's status entries acknowledged
+      for (const keys of d.partitions.all) {
+        const pending = (await redis.xpending(keys.status, "operator-mirror")) as [number, ...unknown[]];
+        expect(pending[0]).toBe(0);
+      }
+    } finally {
+      await mirror.stop();
+      for (const reader of readers) reader.disconnect();
+    }
+  });
 });
+
+function api_(url: string, namespace: string) {
+  return api(url, "POST", "/v1/events", { type: "job.updated", namespace, id: "u-1", data: {} });
+}
+
+/** A fake API server for the mirror: WebhookEvents by namespace/name. */
+class FakeApi implements MirrorWrites {
+  readonly objects = new Map<string, WebhookEvent>();
+
+  async create<T extends object>(_type: ResourceType, namespace: string, body: T): Promise<T> {
+    const event = structuredClone(body) as unknown as WebhookEvent;
+    this.objects.set(`${namespace}/${event.metadata.name}`, {
+      ...event,
+      metadata: { ...event.metadata, generation: 1, uid: randomUUID() },
+    });
+    return body;
+  }
+
+  async patchStatus(
+    _type: ResourceType,
+    target: { namespace: string; name: string },
+    status: Record<string, unknown>,
+  ): Promise<void> {
+    const object = this.objects.get(`${target.namespace}/${target.name}`)!;
+    object.status = { ...object.status, ...status } as WebhookEvent["status"];
+  }
+
+  async patch(
+    _type: ResourceType,
+    target: { namespace: string; name: string },
+    patch: Record<string, unknown>,
+  ): Promise<void> {
+    const labels = (patch as { metadata: { labels: Record<string, string> } }).metadata.labels;
+    const object = this.objects.get(`${target.namespace}/${target.name}`)!;
+    object.metadata.labels = { ...object.metadata.labels, ...labels };
+  }
+}
