@@ -39,9 +39,17 @@ const COMMANDS = [
 
 export function redisAclRules(role: RedisRole, tag: string): string[] {
   const keys = keyspace(tag);
-  const prefix = escapeGlob(keys.prefix);
+  // partition 0 is `{tag}:…`, the others `{tag:…}:…` (partitions.ts): a tag has no `:`, so the
+  // second pattern meets no other installation's keys, whatever the partition count
+  const prefixes = [escapeGlob(keys.prefix), `${escapeGlob(`{${tag}:`)}*}:`];
   if (role === "operator") {
-    return ["resetkeys", `~${prefix}*`, "resetchannels", `&${prefix}*`, ...COMMANDS];
+    return [
+      "resetkeys",
+      ...prefixes.map((prefix) => `~${prefix}*`),
+      "resetchannels",
+      `&${prefixes[0]}*`,
+      ...COMMANDS,
+    ];
   }
   // Every key family the dispatcher writes, spelled out: a glob cannot say "all but routing".
   const written = [
@@ -60,7 +68,8 @@ export function redisAclRules(role: RedisRole, tag: string): string[] {
   ];
   return [
     "resetkeys",
-    ...written.map((family) => `~${prefix}${family}`),
+    ...prefixes.flatMap((prefix) => written.map((family) => `~${prefix}${family}`)),
+    // the routing is global (partition 0's), read only
     `%R~${escapeGlob(keys.routing)}*`,
     "resetchannels",
     `&${escapeGlob(keys.routingChannel)}`,

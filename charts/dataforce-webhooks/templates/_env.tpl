@@ -50,6 +50,23 @@ valueFrom:
 {{- end }}
 {{- end }}
 
+{{/* A process's Redis Cluster nodes and partition count; call with (dict "ctx" $ "prefix" "OPERATOR"). */}}
+{{- define "dfw.redisClusterEnv" -}}
+{{- $c := .ctx.Values.redis.cluster -}}
+{{- if $c.nodes }}
+{{- if .ctx.Values.redis.embedded.enabled }}
+{{- fail "redis.cluster.nodes cannot be used with redis.embedded.enabled (the embedded Redis is a single node)" }}
+{{- end }}
+{{- if .ctx.Values.redis.sentinel.hosts }}
+{{- fail "redis.cluster.nodes and redis.sentinel.hosts exclude each other (a Cluster fails over by itself)" }}
+{{- end }}
+- name: {{ .prefix }}_REDIS_CLUSTER_NODES
+  value: {{ join "," $c.nodes | quote }}
+{{- end }}
+- name: {{ .prefix }}_PARTITIONS
+  value: {{ .ctx.Values.redis.partitions | default 1 | quote }}
+{{- end }}
+
 {{/* Mount and volume of the Redis CA, when redis.tls.caSecret is set. */}}
 {{- define "dfw.redisCaMount" -}}
 {{- if .Values.redis.tls.caSecret }}
@@ -80,6 +97,7 @@ valueFrom:
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
 {{- include "dfw.redisAuthEnv" (dict "ctx" . "prefix" "DISPATCHER" "role" "dispatcher") }}
 {{- include "dfw.redisSentinelEnv" (dict "ctx" . "prefix" "DISPATCHER") }}
+{{- include "dfw.redisClusterEnv" (dict "ctx" . "prefix" "DISPATCHER") }}
 - name: DISPATCHER_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
 - name: DISPATCHER_ENCRYPTION_KEYS
@@ -137,6 +155,7 @@ valueFrom:
   {{- include "dfw.redisUrlEnv" . | nindent 2 }}
 {{- include "dfw.redisAuthEnv" (dict "ctx" . "prefix" "OPERATOR" "role" "operator") }}
 {{- include "dfw.redisSentinelEnv" (dict "ctx" . "prefix" "OPERATOR") }}
+{{- include "dfw.redisClusterEnv" (dict "ctx" . "prefix" "OPERATOR") }}
 - name: OPERATOR_KEY_TAG
   value: {{ .Values.redis.keyTag | quote }}
 - name: OPERATOR_ENCRYPTION_KEYS

@@ -114,11 +114,13 @@ contract/redis-acl.ts redisAclRules(role, keyTag), which test/chart checks. Call
 */}}
 {{- define "dfw.redis.aclRules" -}}
 {{- $p := printf "{%s}:" .ctx.Values.redis.keyTag -}}
+{{- /* the other partitions of the keyspace: {tag:…}: (contract/partitions.ts) */ -}}
+{{- $q := printf "{%s:*}:" .ctx.Values.redis.keyTag -}}
 {{- $commands := "-@all +@read +@write +@scripting +@pubsub +@connection +@transaction -@dangerous +info -scan -randomkey -script|flush -script|kill -function" -}}
 {{- if eq .role "operator" -}}
-resetkeys ~{{ $p }}* resetchannels &{{ $p }}* {{ $commands }}
+resetkeys ~{{ $p }}* ~{{ $q }}* resetchannels &{{ $p }}* {{ $commands }}
 {{- else -}}
-resetkeys ~{{ $p }}events* ~{{ $p }}deliver* ~{{ $p }}scheduled ~{{ $p }}status ~{{ $p }}record-limits ~{{ $p }}event:* ~{{ $p }}seen:* ~{{ $p }}log* %R~{{ $p }}routing* resetchannels &{{ $p }}routing:changed {{ $commands }}
+resetkeys ~{{ $p }}events* ~{{ $p }}deliver* ~{{ $p }}scheduled ~{{ $p }}status ~{{ $p }}record-limits ~{{ $p }}event:* ~{{ $p }}seen:* ~{{ $p }}log* ~{{ $q }}events* ~{{ $q }}deliver* ~{{ $q }}scheduled ~{{ $q }}status ~{{ $q }}record-limits ~{{ $q }}event:* ~{{ $q }}seen:* ~{{ $q }}log* %R~{{ $p }}routing* resetchannels &{{ $p }}routing:changed {{ $commands }}
 {{- end -}}
 {{- end }}
 
