@@ -13,7 +13,7 @@ import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
 import { DEFAULT_CONSOLE_DIR } from "./api/console-routes.ts";
 import { buildApi, buildMetricsServer } from "./api/server.ts";
 import type { Settings } from "./config.ts";
-import { DeliveryWorker, sharedEndpointLimiter } from "./delivery/delivery-worker.ts";
+import { DeliveryWorker, sharedCapacity } from "./delivery/delivery-worker.ts";
 import { DeliveryClient } from "./delivery/http-client.ts";
 import { destinationPolicy } from "./delivery/ssrf-guard.ts";
 import { Fanout } from "./fanout/fanout.ts";
@@ -130,7 +130,7 @@ export async function startDispatcher(
     maxQueuedPerEndpoint: settings.endpointMaxQueued,
     maxQueueWaitMs: settings.endpointMaxQueueWaitMs,
   };
-  const limiter = sharedEndpointLimiter(endpoints);
+  const shared = sharedCapacity(endpoints);
   const delivery = partitions.all.map(
     (partitionKeys, i) =>
       new DeliveryWorker({
@@ -149,11 +149,11 @@ export async function startDispatcher(
         maxBuffered: settings.maxBuffered,
         maxQueued: settings.maxQueued,
         endpoints,
-        limiter,
+        shared,
       }),
   );
   metrics.observeLoad(() => ({
-    inFlight: limiter.inFlight,
+    inFlight: shared.limiter.inFlight,
     buffered: delivery.reduce((sum, worker) => sum + worker.held, 0),
   }));
   const maintenance = partitions.all.map(

@@ -49,15 +49,36 @@ export interface DeliveryWorkerOptions {
   endpoints: LimiterOptions;
   /**
    * The per-endpoint and global limits, shared by the workers of every partition of one replica
-   * (sharedEndpointLimiter); a worker of its own makes one from `endpoints` when absent.
+   * (sharedCapacity); a worker of its own makes them from `endpoints` when absent.
    */
-  limiter?: EndpointLimiter<Work>;
+  shared?: SharedCapacity;
   random?: () => number;
 }
 
-/** An endpoint limiter for the workers of several partitions: each item runs through its owner. */
-export function sharedEndpointLimiter(options: LimiterOptions): EndpointLimiter<Work> {
-  return new EndpointLimiter(options, (work) => work.owner.attempt(work));
+/**
+ * What the delivery workers of one replica's partitions share: the endpoint limiter (each item
+ * runs through its owner) and the wake-up of readers waiting for room, since room freed by one
+ * worker's work (a shorter endpoint queue) is room for the others too.
+ */
+export interface SharedCapacity {
+  readonly limiter: EndpointLimiter<Work>;
+  /** Resolves at the next `notify`. */
+  wait(): Promise<void>;
+  /** Wakes every waiting reader. */
+  notify(): void;
+}
+
+export function sharedCapacity(options: LimiterOptions): SharedCapacity {
+  let waiters: Array<() => void> = [];
+  return {
+    limiter: new EndpointLimiter(options, (work) => work.owner.attempt(work)),
+    wait: () => new Promise<void>((resolve) => waiters.push(resolve)),
+    notify() {
+      const woken = waiters;
+      waiters = [];
+      for (const wake of woken) wake();
+    },
+  };
 }
 
 /** A work-queue entry this replica holds until its outcome is recorded. */
@@ -131,7 +152,7 @@ export class DeliveryWorker {
   readonly #held = new Map<string, Held>();
   /** deliveries with an attempt under way here: a second entry for one of them is stale */
   readonly #active = new Set<string>();
-  #capacityWaiter: (() => void) | undefined;
+  readonly #shared: SharedCapacity;
   /** after the grace period: outcomes of late attempts are handed back, not recorded */
   #abandoning = false;
   readonly #stopRenewing = new AbortController();
@@ -152,7 +173,8 @@ export class DeliveryWorker {
     const { redis, reader, keys, consumer, metrics, logger } = options;
     const limit = Math.min(options.maxBuffered, options.maxQueued);
     this.#claimReserve = limit >= 2 ? Math.max(1, Math.floor(limit / 8)) : 0;
-    this.#limiter = options.limiter ?? sharedEndpointLimiter(options.endpoints);
+    this.#shared = options.shared ?? sharedCapacity(options.endpoints);
+    this.#limiter = this.#shared.limiter;
     this.#circuits = new CircuitBreakers({
       onChange: ({ key, state, cooldownMs }) => {
         if (state === "open") {
@@ -207,10 +229,7 @@ export class DeliveryWorker {
     this.#loops = [
       this.#stream.readLoop({
         room: () => Math.min(READ_COUNT, this.#room() - this.#claimReserve),
-        whenRoom: () =>
-          new Promise<void>((resolve) => {
-            this.#capacityWaiter = resolve;
-          }),
+        whenRoom: () => this.#shared.wait(),
         blockMs: BLOCK_MS,
         handle: (entries) => this.#accept(entries),
       }),
@@ -241,7 +260,7 @@ export class DeliveryWorker {
     const recordDeadline = Date.now() + 2 * graceMs;
     this.#recorder.giveUpAfter(recordDeadline);
     this.#stream.stop();
-    this.#capacityWaiter?.();
+    this.#shared.notify();
     await Promise.all([...this.#loops, this.#scheduler.stop()]);
     const queued = this.#limiter.drainQueued();
     for (const work of queued) work.owner.handBack(work, 0);
@@ -454,7 +473,7 @@ export class DeliveryWorker {
     if (held === undefined) return;
     this.#held.delete(entryId);
     if (held.attempting) this.#active.delete(held.deliveryId);
-    this.#capacityWaiter?.();
+    this.#shared.notify();
   }
 
   /** Renews the claim on work this replica still holds, so live work is never taken over. */
