@@ -86,7 +86,8 @@ async function main(): Promise<void> {
   ];
   const results: string[] = [];
   const only = process.env.BENCH_ONLY;
-  for (const setup of setups) if (!only || setup.name.includes(only)) results.push(await measure(setup, url, receiverPid));
+  for (const setup of setups)
+    if (!only || setup.name.includes(only)) results.push(await measure(setup, url, receiverPid));
   log("results:");
   for (const line of results) log(`  ${line}`);
 }
