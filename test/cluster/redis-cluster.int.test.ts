@@ -268,7 +268,8 @@ describe("Redis Cluster, 3 masters, 3 partitions", () => {
       const from = await cluster.ownerOf(slot);
       const to = cluster.ports.find((port) => port !== from)!;
       const began = Date.now();
-      const keys = await cluster.migrateSlot(slot, to, 5);
+      // two keys at a time with a pause: for a few seconds the partition's keys are on both masters
+      const keys = await cluster.migrateSlot(slot, to, 2, 10);
       moves.push({ slot, from, to, keys, ms: Date.now() - began });
       expect(await cluster.ownerOf(slot)).toBe(to);
       await sleep(1_000);

@@ -28,9 +28,10 @@ export interface TestRedisCluster {
   /**
    * Moves one slot, with its keys, to the master on `toPort` as `redis-cli --cluster reshard` does:
    * IMPORTING/MIGRATING, MIGRATE of the keys in batches of `pipeline`, then SETSLOT NODE on all.
+   * `pauseMs` between batches stretches the migration (keys of the slot on both masters meanwhile).
    * Resolves with how many keys moved.
    */
-  migrateSlot(slot: number, toPort: number, pipeline?: number): Promise<number>;
+  migrateSlot(slot: number, toPort: number, pipeline?: number, pauseMs?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -77,7 +78,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     dir,
     connect: () => new Cluster(ports.map((port) => ({ host: "127.0.0.1", port }))),
     ownerOf: (slot) => ownerOf(ports, slot),
-    async migrateSlot(slot, toPort, pipeline = 10) {
+    async migrateSlot(slot, toPort, pipeline = 10, pauseMs = 0) {
       const fromPort = await ownerOf(ports, slot);
       if (fromPort === toPort) return 0;
       const from = nodeIds.get(fromPort)!;
@@ -93,6 +94,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
           if (keys.length === 0) break;
           await source.migrate("127.0.0.1", toPort, "", 0, 10_000, "REPLACE", "KEYS", ...keys);
           moved += keys.length;
+          if (pauseMs > 0) await sleep(pauseMs);
         }
         // the target first, as redis-cli does: it owns the slot before the source stops redirecting
         await target.cluster("SETSLOT", slot, "NODE", to);
