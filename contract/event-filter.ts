@@ -161,15 +161,25 @@ export function compileFilter(source: string): CompiledFilter {
   };
 }
 
-/** The compile error of an expression, or undefined when it compiles (the operator's check). */
+const checked = new Map<string, string | undefined>();
+const CHECKED_MAX = 1_000;
+
+/**
+ * The compile error of an expression, or undefined when it compiles: the operator's check, run
+ * at every reconcile of a namespace, so verdicts are remembered (up to CHECKED_MAX expressions).
+ */
 export function filterError(source: string): string | undefined {
+  if (checked.has(source)) return checked.get(source);
+  let error: string | undefined;
   try {
     compileFilter(source);
-    return undefined;
-  } catch (error) {
-    if (error instanceof FilterCompileError) return error.message;
-    throw error;
+  } catch (thrown) {
+    if (!(thrown instanceof FilterCompileError)) throw thrown;
+    error = thrown.message;
   }
+  if (checked.size >= CHECKED_MAX) checked.clear();
+  checked.set(source, error);
+  return error;
 }
 
 /** The deepest nesting of (), [] and {} outside string literals. */
