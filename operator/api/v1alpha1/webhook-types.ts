@@ -160,7 +160,13 @@ export const webhookCrd: CrdDefinition = {
     { name: "Event", type: "string", jsonPath: ".spec.event", description: "Subscribed event." },
     { name: "URL", type: "string", jsonPath: ".spec.url", description: "Destination." },
     { name: "Paused", type: "boolean", jsonPath: ".spec.paused", description: "Paused flag.", priority: 1 },
-    { name: "Filter", type: "string", jsonPath: ".spec.filter", description: "Event filter (CEL).", priority: 1 },
+    {
+      name: "Filter",
+      type: "string",
+      jsonPath: ".spec.filter",
+      description: "Event filter (CEL).",
+      priority: 1,
+    },
     ...readyColumns,
     {
       name: "Last Delivery",
