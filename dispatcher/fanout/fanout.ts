@@ -9,6 +9,7 @@ import type { EventRouting } from "../../contract/records.ts";
 import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RoutingWatcher } from "../routing-table.ts";
+import { type FilteredReason, WebhookFilters } from "./webhook-filters.ts";
 
 /** A validated event, from the API or from the ingest stream. */
 export interface IncomingEvent {
@@ -46,16 +47,18 @@ export class RoutingNotLoadedError extends Error {
 }
 
 /**
- * Turns events into deliveries: one per subscribed, non-paused webhook of the event's namespace,
- * if the namespace's integration is enabled. Events ingested by the API are fanned out at once
+ * Turns events into deliveries: one per subscribed, non-paused webhook of the event's namespace
+ * whose filter (if it has one) lets the event through, if the namespace's integration is enabled. Events ingested by the API are fanned out at once
  * (the API answers after their deliveries exist); events producers append to the ingest stream
  * are fanned out by the FanoutWorker. Either way a batch is one script call.
  */
 export class Fanout {
   readonly #options: FanoutOptions;
+  readonly #filters: WebhookFilters;
 
   constructor(options: FanoutOptions) {
     this.#options = options;
+    this.#filters = new WebhookFilters(options.logger);
   }
 
   /**
@@ -72,10 +75,12 @@ export class Fanout {
     if (!routing.loaded) throw new RoutingNotLoadedError();
     const plan: FanoutPlan = { revision: routing.revision, events: [], invalid: [...invalid] };
     const routings: EventRouting[] = [];
+    const filtered: FilteredReason[][] = [];
     for (const event of events) {
-      const [planned, routing] = this.#plan(event);
+      const [planned, routing, filteredOut] = this.#plan(event);
       plan.events.push(planned);
       routings.push(routing);
+      filtered.push(filteredOut);
     }
     const created = await fanoutEvents(
       redis,
@@ -93,6 +98,8 @@ export class Fanout {
       }
       total += count;
       metrics.eventsRouted.inc({ routing: routings[i] });
+      // counted once recorded (a failed batch is fanned out again) and for new events only
+      for (const reason of filtered[i]!) metrics.deliveriesFiltered.inc({ reason });
       if (routings[i] !== "routed" && logger.isLevelEnabled("debug")) {
         logger.debug(
           { namespace: event.namespace, eventId: event.id, routing: routings[i] },
@@ -114,17 +121,22 @@ export class Fanout {
     await deadLetterEntry(redis, entry, DEAD_LETTER_MAX_LEN, keys);
   }
 
-  #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting] {
+  #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting, FilteredReason[]] {
     const namespace = this.#options.routing.namespace(event.namespace);
     const subscribers = namespace?.routing.enabled ? (namespace.subscribers.get(event.type) ?? []) : [];
+    const { routes, filtered } = namespace
+      ? this.#filters.select(namespace, subscribers, event)
+      : { routes: [], filtered: [] };
     const routing: EventRouting = !namespace
       ? "integration-missing"
       : !namespace.routing.enabled
         ? "integration-disabled"
         : subscribers.length === 0
           ? "no-subscribers"
-          : "routed";
-    const deliveries = subscribers.map((route) => ({
+          : routes.length === 0
+            ? "filtered"
+            : "routed";
+    const deliveries = routes.map((route) => ({
       id: deliveryId(event.namespace, event.id, route.name),
       webhook: route.name,
       uid: route.uid,
@@ -150,6 +162,6 @@ export class Fanout {
       routing,
       deliveries,
     };
-    return [planned, routing];
+    return [planned, routing, filtered];
   }
 }
