@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { filterError } from "../../contract/event-filter.ts";
 import { INVALID_OBJECTS } from "../../test/crds/invalid-objects.ts";
 import {
   durationToMs,
@@ -20,6 +21,9 @@ describe("v1alpha1 schemas", () => {
       WebhookIntegrationSpecSchema.safeParse(await specOf("webhookintegration.yaml")).error,
     ).toBeUndefined();
     expect(WebhookSpecSchema.safeParse(await specOf("webhook.yaml")).error).toBeUndefined();
+    const filtered = WebhookSpecSchema.safeParse(await specOf("webhook-filtered.yaml"));
+    expect(filtered.error).toBeUndefined();
+    expect(filterError(filtered.data?.filter ?? "")).toBeUndefined();
     expect(WebhookEventSpecSchema.safeParse(await specOf("webhookevent.yaml")).error).toBeUndefined();
   });
 

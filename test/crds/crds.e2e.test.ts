@@ -85,10 +85,12 @@ describe("the CRDs", () => {
     const { stdout } = await kubectl(["apply", "-f", "-"], { input: await samplesIn(ns.name) });
     expect(stdout).toContain("webhookintegration.webhooks.dataforce.io/default created");
     expect(stdout).toContain("webhook.webhooks.dataforce.io/crm-appointments created");
+    expect(stdout).toContain("webhook.webhooks.dataforce.io/finance-large-payments created");
     expect(stdout).toContain("webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813 created");
     const listed = await kubectl(["get", "dataforce", "-n", ns.name, "-o", "name"]);
     expect(listed.stdout.trim().split("\n").sort()).toEqual([
       "webhook.webhooks.dataforce.io/crm-appointments",
+      "webhook.webhooks.dataforce.io/finance-large-payments",
       "webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813",
       "webhookintegration.webhooks.dataforce.io/default",
     ]);
@@ -153,6 +155,7 @@ describe("the CRDs", () => {
       "AGE",
     ]);
     expect(await header("webhooks", true)).toContain("PAUSED");
+    expect(await header("webhooks", true)).toContain("FILTER");
     expect(await header("webhookevents")).toEqual(["NAME", "WEBHOOK", "EVENT", "PHASE", "ATTEMPTS", "AGE"]);
     const row = (await kubectl(["get", "wh", "crm-appointments", "-n", ns.name, "--no-headers"])).stdout;
     expect(row).toContain("appointment.completed");

@@ -215,6 +215,10 @@ function statesManifest(ns: string): string {
     // The API server's URL check (CEL) takes any port; the operator's (WHATWG URL) refuses one
     // past 65535: the one spec that reaches the operator and is invalid there.
     webhookYaml(ns, "invalid", "submission_batch.created", "https://receiver.example:99999/hook"),
+    // a filter the API server stores (it is a string) and the operator's CEL compiler refuses
+    webhookYaml(ns, "badfilter", "submission_batch.deleted", receiver.url("/badfilter"), {
+      filter: "event.data.count >",
+    }),
   ].join("---\n");
 }
 
@@ -291,6 +295,7 @@ describe("the status model", () => {
         expectRow("Webhook: delivering", states, "active"),
         expectRow("Webhook: paused", states, "paused"),
         expectRow("Webhook: invalid spec", states, "invalid"),
+        expectRow("Webhook: invalid filter (does not compile)", states, "badfilter"),
       ]);
 
     const deliveries = async () => {
