@@ -33,8 +33,8 @@ export class WebhookFilters {
     namespace: PreparedNamespace,
     subscribers: readonly WebhookRoute[],
     event: IncomingEvent,
-  ): { routes: WebhookRoute[]; filtered: FilteredReason[] } {
-    if (namespace.filters.size === 0) return { routes: [...subscribers], filtered: [] };
+  ): { routes: readonly WebhookRoute[]; filtered: FilteredReason[] } {
+    if (namespace.filters.size === 0) return { routes: subscribers, filtered: [] };
     const routes: WebhookRoute[] = [];
     const filtered: FilteredReason[] = [];
     let input: FilterEvent | undefined;

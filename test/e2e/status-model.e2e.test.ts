@@ -527,7 +527,7 @@ describe("the status model", () => {
         }>;
       }>(["get", "webhookintegrations,webhooks", "-n", ns, "--show-managed-fields"])
     ).items;
-    expect(objects).toHaveLength(7);
+    expect(objects).toHaveLength(8);
     for (const object of objects) {
       const managers = object.metadata.managedFields ?? [];
       // kubectl hands client-side apply's fields over to the server-side manager
