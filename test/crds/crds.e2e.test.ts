@@ -11,6 +11,7 @@ const CRD_NAMES = [
   "webhookintegrations.webhooks.dataforce.io",
   "webhooks.webhooks.dataforce.io",
   "webhookevents.webhooks.dataforce.io",
+  "webhookreplays.webhooks.dataforce.io",
 ];
 
 /** The samples, moved into `namespace` (they name `acme`). */
@@ -77,7 +78,8 @@ describe("the CRDs", () => {
     expect(stdout).toMatch(/webhookintegrations\s+whi\s/);
     expect(stdout).toMatch(/webhooks\s+wh\s/);
     expect(stdout).toMatch(/webhookevents\s+whe,whevent\s/);
-    expect(stdout.match(/\sdataforce$/gm)?.length).toBe(3); // the CATEGORIES column
+    expect(stdout).toMatch(/webhookreplays\s+whr\s/);
+    expect(stdout.match(/\sdataforce$/gm)?.length).toBe(4); // the CATEGORIES column
   });
 
   it("accept the samples, which `kubectl get dataforce` then lists", async () => {
