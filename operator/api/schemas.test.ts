@@ -8,6 +8,7 @@ import {
   durationToMs,
   WebhookEventSpecSchema,
   WebhookIntegrationSpecSchema,
+  WebhookReplaySpecSchema,
   WebhookSpecSchema,
 } from "./v1alpha1/index.ts";
 
@@ -24,6 +25,7 @@ describe("v1alpha1 schemas", () => {
     const filtered = WebhookSpecSchema.safeParse(await specOf("webhook-filtered.yaml"));
     expect(filtered.error).toBeUndefined();
     expect(filterError(filtered.data?.filter ?? "")).toBeUndefined();
+    expect(WebhookReplaySpecSchema.safeParse(await specOf("webhookreplay.yaml")).error).toBeUndefined();
     expect(WebhookEventSpecSchema.safeParse(await specOf("webhookevent.yaml")).error).toBeUndefined();
   });
 

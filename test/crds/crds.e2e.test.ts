@@ -88,6 +88,7 @@ describe("the CRDs", () => {
     expect(stdout).toContain("webhookintegration.webhooks.dataforce.io/default created");
     expect(stdout).toContain("webhook.webhooks.dataforce.io/crm-appointments created");
     expect(stdout).toContain("webhook.webhooks.dataforce.io/finance-large-payments created");
+    expect(stdout).toContain("webhookreplay.webhooks.dataforce.io/crm-outage-2026-11-29 created");
     expect(stdout).toContain("webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813 created");
     const listed = await kubectl(["get", "dataforce", "-n", ns.name, "-o", "name"]);
     expect(listed.stdout.trim().split("\n").sort()).toEqual([
@@ -95,6 +96,7 @@ describe("the CRDs", () => {
       "webhook.webhooks.dataforce.io/finance-large-payments",
       "webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813",
       "webhookintegration.webhooks.dataforce.io/default",
+      "webhookreplay.webhooks.dataforce.io/crm-outage-2026-11-29",
     ]);
     await ns.delete();
   });
