@@ -48,7 +48,12 @@ describe("v1alpha1 schemas", () => {
   it.each(zodVisible.map((c) => [c.name, c] as const))(
     "reject what the API server rejects: %s",
     (_, testCase) => {
-      const schema = testCase.kind === "Webhook" ? WebhookSpecSchema : WebhookIntegrationSpecSchema;
+      const schema =
+        testCase.kind === "Webhook"
+          ? WebhookSpecSchema
+          : testCase.kind === "WebhookReplay"
+            ? WebhookReplaySpecSchema
+            : WebhookIntegrationSpecSchema;
       expect(schema.safeParse(testCase.spec).success).toBe(false);
     },
   );
