@@ -4,8 +4,8 @@
 #   docker run IMAGE                          → dispatcher  (node dist/dispatcher/main.js)
 #   docker run IMAGE dist/operator/main.js    → operator
 # Entrypoints: dist/dispatcher/main.js dist/operator/main.js
-# (test/image/dockerfile.int.test.ts checks that `npm run build` produces both and that
-# `npm ci --omit=dev` installs everything they import.)
+# (test/image/image.int.test.ts checks that `npm run build` produces both from the copied inputs
+# and that they run with nothing but Node's built-ins.)
 #
 #   docker build -t dataforce-webhooks:dev .       (or: make image)
 #
@@ -15,23 +15,20 @@
 # Keep in step with the `node` devDependency in package.json (a test checks it).
 ARG NODE_VERSION=24.21.0
 
-# --- build: all dependencies, compile TypeScript to dist/ ----------------------
+# --- build: all dependencies, bundle each process into one file under dist/ ---------
+# (`npm run build` also builds the event log console into console/build/: the dispatcher serves it
+# at /console/)
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY build ./build
 COPY contract ./contract
 COPY common ./common
 COPY operator ./operator
 COPY dispatcher ./dispatcher
+COPY console ./console
 RUN npm run build
-
-# --- production dependencies only ----------------------------------------------
-FROM node:${NODE_VERSION}-bookworm-slim AS prod-deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- runtime --------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim
@@ -57,11 +54,13 @@ RUN apt-get update \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/bin/npm /usr/local/bin/npx /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
 
 WORKDIR /app
-ENV NODE_ENV=production
-# Owned by root and not writable by the runtime user. package.json carries "type": "module".
+# RUNTIME_ENV in build/bundle.ts (why two malloc arenas: there)
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
+# Owned by root and not writable by the runtime user. package.json carries "type": "module"; the
+# bundles hold every package they use, so the image has no node_modules.
 COPY package.json ./
-COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/console/build ./console/build
 
 # The base image's `node` user, by number so that runAsNonRoot can verify it.
 USER 1000:1000

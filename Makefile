@@ -3,20 +3,22 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # System packages the tests and `make dev` need (Debian names). The tests run the chart's alerts
-# with promtool (from `prometheus`) and its Argo CD health check with a real Lua 5.1 (`lua5.1`).
-DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1
+# with promtool (from `prometheus`), its Argo CD health check with a real Lua 5.1 (`lua5.1`), and
+# the event log console in a real browser (`chromium`, driven by playwright-core).
+DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1) with apt-get
+deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium) with apt-get
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
 	command -v openssl >/dev/null || missing+=(openssl); \
 	command -v promtool >/dev/null || missing+=(prometheus); \
 	command -v lua5.1 >/dev/null || missing+=(lua5.1); \
+	[[ -x /usr/bin/chromium ]] || missing+=(chromium); \
 	if (( $${#missing[@]} )); then \
 	  sudo=; [[ $$(id -u) == 0 ]] || sudo=sudo; \
 	  echo "installing $${missing[*]}"; \
@@ -73,7 +75,7 @@ crds: node_modules/.package-lock.json ## Regenerate crds/ (and the chart's copie
 	cp crds/webhooks.dataforce.io_destination-policy.yaml charts/dataforce-webhooks/files/destination-policy.yaml
 
 .PHONY: build
-build: node_modules/.package-lock.json ## Compile TypeScript to dist/
+build: node_modules/.package-lock.json ## Bundle each process into dist/ (as the image runs them)
 	npm run build
 
 # =============================================================================

@@ -18,14 +18,14 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{contract,common,operator,dispatcher,test}/**/*.test.ts"],
+          include: ["{contract,common,operator,dispatcher,console,test}/**/*.test.ts"],
           exclude: ["**/*.int.test.ts", "**/*.e2e.test.ts", "**/node_modules/**"],
         },
       },
       {
         test: {
           name: "integration",
-          include: ["{contract,common,operator,dispatcher,test}/**/*.int.test.ts"],
+          include: ["{contract,common,operator,dispatcher,console,test}/**/*.int.test.ts"],
           globalSetup: ["test/env/redis-global-setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 30_000,
@@ -35,7 +35,7 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
-          include: ["{contract,common,operator,dispatcher,test}/**/*.e2e.test.ts"],
+          include: ["{contract,common,operator,dispatcher,console,test}/**/*.e2e.test.ts"],
           globalSetup: ["test/env/cluster-global-setup.ts"],
           testTimeout: 120_000,
           hookTimeout: 180_000,

@@ -85,6 +85,31 @@ describe("delivery records", () => {
     ).toBe("s");
     expect((await readDelivery(redis, "hook-stale", keys))!.attempts).toHaveLength(1);
   });
+
+  it("are handed back once however often the hand-back is recorded (a batch re-sent after a reconnect)", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);
+    await createDelivery(keys, "hook-back");
+    const read = (await redis.xreadgroup(
+      "GROUP",
+      CONSUMER_GROUPS.delivery,
+      "worker",
+      "COUNT",
+      10,
+      "STREAMS",
+      keys.deliveries,
+      ">",
+    )) as Array<[string, Array<[string, string[]]>]>;
+    const entryId = read[0]![1][0]![0];
+    const handBack: SettleOutcome = { entryId, id: "hook-back", version: "0", kind: "defer", due: "1" };
+    expect(await settle(keys, [handBack])).toBe("k");
+    expect(await redis.zscore(keys.scheduled, "hook-back")).toBe("1");
+    // promoted to a new work entry (which another replica may be attempting now)
+    await redis.zrem(keys.scheduled, "hook-back");
+    // the same batch once more: the entry was acknowledged already, nothing to hand back twice
+    await settle(keys, [handBack]);
+    expect(await redis.zscore(keys.scheduled, "hook-back")).toBeNull();
+  });
 });
 
 const ANY = "any-namespace" as const;

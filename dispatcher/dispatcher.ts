@@ -8,6 +8,7 @@ import { ALL_SCRIPTS } from "../contract/scripts/index.ts";
 import { loadScripts } from "../contract/scripts/script.ts";
 import { secretBox } from "../contract/secret-box.ts";
 import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
+import { DEFAULT_CONSOLE_DIR } from "./api/console-routes.ts";
 import { buildApi, buildMetricsServer } from "./api/server.ts";
 import type { Settings } from "./config.ts";
 import { DeliveryWorker } from "./delivery/delivery-worker.ts";
@@ -154,11 +155,14 @@ export async function startDispatcher(
     ingestTokens: settings.ingestTokens,
     namespaceOfIngestToken: (digest) => routing.namespaceOfToken("ingest", digest),
     namespaceOfEventLogToken: (digest) => routing.namespaceOfToken("eventLog", digest),
+    webhookHeaderNames: (namespace, webhook) =>
+      Object.keys(routing.namespace(namespace)?.webhooks.get(webhook)?.headers ?? {}),
     adminTokens: settings.adminTokens,
     maxEventBytes: settings.maxEventBytes,
     maxBatchEvents: settings.maxBatchEvents,
     ready: () => routing.loaded && !stopping,
     serveMetrics: settings.metricsPort === undefined,
+    consoleDir: DEFAULT_CONSOLE_DIR,
   });
   const metricsApp =
     settings.metricsPort === undefined ? undefined : await buildMetricsServer({ metrics, logger });

@@ -140,6 +140,8 @@ end
 -- and per delivery: id, webhook, record, work entry's \`a\`, payload
 local eventCount = tonumber(ARGV[at])
 at = at + 1
+-- the indexes this call has registered already (the set of index names maintenance trims)
+local registered = {}
 for _ = 1, eventCount do
   local e = { m = ARGV[at], ns = ARGV[at + 1], id = ARGV[at + 2], type = ARGV[at + 3], record = ARGV[at + 4],
     deliveries = {} }
@@ -175,7 +177,10 @@ for _ = 1, eventCount do
         addToIndex(KEYS[4], d.id, now)
         addToIndex(nsIndex, d.id, now)
         addToIndex(webhookIndex, d.id, now)
-        redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
+        if not registered[webhookIndex] then
+          redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
+          registered[webhookIndex] = true
+        end
         redis.call('XADD', KEYS[2], '*', 'id', d.id, 'a', d.work, 'p', d.payload, 'r', revision)
         addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.id, '0', nil, nil)
         created = created + 1

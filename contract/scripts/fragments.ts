@@ -145,12 +145,17 @@ local function unpackDelivery(value)
   return rec, attempts
 end
 
--- either format, as unpackDelivery gives it; nil when there is no record
+-- either format, as unpackDelivery gives it; nil when there is no record. A GET first: every
+-- record is packed but those of format 1 (a hash: GET refuses it, then TYPE says so), and a TYPE
+-- per read was one command per delivery more
 local function loadDelivery(key)
-  local kind = redis.call('TYPE', key).ok
-  if kind == 'hash' then return legacyDelivery(key) end
-  if kind ~= 'string' then return nil end
-  return unpackDelivery(redis.call('GET', key))
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' then
+    if redis.call('TYPE', key).ok == 'hash' then return legacyDelivery(key) end
+    return nil
+  end
+  if not value then return nil end
+  return unpackDelivery(value)
 end
 
 -- writes the packed form, empty fields at the end of the first line left out
@@ -172,12 +177,16 @@ local function appendAttempt(attempts, attempt)
   return attempts
 end
 
--- the phase alone, from the first bytes of the record (nil when there is none)
+-- the phase alone, from the first bytes of the record (nil when there is none); GETRANGE first,
+-- as loadDelivery does (a missing key reads as '')
 local function deliveryPhase(key)
-  local kind = redis.call('TYPE', key).ok
-  if kind == 'string' then return splitOn(redis.call('GETRANGE', key, 0, 31), '\\t')[D.phase] end
-  if kind == 'hash' then return redis.call('HGET', key, 'phase') end
-  return nil
+  local head = redis.pcall('GETRANGE', key, 0, 31)
+  if type(head) == 'table' then
+    if redis.call('TYPE', key).ok == 'hash' then return redis.call('HGET', key, 'phase') end
+    return nil
+  end
+  if head == '' then return nil end
+  return splitOn(head, '\\t')[D.phase]
 end
 
 local function referencesEvent(rec)

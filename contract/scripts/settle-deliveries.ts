@@ -10,7 +10,8 @@ export interface SettleOutcome {
   version: string;
   /**
    * sent/failed: final phase; retry: stay QUEUED and schedule at `due`; defer: hand the entry back
-   * (schedule at `due`) without touching the record; ack: only acknowledge (stale entry).
+   * (schedule at `due`, if the entry was still pending) without touching the record; ack: only
+   * acknowledge (stale entry).
    */
   kind: "sent" | "retry" | "failed" | "defer" | "ack";
   /** the attempt made, packed (StoredAttemptSchema) */
@@ -56,8 +57,14 @@ for i = 1, (#ARGV - 5) / 8 do
   if o.reason == '' then o.reason = nil end
   if o.url == '' then o.url = nil end
   local result = 'k'
+  local acknowledged = false
   if o.k == 'defer' then
-    redis.call('ZADD', KEYS[2], o.due, o.id)
+    -- handed back only while its entry was still pending: a batch recorded twice (re-sent after
+    -- a reconnect) must not schedule the delivery again once a new entry for it may be at work
+    if o.m == '' or redis.call('XACK', KEYS[1], group, o.m) == 1 then
+      redis.call('ZADD', KEYS[2], o.due, o.id)
+    end
+    acknowledged = true
   elseif o.k ~= 'ack' then
     local key = prefix .. 'delivery:' .. o.id
     local rec, attempts = loadDelivery(key)
@@ -105,7 +112,7 @@ for i = 1, (#ARGV - 5) / 8 do
       result = 'a'
     end
   end
-  if o.m ~= '' then redis.call('XACK', KEYS[1], group, o.m) end
+  if o.m ~= '' and not acknowledged then redis.call('XACK', KEYS[1], group, o.m) end
   results[i] = result
 end
 return table.concat(results)

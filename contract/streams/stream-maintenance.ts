@@ -6,6 +6,12 @@ import { minId } from "./stream-ids.ts";
 // replicas long gone. Idempotent; any replica may run them.
 
 /**
+ * An approximate XTRIM removes at most 100 macro nodes (10,000 entries by default) per call, so
+ * that one call never blocks Redis for long; a round repeats it until done, up to this many calls.
+ */
+const MAX_TRIM_CALLS_PER_ROUND = 100;
+
+/**
  * Trims entries that every group has read and acknowledged: below both the oldest pending entry
  * and the last entry delivered to each group. Never drops unread or unacknowledged work.
  */
@@ -26,7 +32,10 @@ export async function trimAcknowledged(redis: Redis, stream: string): Promise<vo
     const pending = (await redis.xpending(stream, name)) as [number, string | null, string | null, unknown];
     if (pending[0] > 0 && pending[1]) floor = minId(floor, pending[1]);
   }
-  if (floor !== undefined && floor !== "0-0") await redis.xtrim(stream, "MINID", "~", floor);
+  if (floor === undefined || floor === "0-0") return;
+  for (let call = 0; call < MAX_TRIM_CALLS_PER_ROUND; call++) {
+    if ((await redis.xtrim(stream, "MINID", "~", floor)) === 0) return;
+  }
 }
 
 /** Removes consumers (but `keep`) that hold nothing and were idle longer than `idleMs` (replicas long gone). */

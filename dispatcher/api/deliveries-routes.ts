@@ -8,8 +8,10 @@ import { EventTypeSchema } from "../../contract/event-types.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { DeliveryPhaseSchema } from "../../contract/records.ts";
+import { USER_AGENT } from "../version.ts";
 import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
+import { sentHeaders } from "./sent-headers.ts";
 
 export interface DeliveriesRoutesOptions {
   redis: Redis;
@@ -18,6 +20,8 @@ export interface DeliveriesRoutesOptions {
   adminTokens: readonly string[];
   /** The namespace whose own event log token has this digest (from the routing). */
   namespaceOfEventLogToken(digest: string): string | undefined;
+  /** The names of a webhook's own request headers in the current routing (none when unknown). */
+  webhookHeaderNames(namespace: string, webhook: string): readonly string[];
 }
 
 const FilterSchema = z.strictObject({
@@ -71,7 +75,8 @@ export async function deliveriesRoutes(
     if (delivery === null || (confined !== undefined && delivery.namespace !== confined)) {
       throw new ApiError("DELIVERY_NOT_FOUND");
     }
-    return delivery;
+    const extraHeaders = options.webhookHeaderNames(delivery.namespace, delivery.webhook);
+    return { ...delivery, requestHeaders: sentHeaders(delivery, USER_AGENT, extraHeaders) };
   });
 
   app.post<{ Params: { id: string } }>("/v1/deliveries/:id/retry", async (request, reply) => {

@@ -13,6 +13,10 @@ export const API_ERRORS = {
   EVENT_NOT_FOUND: { statusCode: 404, message: "no such event (it may have expired)" },
   DELIVERY_NOT_FAILED: { statusCode: 409, message: "only a FAILED delivery can be retried" },
   NOT_FOUND: { statusCode: 404, message: "no such route" },
+  CONSOLE_NOT_BUILT: {
+    statusCode: 404,
+    message: "the console is not built: run `npm run build:console` (`npm run build` builds it too)",
+  },
   UNAVAILABLE: { statusCode: 503, message: "the dispatcher cannot serve this now; retry later" },
   INTERNAL: { statusCode: 500, message: "internal error" },
 } as const satisfies Record<string, { statusCode: number; message: string }>;

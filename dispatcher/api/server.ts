@@ -5,6 +5,7 @@ import type { Keyspace } from "../../contract/keys.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import type { Fanout } from "../fanout/fanout.ts";
 import type { Metrics } from "../metrics.ts";
+import { consoleRoutes } from "./console-routes.ts";
 import { deliveriesRoutes } from "./deliveries-routes.ts";
 import { ApiError, fromFastifyError } from "./errors.ts";
 import { eventsRoutes } from "./events-routes.ts";
@@ -23,6 +24,8 @@ export interface ApiOptions {
   namespaceOfIngestToken(digest: string): string | undefined;
   /** The namespace whose own event log token has this digest (from the routing). */
   namespaceOfEventLogToken(digest: string): string | undefined;
+  /** The names of a webhook's own request headers in the current routing (none when unknown). */
+  webhookHeaderNames(namespace: string, webhook: string): readonly string[];
   adminTokens: readonly string[];
   maxEventBytes: number;
   maxBatchEvents: number;
@@ -30,6 +33,8 @@ export interface ApiOptions {
   ready(): boolean;
   /** Serve /metrics on the API port (false when it has a listener of its own). */
   serveMetrics: boolean;
+  /** The built event log console, served at /console/. */
+  consoleDir: URL;
 }
 
 /**
@@ -84,6 +89,7 @@ export async function buildApi(options: ApiOptions) {
   });
   await app.register(eventsRoutes, options);
   await app.register(deliveriesRoutes, options);
+  await app.register(consoleRoutes, { assetsDir: options.consoleDir });
   return app;
 }
 

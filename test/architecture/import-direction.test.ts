@@ -2,6 +2,7 @@
 //   operator ─┐
 //             ├──► contract (the Redis contract)      test/ may import anything;
 //   dispatcher┘    common   (settings, log redaction)  tests may import test/support.
+//   console/src (the browser) imports none of them but contract/'s types, and zod/mini.
 // Neither process imports the other. Each case lints a probe file laid out like the repo
 // with the repo's own biome.json, so a weakened rule fails here and not only in review.
 import { execFile } from "node:child_process";
@@ -62,6 +63,8 @@ describe("import direction (lint)", () => {
     ["contract/scripts/probe.ts", "../../operator/config.ts"],
     ["contract/probe.ts", "../common/logging/serialize-error.ts"],
     ["common/probe.ts", "../contract/keys.ts"],
+    ["console/src/probe.ts", "../../dispatcher/api/errors.ts"],
+    ["console/src/probe.tsx", "zod"],
   ])("refuses %s importing %s", async (file, specifier) => {
     expect(await lintImport(file, specifier)).not.toEqual([]);
   });
@@ -74,6 +77,7 @@ describe("import direction (lint)", () => {
     ["operator/probe.int.test.ts", "../test/support/fixtures.ts"],
     ["contract/probe.int.test.ts", "../test/support/fixtures.ts"],
     ["test/e2e/probe.ts", "../../dispatcher/config.ts"],
+    ["console/src/probe.ts", "zod/mini"],
   ])("allows %s importing %s", async (file, specifier) => {
     expect(await lintImport(file, specifier)).toEqual([]);
   });

@@ -1,6 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { bundleProcesses, RUNTIME_ENV } from "../../build/bundle.ts";
 import { freePort } from "../env/ports.ts";
 import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
 
@@ -143,7 +147,24 @@ export interface BenchDispatcherOptions {
   nodeArgs?: readonly string[];
 }
 
-/** A dispatcher process on loopback, once its /readyz answers; its base URL and process. */
+let dispatcherBundle: Promise<string> | undefined;
+
+/** The dispatcher bundled as the image runs it (build/bundle.ts), once per benchmark run. */
+function bundledDispatcher(): Promise<string> {
+  dispatcherBundle ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dataforce-bench-dist-"));
+    onStop(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    await bundleProcesses({ outDir: join(dir, "dist"), entries: ["dispatcher/main"] });
+    return join(dir, "dist", "dispatcher", "main.js");
+  })();
+  return dispatcherBundle;
+}
+
+/**
+ * A dispatcher process on loopback, bundled and run as the image runs it, once its /readyz
+ * answers; its base URL and process.
+ */
 export async function startBenchDispatcher(
   options: BenchDispatcherOptions,
 ): Promise<{ base: string; process: ChildProcess }> {
@@ -151,7 +172,7 @@ export async function startBenchDispatcher(
   const child = spawnProcess(
     "dispatcher",
     process.execPath,
-    [...(options.nodeArgs ?? []), "dispatcher/main.ts"],
+    [...(options.nodeArgs ?? []), await bundledDispatcher()],
     {
       ...process.env,
       DISPATCHER_REDIS_URL: options.redisUrl,
@@ -163,6 +184,7 @@ export async function startBenchDispatcher(
       DISPATCHER_ADMIN_TOKENS: options.adminToken,
       DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
       DISPATCHER_LOG_LEVEL: "warn",
+      ...RUNTIME_ENV,
       ...options.env,
     },
   );

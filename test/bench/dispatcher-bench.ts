@@ -13,6 +13,7 @@ import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
 import { startRedis } from "../env/redis.ts";
 import { TEST_SECRET_BOX } from "../support/fixtures.ts";
+import { heapFlags } from "../support/process-memory.ts";
 import {
   cpuSeconds,
   log,
@@ -30,7 +31,10 @@ import {
 // path (ingest → Redis streams → fan-out → signed POST → recorded SENT), as ratios of the box's
 // HTTP limit measured in the same run: a plain undici Pool POSTing to the same receiver.
 //
-//   phase 0  limit: RAW_REQUESTS POSTs by a plain undici Pool (16 connections, 256 in flight)
+//   phase 0  limit: RAW_REQUESTS POSTs by a plain undici Pool (16 connections), once with 256 in
+//                   flight (the issue's definition) and once with 16 (one per connection, as the
+//                   DeliveryClient phase runs): the limit is the faster of the two, so that no
+//                   ratio flatters the dispatcher (256 in flight measured slower: the Pool's queue)
 //   phase 1  raw:   RAW_REQUESTS POSTs by the dispatcher's DeliveryClient (16 connections)
 //   phase 2  max:   MAX_EVENTS events through HTTP ingest as fast as possible → deliveries/s,
 //                   CPU and Redis commands per delivery, latencies
@@ -47,6 +51,12 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 10_000);
 const INGEST_BATCH = 250;
 /** Dispatcher processes sharing the consumer groups (`BENCH_REPLICAS=2`: the multi-core setup). */
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 1);
+/**
+ * `BENCH_CONTAINER_MIB=512` gives the dispatcher the V8 heap limits Node takes in a container of
+ * that memory limit (the chart's): without one, V8 grows its heap lazily and the peak RSS says more
+ * about V8's laziness than about the dispatcher's needs.
+ */
+const CONTAINER_MIB = Number(process.env.BENCH_CONTAINER_MIB ?? 0);
 const INGEST_CONCURRENCY = 4;
 const CONNECTIONS = 16;
 /** Requests the limit phase keeps in flight (queued in the Pool beyond its connections). */
@@ -67,12 +77,21 @@ async function main(): Promise<void> {
   const target = new URL(`http://127.0.0.1:${receiverPort}/hook`);
 
   // ── phase 0: the box's HTTP limit ─────────────────────────────────────────────────────────
-  const limitCpu: Record<string, number> = {};
-  const limitRate = await plainPoolRate(target, { client: process.pid, receiver: receiverPid }, limitCpu);
-  log(
-    `HTTP limit (plain undici Pool, ${CONNECTIONS} connections, ${LIMIT_IN_FLIGHT} in flight): ${limitRate.toFixed(0)}/s; ` +
-      `CPU per request: client ${limitCpu.client!.toFixed(0)} µs, receiver ${limitCpu.receiver!.toFixed(0)} µs`,
-  );
+  let limitRate = 0;
+  for (const inFlight of [LIMIT_IN_FLIGHT, CONNECTIONS]) {
+    const limitCpu: Record<string, number> = {};
+    const rate = await plainPoolRate(
+      target,
+      { client: process.pid, receiver: receiverPid },
+      limitCpu,
+      inFlight,
+    );
+    limitRate = Math.max(limitRate, rate);
+    log(
+      `HTTP limit (plain undici Pool, ${CONNECTIONS} connections, ${inFlight} in flight): ${rate.toFixed(0)}/s; ` +
+        `CPU per request: client ${limitCpu.client!.toFixed(0)} µs, receiver ${limitCpu.receiver!.toFixed(0)} µs`,
+    );
+  }
 
   // ── phase 1: raw client rate ──────────────────────────────────────────────────────────────
   const rawCpu: Record<string, number> = {};
@@ -98,7 +117,11 @@ async function main(): Promise<void> {
     TEST_SECRET_BOX,
   );
   xaddTarget = { redis, stream: keys.events };
-  const nodeArgs = (process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const nodeArgs = [
+    ...(CONTAINER_MIB > 0 ? heapFlags(CONTAINER_MIB) : []),
+    ...(process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean),
+  ];
+  if (nodeArgs.length > 0) log(`dispatcher node flags: ${nodeArgs.join(" ")}`);
   const dispatchers: ChildProcess[] = [];
   const bases: string[] = [];
   for (let replica = 0; replica < REPLICAS; replica++) {
@@ -241,7 +264,7 @@ async function main(): Promise<void> {
     console.log(`${label.padEnd(40)}${pad(value)}  ${target}`);
   console.log("");
   row("", "result", "target");
-  row("HTTP limit (plain undici Pool)", `${results.limitPostsPerSecond}/s`, "= 1");
+  row("HTTP limit (plain undici Pool, best of 2)", `${results.limitPostsPerSecond}/s`, "= 1");
   row("DeliveryClient raw POSTs", `${results.rawPostsPerSecond}/s`, `${results.ratios.raw}×  ≥ 0.85×`);
   row(
     "deliveries/s, HTTP ingest → SENT",
@@ -311,12 +334,13 @@ function diffCalls(before: Map<string, number>, after: Map<string, number>): Map
 
 /**
  * The box's HTTP limit: a plain undici Pool, nothing else, POSTing the same body to the same
- * receiver with LIMIT_IN_FLIGHT requests outstanding.
+ * receiver with `inFlight` requests outstanding.
  */
 async function plainPoolRate(
   target: URL,
   pids: Record<string, number>,
   cpuPerRequestUs: Record<string, number>,
+  inFlight: number,
 ): Promise<number> {
   const pool = new Pool(target.origin, { connections: CONNECTIONS });
   const body = notificationPayload({
@@ -344,11 +368,11 @@ async function plainPoolRate(
     }
   };
   end = WARMUP;
-  await Promise.all(Array.from({ length: LIMIT_IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: inFlight }, worker));
   end = WARMUP + RAW_REQUESTS;
   const cpuBefore = cpuSeconds(pids);
   const start = performance.now();
-  await Promise.all(Array.from({ length: LIMIT_IN_FLIGHT }, worker));
+  await Promise.all(Array.from({ length: inFlight }, worker));
   const seconds = (performance.now() - start) / 1000;
   const cpuAfter = cpuSeconds(pids);
   for (const name of Object.keys(pids))

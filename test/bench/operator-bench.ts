@@ -31,7 +31,7 @@ import {
 } from "./operator-support.ts";
 
 // `npm run bench:operator`: the control plane's cost (issue 16, item 1). On a real kube-apiserver +
-// etcd (test/env/control-plane.ts), a real Redis and the real operator process (compiled and run
+// etcd (test/env/control-plane.ts), a real Redis and the real operator process (bundled and run
 // as the image runs it, see operator-support.ts), per scenario:
 //
 //   1k    1,000 Webhooks in one namespace

@@ -37,8 +37,8 @@ import {
 //   scoped       OPERATOR_WATCH_NAMESPACES = the bench namespaces (one informer per namespace)
 //   scoped-keep  the same, keeping payloads
 //
-// The operator runs as the image runs it: compiled (tsconfig.build.json, into a temp dir), with
-// NODE_ENV=production. Each run: start, wait for /readyz
+// The operator runs as the image runs it: bundled (build/bundle.ts, into a temp dir), with
+// the image's environment (RUNTIME_ENV). Each run: start, wait for /readyz
 // (informers synced) and for the controllers to settle (work queues empty, reconcile counts
 // still), then sample VmRSS from /proc every 250 ms and the V8 heap from /metrics for
 // BENCH_SAMPLE_SECONDS (60). The informers re-list every BENCH_RESYNC_MS (30 s; production: every

@@ -1,13 +1,12 @@
-import { execFile } from "node:child_process";
-import { readFile, symlink, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
+import { bundleProcesses, RUNTIME_ENV } from "../../build/bundle.ts";
 import { freePort } from "../env/ports.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
 
 // What the operator benchmarks (operator-memory.ts, operator-bench.ts) share: the operator
-// compiled and started as the image runs it, its /proc and /metrics readings, an admin client
+// bundled and started as the image runs it, its /proc and /metrics readings, an admin client
 // of the test control plane, and waits that fail as soon as the operator dies.
 
 export { type AdminClient, adminClient } from "../support/large-webhook-events.ts";
@@ -17,30 +16,19 @@ export const repo = join(import.meta.dirname, "..", "..");
 export const MiB = 1024 * 1024;
 
 /**
- * `npm run build` into `dir` (plus `extraEntries`, repo-relative .ts files), runnable there: ESM
- * package, node_modules linked. Returns the compiled operator entry and the extra entries, in order.
+ * The operator bundled as the image runs it (build/bundle.ts), into `dir`, with `extraEntries`
+ * (repo-relative .ts files) bundled beside it. Returns the operator bundle and the extra ones, in order.
  */
 export async function buildOperator(
   dir: string,
   extraEntries: readonly string[] = [],
 ): Promise<{ main: string; extra: string[] }> {
-  await writeFile(
-    join(dir, "tsconfig.json"),
-    JSON.stringify({
-      extends: join(repo, "tsconfig.build.json"),
-      compilerOptions: { outDir: join(dir, "dist"), rootDir: repo },
-      include: [
-        ...["contract", "common", "operator", "dispatcher", ...extraEntries].map((p) => join(repo, p)),
-      ],
-      exclude: [join(repo, "**", "*.test.ts")],
-    }),
-  );
+  const names = extraEntries.map((entry) => entry.replace(/\.ts$/, ""));
   await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-  await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
-  await promisify(execFile)(join(repo, "node_modules", ".bin", "tsc"), ["-p", join(dir, "tsconfig.json")]);
+  await bundleProcesses({ outDir: join(dir, "dist"), entries: ["operator/main", ...names] });
   return {
     main: join(dir, "dist", "operator", "main.js"),
-    extra: extraEntries.map((entry) => join(dir, "dist", entry.replace(/\.ts$/, ".js"))),
+    extra: names.map((name) => join(dir, "dist", `${name}.js`)),
   };
 }
 
@@ -55,7 +43,7 @@ export interface BenchOperator {
 }
 
 /**
- * The compiled operator `entry` as the image runs it (NODE_ENV=production), on a free loopback port, its output in `logFile`.
+ * The bundled operator `entry` as the image runs it (RUNTIME_ENV), on a free loopback port, its output in `logFile`.
  */
 export async function startBenchOperator(options: {
   /** Its identity (POD_NAME). */
@@ -73,7 +61,7 @@ export async function startBenchOperator(options: {
     env: {
       ...process.env,
       ...options.env,
-      NODE_ENV: "production",
+      ...RUNTIME_ENV,
       POD_NAME: options.name,
       OPERATOR_HOST: "127.0.0.1",
       OPERATOR_PORT: String(port),

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl and etcd from their Go modules (no Docker, no
-# downloads outside the Go module proxy) and caches them outside the repo, keyed
-# by version. Prints the directory that holds the binaries (KUBEBUILDER_ASSETS
-# layout: <dir>/kube-apiserver, <dir>/etcd, <dir>/kubectl).
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd
+# from their Go modules (no Docker, no downloads outside the Go module proxy) and
+# caches them outside the repo, keyed by version. Prints the directory that holds
+# the binaries (KUBEBUILDER_ASSETS layout: <dir>/kube-apiserver, <dir>/etcd,
+# <dir>/kubectl, plus <dir>/kube-controller-manager and <dir>/kube-scheduler).
 #
-# When KUBEBUILDER_ASSETS is set and holds the binaries, it is used as is.
+# When KUBEBUILDER_ASSETS is set and holds the first three, it is used as is (the
+# controllers are then optional: control planes that need them say so).
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.36.3}"
@@ -20,7 +22,12 @@ fi
 
 cache_root="${DATAFORCE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dataforce-webhooks}"
 assets="$cache_root/k8s-${KUBE_VERSION}-etcd-${ETCD_VERSION}"
-if [[ -x "$assets/kube-apiserver" && -x "$assets/etcd" && -x "$assets/kubectl" ]]; then
+complete() {
+  for bin in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
+    [[ -x "$assets/$bin" ]] || return 1
+  done
+}
+if complete; then
   echo "$assets"
   exit 0
 fi
@@ -30,7 +37,7 @@ fi
 mkdir -p "$cache_root"
 exec 9>"$cache_root/.build.lock"
 flock 9
-if [[ -x "$assets/kube-apiserver" && -x "$assets/etcd" && -x "$assets/kubectl" ]]; then
+if complete; then
   echo "$assets"
   exit 0
 fi
@@ -47,7 +54,7 @@ export CGO_ENABLED=0
 # --- kube-apiserver + kubectl from k8s.io/kubernetes ---------------------------
 # k8s.io/kubernetes points its staging modules (k8s.io/api, client-go, ...) at
 # ./staging; a consumer must replace each of them with the published v0.X.Y.
-log "building kube-apiserver and kubectl $KUBE_VERSION (first run only; ~8 min on 2 cores)"
+log "building kube-apiserver, kube-controller-manager, kube-scheduler and kubectl $KUBE_VERSION (first run only; ~8 min on 2 cores, a few more for the controllers)"
 staging_version="v0.${KUBE_VERSION#v1.}"
 kube_gomod=$(cd "$work/kubernetes" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 go_directive=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$kube_gomod" | head -1)
@@ -68,6 +75,8 @@ package controlplane
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -82,7 +91,8 @@ done
   cd "$work/kubernetes"
   go mod tidy -e >/dev/null 2>&1 || true
   go build -tags tools -trimpath -ldflags "$ldflags" -o "$assets.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
 )
 
 # --- etcd from go.etcd.io/etcd/server/v3 (its main package) -------------------

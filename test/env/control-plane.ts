@@ -1,6 +1,8 @@
 /**
  * A real Kubernetes control plane for tests, the envtest way: etcd + kube-apiserver
- * as plain processes on free loopback ports, no Docker, no controllers, no nodes.
+ * as plain processes on free loopback ports, no Docker, no nodes; with `controllers`,
+ * kube-controller-manager and kube-scheduler too (namespaces terminate, owner-reference
+ * garbage collection runs, the `default` ServiceAccounts appear).
  *
  * Binaries come from `KUBEBUILDER_ASSETS` (envtest layout: etcd, kube-apiserver,
  * kubectl) or are built once by build-control-plane.sh into a cache outside the repo.
@@ -27,6 +29,7 @@ export const KUBE_VERSION = process.env.KUBE_VERSION ?? "v1.36.3";
 
 const BUILD_SCRIPT = join(import.meta.dirname, "build-control-plane.sh");
 const BINARIES = ["etcd", "kube-apiserver", "kubectl"] as const;
+const CONTROLLER_BINARIES = ["kube-controller-manager", "kube-scheduler"] as const;
 
 export interface ControlPlane {
   /** Admin kubeconfig (client certificate in system:masters). */
@@ -69,6 +72,11 @@ export interface ControlPlaneOptions {
   apiServerArgs?: readonly string[];
   /** Extra etcd flags, e.g. ["--quota-backend-bytes=..."] for a data set beyond etcd's 2 GiB default. */
   etcdArgs?: readonly string[];
+  /**
+   * Also run kube-controller-manager (every default controller) and kube-scheduler, as a real
+   * cluster's control plane does: namespaces terminate, garbage collection runs.
+   */
+  controllers?: boolean;
 }
 
 /**
@@ -115,10 +123,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
   let etcd: ManagedProcess | undefined;
   let apiserver: ManagedProcess | undefined;
+  const controllers: ManagedProcess[] = [];
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    await Promise.all(controllers.map((proc) => proc.stop(5_000)));
     await apiserver?.stop(10_000);
     await etcd?.stop(5_000);
     process.removeListener("exit", removeDir);
@@ -140,6 +150,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     apiserver = api.proc;
     const kubeconfigPath = join(dir, "kubeconfig");
     await writeFile(kubeconfigPath, kubeconfig(api.server, pki), { mode: 0o600 });
+    if (options.controllers) {
+      const missing = CONTROLLER_BINARIES.filter((name) => !existsSync(join(assetsDir, name)));
+      if (missing.length > 0) throw new Error(`${assetsDir} lacks ${missing.join(", ")}`);
+      controllers.push(...(await startControllers(assetsDir, dir, kubeconfigPath, pki, timeoutMs)));
+    }
     /** Signals `proc`, waits for its exit and `downMs`, then `start()`s it again. */
     const restart = async (
       proc: ManagedProcess,
@@ -224,6 +239,7 @@ function isAlive(pid: number): boolean {
 interface Pki {
   /** CA that signed the serving certificate (goes into the kubeconfig). */
   servingCa: string;
+  servingCaFile: string;
   servingCertFile: string;
   servingKeyFile: string;
   clientCaFile: string;
@@ -269,6 +285,7 @@ async function createPki(dir: string): Promise<Pki> {
   ]);
   return {
     servingCa: await readFile(file("serving-ca.crt"), "utf8"),
+    servingCaFile: file("serving-ca.crt"),
     servingCertFile: file("apiserver.crt"),
     servingKeyFile: file("apiserver.key"),
     clientCaFile: file("client-ca.crt"),
@@ -363,6 +380,51 @@ async function startApiServer(
   });
 }
 
+// --- kube-controller-manager, kube-scheduler ------------------------------------------
+
+/**
+ * Both with the admin kubeconfig (system:masters; a real cluster gives each its own identity),
+ * serving only their health checks on loopback, without leader election (one of each).
+ */
+async function startControllers(
+  assetsDir: string,
+  dir: string,
+  kubeconfigPath: string,
+  pki: Pki,
+  timeoutMs: number,
+): Promise<ManagedProcess[]> {
+  const common = (port: number) => [
+    `--kubeconfig=${kubeconfigPath}`,
+    `--authentication-kubeconfig=${kubeconfigPath}`,
+    `--authorization-kubeconfig=${kubeconfigPath}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${port}`,
+    "--leader-elect=false",
+  ];
+  const start = (name: string, args: (port: number) => string[]) => {
+    const logFile = join(dir, `${name}.log`);
+    return retryOnPortClash(name, logFile, async () => {
+      const port = await freePort();
+      const proc = startProcess(name, join(assetsDir, name), args(port), { logFile });
+      await waitUntil(proc, logFile, timeoutMs, async () => {
+        const health = await httpsGet(`https://127.0.0.1:${port}/healthz`, { rejectUnauthorized: false });
+        return health.status === 200;
+      });
+      return proc;
+    });
+  };
+  return Promise.all([
+    start("kube-controller-manager", (port) => [
+      ...common(port),
+      `--cert-dir=${join(dir, "kube-controller-manager")}`,
+      `--service-account-private-key-file=${pki.saPrivateKeyFile}`,
+      `--root-ca-file=${pki.servingCaFile}`,
+      "--use-service-account-credentials=false",
+    ]),
+    start("kube-scheduler", (port) => [...common(port), `--cert-dir=${join(dir, "kube-scheduler")}`]),
+  ]);
+}
+
 async function apiReady(server: string, pki: Pki): Promise<boolean> {
   const tls = { ca: pki.servingCa, cert: pki.adminCert, key: pki.adminKey };
   // readyz covers etcd, RBAC bootstrap roles and the other post-start hooks; the
@@ -394,7 +456,7 @@ function kubeconfig(server: string, pki: Pki): string {
 
 function httpsGet(
   url: string,
-  tls: { ca: string; cert: string; key: string },
+  tls: { ca: string; cert: string; key: string } | { rejectUnauthorized: false },
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { ...tls, method: "GET", timeout: 2_000, agent: false }, (res) => {

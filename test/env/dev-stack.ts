@@ -26,8 +26,14 @@ export interface DevStackOptions {
   kubectlBin: string;
   /** Where process logs go. */
   logDir?: string;
-  /** The demo account's namespace (default `demo`); the operator watches only it. */
+  /** The demo account's namespace (default `demo`). */
   namespace?: string;
+  /**
+   * The namespaces the operator watches (default: every namespace, as the chart's default, so
+   * that anything applied to the dev cluster is reconciled). Tests sharing one cluster with other
+   * suites' operators name theirs.
+   */
+  watchNamespaces?: readonly string[];
 }
 
 export interface DevStack {
@@ -109,7 +115,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
           OPERATOR_PORT: String(operatorPort),
           OPERATOR_LEASE_NAMESPACE: "dataforce-system",
           OPERATOR_LEASE_NAME: `dataforce-dev-${namespace}`,
-          OPERATOR_WATCH_NAMESPACES: namespace,
+          OPERATOR_WATCH_NAMESPACES: options.watchNamespaces?.join(",") ?? "",
           POD_NAME: `dev-operator-${process.pid}`,
         },
       }),

@@ -2,6 +2,7 @@
 // REDIS_URL it starts the local control plane (the tests' kube-apiserver + etcd) and a
 // redis-server; with both set it runs the operator and dispatcher against them.
 import { join } from "node:path";
+import { buildConsole } from "../../console/build.ts";
 import { resolveAssets, startControlPlane } from "./control-plane.ts";
 import { DEMO_NAMESPACE, DEMO_WEBHOOK, startDevStack } from "./dev-stack.ts";
 import { startRedis } from "./redis.ts";
@@ -17,9 +18,13 @@ if (external) {
   redisUrl = process.env.REDIS_URL ?? "";
   console.log(`using the cluster of KUBECONFIG=${kubeconfig} and REDIS_URL=${redisUrl}`);
 } else {
-  console.log("starting the local control plane (kube-apiserver + etcd) and redis-server ...");
+  console.log("starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and redis-server ...");
   const assetsDir = await resolveAssets();
-  const [controlPlane, redis] = await Promise.all([startControlPlane({ assetsDir }), startRedis()]);
+  // with the controllers, as a real cluster: namespaces terminate, garbage collection runs
+  const [controlPlane, redis] = await Promise.all([
+    startControlPlane({ assetsDir, controllers: true }),
+    startRedis(),
+  ]);
   cleanups.push(
     () => controlPlane.stop(),
     () => redis.stop(),
@@ -29,6 +34,8 @@ if (external) {
   kubectlBin = join(assetsDir, "kubectl");
 }
 
+// the dispatcher runs from the sources and serves the console from console/build/
+await buildConsole();
 const stack = await startDevStack({ kubeconfig, redisUrl, kubectlBin });
 cleanups.unshift(() => stack.stop());
 stack.receiver.deliveries.length = 0;
@@ -54,6 +61,8 @@ Dataforce Webhooks is running.
   kubeconfig       ${kubeconfig}
   Redis            ${redisUrl}
   dispatcher       ${stack.dispatcherUrl}   (ingest token ${stack.ingestToken}, admin token ${stack.adminToken})
+  event log        ${stack.dispatcherUrl}/console/#token=${stack.adminToken}
+                   (the console; the token in the fragment is never sent to the server)
   operator         ${stack.operatorUrl}/metrics
   demo receiver    ${stack.receiver.url}
   logs             ${stack.logDir}
@@ -70,6 +79,9 @@ Try:
        -d '{"type":"appointment.completed","namespace":"${DEMO_NAMESPACE}","data":{"appointmentId":"apt_1"}}'
   curl -s '${stack.dispatcherUrl}/v1/deliveries?namespace=${DEMO_NAMESPACE}' -H 'authorization: Bearer ${stack.adminToken}'
   curl -s ${stack.dispatcherUrl}/metrics | grep ^dataforce_
+
+The operator watches every namespace: apply the README's example (namespace acme) and
+\`kubectl get dataforce -n acme\` shows it reconciled, or why not (its header Secret, its URL).
 
 Ctrl-C stops everything.`);
 

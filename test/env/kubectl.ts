@@ -119,9 +119,9 @@ export async function createTestNamespace(prefix: string): Promise<TestNamespace
 }
 
 /**
- * Deletes a namespace without waiting. There is no kube-controller-manager in the test
- * control plane, so the namespace stays `Terminating` with its objects until the run
- * ends; unique names keep that harmless.
+ * Deletes a namespace without waiting. The run's control plane has no kube-controller-manager,
+ * so there the namespace stays `Terminating` with its objects until the run ends; unique names
+ * keep that harmless.
  */
 export async function deleteNamespace(name: string): Promise<void> {
   await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);

@@ -1,0 +1,2 @@
+// esbuild bundles the stylesheet that main.tsx imports (build.ts).
+declare module "*.css";
