@@ -173,6 +173,29 @@ describe("requestRetry", () => {
     ).toEqual({ outcome: "requeued" });
   });
 
+  it("requeues a SENT delivery only when asked to (a replay), once per token, never a QUEUED one", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await createDelivery(keys, "s-1");
+    const sentAttempt = JSON.stringify({
+      number: 1,
+      startedAt: new Date().toISOString(),
+      durationMs: 2,
+      statusCode: 200,
+    });
+    await settle(keys, [{ entryId: "", id: "s-1", version: "0", kind: "sent", attempt: sentAttempt }]);
+    await createDelivery(keys, "q-1");
+    expect(await requestRetries(redis, ["s-1"], "r1", keys, TEST_FANOUT_LIMITS, ANY)).toEqual(["not-failed"]);
+    const both = ["FAILED", "SENT"] as const;
+    expect(await requestRetries(redis, ["s-1", "q-1"], "r1", keys, TEST_FANOUT_LIMITS, ANY, both)).toEqual([
+      "requeued",
+      "not-failed",
+    ]);
+    expect(await readDelivery(redis, "s-1", keys)).toMatchObject({ phase: "QUEUED", cycle: 2 });
+    expect(await requestRetries(redis, ["s-1"], "r1", keys, TEST_FANOUT_LIMITS, ANY, both)).toEqual([
+      "already-honoured",
+    ]);
+  });
+
   it("retries many in one round trip", async () => {
     const keys = keyspace(uniqueKeyTag());
     for (const id of ["a-1", "a-2"]) {

@@ -233,6 +233,8 @@ export type RetryOutcome = "requeued" | "already-honoured" | "not-failed" | "not
  * "not-found": the caller learns nothing about it.
  */
 export type RetryScope = { namespace: string } | "any-namespace";
+/** Phases a retry may requeue a delivery from: FAILED (a retry), also SENT (a replay sends it again). */
+export type RequeuablePhase = "FAILED" | "SENT";
 
 /**
  * Asks for one more cycle of a FAILED delivery: back to QUEUED with a fresh budget of
@@ -260,12 +262,14 @@ export async function requestRetries(
   keys: Keyspace,
   limits: RecordLimits,
   scope: RetryScope,
+  /** Phases a delivery may be requeued from; SENT sends a delivered one again (a replay). */
+  phases: readonly RequeuablePhase[] = ["FAILED"],
 ): Promise<RetryOutcome[]> {
   if (deliveryIds.length === 0) return [];
   await loadScripts(redis, [requestRetryScript]);
   const pipeline = redis.pipeline();
   for (const id of deliveryIds)
-    queueScript(pipeline, requestRetryScript, ...retryCall(id, token, keys, limits, scope));
+    queueScript(pipeline, requestRetryScript, ...retryCall(id, token, keys, limits, scope, phases));
   const replies = (await pipeline.exec()) ?? [];
   return replies.map(([error, outcome]) => {
     if (error) throw error;
@@ -279,6 +283,7 @@ function retryCall(
   keys: Keyspace,
   limits: RecordLimits,
   scope: RetryScope,
+  phases: readonly RequeuablePhase[] = ["FAILED"],
 ): [string[], ScriptArg[]] {
   if (token === "") throw new Error("a retry token must not be empty");
   const now = Date.now();
@@ -292,6 +297,7 @@ function retryCall(
       limits.retentionMs,
       limits.statusStreamMaxLen,
       scope === "any-namespace" ? "" : scope.namespace,
+      phases.join(","),
     ],
   ];
 }

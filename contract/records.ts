@@ -512,6 +512,8 @@ export function toDeliveryRecord(
 export const EVENT_ROUTINGS = [
   "routed",
   "no-subscribers",
+  /** every subscriber's filter left it out */
+  "filtered",
   "integration-disabled",
   "integration-missing",
 ] as const;

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { MAX_FILTER_LENGTH } from "./event-filter.ts";
 import { EventTypeSchema } from "./event-types.ts";
 import type { Keyspace } from "./keys.ts";
 import type { RedisClient } from "./redis-client.ts";
@@ -63,6 +64,12 @@ export const WebhookRouteSchema = z.object({
   paused: z.boolean().default(false),
   /** Extra request headers. Reserved ones (webhook-*, content-type, user-agent, host…) are ignored. */
   headers: z.record(z.string().regex(HEADER_NAME, "an HTTP header name"), z.string()).default({}),
+  /**
+   * A CEL expression over the notification (event-filter.ts): only events it is true for are
+   * delivered. The operator writes only expressions that compile; a dispatcher compiles each once
+   * per routing revision (one that does not compile there delivers nothing: it fails closed).
+   */
+  filter: z.string().max(MAX_FILTER_LENGTH).optional(),
 });
 export type WebhookRoute = z.infer<typeof WebhookRouteSchema>;
 

@@ -30,7 +30,7 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
   });
   const eventsRouted = new Counter({
     name: `${PREFIX}events_fanned_out_total`,
-    help: "Ingested events fanned out, by routing result (routed, no-subscribers, integration-*, duplicate).",
+    help: "Ingested events fanned out, by routing result (routed, no-subscribers, filtered, integration-*, duplicate).",
     labelNames: ["routing"] as const,
     registers: [registry],
   });
@@ -39,6 +39,13 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     help: "Delivery records created by fan-out.",
     registers: [registry],
   });
+  const deliveriesFiltered = new Counter({
+    name: `${PREFIX}deliveries_filtered_total`,
+    help: "Deliveries not created because the webhook's filter said no (no-match), failed on the event (error) or ran over its budget (limit).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  for (const reason of ["no-match", "error", "limit"]) deliveriesFiltered.inc({ reason }, 0);
   const deliveriesCompleted = new Counter({
     name: `${PREFIX}deliveries_completed_total`,
     help: "Deliveries that reached a final phase, by phase and (for FAILED) reason.",
@@ -172,6 +179,7 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     eventsRejected,
     eventsRouted,
     deliveriesCreated,
+    deliveriesFiltered,
     deliveriesCompleted,
     attempts,
     attemptDuration,

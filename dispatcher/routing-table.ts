@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { type CompiledFilter, compileFilter, FilterCompileError } from "../contract/event-filter.ts";
 import type { EventType } from "../contract/event-types.ts";
 import type { Keyspace } from "../contract/keys.ts";
 import type { RedisClient } from "../contract/redis-client.ts";
@@ -21,7 +22,15 @@ export interface PreparedNamespace {
   readonly subscribers: ReadonlyMap<EventType, readonly WebhookRoute[]>;
   readonly webhooks: ReadonlyMap<string, PreparedWebhook>;
   readonly signingKeys: readonly SigningKey[];
+  /** Compiled filters of the webhooks that have one, by webhook name (compiled once per revision). */
+  readonly filters: ReadonlyMap<string, PreparedFilter>;
 }
+
+/**
+ * A webhook's filter, compiled; or why it did not compile here (the operator writes only
+ * expressions that compile, so only a version skew gets here): such a webhook delivers nothing.
+ */
+export type PreparedFilter = CompiledFilter | { readonly source: string; readonly compileError: string };
 
 export interface PreparedWebhook {
   readonly route: WebhookRoute;
@@ -33,7 +42,9 @@ export interface PreparedWebhook {
 export function prepareNamespace(routing: NamespaceRouting): PreparedNamespace {
   const subscribers = new Map<EventType, WebhookRoute[]>();
   const webhooks = new Map<string, PreparedWebhook>();
+  const filters = new Map<string, PreparedFilter>();
   for (const route of routing.webhooks) {
+    if (route.filter !== undefined) filters.set(route.name, prepareFilter(route.filter));
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(route.headers)) {
       // the operator refuses them; a routing document written otherwise must not override them
@@ -45,7 +56,22 @@ export function prepareNamespace(routing: NamespaceRouting): PreparedNamespace {
     list.push(route);
     subscribers.set(route.event, list);
   }
-  return { routing, subscribers, webhooks, signingKeys: routing.signingSecrets.map(decodeSigningKey) };
+  return {
+    routing,
+    subscribers,
+    webhooks,
+    signingKeys: routing.signingSecrets.map(decodeSigningKey),
+    filters,
+  };
+}
+
+function prepareFilter(source: string): PreparedFilter {
+  try {
+    return compileFilter(source);
+  } catch (error) {
+    if (!(error instanceof FilterCompileError)) throw error;
+    return { source, compileError: error.message };
+  }
 }
 
 export interface RoutingWatcherOptions {
@@ -193,6 +219,15 @@ export class RoutingWatcher {
     }
     for (const { namespace, error } of invalid) {
       logger.error({ namespace, error }, "invalid routing configuration: this namespace routes nothing");
+    }
+    for (const [name, prepared] of namespaces) {
+      for (const [webhook, filter] of prepared.filters) {
+        if (!("compileError" in filter)) continue;
+        logger.error(
+          { namespace: name, webhook, error: filter.compileError },
+          "webhook filter does not compile in this dispatcher: the webhook receives nothing",
+        );
+      }
     }
     const tokenNamespaces = { ingest: new Map<string, string>(), eventLog: new Map<string, string>() };
     for (const [name, { routing }] of namespaces) {

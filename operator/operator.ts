@@ -34,13 +34,15 @@ import { RoutingGuard } from "./reconcilers/routing-guard.ts";
 import { secretExistsVia } from "./reconcilers/secret-exists.ts";
 import { LastDeliveries } from "./reconcilers/webhook.ts";
 import { addWebhookController } from "./reconcilers/webhook-controller.ts";
+import { addReplayController } from "./replay/replay-controller.ts";
 import { INTEGRATIONS, SECRETS, WEBHOOK_EVENTS, WEBHOOKS } from "./resources.ts";
 import { RetentionCollector } from "./retention/collector.ts";
 import { addRetryController } from "./retry/retry-controller.ts";
 import { type OperatorInformers, scopedInformer } from "./watch-scope.ts";
 
-// The operator, built and started: the shared informers and caches, the three controllers
-// (each wired beside its reconciler: reconcilers/*-controller.ts, retry/retry-controller.ts)
+// The operator, built and started: the shared informers and caches, the controllers (each wired
+// beside its reconciler: reconcilers/*-controller.ts, retry/retry-controller.ts,
+// replay/replay-controller.ts)
 // and the leader-only runnables (mirror, retention). The machinery lives in controller/.
 
 const SIGNING_SECRET_KEY = "secret";
@@ -161,6 +163,13 @@ export function createOperator(
     informers,
     { caches, redis, keys, partitions, writes, limiter, recordEvent, logger },
     workers,
+  );
+
+  addReplayController(
+    manager,
+    scope,
+    { redis, keys, partitions, writes, recordEvent: (replay, input) => recordEvent(replay, input), logger },
+    logger,
   );
 
   const retention = new RetentionCollector({

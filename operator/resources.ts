@@ -8,3 +8,4 @@ export const INTEGRATIONS: ResourceType = { group: GROUP, version: VERSION, plur
 export const WEBHOOKS: ResourceType = { group: GROUP, version: VERSION, plural: "webhooks" };
 export const WEBHOOK_EVENTS: ResourceType = { group: GROUP, version: VERSION, plural: "webhookevents" };
 export const SECRETS: ResourceType = { group: "", version: "v1", plural: "secrets" };
+export const WEBHOOK_REPLAYS: ResourceType = { group: GROUP, version: VERSION, plural: "webhookreplays" };

@@ -7,8 +7,9 @@ export const REMEMBERED_RETRY_TOKENS = 20;
  * FAILED → QUEUED with a fresh attempt budget, once per token.
  * KEYS: deliveries, status, logFailed.
  * ARGV: prefix, deliveryId, token (escaped: escapeField), nowMs, retentionMs, statusMaxLen,
- * namespace ("" = any). A record of format 1 (a hash) is rewritten packed.
- * Returns "requeued" | "already-honoured" | "not-failed" | "not-found".
+ * namespace ("" = any), phases it may requeue from (comma-separated; absent or "" = FAILED; a
+ * replay may also requeue SENT ones). A record of format 1 (a hash) is rewritten packed.
+ * Returns "requeued" | "already-honoured" | "not-failed" (not in one of those phases) | "not-found".
  */
 export const requestRetryScript = defineScript(
   "request-retry",
@@ -27,7 +28,10 @@ local tokens = splitList(rec[D.retryTokens])
 for _, honoured in ipairs(tokens) do
   if honoured == token then return 'already-honoured' end
 end
-if rec[D.phase] ~= 'FAILED' then return 'not-failed' end
+local phases = (ARGV[8] == nil or ARGV[8] == '') and 'FAILED' or ARGV[8]
+if rec[D.phase] == 'QUEUED' or not string.find(',' .. phases .. ',', ',' .. rec[D.phase] .. ',', 1, true) then
+  return 'not-failed'
+end
 tokens[#tokens + 1] = token
 while #tokens > ${REMEMBERED_RETRY_TOKENS} do table.remove(tokens, 1) end
 rec[D.phase] = 'QUEUED'

@@ -10,6 +10,7 @@ import type { RedisClient } from "../../contract/redis-client.ts";
 import type { FanoutPlan, FanoutPlanEvent, FanoutPlanInvalid } from "../../contract/scripts/fanout-events.ts";
 import type { Metrics } from "../metrics.ts";
 import type { RoutingWatcher } from "../routing-table.ts";
+import { type FilteredReason, WebhookFilters } from "./webhook-filters.ts";
 
 /** A validated event, from the API or from the ingest stream. */
 export interface IncomingEvent {
@@ -48,16 +49,18 @@ export class RoutingNotLoadedError extends Error {
 }
 
 /**
- * Turns events into deliveries: one per subscribed, non-paused webhook of the event's namespace,
- * if the namespace's integration is enabled. Events ingested by the API are fanned out at once
+ * Turns events into deliveries: one per subscribed, non-paused webhook of the event's namespace
+ * whose filter (if it has one) lets the event through, if the namespace's integration is enabled. Events ingested by the API are fanned out at once
  * (the API answers after their deliveries exist); events producers append to the ingest stream
  * are fanned out by the FanoutWorker. Either way a batch is one script call.
  */
 export class Fanout {
   readonly #options: FanoutOptions;
+  readonly #filters: WebhookFilters;
 
   constructor(options: FanoutOptions) {
     this.#options = options;
+    this.#filters = new WebhookFilters(options.logger);
   }
 
   /**
@@ -90,8 +93,9 @@ export class Fanout {
     const routings: EventRouting[] = [];
     const planned: FanoutPlanEvent[] = [];
     const foreignEntries: string[] = [];
+    const filtered: FilteredReason[][] = [];
     for (const [i, event] of events.entries()) {
-      const [plannedEvent, routing] = this.#plan(event);
+      const [plannedEvent, routing, filteredOut] = this.#plan(event);
       const home = partitions.of(event.namespace);
       if (home !== source && plannedEvent.entryId !== "") {
         foreignEntries.push(plannedEvent.entryId);
@@ -102,6 +106,7 @@ export class Fanout {
       batch.indexes.push(i);
       routings.push(routing);
       planned.push(plannedEvent);
+      filtered.push(filteredOut);
     }
     const limits = { ...this.#options, deadLetterMaxLen: DEAD_LETTER_MAX_LEN };
     const created: number[] = new Array(events.length).fill(0);
@@ -128,6 +133,8 @@ export class Fanout {
       }
       total += count;
       metrics.eventsRouted.inc({ routing: routings[i] });
+      // counted once recorded (a failed batch is fanned out again) and for new events only
+      for (const reason of filtered[i]!) metrics.deliveriesFiltered.inc({ reason });
       if (routings[i] !== "routed" && logger.isLevelEnabled("debug")) {
         logger.debug(
           { namespace: event.namespace, eventId: event.id, routing: routings[i] },
@@ -148,17 +155,22 @@ export class Fanout {
     await deadLetterEntry(this.#options.redis, entry, DEAD_LETTER_MAX_LEN, source);
   }
 
-  #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting] {
+  #plan(event: IncomingEvent): [FanoutPlanEvent, EventRouting, FilteredReason[]] {
     const namespace = this.#options.routing.namespace(event.namespace);
     const subscribers = namespace?.routing.enabled ? (namespace.subscribers.get(event.type) ?? []) : [];
+    const { routes, filtered } = namespace
+      ? this.#filters.select(namespace, subscribers, event)
+      : { routes: [], filtered: [] };
     const routing: EventRouting = !namespace
       ? "integration-missing"
       : !namespace.routing.enabled
         ? "integration-disabled"
         : subscribers.length === 0
           ? "no-subscribers"
-          : "routed";
-    const deliveries = subscribers.map((route) => ({
+          : routes.length === 0
+            ? "filtered"
+            : "routed";
+    const deliveries = routes.map((route) => ({
       id: deliveryId(event.namespace, event.id, route.name),
       webhook: route.name,
       uid: route.uid,
@@ -184,6 +196,6 @@ export class Fanout {
       routing,
       deliveries,
     };
-    return [planned, routing];
+    return [planned, routing, filtered];
   }
 }

@@ -2,11 +2,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { filterError } from "../../contract/event-filter.ts";
 import { INVALID_OBJECTS } from "../../test/crds/invalid-objects.ts";
 import {
   durationToMs,
   WebhookEventSpecSchema,
   WebhookIntegrationSpecSchema,
+  WebhookReplaySpecSchema,
   WebhookSpecSchema,
 } from "./v1alpha1/index.ts";
 
@@ -20,6 +22,10 @@ describe("v1alpha1 schemas", () => {
       WebhookIntegrationSpecSchema.safeParse(await specOf("webhookintegration.yaml")).error,
     ).toBeUndefined();
     expect(WebhookSpecSchema.safeParse(await specOf("webhook.yaml")).error).toBeUndefined();
+    const filtered = WebhookSpecSchema.safeParse(await specOf("webhook-filtered.yaml"));
+    expect(filtered.error).toBeUndefined();
+    expect(filterError(filtered.data?.filter ?? "")).toBeUndefined();
+    expect(WebhookReplaySpecSchema.safeParse(await specOf("webhookreplay.yaml")).error).toBeUndefined();
     expect(WebhookEventSpecSchema.safeParse(await specOf("webhookevent.yaml")).error).toBeUndefined();
   });
 
@@ -43,7 +49,12 @@ describe("v1alpha1 schemas", () => {
   it.each(zodVisible.map((c) => [c.name, c] as const))(
     "reject what the API server rejects: %s",
     (_, testCase) => {
-      const schema = testCase.kind === "Webhook" ? WebhookSpecSchema : WebhookIntegrationSpecSchema;
+      const schema =
+        testCase.kind === "Webhook"
+          ? WebhookSpecSchema
+          : testCase.kind === "WebhookReplay"
+            ? WebhookReplaySpecSchema
+            : WebhookIntegrationSpecSchema;
       expect(schema.safeParse(testCase.spec).success).toBe(false);
     },
   );

@@ -325,6 +325,39 @@ describe("planNamespace", () => {
     expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks).toEqual([]);
   });
 
+  it("carries a webhook's filter into its route", () => {
+    const filter = "event.data.amount > 100.0";
+    const compiled = planNamespace(inputs({ webhooks: [webhook("a-hook", { filter })] }));
+    expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Active" });
+    expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks).toEqual([
+      expect.objectContaining({ name: "a-hook", filter }),
+    ]);
+  });
+
+  it("reports a filter that does not compile with the compiler's message, and leaves the webhook out", () => {
+    const compiled = planNamespace(
+      inputs({
+        webhooks: [
+          webhook("a-hook", { filter: "event.data.amount >" }),
+          webhook("b-hook", { filter: "x == 1" }),
+        ],
+      }),
+    );
+    expect(compiled.webhooks.get("a-hook")).toEqual({
+      status: "False",
+      reason: "InvalidFilter",
+      message: expect.stringMatching(/^spec\.filter: syntax error: at 1:\d+: /),
+    });
+    expect(compiled.webhooks.get("b-hook")).toEqual({
+      status: "False",
+      reason: "InvalidFilter",
+      message:
+        "spec.filter: undeclared reference to 'x': a filter reads only 'event' (event.type, event.data.…)",
+    });
+    expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks).toEqual([]);
+    expect(standingOf(WEBHOOK_STANDING, "InvalidFilter")).toBe("Stalled");
+  });
+
   it("deletes the routing of a disabled integration whose signing secret cannot be resolved", () => {
     // A kept (enabled) document would go on delivering while the webhooks say IntegrationDisabled.
     for (const secrets of [new Map(), new Map([["webhook-signing-secret", { secret: "nope" }]])]) {
@@ -436,6 +469,7 @@ describe("the status model's standings", () => {
       }),
       inputs({ endpointGone: new Set(["a-hook"]) }),
       inputs({ webhooks: [webhook("a-hook", { event: "nope.nope" })] }),
+      inputs({ webhooks: [webhook("a-hook", { filter: "nope(" })] }),
       inputs({ secrets: new Map() }),
       inputs({ secrets: new Map([["webhook-signing-secret", { secret: "nope" }]]) }),
       inputs({ integration: integration({ delivery: { maxAttempts: 99 } }) }),

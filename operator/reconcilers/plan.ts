@@ -1,3 +1,4 @@
+import { filterError } from "../../contract/event-filter.ts";
 import {
   type NamespaceRouting,
   tokenDigest,
@@ -89,6 +90,7 @@ export const WebhookReason = {
   SecretNotLabelled: "SecretNotLabelled",
   SigningSecretPending: "SigningSecretPending",
   InvalidSpec: "InvalidSpec",
+  InvalidFilter: "InvalidFilter",
   InsecureURL: "InsecureURL",
   Paused: "Paused",
   EndpointGone: "EndpointGone",
@@ -121,6 +123,7 @@ export const WEBHOOK_STANDING: Readonly<Record<keyof typeof WebhookReason, Stand
   SecretNotFound: "Waiting",
   SecretNotLabelled: "Waiting",
   InvalidSpec: "Stalled",
+  InvalidFilter: "Stalled",
   InsecureURL: "Stalled",
   EndpointGone: "Stalled",
 };
@@ -340,6 +343,11 @@ function compileWebhook(
     return { verdict: notReady(WebhookReason.InvalidSpec, `invalid spec: ${issues}`) };
   }
   const spec: WebhookSpec = parsed.data;
+  // the same compiler as the dispatcher's: what passes here compiles there
+  const invalidFilter = spec.filter === undefined ? undefined : filterError(spec.filter);
+  if (invalidFilter !== undefined) {
+    return { verdict: notReady(WebhookReason.InvalidFilter, `spec.filter: ${invalidFilter}`) };
+  }
 
   const headers: Record<string, string> = {};
   for (const header of spec.headers ?? []) {
@@ -379,6 +387,7 @@ function compileWebhook(
     url: spec.url,
     paused: spec.paused,
     headers,
+    ...(spec.filter === undefined ? {} : { filter: spec.filter }),
   };
   const checked = WebhookRouteSchema.safeParse(route);
   if (!checked.success) {

@@ -18,7 +18,7 @@ describe("the chart's copies of crds/ (refreshed by `make crds`)", () => {
     .sort();
 
   it("crds/ holds exactly the CustomResourceDefinitions of the top-level crds/", () => {
-    expect(topCrdFiles.length).toBe(3);
+    expect(topCrdFiles.length).toBe(4);
     expect(readdirSync(join(chartDir, "crds")).sort()).toEqual(topCrdFiles);
     for (const name of topCrdFiles) {
       expect(

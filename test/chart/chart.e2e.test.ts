@@ -728,6 +728,7 @@ describe("the Argo CD health ConfigMap", () => {
       "resource.customizations.health.webhooks.dataforce.io_Webhook",
       "resource.customizations.health.webhooks.dataforce.io_WebhookEvent",
       "resource.customizations.health.webhooks.dataforce.io_WebhookIntegration",
+      "resource.customizations.health.webhooks.dataforce.io_WebhookReplay",
     ]);
     for (const value of Object.values(configMap?.data as Record<string, string>)) {
       expect(value.trim()).toBe(lua.trim());

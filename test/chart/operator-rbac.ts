@@ -20,7 +20,7 @@ export interface PolicyRule {
 }
 
 export interface OperatorRbacRules {
-  /** Cluster-wide: the three kinds, their status, WebhookEvents, Secrets, Events. */
+  /** Cluster-wide: the four kinds, their status, WebhookEvents, Secrets, Events. */
   clusterRole: PolicyRule[];
   /** In the operator's own namespace: the leader-election Lease. */
   leaderElectionRole: PolicyRule[];

@@ -11,6 +11,7 @@ const CRD_NAMES = [
   "webhookintegrations.webhooks.dataforce.io",
   "webhooks.webhooks.dataforce.io",
   "webhookevents.webhooks.dataforce.io",
+  "webhookreplays.webhooks.dataforce.io",
 ];
 
 /** The samples, moved into `namespace` (they name `acme`). */
@@ -77,7 +78,8 @@ describe("the CRDs", () => {
     expect(stdout).toMatch(/webhookintegrations\s+whi\s/);
     expect(stdout).toMatch(/webhooks\s+wh\s/);
     expect(stdout).toMatch(/webhookevents\s+whe,whevent\s/);
-    expect(stdout.match(/\sdataforce$/gm)?.length).toBe(3); // the CATEGORIES column
+    expect(stdout).toMatch(/webhookreplays\s+whr\s/);
+    expect(stdout.match(/\sdataforce$/gm)?.length).toBe(4); // the CATEGORIES column
   });
 
   it("accept the samples, which `kubectl get dataforce` then lists", async () => {
@@ -85,12 +87,16 @@ describe("the CRDs", () => {
     const { stdout } = await kubectl(["apply", "-f", "-"], { input: await samplesIn(ns.name) });
     expect(stdout).toContain("webhookintegration.webhooks.dataforce.io/default created");
     expect(stdout).toContain("webhook.webhooks.dataforce.io/crm-appointments created");
+    expect(stdout).toContain("webhook.webhooks.dataforce.io/finance-large-payments created");
+    expect(stdout).toContain("webhookreplay.webhooks.dataforce.io/crm-outage-2026-11-29 created");
     expect(stdout).toContain("webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813 created");
     const listed = await kubectl(["get", "dataforce", "-n", ns.name, "-o", "name"]);
     expect(listed.stdout.trim().split("\n").sort()).toEqual([
       "webhook.webhooks.dataforce.io/crm-appointments",
+      "webhook.webhooks.dataforce.io/finance-large-payments",
       "webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813",
       "webhookintegration.webhooks.dataforce.io/default",
+      "webhookreplay.webhooks.dataforce.io/crm-outage-2026-11-29",
     ]);
     await ns.delete();
   });
@@ -154,6 +160,7 @@ describe("the CRDs", () => {
       "AGE",
     ]);
     expect(await header("webhooks", true)).toContain("PAUSED");
+    expect(await header("webhooks", true)).toContain("FILTER");
     expect(await header("webhookevents")).toEqual(["NAME", "WEBHOOK", "EVENT", "PHASE", "ATTEMPTS", "AGE"]);
     const row = (await kubectl(["get", "wh", "crm-appointments", "-n", ns.name, "--no-headers"])).stdout;
     expect(row).toContain("appointment.completed");

@@ -7,7 +7,7 @@ import { API_VERSION } from "../../operator/api/v1alpha1/index.ts";
  */
 export interface InvalidCase {
   name: string;
-  kind: "WebhookIntegration" | "Webhook" | "WebhookEvent";
+  kind: "WebhookIntegration" | "Webhook" | "WebhookEvent" | "WebhookReplay";
   /** Metadata name; an integration must be named "default". */
   objectName?: string;
   spec: Record<string, unknown>;
@@ -178,6 +178,27 @@ export const INVALID_OBJECTS: InvalidCase[] = [
     kind: "WebhookIntegration",
     spec: { enabled: true, eventLog: { mirror: "Everything" } },
     message: 'Unsupported value: "Everything"',
+    zodRejects: true,
+  },
+  {
+    name: "a filter longer than 1024 characters",
+    kind: "Webhook",
+    spec: webhook({ filter: `event.type == '${"x".repeat(1100)}'` }),
+    message: "spec.filter: Too long",
+    zodRejects: true,
+  },
+  {
+    name: "a replay whose time range ends before it starts",
+    kind: "WebhookReplay",
+    spec: { from: "2026-02-01T00:00:00Z", to: "2026-01-01T00:00:00Z" },
+    message: "from must not be after to",
+    zodRejects: true,
+  },
+  {
+    name: "a replay of QUEUED deliveries",
+    kind: "WebhookReplay",
+    spec: { from: "2026-01-01T00:00:00Z", phases: ["QUEUED"] },
+    message: 'Unsupported value: "QUEUED"',
     zodRejects: true,
   },
   {

@@ -17,11 +17,12 @@ import { eventually, getJson, integrationYaml, listEvents, routingLive, webhookY
 /** OPERATOR_DEPENDENCY_GRACE_MS of this file's operator: long enough to see Reconciling, short to wait for Stalled. */
 const GRACE_MS = 8_000;
 
-type Kind = "Webhook" | "WebhookIntegration" | "WebhookEvent";
+type Kind = "Webhook" | "WebhookIntegration" | "WebhookEvent" | "WebhookReplay";
 const RESOURCE: Record<Kind, string> = {
   Webhook: "webhook",
   WebhookIntegration: "webhookintegration",
   WebhookEvent: "webhookevent",
+  WebhookReplay: "webhookreplay",
 };
 
 /** One row of the README's status model table. */
@@ -97,13 +98,22 @@ const asserted = new Set<string>();
 
 beforeAll(async () => {
   table = await readStatusModel();
-  world = await setupWorld("status-model", ["states", "disabled", "lonely", "squat", "signing", "queued"]);
+  world = await setupWorld("status-model", [
+    "states",
+    "disabled",
+    "lonely",
+    "squat",
+    "signing",
+    "queued",
+    "replays",
+  ]);
   // Not among the operator's namespaces: what an object looks like before the operator sees it.
   unwatched = await createTestNamespace("status-model-unwatched");
   receiver = await startReceiver();
   receiver.on("/failing", { kind: "respond", status: 500, body: "down" });
   receiver.on("/queued", { kind: "respond", status: 500, body: "down" });
   receiver.on("/gone", { kind: "respond", status: 410, body: "gone" });
+  receiver.on("/replay-down", { kind: "respond", status: 500, body: "down" });
   // One operator, no lease to lose: this file tests status, not failover (a loaded machine's slow
   // lease renewals would stop the controllers mid-walk).
   await world.startOperator("op-status", {
@@ -215,6 +225,10 @@ function statesManifest(ns: string): string {
     // The API server's URL check (CEL) takes any port; the operator's (WHATWG URL) refuses one
     // past 65535: the one spec that reaches the operator and is invalid there.
     webhookYaml(ns, "invalid", "submission_batch.created", "https://receiver.example:99999/hook"),
+    // a filter the API server stores (it is a string) and the operator's CEL compiler refuses
+    webhookYaml(ns, "badfilter", "submission_batch.deleted", receiver.url("/badfilter"), {
+      filter: "event.data.count >",
+    }),
   ].join("---\n");
 }
 
@@ -291,6 +305,7 @@ describe("the status model", () => {
         expectRow("Webhook: delivering", states, "active"),
         expectRow("Webhook: paused", states, "paused"),
         expectRow("Webhook: invalid spec", states, "invalid"),
+        expectRow("Webhook: invalid filter (does not compile)", states, "badfilter"),
       ]);
 
     const deliveries = async () => {
@@ -424,6 +439,35 @@ describe("the status model", () => {
       );
     };
 
+    // A replay of ten FAILED deliveries at one a second: Replaying for about ten seconds, then Complete.
+    const replays = async () => {
+      const ns = world.namespaces.replays!;
+      await applyYaml(
+        `${integrationYaml(ns, { maxAttempts: 1, mirror: "None" })}---\n${webhookYaml(ns, "down", "job.created", receiver.url("/replay-down"))}`,
+      );
+      await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+      for (let i = 0; i < 10; i++) {
+        await world.dispatcher.publish({
+          type: "job.created",
+          namespace: ns,
+          id: `sm-replay-${i}`,
+          data: {},
+        });
+      }
+      await receiver.waitForRequests(10, "/replay-down");
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the FAILED outcomes recorded
+      await applyYaml(
+        stringify({
+          apiVersion: "webhooks.dataforce.io/v1alpha1",
+          kind: "WebhookReplay",
+          metadata: { name: "slow", namespace: ns },
+          spec: { from: new Date(Date.now() - 3_600_000).toISOString(), maxPerSecond: 1 },
+        }),
+      );
+      await expectRow("WebhookReplay: replaying", ns, "slow");
+      await expectRow("WebhookReplay: complete", ns, "slow", { timeoutMs: 40_000 });
+    };
+
     // Before the operator has seen an object, and after a spec change it has not seen yet.
     const notObserved = async () => {
       const ns = unwatched.name;
@@ -432,6 +476,15 @@ describe("the status model", () => {
       );
       await expectRow("WebhookIntegration: created, not yet seen by the operator", ns, "default");
       await expectRow("Webhook: created, not yet seen by the operator", ns, "crm");
+      await applyYaml(
+        stringify({
+          apiVersion: "webhooks.dataforce.io/v1alpha1",
+          kind: "WebhookReplay",
+          metadata: { name: "unseen", namespace: ns },
+          spec: { from: "2026-01-01T00:00:00Z" },
+        }),
+      );
+      await expectRow("WebhookReplay: created, not yet seen by the operator", ns, "unseen");
       // what an operator would have written for generation 1…
       const status = {
         observedGeneration: 1,
@@ -466,7 +519,8 @@ describe("the status model", () => {
     await applyYaml(statesManifest(states), { serverSide: false });
     await Promise.all([
       webhookStates(),
-      deliveries(),
+      // the replay's deliveries after the others': no extra load while those must be SENT in time
+      deliveries().then(replays),
       headerSecret(),
       disabled(),
       lonely(),
@@ -478,7 +532,7 @@ describe("the status model", () => {
   }, 240_000);
 
   it("walked every row of the README's table, and every reason a row names", () => {
-    expect(table.size).toBeGreaterThanOrEqual(25);
+    expect(table.size).toBeGreaterThanOrEqual(30);
     const expected = [...table.values()]
       .filter((row) => row.e2e)
       .flatMap((row) => (row.ready ? row.ready.reasons : [""]).map((reason) => `${row.key}/${reason}`));
@@ -522,7 +576,7 @@ describe("the status model", () => {
         }>;
       }>(["get", "webhookintegrations,webhooks", "-n", ns, "--show-managed-fields"])
     ).items;
-    expect(objects).toHaveLength(7);
+    expect(objects).toHaveLength(8);
     for (const object of objects) {
       const managers = object.metadata.managedFields ?? [];
       // kubectl hands client-side apply's fields over to the server-side manager

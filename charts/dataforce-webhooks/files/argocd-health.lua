@@ -1,4 +1,5 @@
--- Argo CD health check for webhooks.dataforce.io WebhookIntegration, Webhook and WebhookEvent.
+-- Argo CD health check for webhooks.dataforce.io WebhookIntegration, Webhook, WebhookEvent and
+-- WebhookReplay.
 -- Argo CD treats an unknown custom resource as Healthy as soon as it exists; this reads the
 -- status the operator writes instead, the way kstatus (Flux) reads it, so that both agree:
 --   generation not yet observed -> Progressing; Stalled=True -> Degraded (kstatus Failed);
@@ -8,7 +9,8 @@
 --   resource.customizations.health.webhooks.dataforce.io_WebhookIntegration
 --   resource.customizations.health.webhooks.dataforce.io_Webhook
 --   resource.customizations.health.webhooks.dataforce.io_WebhookEvent
--- (the same script for the three kinds; see the chart README).
+--   resource.customizations.health.webhooks.dataforce.io_WebhookReplay
+-- (the same script for the four kinds; see the chart README).
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }
 if obj.status == nil then
   return hs

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_FILTER_LENGTH } from "../../../contract/event-filter.ts";
 import { EventTypeSchema } from "../../../contract/event-types.ts";
 import {
   isReservedHeader,
@@ -107,8 +108,12 @@ export const WebhookSpecSchema = z
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["name"],
       }),
+    filter: z.string().min(1).max(MAX_FILTER_LENGTH).optional().meta({
+      description:
+        "A CEL expression over the notification: only events it evaluates to true for are delivered, e.g. `event.data.amount > 100.0 && event.data.currency == 'EUR'`. Variables: event.id, event.type, event.timestamp, event.namespace, event.data (the producer's JSON; numbers are doubles). An expression that does not compile makes the webhook Ready=False/InvalidFilter; one that fails on an event (a missing field, not a bool) or runs over its budget does not deliver that event.",
+    }),
   })
-  .meta({ description: "Desired state of the webhook: one event, one URL." });
+  .meta({ description: "Desired state of the webhook: one event, one URL, optionally a filter." });
 
 export const DELIVERY_PHASES = ["QUEUED", "SENT", "FAILED"] as const;
 export const DeliveryPhaseSchema = z.enum(DELIVERY_PHASES);
@@ -118,7 +123,7 @@ export const WebhookStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     conditions: conditions(
-      "Ready is True when the webhook is as its spec wants it: delivering (reason Active), paused (Paused) or idle while its integration is disabled (IntegrationDisabled); otherwise False with the reason (Unknown while the signing secret is generated). Reconciling is True while the operator converges or waits for a missing Secret, label or integration; Stalled is True (GitOps tools: failed) for what only a change fixes: InvalidSpec, InsecureURL, EndpointGone, or a Secret, label or integration still missing after the operator's grace period (2 minutes by default).",
+      "Ready is True when the webhook is as its spec wants it: delivering (reason Active), paused (Paused) or idle while its integration is disabled (IntegrationDisabled); otherwise False with the reason (Unknown while the signing secret is generated). Reconciling is True while the operator converges or waits for a missing Secret, label or integration; Stalled is True (GitOps tools: failed) for what only a change fixes: InvalidSpec, InvalidFilter, InsecureURL, EndpointGone, or a Secret, label or integration still missing after the operator's grace period (2 minutes by default).",
     ),
     lastDelivery: z
       .object({
@@ -155,6 +160,13 @@ export const webhookCrd: CrdDefinition = {
     { name: "Event", type: "string", jsonPath: ".spec.event", description: "Subscribed event." },
     { name: "URL", type: "string", jsonPath: ".spec.url", description: "Destination." },
     { name: "Paused", type: "boolean", jsonPath: ".spec.paused", description: "Paused flag.", priority: 1 },
+    {
+      name: "Filter",
+      type: "string",
+      jsonPath: ".spec.filter",
+      description: "Event filter (CEL).",
+      priority: 1,
+    },
     ...readyColumns,
     {
       name: "Last Delivery",

@@ -1,0 +1,331 @@
+import type { Logger } from "pino";
+import { type RequeuablePhase, type RetryOutcome, requestRetries } from "../../contract/deliveries.ts";
+import { type DeliverySummary, listDeliveries } from "../../contract/delivery-log.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import { onePartition, type Partitions } from "../../contract/partitions.ts";
+import { readRecordLimits } from "../../contract/record-limits.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
+import {
+  type WebhookReplay,
+  type WebhookReplaySpec,
+  WebhookReplaySpecSchema,
+  type WebhookReplayStatus,
+} from "../api/v1alpha1/index.ts";
+import type { ApiWrites } from "../api-writes.ts";
+import type { Cache } from "../caches.ts";
+import type { ReconcileResult, Reconciler } from "../controller/controller.ts";
+import type { EventInput } from "../controller/events.ts";
+import { type ReadyVerdict, type Standing, standingConditions } from "../controller/kstatus-conditions.ts";
+import { isNotFound } from "../controller/kube.ts";
+import { WEBHOOK_REPLAYS } from "../resources.ts";
+
+// WebhookReplay: requeues the deliveries of the namespace's event log (in Redis, so also those
+// never mirrored as WebhookEvents) that its time range, phases, webhook and event type select.
+//   observe: the replay and its progress (status, or this process's newer memory of it);
+//   compare: done for this generation? then nothing (re-applying it does nothing);
+//   act:     the next page of the log, newest first, through the retry script with the token
+//            `replay:<uid>:<generation>` — honoured once per delivery, so a crash between the
+//            requeue and the status write, a second look at a page, or another operator replica
+//            never requeues a delivery twice; a new name or a changed spec is a new token;
+//   report:  matched / requeued / skipped, the cursor, Ready (Replaying → Complete).
+// Rate: at most `maxPerSecond` deliveries a second, one page a second.
+
+export const ReplayReason = {
+  Replaying: "Replaying",
+  Complete: "Complete",
+  InvalidSpec: "InvalidSpec",
+} as const;
+
+/** How each reason reads to GitOps tools (README status model). */
+export const REPLAY_STANDING: Readonly<Record<keyof typeof ReplayReason, Standing>> = {
+  Replaying: "Progressing",
+  Complete: "Ready",
+  InvalidSpec: "Stalled",
+};
+
+const PAGE_INTERVAL_MS = 1_000;
+/** Pages of deliveries newer than `to` (nothing to requeue) walked through in one reconcile. */
+const MAX_SKIP_PAGES = 20;
+
+export interface ReplayReconcilerDeps {
+  replays: Cache<WebhookReplay>;
+  redis: RedisClient;
+  /** The global keys (record limits); the only partition unless `partitions` is given. */
+  keys: Keyspace;
+  /** The keyspace's partitions: a namespace's deliveries are in its own. */
+  partitions?: Partitions;
+  writes: Pick<ApiWrites, "patchStatus">;
+  recordEvent(regarding: WebhookReplay, input: EventInput): void;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** The progress of one generation of a replay. */
+interface Progress {
+  generation: number;
+  matched: number;
+  requeued: number;
+  skipped: number;
+  cursor: string | undefined;
+  startedAt: string;
+  complete: boolean;
+}
+
+/** The retry token of a replay's generation: honoured once per delivery. */
+export function replayToken(replay: WebhookReplay): string {
+  return `replay:${replay.metadata.uid ?? `${replay.metadata.namespace}/${replay.metadata.name}`}:${replay.metadata.generation ?? 1}`;
+}
+
+export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
+  const now = deps.now ?? (() => new Date());
+  // The progress this process wrote last, by uid: the cache may not show it yet, and reading an
+  // older status would walk a page again (harmless for deliveries, the token sees to that, but
+  // the counts would be off). Also when the next page is due.
+  const written = new Map<string, Progress>();
+  const nextPageAt = new Map<string, number>();
+
+  return async ({ namespace, name }): Promise<ReconcileResult | undefined> => {
+    const replay = deps.replays.get(namespace, name);
+    if (!replay || replay.metadata.deletionTimestamp) return undefined;
+    const uid = replay.metadata.uid ?? `${namespace}/${name}`;
+    const generation = replay.metadata.generation ?? 1;
+
+    const parsed = WebhookReplaySpecSchema.safeParse(replay.spec ?? {});
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "spec"}: ${i.message}`).join("; ");
+      await writeStatus(
+        deps,
+        replay,
+        generation,
+        {},
+        {
+          status: "False",
+          reason: ReplayReason.InvalidSpec,
+          message: `invalid spec: ${issues}`,
+        },
+      );
+      return undefined;
+    }
+    const spec = parsed.data;
+    const progress = currentProgress(replay, written.get(uid), generation, now());
+    if (progress.complete) return undefined;
+
+    const waitMs = (nextPageAt.get(uid) ?? 0) - now().getTime();
+    if (waitMs > 0) return { requeueAfter: waitMs };
+
+    const step = await replayPage(deps, namespace, spec, replay, progress);
+    const next: Progress = {
+      ...progress,
+      matched: progress.matched + step.matched,
+      requeued: progress.requeued + step.requeued,
+      skipped: progress.skipped + step.skipped,
+      cursor: step.cursor,
+      complete: step.complete,
+    };
+    const verdict: ReadyVerdict = next.complete
+      ? {
+          status: "True",
+          reason: ReplayReason.Complete,
+          message: `replayed: ${next.requeued} of ${next.matched} matched deliveries requeued, ${next.skipped} skipped`,
+        }
+      : {
+          status: "False",
+          reason: ReplayReason.Replaying,
+          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries requeued so far, ${next.skipped} skipped`,
+        };
+    try {
+      await writeStatus(deps, replay, generation, statusOf(next, now()), verdict);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    written.set(uid, next);
+    if (written.size > 10_000) written.delete(written.keys().next().value ?? "");
+    deps.logger.info(
+      {
+        namespace,
+        name,
+        matched: next.matched,
+        requeued: next.requeued,
+        skipped: next.skipped,
+        complete: next.complete,
+      },
+      "replay page done",
+    );
+    if (next.complete) {
+      nextPageAt.delete(uid);
+      deps.recordEvent(replay, {
+        type: "Normal",
+        reason: "ReplayComplete",
+        action: "Replay",
+        note: verdict.message,
+      });
+      return undefined;
+    }
+    nextPageAt.set(uid, now().getTime() + PAGE_INTERVAL_MS);
+    if (nextPageAt.size > 10_000) nextPageAt.delete(nextPageAt.keys().next().value ?? "");
+    return { requeueAfter: PAGE_INTERVAL_MS };
+  };
+}
+
+/** The progress to go on from: this process's memory when it is of this generation and ahead. */
+function currentProgress(
+  replay: WebhookReplay,
+  remembered: Progress | undefined,
+  generation: number,
+  now: Date,
+): Progress {
+  if (remembered && remembered.generation === generation) return remembered;
+  const status: WebhookReplayStatus = replay.status ?? {};
+  if (status.observedGeneration !== generation) {
+    // a new replay, or a changed spec: from the start, with the new generation's token
+    return {
+      generation,
+      matched: 0,
+      requeued: 0,
+      skipped: 0,
+      cursor: undefined,
+      startedAt: now.toISOString(),
+      complete: false,
+    };
+  }
+  const ready = status.conditions?.find((c) => c.type === "Ready");
+  return {
+    generation,
+    matched: status.matched ?? 0,
+    requeued: status.requeued ?? 0,
+    skipped: status.skipped ?? 0,
+    cursor: status.cursor,
+    startedAt: status.startedAt ?? now.toISOString(),
+    complete: ready?.reason === ReplayReason.Complete && ready.observedGeneration === generation,
+  };
+}
+
+interface PageResult {
+  matched: number;
+  requeued: number;
+  skipped: number;
+  cursor: string | undefined;
+  complete: boolean;
+}
+
+/** One page of the log: select, requeue, count. */
+async function replayPage(
+  deps: ReplayReconcilerDeps,
+  namespace: string,
+  spec: WebhookReplaySpec,
+  replay: WebhookReplay,
+  progress: Progress,
+): Promise<PageResult> {
+  const window = replayWindow(spec, replay, progress);
+  // one phase: its index may be the smaller one (FAILED); two: every delivery, phase checked here
+  const phase = spec.phases.length === 1 ? spec.phases[0] : undefined;
+  let cursor = progress.cursor;
+  for (let pages = 0; ; pages++) {
+    const page = await listDeliveries(
+      deps.redis,
+      {
+        namespace,
+        ...(spec.webhook === undefined ? {} : { webhook: spec.webhook }),
+        ...(spec.eventType === undefined ? {} : { eventType: spec.eventType }),
+        ...(phase === undefined ? {} : { phase }),
+      },
+      { limit: spec.maxPerSecond, ...(cursor === undefined ? {} : { cursor }) },
+      partitionOf(deps, namespace),
+    );
+    const { selected, reachedStart } = selectDeliveries(page.items, window, spec.phases);
+    cursor = page.nextCursor;
+    const complete = reachedStart || cursor === undefined;
+    if (selected.length === 0 && !complete && pages + 1 < MAX_SKIP_PAGES) continue;
+    const outcomes = await requeue(deps, namespace, selected, replayToken(replay), spec.phases);
+    const requeued = outcomes.filter((o) => o === "requeued" || o === "already-honoured").length;
+    return {
+      matched: selected.length,
+      requeued,
+      skipped: selected.length - requeued,
+      cursor,
+      complete,
+    };
+  }
+}
+
+async function requeue(
+  deps: ReplayReconcilerDeps,
+  namespace: string,
+  ids: readonly string[],
+  token: string,
+  phases: readonly RequeuablePhase[],
+): Promise<RetryOutcome[]> {
+  if (ids.length === 0) return [];
+  // the dispatcher's retention and status stream cap (a requeue rewrites the record's expiry)
+  const limits = await readRecordLimits(deps.redis, deps.keys);
+  return requestRetries(deps.redis, ids, token, partitionOf(deps, namespace), limits, { namespace }, phases);
+}
+
+/** The keys of the partition that holds `namespace`'s deliveries. */
+function partitionOf(deps: Pick<ReplayReconcilerDeps, "keys" | "partitions">, namespace: string): Keyspace {
+  return (deps.partitions ?? onePartition(deps.keys)).of(namespace);
+}
+
+export interface ReplayWindow {
+  /** epoch ms, inclusive */
+  from: number;
+  /** epoch ms, inclusive */
+  to: number;
+}
+
+function replayWindow(spec: WebhookReplaySpec, replay: WebhookReplay, progress: Progress): ReplayWindow {
+  const to = spec.to ?? replay.metadata.creationTimestamp ?? progress.startedAt;
+  return { from: Date.parse(spec.from), to: Date.parse(to) };
+}
+
+/**
+ * The deliveries of a page (newest first) the replay takes: created within the window, in one of
+ * the phases. `reachedStart`: the page went past the window's start, so nothing older matters.
+ */
+export function selectDeliveries(
+  items: readonly DeliverySummary[],
+  window: ReplayWindow,
+  phases: readonly string[],
+): { selected: string[]; reachedStart: boolean } {
+  const selected: string[] = [];
+  for (const item of items) {
+    const created = Date.parse(item.createdAt);
+    if (created < window.from) return { selected, reachedStart: true };
+    if (created > window.to) continue;
+    if (phases.includes(item.phase)) selected.push(item.id);
+  }
+  return { selected, reachedStart: false };
+}
+
+function statusOf(progress: Progress, now: Date): Record<string, unknown> {
+  return {
+    matched: progress.matched,
+    requeued: progress.requeued,
+    skipped: progress.skipped,
+    startedAt: progress.startedAt,
+    // merge patch: null removes
+    cursor: progress.complete ? null : (progress.cursor ?? null),
+    completedAt: progress.complete ? now.toISOString() : null,
+  };
+}
+
+async function writeStatus(
+  deps: ReplayReconcilerDeps,
+  replay: WebhookReplay,
+  generation: number,
+  fields: Record<string, unknown>,
+  verdict: ReadyVerdict,
+): Promise<void> {
+  const standing = REPLAY_STANDING[verdict.reason as keyof typeof ReplayReason];
+  const { conditions } = standingConditions(replay.status?.conditions, verdict, standing, {
+    generation,
+    graceMs: 0,
+    now: deps.now?.() ?? new Date(),
+  });
+  await deps.writes.patchStatus(WEBHOOK_REPLAYS, replay.metadata, {
+    ...fields,
+    observedGeneration: generation,
+    conditions,
+  });
+}
