@@ -4,21 +4,25 @@ SHELL := /bin/bash
 
 # System packages the tests and `make dev` need (Debian names). The tests run the chart's alerts
 # with promtool (from `prometheus`), its Argo CD health check with a real Lua 5.1 (`lua5.1`), and
-# the event log console in a real browser (`chromium`, driven by playwright-core).
-DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium
+# the event log console in a real browser (`chromium`, driven by playwright-core), and build and
+# run the image with `podman` on `runc` from a local base made with `debootstrap` (test/image/).
+DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium podman runc debootstrap
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium) with apt-get
+deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium, podman, runc, debootstrap) with apt-get
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
 	command -v openssl >/dev/null || missing+=(openssl); \
 	command -v promtool >/dev/null || missing+=(prometheus); \
 	command -v lua5.1 >/dev/null || missing+=(lua5.1); \
 	[[ -x /usr/bin/chromium ]] || missing+=(chromium); \
+	command -v podman >/dev/null || missing+=(podman); \
+	command -v runc >/dev/null || missing+=(runc); \
+	command -v debootstrap >/dev/null || missing+=(debootstrap); \
 	if (( $${#missing[@]} )); then \
 	  sudo=; [[ $$(id -u) == 0 ]] || sudo=sudo; \
 	  echo "installing $${missing[*]}"; \
@@ -50,8 +54,12 @@ dev: install ## Run everything locally (control plane, Redis, operator, dispatch
 	@if [[ -z "$$KUBECONFIG" || -z "$$REDIS_URL" ]]; then $(MAKE) --no-print-directory control-plane; fi
 	npm run dev
 
+.PHONY: image-podman
+image-podman: ## Build the image with podman, no Docker, no registry: local base (cached), then the Dockerfile (test/image/)
+	@bash test/image/build-image.sh >/dev/null
+
 .PHONY: test
-test: install control-plane helm kstatus ## Type check, lint, and run unit, integration and e2e tests
+test: install control-plane helm kstatus image-podman ## Type check, lint, and run unit, integration and e2e tests
 	npm test
 
 .PHONY: test-unit

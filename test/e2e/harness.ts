@@ -70,6 +70,31 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
+/** One of the two processes, as it should run: its environment (besides the machine's) and log file. */
+export interface LaunchSpec {
+  readonly role: "dispatcher" | "operator";
+  /** Unique within the file (the operator's identity, or "dispatcher"). */
+  readonly name: string;
+  readonly env: Record<string, string>;
+  readonly logFile: string;
+}
+
+/** Starts a process of the product (from the sources, or from the image: test/image/). */
+export type Launcher = (spec: LaunchSpec) => Promise<ManagedProcess>;
+
+/** The default: node on the TypeScript sources, with the machine's environment. */
+export const runFromSources: Launcher = async ({ role, name, env, logFile }) =>
+  startProcess(
+    role === "dispatcher" ? "dispatcher" : `operator-${name}`,
+    NODE,
+    [join(repo, role, "main.ts")],
+    {
+      logFile,
+      cwd: repo,
+      env: { ...process.env, ...env },
+    },
+  );
+
 export interface E2eWorld {
   readonly keyTag: string;
   readonly logDir: string;
@@ -94,6 +119,8 @@ export async function setupWorld(
     dispatcherEnv?: Record<string, string>;
     /** A Redis of the file's own instead of the run's (a test that flushes or restarts it). */
     redisUrl?: string;
+    /** How the dispatcher and operators run (default: node on the sources, see runFromSources). */
+    launch?: Launcher;
   } = {},
 ): Promise<E2eWorld> {
   const redisUrl = options.redisUrl ?? inject("redisUrl");
@@ -110,7 +137,8 @@ export async function setupWorld(
   }
   const kubeconfig = await operatorKubeconfig(operatorNs.name, logDir);
   const redis = new Redis(redisUrl);
-  const dispatcher = await startDispatcher(keyTag, logDir, {
+  const launch = options.launch ?? runFromSources;
+  const dispatcher = await startDispatcher(launch, keyTag, logDir, {
     DISPATCHER_REDIS_URL: redisUrl,
     ...options.dispatcherEnv,
   });
@@ -126,7 +154,7 @@ export async function setupWorld(
     dispatcher,
     operators,
     async startOperator(name, env = {}) {
-      const operator = await startOperator(name, logDir, {
+      const operator = await startOperator(launch, name, logDir, {
         KUBECONFIG: kubeconfig,
         OPERATOR_REDIS_URL: redisUrl,
         OPERATOR_KEY_TAG: keyTag,
@@ -188,16 +216,17 @@ async function operatorKubeconfig(namespace: string, dir: string): Promise<strin
 }
 
 async function startDispatcher(
+  launch: Launcher,
   keyTag: string,
   logDir: string,
   env: Record<string, string>,
 ): Promise<Dispatcher> {
   const port = await freePort();
-  const proc = startProcess("dispatcher", NODE, [join(repo, "dispatcher", "main.ts")], {
+  const proc = await launch({
+    role: "dispatcher",
+    name: "dispatcher",
     logFile: join(logDir, "dispatcher.log"),
-    cwd: repo,
     env: {
-      ...process.env,
       DISPATCHER_REDIS_URL: inject("redisUrl"),
       DISPATCHER_KEY_TAG: keyTag,
       DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
@@ -236,16 +265,18 @@ async function startDispatcher(
 }
 
 async function startOperator(
+  launch: Launcher,
   name: string,
   logDir: string,
   env: Record<string, string>,
 ): Promise<OperatorProcess> {
   const port = await freePort();
   const logFile = join(logDir, `operator-${name}.log`);
-  const proc = startProcess(`operator-${name}`, NODE, [join(repo, "operator", "main.ts")], {
+  const proc = await launch({
+    role: "operator",
+    name,
     logFile,
-    cwd: repo,
-    env: { ...process.env, ...env, POD_NAME: name, OPERATOR_HOST: "127.0.0.1", OPERATOR_PORT: String(port) },
+    env: { ...env, POD_NAME: name, OPERATOR_HOST: "127.0.0.1", OPERATOR_PORT: String(port) },
   });
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/healthz`, proc, logFile);
