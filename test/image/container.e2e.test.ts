@@ -83,14 +83,18 @@ describe("the image under podman", () => {
       const inspected = await inspectContainer(container.name);
       expect(inspected.HostConfig.ReadonlyRootfs, name).toBe(true);
       expect(inspected.Config.User, name).toBe(`${IMAGE_UID}:${IMAGE_UID}`);
-      // tini (PID 1) and node, as the host sees them: the image's user, no effective capability
+      // tini (PID 1) and node, as the host's kernel sees them: the image's user, no capability at all
       const processes = await containerProcesses(container.name);
       expect(processes.map((p) => p.args).join(" | "), name).toMatch(/tini -- node dist\/.*node dist\//);
       for (const running of processes) {
+        const none = "0000000000000000";
         expect(running, name).toMatchObject({
-          user: String(IMAGE_UID),
-          group: String(IMAGE_UID),
-          capeff: "none",
+          uids: [IMAGE_UID, IMAGE_UID, IMAGE_UID, IMAGE_UID],
+          gids: [IMAGE_UID, IMAGE_UID, IMAGE_UID, IMAGE_UID],
+          capEff: none,
+          capPrm: none,
+          capBnd: none,
+          noNewPrivs: true,
         });
       }
       // nothing on the root filesystem is writable, not even by root-owned-dir accident

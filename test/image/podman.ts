@@ -8,7 +8,7 @@
  * containers behind, and the next run removes those of dead owners (and no other container).
  */
 import { execFile, spawn } from "node:child_process";
-import { chmod, chown, copyFile } from "node:fs/promises";
+import { chmod, chown, copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
@@ -147,23 +147,39 @@ export async function startContainer(options: ContainerOptions): Promise<Contain
   };
 }
 
-/** One line of `podman top`: what the process runs as, seen from the host. */
+/** A process of a container, as the host's kernel sees it (/proc/PID/status). */
 export interface ContainerProcess {
-  user: string;
-  group: string;
-  /** Effective capabilities ("none" when there are none). */
-  capeff: string;
   args: string;
+  /** Real, effective, saved and filesystem ids. */
+  uids: number[];
+  gids: number[];
+  /** Hex capability sets: effective, permitted, bounding. */
+  capEff: string;
+  capPrm: string;
+  capBnd: string;
+  noNewPrivs: boolean;
 }
 
 export async function containerProcesses(name: string): Promise<ContainerProcess[]> {
-  // podman top's descriptors, tab-separated by asking for them one per column
-  const out = await podman(["top", name, "user", "group", "capeff", "args"]);
+  const out = await podman(["top", name, "hpid", "args"]);
   const [, ...rows] = out.trim().split("\n");
-  return rows.map((row) => {
-    const [user = "", group = "", capeff = "", ...rest] = row.trim().split(/\s+/);
-    return { user, group, capeff, args: rest.join(" ") };
-  });
+  return Promise.all(
+    rows.map(async (row) => {
+      const [hpid = "", ...args] = row.trim().split(/\s+/);
+      const status = await readFile(`/proc/${hpid}/status`, "utf8");
+      const field = (key: string) => status.match(new RegExp(`^${key}:\\s*(.*)$`, "m"))?.[1]?.trim() ?? "";
+      const ids = (key: string) => field(key).split(/\s+/).map(Number);
+      return {
+        args: args.join(" "),
+        uids: ids("Uid"),
+        gids: ids("Gid"),
+        capEff: field("CapEff"),
+        capPrm: field("CapPrm"),
+        capBnd: field("CapBnd"),
+        noNewPrivs: field("NoNewPrivs") === "1",
+      };
+    }),
+  );
 }
 
 /** Runs a command in a running container as the image's user; resolves with its exit code and stderr. */
