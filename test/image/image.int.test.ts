@@ -1,7 +1,7 @@
 // What can be checked of the Dockerfile without a Docker engine: its build stage, replayed on
 // a copy of exactly the files it COPYs, produces the entrypoints it names, and they run in the
 // runtime stage's layout (package.json and dist/, no node_modules) with Node's built-ins alone.
-// The image itself is built by `make image`.
+// The image itself is built and run with podman by container.e2e.test.ts (build-image.sh here).
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
