@@ -97,10 +97,12 @@ describe("the image under podman", () => {
           noNewPrivs: true,
         });
       }
-      // nothing on the root filesystem is writable, not even by root-owned-dir accident
-      const write = await execIn(container.name, ["sh", "-c", "echo x > /app/probe || echo x > /probe"]);
+      // the user's own home would be writable on a writable root: refused for being read-only;
+      // /tmp (the chart's emptyDir) is the one writable path
+      const write = await execIn(container.name, ["sh", "-c", "echo x > /home/node/probe"]);
       expect(write.code, name).not.toBe(0);
       expect(write.stderr, name).toMatch(/Read-only file system/);
+      expect((await execIn(container.name, ["sh", "-c", "echo x > /tmp/probe"])).code, name).toBe(0);
 
       expect((await fetch(`${base}/healthz`)).status, `${name} /healthz`).toBe(200);
       await eventually(async () =>

@@ -46,7 +46,7 @@ export async function buildImage(): Promise<BuiltImage> {
   return { name, seconds: (performance.now() - started) / 1000 };
 }
 
-/** `podman image inspect` fields the tests report. */
+/** The image's size as `podman image inspect` reports it (uncompressed, all layers). */
 export async function imageSizeBytes(image: string): Promise<number> {
   return Number((await podman(["image", "inspect", "--format", "{{.Size}}", image])).trim());
 }
