@@ -64,6 +64,8 @@ if [[ ! -s "$tarball" ]]; then
   work=$(mktemp -d "$cache_root/image-base.XXXXXX")
   trap 'umount -R "$work/rootfs/proc" "$work/rootfs/sys" 2>/dev/null || true; rm -rf "$work"' EXIT
   rootfs="$work/rootfs"
+  # everything below writes and deletes under $rootfs: never let it be the host's root
+  [[ "$rootfs" == "$cache_root"/image-base.*/rootfs ]] || { log "refusing rootfs '$rootfs'"; exit 1; }
   log "debootstrap --variant=minbase $SUITE from $DEBIAN_MIRROR (first run only; ~2 min)"
   debootstrap --variant=minbase "$SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2
