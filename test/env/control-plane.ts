@@ -1,17 +1,3 @@
-/**
- * A real Kubernetes control plane for tests, the envtest way: etcd + kube-apiserver
- * as plain processes on free loopback ports, no Docker, no nodes; with `controllers`,
- * kube-controller-manager and kube-scheduler too (namespaces terminate, owner-reference
- * garbage collection runs, the `default` ServiceAccounts appear).
- *
- * Binaries come from `KUBEBUILDER_ASSETS` (envtest layout: etcd, kube-apiserver,
- * kubectl) or are built once by build-control-plane.sh into a cache outside the repo.
- * Flags follow controller-runtime's pkg/internal/testing/controlplane (apiserver.go,
- * etcd.go, auth.go): RBAC, a client CA with an admin in system:masters, service-account
- * signing keys, the ServiceAccount admission plugin disabled (no controller creates
- * the `default` ServiceAccount here).
- */
-import { spawn } from "node:child_process";
 import { generateKeyPair } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -20,6 +6,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
+import { runBuildScript } from "./build-script.ts";
 import { ecKey, selfSignedCa, signLeaf } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { type ManagedProcess, startProcess } from "./process.ts";
@@ -91,19 +78,7 @@ export async function resolveAssets(): Promise<string> {
     if (missing.length > 0) throw new Error(`KUBEBUILDER_ASSETS=${fromEnv} lacks ${missing.join(", ")}`);
     return fromEnv;
   }
-  const dir = await new Promise<string>((resolve, reject) => {
-    const child = spawn("bash", [BUILD_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      out += chunk;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      const last = out.trim().split("\n").at(-1) ?? "";
-      if (code === 0 && last !== "") resolve(last);
-      else reject(new Error(`${BUILD_SCRIPT} failed with exit code ${code}`));
-    });
-  });
+  const dir = await runBuildScript(BUILD_SCRIPT);
   const missing = BINARIES.filter((name) => !existsSync(join(dir, name)));
   if (missing.length > 0) throw new Error(`${dir} lacks ${missing.join(", ")}`);
   return dir;

@@ -7,10 +7,11 @@
  * Each container is labelled with the test run's PID: a run killed before its teardown leaves
  * containers behind, and the next run removes those of dead owners (and no other container).
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chmod, chown, copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { runBuildScript } from "../env/build-script.ts";
 import { type ManagedProcess, startProcess } from "../env/process.ts";
 
 const run = promisify(execFile);
@@ -30,19 +31,7 @@ export interface BuiltImage {
 /** Runs build-image.sh (progress to stderr) and returns the image it built. */
 export async function buildImage(): Promise<BuiltImage> {
   const started = performance.now();
-  const name = await new Promise<string>((resolve, reject) => {
-    const child = spawn("bash", [BUILD_SCRIPT], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      out += chunk;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      const last = out.trim().split("\n").at(-1) ?? "";
-      if (code === 0 && last !== "") resolve(last);
-      else reject(new Error(`${BUILD_SCRIPT} failed with exit code ${code}`));
-    });
-  });
+  const name = await runBuildScript(BUILD_SCRIPT);
   return { name, seconds: (performance.now() - started) / 1000 };
 }
 
