@@ -165,7 +165,11 @@ export class DeliveryWorker {
   readonly #claimReserve: number;
   readonly #owner: WorkOwner = {
     attempt: (work) => this.#attempt(work),
-    handBack: (work, delayMs) => this.#handBack(work, delayMs),
+    // queued work taken back unattempted (evicted, shutdown): a probe among it frees its slot
+    handBack: (work, delayMs) => {
+      this.#circuits.abandon(circuitKeyOf(work));
+      this.#handBack(work, delayMs);
+    },
   };
 
   constructor(options: DeliveryWorkerOptions) {
