@@ -274,9 +274,20 @@ export interface ReplayWindow {
   to: number;
 }
 
-function replayWindow(spec: WebhookReplaySpec, replay: WebhookReplay, progress: Progress): ReplayWindow {
-  const to = spec.to ?? replay.metadata.creationTimestamp ?? progress.startedAt;
-  return { from: Date.parse(spec.from), to: Date.parse(to) };
+/**
+ * The replay's time range. Without `spec.to` it ends with the object's creation, which the API
+ * server records to the second: the whole of that second is taken, or deliveries made in it
+ * before the object was created (a `from` a few ms before them, say) would fall outside.
+ */
+export function replayWindow(
+  spec: Pick<WebhookReplaySpec, "from" | "to">,
+  replay: Pick<WebhookReplay, "metadata">,
+  progress: { startedAt: string },
+): ReplayWindow {
+  if (spec.to !== undefined) return { from: Date.parse(spec.from), to: Date.parse(spec.to) };
+  const created = replay.metadata.creationTimestamp;
+  const to = created === undefined ? Date.parse(progress.startedAt) : Date.parse(created) + 999;
+  return { from: Date.parse(spec.from), to };
 }
 
 /**
