@@ -21,6 +21,7 @@ const ENTRYPOINTS = [...new Set(dockerfile.match(/dist\/[\w/-]+\.js/g) ?? [])].s
 const BUILD_INPUTS = [
   "package.json",
   "package-lock.json",
+  "tsconfig.json",
   "build",
   "contract",
   "common",
