@@ -6,9 +6,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { Cluster, Redis } from "ioredis";
-import { freePort } from "./ports.ts";
 import { type ManagedProcess, startProcess } from "./process.ts";
-import { waitForRedis } from "./redis.ts";
+import { startOnFreePort, waitForRedis } from "./redis.ts";
 
 // A Redis Cluster on loopback: `masters` redis-server processes in cluster mode, no replicas,
 // joined by `redis-cli --cluster create` (which splits the 16384 slots evenly among them).
@@ -114,43 +113,38 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
 }
 
 async function startNode(dir: string, index: number): Promise<{ port: number; proc: ManagedProcess }> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const nodeDir = join(dir, `node-${index}-${port}`);
-    await mkdir(nodeDir, { recursive: true });
-    const proc = startProcess(
-      `redis-cluster-${index}`,
-      process.env.REDIS_SERVER_BIN ?? "redis-server",
-      [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        nodeDir,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        join(nodeDir, "nodes.conf"),
-        "--cluster-node-timeout",
-        "5000",
-      ],
-      { logFile: join(nodeDir, "redis.log") },
-    );
-    try {
-      await waitForRedis({ host: "127.0.0.1", port }, proc);
-      return { port, proc };
-    } catch (error) {
-      lastError = error;
-      await proc.stop();
-    }
-  }
-  throw lastError;
+  return startOnFreePort(
+    `redis-cluster-${index} did not start`,
+    async (port) => {
+      // a directory per port: a node's nodes.conf must not outlive a failed try on another port
+      const nodeDir = join(dir, `node-${index}-${port}`);
+      await mkdir(nodeDir, { recursive: true });
+      return startProcess(
+        `redis-cluster-${index}`,
+        process.env.REDIS_SERVER_BIN ?? "redis-server",
+        [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--dir",
+          nodeDir,
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          join(nodeDir, "nodes.conf"),
+          "--cluster-node-timeout",
+          "5000",
+        ],
+        { logFile: join(nodeDir, "redis.log") },
+      );
+    },
+    (port, proc) => waitForRedis({ host: "127.0.0.1", port }, proc),
+  );
 }
 
 async function ownerOf(ports: readonly number[], slot: number): Promise<number> {

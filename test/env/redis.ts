@@ -87,44 +87,64 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
       { logFile: join(dir, "redis.log") },
     );
   };
+  const started = await startOnFreePort(
+    "redis-server did not start (is Debian's redis-server installed?)",
+    launch,
+    (port, proc) => waitForRedis(adminOptions(port), proc),
+  );
+  const { port } = started;
+  let { proc } = started;
+  const scheme = options.tls ? "rediss" : "redis";
+  const auth = password ? `default:${password}@` : "";
+  return {
+    url: `${scheme}://${auth}127.0.0.1:${port}`,
+    port,
+    caFile,
+    dir,
+    connect: (extra = {}) => new Redis({ ...adminOptions(port), ...extra }),
+    async restart({ signal = "SIGKILL", downMs = 0 } = {}) {
+      const exited = new Promise((resolve) => proc.child.once("exit", resolve));
+      proc.child.kill(signal);
+      const killedAt = Date.now();
+      await exited;
+      await proc.stop();
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      // the same port: clients keep their address, as with a restarted Pod behind a Service
+      proc = launch(port);
+      await waitForRedis(adminOptions(port), proc);
+      return { killedAt, upAt: Date.now() };
+    },
+    async stop() {
+      await proc.stop();
+      process.removeListener("exit", removeDir);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts a server on a free loopback port and waits until it is `ready`; when it cannot listen
+ * or answer there (another process took the port meanwhile), tries another port, up to 5 times.
+ * Redis, Sentinel and Cluster nodes alike.
+ */
+export async function startOnFreePort(
+  failure: string,
+  launch: (port: number) => ManagedProcess | Promise<ManagedProcess>,
+  ready: (port: number, proc: ManagedProcess) => Promise<void>,
+): Promise<{ port: number; proc: ManagedProcess }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    let proc = launch(port);
+    const proc = await launch(port);
     try {
-      await waitForRedis(adminOptions(port), proc);
-      const scheme = options.tls ? "rediss" : "redis";
-      const auth = password ? `default:${password}@` : "";
-      return {
-        url: `${scheme}://${auth}127.0.0.1:${port}`,
-        port,
-        caFile,
-        dir,
-        connect: (extra = {}) => new Redis({ ...adminOptions(port), ...extra }),
-        async restart({ signal = "SIGKILL", downMs = 0 } = {}) {
-          const exited = new Promise((resolve) => proc.child.once("exit", resolve));
-          proc.child.kill(signal);
-          const killedAt = Date.now();
-          await exited;
-          await proc.stop();
-          if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
-          // the same port: clients keep their address, as with a restarted Pod behind a Service
-          proc = launch(port);
-          await waitForRedis(adminOptions(port), proc);
-          return { killedAt, upAt: Date.now() };
-        },
-        async stop() {
-          await proc.stop();
-          process.removeListener("exit", removeDir);
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
+      await ready(port, proc);
+      return { port, proc };
     } catch (error) {
       lastError = error;
       await proc.stop();
     }
   }
-  throw new Error(`redis-server did not start (is Debian's redis-server installed?): ${String(lastError)}`);
+  throw new Error(`${failure}: ${String(lastError)}`);
 }
 
 /** Resolves once a redis-server (or Sentinel) answers PING; fails early if `proc` exits. */

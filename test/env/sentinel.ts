@@ -4,9 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { freePort } from "./ports.ts";
 import { type ManagedProcess, startProcess } from "./process.ts";
-import { waitForRedis } from "./redis.ts";
+import { startOnFreePort, waitForRedis } from "./redis.ts";
 
 // A Redis Sentinel deployment on loopback, as production runs it in miniature: one primary, one
 // replica, three Sentinels (quorum 2). Everything is Debian's redis-server: a Sentinel is the same
@@ -211,21 +210,14 @@ async function startServer(
   args: (port: number) => string[] | Promise<string[]>,
 ): Promise<Server> {
   await mkdir(join(dir, name), { recursive: true });
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const proc = startProcess(name, process.env.REDIS_SERVER_BIN ?? "redis-server", await args(port), {
-      logFile: join(dir, name, "redis.log"),
-    });
-    try {
-      await waitForRedis({ host: "127.0.0.1", port }, proc);
-      return { port, proc };
-    } catch (error) {
-      lastError = error;
-      await proc.stop();
-    }
-  }
-  throw new Error(`${name} did not start: ${String(lastError)}`);
+  return startOnFreePort(
+    `${name} did not start`,
+    async (port) =>
+      startProcess(name, process.env.REDIS_SERVER_BIN ?? "redis-server", await args(port), {
+        logFile: join(dir, name, "redis.log"),
+      }),
+    (port, proc) => waitForRedis({ host: "127.0.0.1", port }, proc),
+  );
 }
 
 /** Runs one command on a short-lived connection; undefined when the server does not answer. */
