@@ -107,19 +107,40 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
-/** utime + stime of processes (summed per name), seconds. */
-export function cpuSeconds(pids: Record<string, number | readonly number[]>): Record<string, number> {
+/** CPU time of processes (summed per name), seconds: all of it, and the part spent in the kernel. */
+export interface CpuTime {
+  total: number;
+  kernel: number;
+}
+
+/** utime + stime (and stime alone) of processes, summed per name, from /proc. */
+export function cpuTimes(pids: Record<string, number | readonly number[]>): Record<string, CpuTime> {
   const ticksPerSecond = 100; // USER_HZ on Linux
-  const result: Record<string, number> = {};
+  const result: Record<string, CpuTime> = {};
   for (const [name, pidOrPids] of Object.entries(pids)) {
-    result[name] = 0;
+    const time = { total: 0, kernel: 0 };
     for (const pid of typeof pidOrPids === "number" ? [pidOrPids] : pidOrPids) {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      result[name] += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+      time.total += (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+      time.kernel += Number(fields[12]) / ticksPerSecond;
     }
+    result[name] = time;
   }
   return result;
+}
+
+/** utime + stime of processes (summed per name), seconds. */
+export function cpuSeconds(pids: Record<string, number | readonly number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpuTimes(pids)).map(([name, time]) => [name, time.total]));
+}
+
+/** "214 µs (kernel 35 %)": CPU per unit of work between two readings. */
+export function describeCpu(before: CpuTime, after: CpuTime, units: number): string {
+  const total = after.total - before.total;
+  const kernel = after.kernel - before.kernel;
+  const share = total > 0 ? Math.round((kernel / total) * 100) : 0;
+  return `${((total * 1e6) / units).toFixed(0)} µs (kernel ${share} %)`;
 }
 
 /** Peak resident set (VmHWM) of a process, KiB. */

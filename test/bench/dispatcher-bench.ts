@@ -15,7 +15,9 @@ import { startRedis } from "../env/redis.ts";
 import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import { heapFlags } from "../support/process-memory.ts";
 import {
-  cpuSeconds,
+  type CpuTime,
+  cpuTimes,
+  describeCpu,
   log,
   onStop,
   pad,
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
   // ── phase 0: the box's HTTP limit ─────────────────────────────────────────────────────────
   let limitRate = 0;
   for (const inFlight of [LIMIT_IN_FLIGHT, CONNECTIONS]) {
-    const limitCpu: Record<string, number> = {};
+    const limitCpu: Record<string, string> = {};
     const rate = await plainPoolRate(
       target,
       { client: process.pid, receiver: receiverPid },
@@ -89,16 +91,16 @@ async function main(): Promise<void> {
     limitRate = Math.max(limitRate, rate);
     log(
       `HTTP limit (plain undici Pool, ${CONNECTIONS} connections, ${inFlight} in flight): ${rate.toFixed(0)}/s; ` +
-        `CPU per request: client ${limitCpu.client!.toFixed(0)} µs, receiver ${limitCpu.receiver!.toFixed(0)} µs`,
+        `CPU per request: client ${limitCpu.client}, receiver ${limitCpu.receiver}`,
     );
   }
 
   // ── phase 1: raw client rate ──────────────────────────────────────────────────────────────
-  const rawCpu: Record<string, number> = {};
+  const rawCpu: Record<string, string> = {};
   const rawRate = await rawPostRate(target, { client: process.pid, receiver: receiverPid }, rawCpu);
   log(
     `raw POST rate (DeliveryClient, ${CONNECTIONS} connections): ${rawRate.toFixed(0)}/s; CPU per request: ` +
-      `client ${rawCpu.client!.toFixed(0)} µs, receiver ${rawCpu.receiver!.toFixed(0)} µs`,
+      `client ${rawCpu.client}, receiver ${rawCpu.receiver}`,
   );
 
   // ── the dispatcher ────────────────────────────────────────────────────────────────────────
@@ -161,7 +163,7 @@ async function main(): Promise<void> {
   let sentSoFar = WARMUP;
   const measureMax = async (path: IngestPath): Promise<MaxRun> => {
     const ids = Array.from({ length: MAX_EVENTS }, (_, i) => `max-${path}-${i}`);
-    const cpuBefore = cpuSeconds(pids);
+    const cpuBefore = cpuTimes(pids);
     const commandsBefore = await commandCalls(redis);
     const start = Date.now();
     await ingestAll(base, ids, path);
@@ -169,10 +171,13 @@ async function main(): Promise<void> {
     sentSoFar += MAX_EVENTS;
     await waitForSent(redis, keys.status, sentSoFar);
     const elapsed = (Date.now() - start) / 1000;
-    const cpuAfter = cpuSeconds(pids);
+    const cpuAfter = cpuTimes(pids);
     const commands = diffCalls(commandsBefore, await commandCalls(redis));
     const cpuUs = Object.fromEntries(
-      Object.entries(cpuAfter).map(([name, s]) => [name, ((s - cpuBefore[name]!) * 1e6) / MAX_EVENTS]),
+      Object.entries(cpuAfter).map(([name, t]) => [
+        name,
+        ((t.total - cpuBefore[name]!.total) * 1e6) / MAX_EVENTS,
+      ]),
     );
     const rate = MAX_EVENTS / elapsed;
     const latencies = await ingestToSent(redis, keys, ids);
@@ -182,8 +187,8 @@ async function main(): Promise<void> {
         `(ingest took ${((ingestDone - start) / 1000).toFixed(2)} s); machine load ${loadavg()[0]!.toFixed(1)}`,
     );
     log(
-      `${path}: CPU per delivery ${Object.entries(cpuUs)
-        .map(([name, us]) => `${name} ${us.toFixed(0)} µs`)
+      `${path}: CPU per delivery ${Object.keys(cpuUs)
+        .map((name) => `${name} ${describeCpu(cpuBefore[name]!, cpuAfter[name]!, MAX_EVENTS)}`)
         .join(", ")}`,
     );
     log(
@@ -339,7 +344,7 @@ function diffCalls(before: Map<string, number>, after: Map<string, number>): Map
 async function plainPoolRate(
   target: URL,
   pids: Record<string, number>,
-  cpuPerRequestUs: Record<string, number>,
+  cpuPerRequest: Record<string, string>,
   inFlight: number,
 ): Promise<number> {
   const pool = new Pool(target.origin, { connections: CONNECTIONS });
@@ -370,13 +375,11 @@ async function plainPoolRate(
   end = WARMUP;
   await Promise.all(Array.from({ length: inFlight }, worker));
   end = WARMUP + RAW_REQUESTS;
-  const cpuBefore = cpuSeconds(pids);
+  const cpuBefore = cpuTimes(pids);
   const start = performance.now();
   await Promise.all(Array.from({ length: inFlight }, worker));
   const seconds = (performance.now() - start) / 1000;
-  const cpuAfter = cpuSeconds(pids);
-  for (const name of Object.keys(pids))
-    cpuPerRequestUs[name] = ((cpuAfter[name]! - cpuBefore[name]!) / RAW_REQUESTS) * 1e6;
+  recordCpu(cpuBefore, cpuTimes(pids), cpuPerRequest);
   await pool.close();
   return RAW_REQUESTS / seconds;
 }
@@ -384,7 +387,7 @@ async function plainPoolRate(
 async function rawPostRate(
   target: URL,
   pids: Record<string, number>,
-  cpuPerRequestUs: Record<string, number>,
+  cpuPerRequest: Record<string, string>,
 ): Promise<number> {
   const client = new DeliveryClient({
     connectionsPerOrigin: CONNECTIONS,
@@ -426,16 +429,23 @@ async function rawPostRate(
   end = WARMUP;
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   end = WARMUP + RAW_REQUESTS;
-  const cpuBefore = cpuSeconds(pids);
+  const cpuBefore = cpuTimes(pids);
   const start = performance.now();
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   const seconds = (performance.now() - start) / 1000;
-  const cpuAfter = cpuSeconds(pids);
-  for (const name of Object.keys(pids))
-    cpuPerRequestUs[name] = ((cpuAfter[name]! - cpuBefore[name]!) / RAW_REQUESTS) * 1e6;
+  recordCpu(cpuBefore, cpuTimes(pids), cpuPerRequest);
   await client.close();
   if (failures > 0) throw new Error(`${failures} raw POSTs failed`);
   return RAW_REQUESTS / seconds;
+}
+
+/** CPU per request of each process between two readings, described (describeCpu). */
+function recordCpu(
+  before: Record<string, CpuTime>,
+  after: Record<string, CpuTime>,
+  into: Record<string, string>,
+) {
+  for (const name of Object.keys(before)) into[name] = describeCpu(before[name]!, after[name]!, RAW_REQUESTS);
 }
 
 function eventsFor(ids: string[]) {
