@@ -18,6 +18,8 @@ import {
   requestRetry,
 } from "./deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./keys.ts";
+import { MAX_COMMAND_BYTES } from "./scripts/command-size.ts";
+import type { FanoutPlan } from "./scripts/fanout-events.ts";
 import { isScriptInputError } from "./scripts/script.ts";
 import type { SettleOutcome } from "./scripts/settle-deliveries.ts";
 import { ensureConsumerGroup } from "./streams/stream-consumer.ts";
@@ -109,6 +111,54 @@ describe("delivery records", () => {
     // the same batch once more: the entry was acknowledged already, nothing to hand back twice
     await settle(keys, [handBack]);
     expect(await redis.zscore(keys.scheduled, "hook-back")).toBeNull();
+  });
+});
+
+describe("batches larger than one Redis command should be", () => {
+  // 120 events with a 2 KB payload each: well over MAX_COMMAND_BYTES, so several script calls
+  const payload = JSON.stringify({ blob: "x".repeat(2_000) });
+  const planOf = (ids: string[]): FanoutPlan => ({
+    invalid: [],
+    events: ids.map((id) => ({
+      entryId: "",
+      namespace: "ns",
+      id: `evt-${id}`,
+      type: "job.created",
+      occurredAt: "2025-01-01T00:00:00.000Z",
+      ingestedAt: Date.now(),
+      data: payload,
+      routing: "routed",
+      deliveries: [{ id, webhook: "hook", uid: "u", url: "https://example.com", payload, maxAttempts: 3 }],
+    })),
+  });
+
+  it("fanned out in parts, every event counted in order, and found done when recorded again", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const ids = Array.from({ length: 120 }, (_, i) => `hook-big-${i}`);
+    expect(120 * payload.length * 2).toBeGreaterThan(3 * MAX_COMMAND_BYTES);
+    expect(await fanoutEvents(redis, planOf(ids), TEST_FANOUT_LIMITS, keys)).toEqual(ids.map(() => 1));
+    expect(await redis.xlen(keys.deliveries)).toBe(120);
+    for (const id of [ids[0]!, ids[60]!, ids[119]!])
+      expect((await readDelivery(redis, id, keys))?.phase).toBe("QUEUED");
+    // the same plan again (a batch retried after a failure part-way): duplicates, nothing made twice
+    expect(await fanoutEvents(redis, planOf(ids), TEST_FANOUT_LIMITS, keys)).toEqual(ids.map(() => -1));
+    expect(await redis.xlen(keys.deliveries)).toBe(120);
+  });
+
+  it("settled in parts, one result per outcome in order", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const ids = Array.from({ length: 300 }, (_, i) => `hook-many-${i}`);
+    await fanoutEvents(redis, planOf(ids), TEST_FANOUT_LIMITS, keys);
+    const longAttempt = JSON.stringify({ ...JSON.parse(attempt(1)), error: "e".repeat(400) });
+    const outcomes: SettleOutcome[] = ids.map((id, i) =>
+      i % 3 === 0
+        ? { entryId: "", id, version: "1", kind: "sent", attempt: longAttempt } // stale: version 0 is current
+        : { entryId: "", id, version: "0", kind: "sent", attempt: longAttempt },
+    );
+    expect(300 * longAttempt.length).toBeGreaterThan(2 * MAX_COMMAND_BYTES);
+    expect(await settle(keys, outcomes)).toBe(ids.map((_, i) => (i % 3 === 0 ? "s" : "a")).join(""));
+    expect((await readDelivery(redis, ids[299]!, keys))?.phase).toBe("SENT");
+    expect((await readDelivery(redis, ids[0]!, keys))?.phase).toBe("QUEUED");
   });
 });
 

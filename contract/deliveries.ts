@@ -16,11 +16,13 @@ import {
   unpackEvent,
 } from "./records.ts";
 import type { RedisClient } from "./redis-client.ts";
+import { splitBySize } from "./scripts/command-size.ts";
 import { countFanoutFailureScript } from "./scripts/count-fanout-failure.ts";
 import {
   encodeFanoutPlan,
   eventRecordTtl,
   type FanoutPlan,
+  type FanoutPlanEvent,
   type FanoutPlanInvalid,
   fanoutEventsScript,
 } from "./scripts/fanout-events.ts";
@@ -39,8 +41,11 @@ export interface FanoutLimits extends RecordLimits {
 }
 
 /**
- * Records a fan-out plan (events, their deliveries, invalid stream entries) in one atomic step;
- * see fanout-events.ts for the semantics. Returns, per planned event, the deliveries it created
+ * Records a fan-out plan (events, their deliveries, invalid stream entries); see fanout-events.ts
+ * for the semantics. A plan larger than MAX_COMMAND_BYTES is recorded in several script calls,
+ * each one atomic step for its events (and the acknowledgement of their stream entries): a failure
+ * part-way leaves the earlier parts recorded, and recording the plan again finds them done
+ * (idempotent by event and delivery id). Returns, per planned event, the deliveries it created
  * (negative: a duplicate event id, dropped).
  */
 export async function fanoutEvents(
@@ -50,21 +55,35 @@ export async function fanoutEvents(
   keys: Keyspace,
   now: number = Date.now(),
 ): Promise<number[]> {
-  return (await runScript(
-    redis,
-    fanoutEventsScript,
-    [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
-    [
-      keys.prefix,
-      CONSUMER_GROUPS.fanout,
-      now,
-      limits.retentionMs,
-      limits.statusStreamMaxLen,
-      eventRecordTtl(limits),
-      limits.deadLetterMaxLen,
-      ...encodeFanoutPlan(plan, { now, ...limits }),
-    ],
-  )) as number[];
+  const parts = splitBySize(plan.events, plannedEventSize);
+  const created: number[] = [];
+  for (const [i, events] of (parts.length > 0 ? parts : [[]]).entries()) {
+    const part: FanoutPlan = { ...plan, events, invalid: i === 0 ? plan.invalid : [] };
+    const counts = (await runScript(
+      redis,
+      fanoutEventsScript,
+      [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
+      [
+        keys.prefix,
+        CONSUMER_GROUPS.fanout,
+        now,
+        limits.retentionMs,
+        limits.statusStreamMaxLen,
+        eventRecordTtl(limits),
+        limits.deadLetterMaxLen,
+        ...encodeFanoutPlan(part, { now, ...limits }),
+      ],
+    )) as number[];
+    created.push(...counts);
+  }
+  return created;
+}
+
+/** About what an event adds to a fan-out call: its data, and per delivery its payload, URL and record. */
+function plannedEventSize(event: FanoutPlanEvent): number {
+  let size = 200 + event.data.length;
+  for (const delivery of event.deliveries) size += 300 + delivery.payload.length + 2 * delivery.url.length;
+  return size;
 }
 
 /**
@@ -112,8 +131,9 @@ export async function countFanoutFailure(
 }
 
 /**
- * Records the outcomes of a batch of attempts and acknowledges their work-queue entries in one
- * step (see settle-deliveries.ts). Returns one SettleResult character per outcome.
+ * Records the outcomes of a batch of attempts and acknowledges their work-queue entries (see
+ * settle-deliveries.ts), in one script call per MAX_COMMAND_BYTES of outcomes: each outcome is
+ * recorded together with its acknowledgement. Returns one SettleResult character per outcome.
  */
 export async function settleDeliveries(
   redis: RedisClient,
@@ -122,19 +142,34 @@ export async function settleDeliveries(
   keys: Keyspace,
   now: number = Date.now(),
 ): Promise<string> {
-  return (await runScript(
-    redis,
-    settleDeliveriesScript,
-    [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
-    [
-      keys.prefix,
-      CONSUMER_GROUPS.delivery,
-      now,
-      limits.retentionMs,
-      limits.statusStreamMaxLen,
-      ...encodeOutcomes(outcomes),
-    ],
-  )) as string;
+  let results = "";
+  for (const part of splitBySize(outcomes, settleOutcomeSize)) {
+    results += (await runScript(
+      redis,
+      settleDeliveriesScript,
+      [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
+      [
+        keys.prefix,
+        CONSUMER_GROUPS.delivery,
+        now,
+        limits.retentionMs,
+        limits.statusStreamMaxLen,
+        ...encodeOutcomes(part),
+      ],
+    )) as string;
+  }
+  return results;
+}
+
+/** About what an outcome adds to a settle call. */
+function settleOutcomeSize(outcome: SettleOutcome): number {
+  return (
+    100 +
+    outcome.id.length +
+    (outcome.attempt?.length ?? 0) +
+    (outcome.reason?.length ?? 0) +
+    (outcome.url?.length ?? 0)
+  );
 }
 
 /**
