@@ -53,7 +53,15 @@ export async function fanoutEvents(
   return (await runScript(
     redis,
     fanoutEventsScript,
-    [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
+    [
+      keys.events,
+      keys.deliveries,
+      keys.status,
+      keys.logAll,
+      keys.logIndexes,
+      keys.deadLetters,
+      ...(limits.archive ? [keys.archiveOpen] : []),
+    ],
     [
       keys.prefix,
       CONSUMER_GROUPS.fanout,
@@ -125,7 +133,13 @@ export async function settleDeliveries(
   return (await runScript(
     redis,
     settleDeliveriesScript,
-    [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
+    [
+      keys.deliveries,
+      keys.scheduled,
+      keys.status,
+      keys.logFailed,
+      ...(limits.archive ? [keys.archivePending, keys.archiveOpen] : []),
+    ],
     [
       keys.prefix,
       CONSUMER_GROUPS.delivery,
