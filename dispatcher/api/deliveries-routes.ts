@@ -15,6 +15,7 @@ import type { RecordLimits } from "../../contract/record-limits.ts";
 import { DeliveryPhaseSchema } from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
 import type { ArchivedLog } from "../archive/archive-log.ts";
+import { ArchiveUnavailableError } from "../archive/archive-store.ts";
 import { USER_AGENT } from "../version.ts";
 import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
@@ -72,7 +73,7 @@ export async function deliveriesRoutes(
     const filter = confine(request, requested);
     const page = cursor === undefined ? { limit } : { limit, cursor };
     try {
-      if (archive) return await archive.list(filter, page);
+      if (archive) return await fromArchive(() => archive.list(filter, page));
       return await listDeliveriesAcross(redis, filter, page, partitions);
     } catch (error) {
       if (error instanceof InvalidCursorError) throw new ApiError("INVALID_REQUEST", "invalid cursor");
@@ -82,7 +83,7 @@ export async function deliveriesRoutes(
 
   app.get<{ Params: { id: string } }>("/v1/deliveries/:id", async (request) => {
     const delivery = archive
-      ? await archive.read(request.params.id)
+      ? await fromArchive(() => archive.read(request.params.id))
       : await readDeliveryAcross(redis, request.params.id, partitions);
     const confined = confinedNamespace(request);
     if (delivery === null || (confined !== undefined && delivery.namespace !== confined)) {
@@ -96,7 +97,7 @@ export async function deliveriesRoutes(
     const body = parse(RetryBodySchema, request.body ?? undefined);
     const token = body?.token ?? randomUUID();
     const { outcome } = archive
-      ? await archive.retry(request.params.id, token, retryScope(request))
+      ? await fromArchive(() => archive.retry(request.params.id, token, retryScope(request)))
       : await requestRetryAcross(redis, request.params.id, token, partitions, limits, retryScope(request));
     switch (outcome) {
       case "not-found":
@@ -124,6 +125,17 @@ export async function deliveriesRoutes(
     );
     return reply.code(202).send({ token, ...counts });
   });
+}
+
+/** A call that may read the durable log store: PostgreSQL down is a 503, as Redis down is (the caller retries). */
+async function fromArchive<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ArchiveUnavailableError)
+      throw new ApiError("UNAVAILABLE", "the durable log store (PostgreSQL) is unavailable; retry later");
+    throw error;
+  }
 }
 
 /** The filter a namespace's token may use: its own namespace, named or not. */

@@ -67,6 +67,23 @@ const MIGRATIONS: readonly string[] = [
 
 const DAY_MS = 86_400_000;
 
+/** PostgreSQL could not answer a read (down, unreachable): the API says 503, the caller retries. */
+export class ArchiveUnavailableError extends Error {
+  override readonly name = "ArchiveUnavailableError";
+  constructor(cause: unknown) {
+    super("the durable log store (PostgreSQL) is unavailable", { cause });
+  }
+}
+
+/** Runs a read, its failure as ArchiveUnavailableError. */
+async function reading<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    throw new ArchiveUnavailableError(error);
+  }
+}
+
 /** `dataforce_deliveries_p20261130` for the day holding `ms` (UTC). */
 export function partitionName(ms: number): string {
   return `${TABLE}_p${new Date(ms).toISOString().slice(0, 10).replaceAll("-", "")}`;
@@ -214,19 +231,23 @@ export class ArchiveStore {
         : sql`(created_at, id) < (${new Date(before.createdAt)}, ${before.id})`,
     ];
     const where = conditions.reduce((all, condition) => sql`${all} and ${condition}`);
-    const rows = await sql<SummaryRow[]>`
-      select id, event_id, event_type, namespace, webhook, url, phase, attempt_count, max_attempts,
-        cycle, created_at, updated_at, failure_reason
-      from ${sql(TABLE)} where ${where}
-      order by created_at desc, id desc limit ${limit}`;
+    const rows = await reading(
+      () => sql<SummaryRow[]>`
+        select id, event_id, event_type, namespace, webhook, url, phase, attempt_count, max_attempts,
+          cycle, created_at, updated_at, failure_reason
+        from ${sql(TABLE)} where ${where}
+        order by created_at desc, id desc limit ${limit}`,
+    );
     return rows.map(toSummary);
   }
 
   /** The latest archived delivery with this id (the newest creation: an id made again after its event's window). */
   async get(id: string): Promise<ArchivedDelivery | null> {
-    const rows = await this.sql<{ record: unknown; retry_tokens: string[] }[]>`
-      select record, retry_tokens from ${this.sql(TABLE)} where id = ${id}
-      order by created_at desc limit 1`;
+    const rows = await reading(
+      () => this.sql<{ record: unknown; retry_tokens: string[] }[]>`
+        select record, retry_tokens from ${this.sql(TABLE)} where id = ${id}
+        order by created_at desc limit 1`,
+    );
     const row = rows[0];
     if (!row) return null;
     return ArchivedDeliverySchema.parse({ record: row.record, retryTokens: row.retry_tokens });

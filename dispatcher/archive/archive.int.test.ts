@@ -270,6 +270,9 @@ describe("durable log store (PostgreSQL)", () => {
         expect(
           await redis.exists(dispatcher!.keys.delivery(deliveryId("arch-d", `during-${i}`, "hook"))),
         ).toBe(1);
+      // the log API cannot list what only Postgres has: 503, retried by the caller
+      const listing = await api(dispatcher!.url, "GET", "/v1/deliveries?namespace=arch-d");
+      expect(listing).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
       const errors = await fetch(`${dispatcher!.url}/metrics`).then((r) => r.text());
       expect(errors).toMatch(/dataforce_dispatcher_archive_errors_total [1-9]/);
     } finally {
