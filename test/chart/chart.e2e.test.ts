@@ -658,13 +658,13 @@ describe("NetworkPolicies", () => {
 
 describe("the durable log store (postgres.dsnSecret)", () => {
   type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown } };
-  const dispatcherEnv = (objects: K8sObject[]) =>
-    Object.fromEntries(
-      (
-        objects.find((o) => o.kind === "Deployment" && o.metadata.name.endsWith("-dispatcher"))?.spec.template
-          .spec.containers[0].env as EnvVar[]
-      ).map((e) => [e.name, e.value ?? e.valueFrom]),
+  const dispatcherEnv = (objects: K8sObject[]) => {
+    const deployment = objects.find(
+      (o) => o.kind === "Deployment" && o.metadata.name.endsWith("-dispatcher"),
     );
+    const env = (deployment?.spec.template.spec.containers[0].env ?? []) as EnvVar[];
+    return Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+  };
   const egressPorts = (objects: K8sObject[]) =>
     (
       (objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name.endsWith("-dispatcher"))?.spec
