@@ -176,31 +176,36 @@ describe("durable log store (PostgreSQL)", () => {
     expect((failedOnly.body as { items: DeliverySummary[] }).items.map((item) => item.id)).toEqual([failed]);
   });
 
-  it("lists every delivery exactly once across Redis and Postgres, page by page", async () => {
-    const url = await database();
-    const path = uniquePath("many");
-    await start(url, [
-      testRouting("arch-b", [{ name: "ok", uid: "u1", event: "job.created", url: receiver.url(path) }]),
-    ]);
-    for (let i = 0; i < 6; i++) await ingest("arch-b", `old-${i}`);
-    const old = Array.from({ length: 6 }, (_, i) => deliveryId("arch-b", `old-${i}`, "ok"));
-    await eventually(
-      async () =>
-        (await redis.exists(...old.map((id) => dispatcher!.keys.delivery(id)))) === 0 ? true : undefined,
-      20_000,
-      "old deliveries archived and gone from Redis",
-    );
-    // newer ones still in Redis (hot), with a receiver that holds them QUEUED
-    receiver.on(path, { kind: "respond", status: 503 });
-    for (let i = 0; i < 5; i++) await ingest("arch-b", `new-${i}`);
-    const fresh = Array.from({ length: 5 }, (_, i) => deliveryId("arch-b", `new-${i}`, "ok"));
-    for (const limit of [1, 2, 4, 50]) {
-      const ids = (await listAll("arch-b", limit)).map((item) => item.id);
-      expect(new Set(ids).size, `limit ${limit}: no duplicates`).toBe(ids.length);
-      expect([...ids].sort(), `limit ${limit}`).toEqual([...old, ...fresh].sort());
-    }
-    receiver.on(path, { kind: "respond", status: 200 });
-  });
+  it.each([1, 3])(
+    "lists every delivery exactly once across Redis and Postgres, page by page (%i partitions)",
+    async (partitions) => {
+      const url = await database();
+      const path = uniquePath("many");
+      await start(
+        url,
+        [testRouting("arch-b", [{ name: "ok", uid: "u1", event: "job.created", url: receiver.url(path) }])],
+        { partitions },
+      );
+      const home = dispatcher!.partitions.of("arch-b");
+      for (let i = 0; i < 6; i++) await ingest("arch-b", `old-${i}`);
+      const old = Array.from({ length: 6 }, (_, i) => deliveryId("arch-b", `old-${i}`, "ok"));
+      await eventually(
+        async () => ((await redis.exists(...old.map((id) => home.delivery(id)))) === 0 ? true : undefined),
+        20_000,
+        "old deliveries archived and gone from Redis",
+      );
+      // newer ones still in Redis (hot), with a receiver that holds them QUEUED
+      receiver.on(path, { kind: "respond", status: 503 });
+      for (let i = 0; i < 5; i++) await ingest("arch-b", `new-${i}`);
+      const fresh = Array.from({ length: 5 }, (_, i) => deliveryId("arch-b", `new-${i}`, "ok"));
+      for (const limit of [1, 2, 4, 50]) {
+        const ids = (await listAll("arch-b", limit)).map((item) => item.id);
+        expect(new Set(ids).size, `limit ${limit}: no duplicates`).toBe(ids.length);
+        expect([...ids].sort(), `limit ${limit}`).toEqual([...old, ...fresh].sort());
+      }
+      receiver.on(path, { kind: "respond", status: 200 });
+    },
+  );
 
   it("a FAILED delivery that only Postgres still has is retried: back into Redis, delivered again, the token honoured once", async () => {
     const url = await database();
