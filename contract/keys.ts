@@ -118,11 +118,14 @@ export interface Keyspace {
    * still reach in Redis. `archiveHorizon` (partition 0's counts for all): epoch ms below which
    * the indexes are trimmed and the archive lists the deliveries instead (only ever raised).
    * `archiveLease`: which replica archives this partition (a short lease: one writer at a time).
+   * `archiveAdopted`: set once the deliveries made before the store was configured (the log index)
+   * were all added to the pending set, so they are archived too.
    */
   readonly archivePending: string;
   readonly archiveOpen: string;
   readonly archiveHorizon: string;
   readonly archiveLease: string;
+  readonly archiveAdopted: string;
   /**
    * The indexes of format 1, sorted sets scored by creation time: read beside the streams until
    * retention has emptied them.
@@ -186,6 +189,7 @@ export function keyspaceUnder(prefix: string): Keyspace {
     archiveOpen: `${prefix}archive:open`,
     archiveHorizon: `${prefix}archive:horizon`,
     archiveLease: `${prefix}archive:lease`,
+    archiveAdopted: `${prefix}archive:adopted`,
     legacyLog: {
       all: `${prefix}log`,
       namespace: (namespace) => `${prefix}log:ns:${namespace}`,

@@ -207,6 +207,34 @@ describe("durable log store (PostgreSQL)", () => {
     },
   );
 
+  it("archives the deliveries Redis already had when the store is configured", async () => {
+    const path = uniquePath("adopt");
+    const keyTag = `t-${randomUUID().slice(0, 8)}`;
+    const routing = testRouting("arch-f", [
+      { name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) },
+    ]);
+    // first without a store
+    dispatcher = await startDispatcher(testSettings(inject("redisUrl"), { keyTag }));
+    const revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
+    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+    for (let i = 0; i < 3; i++) await ingest("arch-f", `before-${i}`);
+    await receiver.waitForRequests(3, path);
+    await dispatcher.stop();
+    dispatcher = undefined;
+    // then with one: the three are adopted and archived
+    const url = await database();
+    await start(url, [routing], { keyTag });
+    const ids = Array.from({ length: 3 }, (_, i) => deliveryId("arch-f", `before-${i}`, "hook"));
+    await eventually(
+      async () => {
+        const rows = await archivedRows(url);
+        return ids.every((id) => rows.get(id)?.phase === "SENT") ? true : undefined;
+      },
+      20_000,
+      "adopted and archived",
+    );
+  });
+
   it("a FAILED delivery that only Postgres still has is retried: back into Redis, delivered again, the token honoured once", async () => {
     const url = await database();
     const path = uniquePath("retry");

@@ -46,6 +46,7 @@ export class Archiver {
   readonly #loop: PeriodicLoop;
   #partitionsCheckedAt = 0;
   #migrated = false;
+  #adopted = false;
 
   constructor(options: ArchiverOptions) {
     this.#options = options;
@@ -83,6 +84,13 @@ export class Archiver {
     } catch (error) {
       failure = error;
     }
+    try {
+      // the deliveries Redis had before the store was configured: pending too (once per keyspace)
+      if (!this.#adopted) for (const keys of partitions.all) await this.adoptExisting(keys);
+      this.#adopted = true;
+    } catch (error) {
+      failure ??= error;
+    }
     for (const keys of failure === undefined ? partitions.all : []) {
       try {
         if (await this.#holdLease(keys)) archived += await this.archivePartition(keys);
@@ -91,7 +99,8 @@ export class Archiver {
       }
     }
     await this.#observeBacklog();
-    await this.raiseHorizon(now);
+    // not before every delivery already in Redis is pending: the horizon would trim its index entry
+    if (this.#adopted) await this.raiseHorizon(now);
     if (failure === undefined) await this.#keepPartitions(now);
     if (failure !== undefined) throw failure;
     return archived;
@@ -138,6 +147,32 @@ export class Archiver {
       if (ids.length < batchSize || removed === 0) break;
     }
     return archived;
+  }
+
+  /**
+   * Adds every delivery of the partition's log index to the pending set (by creation time), once:
+   * those made before the store was configured would otherwise never be archived. The archiver
+   * then sorts them out (a QUEUED one moves to the open set, one whose record is gone leaves).
+   * Replicas may do it at the same time (ZADD NX); the mark is set only after a complete pass.
+   */
+  async adoptExisting(keys: Keyspace): Promise<void> {
+    const { redis } = this.#options;
+    if ((await redis.exists(keys.archiveAdopted)) === 1) return;
+    let start = "-";
+    for (;;) {
+      const entries = (await redis.xrange(keys.logAll, start, "+", "COUNT", 1_000)) as Array<
+        [string, string[]]
+      >;
+      if (entries.length > 0) {
+        const members: Array<string | number> = [];
+        for (const [entryId, fields] of entries)
+          members.push(Number(entryId.slice(0, entryId.indexOf("-"))), fields[1] ?? "");
+        await redis.zadd(keys.archivePending, "NX", ...members);
+      }
+      if (entries.length < 1_000) break;
+      start = `(${entries.at(-1)![0]}`;
+    }
+    await redis.set(keys.archiveAdopted, String(Date.now()));
   }
 
   /**
