@@ -4,7 +4,11 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import {
+  type NamespaceRoutingInput,
+  tokenDigest,
+  writeNamespaceRouting,
+} from "../../contract/routing-config.ts";
 import { createDatabase, startPostgres, type TestPostgres } from "../../test/env/postgres.ts";
 import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
@@ -174,6 +178,28 @@ describe("durable log store (PostgreSQL)", () => {
     expect((detail.body as { attempts: unknown[] }).attempts).toHaveLength(3);
     const failedOnly = await api(dispatcher!.url, "GET", "/v1/deliveries?namespace=arch-a&phase=FAILED");
     expect((failedOnly.body as { items: DeliverySummary[] }).items.map((item) => item.id)).toEqual([failed]);
+    const badCursor = await api(dispatcher!.url, "GET", "/v1/deliveries?namespace=arch-a&cursor=Anot-json");
+    expect(badCursor).toMatchObject({ status: 400, body: { error: { code: "INVALID_REQUEST" } } });
+
+    // another namespace's event log token: what only Postgres has is as absent for it as Redis's
+    const otherToken = "other-namespace-log-token-0123456789";
+    const revision = await writeNamespaceRouting(
+      redis,
+      testRouting("arch-other", [], { eventLogTokenDigests: [tokenDigest(otherToken)] }),
+      dispatcher!.keys,
+      TEST_SECRET_BOX,
+    );
+    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+    expect(
+      await api(dispatcher!.url, "GET", `/v1/deliveries/${failed}`, undefined, otherToken),
+    ).toMatchObject({
+      status: 404,
+    });
+    expect(
+      await api(dispatcher!.url, "POST", `/v1/deliveries/${failed}/retry`, { token: "x" }, otherToken),
+    ).toMatchObject({ status: 404 });
+    const confined = await api(dispatcher!.url, "GET", "/v1/deliveries", undefined, otherToken);
+    expect((confined.body as { items: DeliverySummary[] }).items).toEqual([]);
   });
 
   it.each([1, 3])(
