@@ -146,8 +146,9 @@ export class ArchiveStore {
           `create table if not exists ${name} partition of ${TABLE} for values from ('${from}') to ('${to}')`,
         );
       } catch (error) {
-        // another replica created it at the same moment
-        if ((error as { code?: string }).code !== "42P07") throw error;
+        // another replica created it at the same moment (duplicate table, or its catalog row)
+        const code = (error as { code?: string }).code;
+        if (code !== "42P07" && code !== "23505") throw error;
       }
       this.#partitions.add(name);
     }
