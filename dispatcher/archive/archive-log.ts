@@ -145,7 +145,9 @@ export class ArchivedLog {
       }
       if (row.key.createdAt >= horizon) continue; // Redis lists it
       const live = await readDeliveryAcross(redis, row.summary.id, partitions);
-      if (live === null) out.push(row);
+      // Redis's record of a later delivery with the same id (its event id seen again after the
+      // idempotency window) is another delivery: the row stands for itself
+      if (live === null || Date.parse(live.createdAt) !== row.key.createdAt) out.push(row);
       else {
         const summary = summaryOf(live);
         if (matches(summary, filter)) out.push({ summary, key: row.key });
