@@ -5,15 +5,16 @@ SHELL := /bin/bash
 # System packages the tests and `make dev` need (Debian names). The tests run the chart's alerts
 # with promtool (from `prometheus`), its Argo CD health check with a real Lua 5.1 (`lua5.1`), and
 # the event log console in a real browser (`chromium`, driven by playwright-core), and build and
-# run the image with `podman` on `runc` from a local base made with `debootstrap` (test/image/).
-DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium podman runc debootstrap
+# run the image with `podman` on `runc` from a local base made with `debootstrap` (test/image/),
+# and run a real PostgreSQL 15 for the durable log store (`postgresql-15`: initdb, postgres).
+DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium podman runc debootstrap postgresql-15
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium, podman, runc, debootstrap) with apt-get
+deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium, podman, runc, debootstrap, postgresql-15) with apt-get
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
 	command -v openssl >/dev/null || missing+=(openssl); \
@@ -23,6 +24,7 @@ deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.
 	command -v podman >/dev/null || missing+=(podman); \
 	command -v runc >/dev/null || missing+=(runc); \
 	command -v debootstrap >/dev/null || missing+=(debootstrap); \
+	command -v initdb >/dev/null || [[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15); \
 	if (( $${#missing[@]} )); then \
 	  sudo=; [[ $$(id -u) == 0 ]] || sudo=sudo; \
 	  echo "installing $${missing[*]}"; \

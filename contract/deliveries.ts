@@ -62,7 +62,15 @@ export async function fanoutEvents(
     const counts = (await runScript(
       redis,
       fanoutEventsScript,
-      [keys.events, keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.deadLetters],
+      [
+        keys.events,
+        keys.deliveries,
+        keys.status,
+        keys.logAll,
+        keys.logIndexes,
+        keys.deadLetters,
+        ...(limits.archive ? [keys.archiveOpen] : []),
+      ],
       [
         keys.prefix,
         CONSUMER_GROUPS.fanout,
@@ -147,7 +155,13 @@ export async function settleDeliveries(
     results += (await runScript(
       redis,
       settleDeliveriesScript,
-      [keys.deliveries, keys.scheduled, keys.status, keys.logFailed],
+      [
+        keys.deliveries,
+        keys.scheduled,
+        keys.status,
+        keys.logFailed,
+        ...(limits.archive ? [keys.archivePending, keys.archiveOpen] : []),
+      ],
       [
         keys.prefix,
         CONSUMER_GROUPS.delivery,

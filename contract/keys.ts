@@ -110,6 +110,23 @@ export interface Keyspace {
    */
   readonly logFailed: string;
   /**
+   * Durable log store (a Postgres archive, when the dispatchers have one; unused otherwise).
+   * `archivePending`: completed deliveries (SENT/FAILED) not yet archived in their latest version,
+   * a sorted set scored by creation time, added by the settle script. `archiveOpen`: deliveries
+   * not completed since they were made (QUEUED), scored by creation time, added by the fan-out and
+   * removed by the settle: with the pending set it bounds how far back the event log indexes must
+   * still reach in Redis. `archiveHorizon` (partition 0's counts for all): epoch ms below which
+   * the indexes are trimmed and the archive lists the deliveries instead (only ever raised).
+   * `archiveLease`: which replica archives this partition (a short lease: one writer at a time).
+   * `archiveAdopted`: set once the deliveries made before the store was configured (the log index)
+   * were all added to the pending set, so they are archived too.
+   */
+  readonly archivePending: string;
+  readonly archiveOpen: string;
+  readonly archiveHorizon: string;
+  readonly archiveLease: string;
+  readonly archiveAdopted: string;
+  /**
    * The indexes of format 1, sorted sets scored by creation time: read beside the streams until
    * retention has emptied them.
    */
@@ -168,6 +185,11 @@ export function keyspaceUnder(prefix: string): Keyspace {
     logWebhook: (namespace, webhook) => `${prefix}logs:ns:${namespace}:webhook:${webhook}`,
     logIndexes: `${prefix}logs:indexes`,
     logFailed: `${prefix}log:failed`,
+    archivePending: `${prefix}archive:pending`,
+    archiveOpen: `${prefix}archive:open`,
+    archiveHorizon: `${prefix}archive:horizon`,
+    archiveLease: `${prefix}archive:lease`,
+    archiveAdopted: `${prefix}archive:adopted`,
     legacyLog: {
       all: `${prefix}log`,
       namespace: (namespace) => `${prefix}log:ns:${namespace}`,

@@ -13,6 +13,12 @@ export interface RecordLimits {
   retentionMs: number;
   /** Approximate cap of the status stream. */
   statusStreamMaxLen: number;
+  /**
+   * The dispatchers archive completed deliveries into a durable log store (Postgres): the fan-out
+   * and the settle then keep the archive's sets (Keyspace.archivePending, archiveOpen). Not
+   * published: only the dispatchers' scripts need it.
+   */
+  archive?: boolean;
 }
 
 const RecordLimitsSchema = z.object({

@@ -65,6 +65,8 @@ export function redisAclRules(role: RedisRole, tag: string): string[] {
     "seen:*",
     // the event log's indexes (`logs…`), and those of format 1 (`log…`)
     "log*",
+    // the durable log store's pending and open sets, horizon and leases (`archive:…`)
+    "archive:*",
   ];
   return [
     "resetkeys",

@@ -47,6 +47,11 @@ export const ENVIRONMENT = {
   routingPollMs: "DISPATCHER_ROUTING_POLL_MS",
   maintenanceIntervalMs: "DISPATCHER_MAINTENANCE_INTERVAL_MS",
   shutdownGraceMs: "DISPATCHER_SHUTDOWN_GRACE_MS",
+  postgresUrl: "DISPATCHER_POSTGRES_URL",
+  archiveHotWindowMs: "DISPATCHER_ARCHIVE_HOT_WINDOW_MS",
+  archiveRetentionDays: "DISPATCHER_ARCHIVE_RETENTION_DAYS",
+  archiveBatchSize: "DISPATCHER_ARCHIVE_BATCH_SIZE",
+  archiveIntervalMs: "DISPATCHER_ARCHIVE_INTERVAL_MS",
 } as const;
 
 export const SettingsSchema = z
@@ -116,6 +121,23 @@ export const SettingsSchema = z
     maintenanceIntervalMs: milliseconds.default(10_000),
     /** After SIGTERM: time to finish in-flight attempts before handing them back. */
     shutdownGraceMs: milliseconds.default(20_000),
+    /**
+     * The durable log store (dispatcher/archive/): completed deliveries are archived in this
+     * PostgreSQL database, and Redis keeps them only for the hot window after. Unset: Redis only.
+     * Holds a password: never logged (the zod message does not echo it).
+     */
+    postgresUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "a postgres:// or postgresql:// URL")
+      .optional(),
+    /** With a store: how long an archived delivery stays in Redis (the API reads the store after). */
+    archiveHotWindowMs: milliseconds.default(3_600_000),
+    /** With a store: days of deliveries it keeps (by creation day; older day partitions are dropped). */
+    archiveRetentionDays: z.coerce.number().int().min(1).max(3_650).default(90),
+    /** With a store: deliveries per multi-row upsert. */
+    archiveBatchSize: z.coerce.number().int().min(1).max(5_000).default(500),
+    /** With a store: pause between archiver rounds. */
+    archiveIntervalMs: milliseconds.default(1_000),
   })
   .transform((settings) => ({
     ...settings,

@@ -12,6 +12,9 @@ import { secretBox } from "../contract/secret-box.ts";
 import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
 import { DEFAULT_CONSOLE_DIR } from "./api/console-routes.ts";
 import { buildApi, buildMetricsServer } from "./api/server.ts";
+import { ArchivedLog } from "./archive/archive-log.ts";
+import { ArchiveStore } from "./archive/archive-store.ts";
+import { Archiver } from "./archive/archiver.ts";
 import type { Settings } from "./config.ts";
 import { DeliveryWorker, sharedCapacity } from "./delivery/delivery-worker.ts";
 import { DeliveryClient } from "./delivery/http-client.ts";
@@ -77,9 +80,14 @@ export async function startDispatcher(
   const connections = [redis, ...fanoutReaders, ...deliveryReaders, subscriber, apiRedis];
 
   const metrics = createMetrics(() => queueSnapshot(redis, partitions));
+  const store =
+    settings.postgresUrl === undefined
+      ? undefined
+      : new ArchiveStore({ url: settings.postgresUrl, retentionDays: settings.archiveRetentionDays });
   const limits: RecordLimits = {
     retentionMs: settings.retentionMs,
     statusStreamMaxLen: settings.statusStreamMaxLen,
+    ...(store ? { archive: true } : {}),
   };
   const client = new DeliveryClient({
     connectionsPerOrigin: settings.endpointConcurrency,
@@ -105,6 +113,7 @@ export async function startDispatcher(
       retentionMs: settings.retentionMs,
       statusStreamMaxLen: settings.statusStreamMaxLen,
       idempotencyWindowMs: settings.idempotencyWindowMs,
+      archive: store !== undefined,
     });
   const fanout = fanoutOn(redis);
   const apiFanout = fanoutOn(apiRedis);
@@ -156,6 +165,21 @@ export async function startDispatcher(
     inFlight: shared.limiter.inFlight,
     buffered: delivery.reduce((sum, worker) => sum + worker.held, 0),
   }));
+  const archiver =
+    store &&
+    new Archiver({
+      redis,
+      partitions,
+      store,
+      consumer: settings.consumerName,
+      hotWindowMs: settings.archiveHotWindowMs,
+      batchSize: settings.archiveBatchSize,
+      intervalMs: settings.archiveIntervalMs,
+      metrics,
+      logger,
+    });
+  // with a store, the indexes reach back to the archive horizon only (the store lists the rest)
+  const indexHorizon = store && (async () => Number((await redis.get(keys.archiveHorizon)) ?? 0));
   const maintenance = partitions.all.map(
     (partitionKeys) =>
       new Maintenance({
@@ -165,6 +189,7 @@ export async function startDispatcher(
         intervalMs: settings.maintenanceIntervalMs,
         metrics,
         logger,
+        ...(indexHorizon ? { indexHorizon } : {}),
       }),
   );
 
@@ -176,6 +201,7 @@ export async function startDispatcher(
     logger,
     limits,
     fanout: apiFanout,
+    archive: store && new ArchivedLog({ redis: apiRedis, partitions, store, limits }),
     ingestTokens: settings.ingestTokens,
     namespaceOfIngestToken: (digest) => routing.namespaceOfToken("ingest", digest),
     namespaceOfEventLogToken: (digest) => routing.namespaceOfToken("eventLog", digest),
@@ -202,15 +228,20 @@ export async function startDispatcher(
       await ensureConsumerGroup(redis, partitionKeys.events, CONSUMER_GROUPS.fanout);
       await ensureConsumerGroup(redis, partitionKeys.deliveries, CONSUMER_GROUPS.delivery);
     }
+    // the schema first: a replica that cannot reach Postgres at start still delivers (the records
+    // wait in Redis), so a failure here is logged and the archiver's rounds try again
+    if (store) await migrateStore(store, logger);
     await routing.start();
     for (const worker of streamIngest) await worker.start();
     for (const worker of delivery) worker.start();
     for (const loop of maintenance) loop.start();
+    archiver?.start();
   } catch (error) {
     await app.close().catch(() => {});
     await metricsApp?.close().catch(() => {});
     routing.stop();
     for (const connection of connections) connection.disconnect();
+    await store?.close().catch(() => {});
     throw error;
   }
   const url = listenerUrl(app.server.address() as AddressInfo);
@@ -235,6 +266,8 @@ export async function startDispatcher(
       await Promise.all(streamIngest.map((worker) => worker.stop()));
       await Promise.all(delivery.map((worker) => worker.stop(settings.shutdownGraceMs)));
       await Promise.all(maintenance.map((loop) => loop.stop()));
+      await archiver?.stop();
+      await store?.close().catch(() => {});
       routing.stop();
       await client.close().catch(() => {});
       await metricsApp?.close().catch(() => {});
@@ -242,6 +275,15 @@ export async function startDispatcher(
       logger.info("dispatcher stopped");
     },
   };
+}
+
+async function migrateStore(store: ArchiveStore, logger: Logger): Promise<void> {
+  try {
+    await store.migrate();
+    await store.createAhead(Date.now());
+  } catch (error) {
+    logger.warn({ err: error }, "archive: could not prepare the Postgres schema yet; the archiver retries");
+  }
 }
 
 function listenerUrl(address: AddressInfo): string {

@@ -21,6 +21,11 @@ export interface MaintenanceOptions {
   deadConsumerIdleMs?: number;
   metrics: Metrics;
   logger: Logger;
+  /**
+   * With a durable log store: the creation time below which the event log indexes are trimmed
+   * (the archive horizon, archive/archiver.ts) instead of the retention's.
+   */
+  indexHorizon?: () => Promise<number>;
 }
 
 /**
@@ -60,7 +65,9 @@ export class Maintenance {
     await publishRecordLimits(redis, keys, limits);
     await trimAcknowledged(redis, keys.events);
     await trimAcknowledged(redis, keys.deliveries);
-    const horizon = Date.now() - retentionMs;
+    const horizon = this.#options.indexHorizon
+      ? await this.#options.indexHorizon()
+      : Date.now() - retentionMs;
     await trimLogIndexes(redis, keys, horizon);
     await trimLegacyLogIndexes(redis, keys, horizon);
     const idleMs = this.#options.deadConsumerIdleMs ?? DEAD_CONSUMER_IDLE_MS;

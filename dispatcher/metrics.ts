@@ -126,6 +126,34 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     registers: [registry],
   });
 
+  // the durable log store (archive/): set by the archiver's rounds, zero without a store
+  const archiveBacklog = new Gauge({
+    name: `${PREFIX}archive_backlog`,
+    help: "Completed deliveries in Redis not yet written to the durable log store (Postgres).",
+    registers: [registry],
+  });
+  const deliveriesArchived = new Counter({
+    name: `${PREFIX}deliveries_archived_total`,
+    help: "Completed deliveries written to the durable log store.",
+    registers: [registry],
+  });
+  const archiveErrors = new Counter({
+    name: `${PREFIX}archive_errors_total`,
+    help: "Failed archiver rounds (Postgres or Redis unreachable; the deliveries stay in Redis and the next round retries).",
+    registers: [registry],
+  });
+  const archiveSkipped = new Counter({
+    name: `${PREFIX}archive_skipped_total`,
+    help: "Completed deliveries that could not be archived: their event record (payload) was gone from Redis.",
+    registers: [registry],
+  });
+  const archiveWriteDuration = new Histogram({
+    name: `${PREFIX}archive_write_duration_seconds`,
+    help: "Duration of one batch upsert into the durable log store.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
   // Queue depth is shared state in Redis: read it when scraped (one pipeline for all three).
   let snapshot: Promise<QueueSnapshot | null> | undefined;
   const readSnapshot = () => {
@@ -193,6 +221,11 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     routingRevision,
     routingNamespaces,
     redisErrors,
+    archiveBacklog,
+    deliveriesArchived,
+    archiveErrors,
+    archiveSkipped,
+    archiveWriteDuration,
   };
 }
 

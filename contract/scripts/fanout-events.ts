@@ -63,7 +63,8 @@ export interface FanoutArgs {
  * An event id seen again after its window is an event of its own: its deliveries are made again
  * (their records replaced), and those of the earlier one that are not made again keep a copy of
  * that event's data, since its event record is replaced.
- * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters.
+ * KEYS: events, deliveries, status, logAll, logIndexes, deadLetters, and archiveOpen when the
+ * dispatchers archive completed deliveries (each new delivery is added to it, by creation time).
  * ARGV: prefix, group, nowMs, retentionMs, statusMaxLen, eventTtlMs, deadLetterMaxLen, then
  * the routing revision and the plan as a flat list (see encodeFanoutPlan): flat, because payloads nested in JSON would be
  * escaped once per level and decoded again by cjson. Records come packed (records.ts).
@@ -175,6 +176,7 @@ for _ = 1, eventCount do
         redis.call('SET', key, d.record, 'PX', retention)
         local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
         addToIndex(KEYS[4], d.id, now)
+        if KEYS[7] then redis.call('ZADD', KEYS[7], now, d.id) end
         addToIndex(nsIndex, d.id, now)
         addToIndex(webhookIndex, d.id, now)
         if not registered[webhookIndex] then

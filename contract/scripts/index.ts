@@ -1,11 +1,14 @@
 import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
 import { forwardLegacyStatusScript } from "./forward-legacy-status.ts";
+import { markArchivedScript } from "./mark-archived.ts";
 import { noteMirrorErrorScript } from "./note-mirror-error.ts";
 import { promoteDueScript } from "./promote-due.ts";
+import { raiseArchiveHorizonScript } from "./raise-archive-horizon.ts";
 import { readDeliveriesScript } from "./read-deliveries.ts";
 import { renewClaimsScript } from "./renew-claims.ts";
 import { requestRetryScript } from "./request-retry.ts";
+import { restoreDeliveryScript } from "./restore-delivery.ts";
 import type { LuaScript } from "./script.ts";
 import { settleDeliveriesScript } from "./settle-deliveries.ts";
 import { trimLogIndexesScript } from "./trim-log-indexes.ts";
@@ -24,4 +27,7 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   readDeliveriesScript,
   trimLogIndexesScript,
   forwardLegacyStatusScript,
+  markArchivedScript,
+  raiseArchiveHorizonScript,
+  restoreDeliveryScript,
 ];

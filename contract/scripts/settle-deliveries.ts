@@ -32,7 +32,9 @@ export type SettleResult = "a" | "s" | "k" | "x";
 /**
  * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
  * step: an entry is acknowledged only together with its recorded outcome (at-least-once).
- * KEYS: deliveries, scheduled, status, logFailed.
+ * KEYS: deliveries, scheduled, status, logFailed, and archivePending, archiveOpen when the
+ * dispatchers archive completed deliveries (a delivery that reaches SENT or FAILED moves from the
+ * open set to the pending one, by creation time, until the archiver has written it).
  * ARGV: prefix, group, nowMs, retentionMs, statusMaxLen, then 8 per outcome (see
  * encodeOutcomes; flat, so the attempt's JSON is not escaped again and decoded by cjson).
  * A record of format 1 (a hash) is rewritten packed; the version guard applies to both alike.
@@ -101,6 +103,10 @@ for i = 1, (#ARGV - 5) / 8 do
         end
       end
       saveDelivery(key, rec, attempts)
+      if KEYS[5] and phase ~= 'QUEUED' then
+        redis.call('ZADD', KEYS[5], rec[D.createdAt], o.id)
+        redis.call('ZREM', KEYS[6], o.id)
+      end
       -- records live for the retention after their last change; within 1 % of it, the TTL
       -- set by the previous change is close enough (saves a write on most deliveries)
       if tonumber(now) - updatedBefore > tonumber(retention) / 100 then

@@ -14,6 +14,8 @@ import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { DeliveryPhaseSchema } from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import type { ArchivedLog } from "../archive/archive-log.ts";
+import { ArchiveUnavailableError } from "../archive/archive-store.ts";
 import { USER_AGENT } from "../version.ts";
 import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
 import { ApiError, issuesOf } from "./errors.ts";
@@ -28,6 +30,8 @@ export interface DeliveriesRoutesOptions {
   namespaceOfEventLogToken(digest: string): string | undefined;
   /** The names of a webhook's own request headers in the current routing (none when unknown). */
   webhookHeaderNames(namespace: string, webhook: string): readonly string[];
+  /** The durable log store, when configured: list, show and retry read it too (archive/archive-log.ts). */
+  archive?: ArchivedLog | undefined;
 }
 
 const FilterSchema = z.strictObject({
@@ -59,7 +63,7 @@ export async function deliveriesRoutes(
   app: FastifyInstance,
   options: DeliveriesRoutesOptions,
 ): Promise<void> {
-  const { redis, partitions, limits } = options;
+  const { redis, partitions, limits, archive } = options;
   // onRequest: unauthenticated requests are refused before their body is even read
   app.addHook("onRequest", scopedAuth(options.adminTokens, options.namespaceOfEventLogToken));
 
@@ -67,13 +71,10 @@ export async function deliveriesRoutes(
     const query = parse(ListQuerySchema, request.query);
     const { limit, cursor, ...requested } = query;
     const filter = confine(request, requested);
+    const page = cursor === undefined ? { limit } : { limit, cursor };
     try {
-      return await listDeliveriesAcross(
-        redis,
-        filter,
-        cursor === undefined ? { limit } : { limit, cursor },
-        partitions,
-      );
+      if (archive) return await fromArchive(() => archive.list(filter, page));
+      return await listDeliveriesAcross(redis, filter, page, partitions);
     } catch (error) {
       if (error instanceof InvalidCursorError) throw new ApiError("INVALID_REQUEST", "invalid cursor");
       throw error;
@@ -81,7 +82,9 @@ export async function deliveriesRoutes(
   });
 
   app.get<{ Params: { id: string } }>("/v1/deliveries/:id", async (request) => {
-    const delivery = await readDeliveryAcross(redis, request.params.id, partitions);
+    const delivery = archive
+      ? await fromArchive(() => archive.read(request.params.id))
+      : await readDeliveryAcross(redis, request.params.id, partitions);
     const confined = confinedNamespace(request);
     if (delivery === null || (confined !== undefined && delivery.namespace !== confined)) {
       throw new ApiError("DELIVERY_NOT_FOUND");
@@ -93,14 +96,9 @@ export async function deliveriesRoutes(
   app.post<{ Params: { id: string } }>("/v1/deliveries/:id/retry", async (request, reply) => {
     const body = parse(RetryBodySchema, request.body ?? undefined);
     const token = body?.token ?? randomUUID();
-    const { outcome } = await requestRetryAcross(
-      redis,
-      request.params.id,
-      token,
-      partitions,
-      limits,
-      retryScope(request),
-    );
+    const { outcome } = archive
+      ? await fromArchive(() => archive.retry(request.params.id, token, retryScope(request)))
+      : await requestRetryAcross(redis, request.params.id, token, partitions, limits, retryScope(request));
     switch (outcome) {
       case "not-found":
         throw new ApiError("DELIVERY_NOT_FOUND");
@@ -127,6 +125,17 @@ export async function deliveriesRoutes(
     );
     return reply.code(202).send({ token, ...counts });
   });
+}
+
+/** A call that may read the durable log store: PostgreSQL down is a 503, as Redis down is (the caller retries). */
+async function fromArchive<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof ArchiveUnavailableError)
+      throw new ApiError("UNAVAILABLE", "the durable log store (PostgreSQL) is unavailable; retry later");
+    throw error;
+  }
 }
 
 /** The filter a namespace's token may use: its own namespace, named or not. */

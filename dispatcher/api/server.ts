@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import type { ArchivedLog } from "../archive/archive-log.ts";
 import type { Fanout } from "../fanout/fanout.ts";
 import type { Metrics } from "../metrics.ts";
 import { consoleRoutes } from "./console-routes.ts";
@@ -20,6 +21,8 @@ export interface ApiOptions {
   logger: Logger;
   limits: RecordLimits;
   fanout: Fanout;
+  /** The durable log store's view of the event log, when one is configured. */
+  archive?: ArchivedLog | undefined;
   ingestTokens: readonly string[];
   /** The namespace whose own ingest token has this digest (from the routing). */
   namespaceOfIngestToken(digest: string): string | undefined;

@@ -36,6 +36,8 @@ export interface FanoutOptions {
   retentionMs: number;
   statusStreamMaxLen: number;
   idempotencyWindowMs: number;
+  /** Completed deliveries go to a durable log store: new ones join the archive's open set. */
+  archive?: boolean;
 }
 
 const DEAD_LETTER_MAX_LEN = 10_000;

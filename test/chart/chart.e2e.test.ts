@@ -24,6 +24,9 @@ import {
   templateArgs,
 } from "./helm.ts";
 
+/** Stands for a CloudNativePG `<cluster>-app` Secret's `uri`. */
+const SAMPLE_POSTGRES_URL = "postgresql://app:secret@dfw-log-rw.dataforce-system:5432/app";
+
 /** Stands for the chart's generated encryption key Secret. */
 const SAMPLE_ENCRYPTION_KEY = "k1:dGVzdC1lbmNyeXB0aW9uLWtleS1vZi0zMi1ieXRlcyE=";
 
@@ -307,17 +310,23 @@ describe.each(VARIANTS)("the chart rendered with $name", ({ valuesFiles }) => {
       expect(known, `the chart sets ${entry.name}, which dispatcher/config.ts does not read`).toContain(
         entry.name,
       );
-      // Secret references stand for 48-character tokens, the Redis URL and an encryption key.
+      // Secret references stand for 48-character tokens, the Redis and Postgres URLs and an encryption key.
       env[entry.name] =
         entry.value ??
         (entry.name.endsWith("_REDIS_URL")
           ? "redis://redis.example:6379/0"
-          : entry.name.endsWith("_ENCRYPTION_KEYS")
-            ? SAMPLE_ENCRYPTION_KEY
-            : "t".repeat(48));
+          : entry.name.endsWith("_POSTGRES_URL")
+            ? SAMPLE_POSTGRES_URL
+            : entry.name.endsWith("_ENCRYPTION_KEYS")
+              ? SAMPLE_ENCRYPTION_KEY
+              : "t".repeat(48));
     }
     const settings = loadSettings(env);
     expect(settings.port).toBe(container.ports[0].containerPort);
+    // the durable log store only when its Secret is named (the full values do: 2 h, 30 days)
+    expect(settings.postgresUrl).toBe(valuesFiles.length > 0 ? SAMPLE_POSTGRES_URL : undefined);
+    if (valuesFiles.length > 0)
+      expect(settings).toMatchObject({ archiveHotWindowMs: 7_200_000, archiveRetentionDays: 30 });
     // a cluster-wide ingest token only when asked for (the full values do)
     expect(settings.ingestTokens).toEqual(valuesFiles.length > 0 ? ["t".repeat(48)] : []);
     // The dispatcher gives up in-flight work before the kubelet's SIGKILL.
@@ -644,6 +653,53 @@ describe("NetworkPolicies", () => {
   it("can be turned off", async () => {
     const objects = await renderChart({ namespace: "x", set: { "networkPolicy.enabled": "false" } });
     expect(objects.filter((o) => o.kind === "NetworkPolicy")).toEqual([]);
+  });
+});
+
+describe("the durable log store (postgres.dsnSecret)", () => {
+  type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: unknown } };
+  const dispatcherEnv = (objects: K8sObject[]) => {
+    const deployment = objects.find(
+      (o) => o.kind === "Deployment" && o.metadata.name.endsWith("-dispatcher"),
+    );
+    const env = (deployment?.spec.template.spec.containers[0].env ?? []) as EnvVar[];
+    return Object.fromEntries(env.map((e) => [e.name, e.value ?? e.valueFrom]));
+  };
+  const egressPorts = (objects: K8sObject[]) =>
+    (
+      (objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name.endsWith("-dispatcher"))?.spec
+        .egress ?? []) as Array<{ to?: unknown[]; ports?: Array<{ port: number }> }>
+    ).filter((rule) => (rule.ports ?? []).some((p) => p.port === 5432));
+
+  it("takes the DSN from the named Secret (CloudNativePG's <cluster>-app, key uri) and lets the dispatcher reach Postgres", async () => {
+    const objects = await renderChart({ namespace: "x", set: { "postgres.dsnSecret.name": "dfw-log-app" } });
+    const env = dispatcherEnv(objects);
+    expect(env.DISPATCHER_POSTGRES_URL).toEqual({ secretKeyRef: { name: "dfw-log-app", key: "uri" } });
+    // the dispatcher's defaults (1 h hot window, 90 days) unless set
+    expect(env.DISPATCHER_ARCHIVE_HOT_WINDOW_MS).toBeUndefined();
+    expect(env.DISPATCHER_ARCHIVE_RETENTION_DAYS).toBeUndefined();
+    const rules = egressPorts(objects);
+    expect(rules).toHaveLength(1);
+    expect(rules[0]!.to).toEqual([{ ipBlock: { cidr: "0.0.0.0/0" } }]);
+    // never the DSN itself in a rendered object
+    expect(JSON.stringify(objects)).not.toContain("postgres://");
+  });
+
+  it("is off by default: no DSN, no egress to Postgres", async () => {
+    const objects = await renderChart({ namespace: "x" });
+    expect(dispatcherEnv(objects).DISPATCHER_POSTGRES_URL).toBeUndefined();
+    expect(egressPorts(objects)).toEqual([]);
+  });
+
+  it("narrows the egress to networkPolicy.postgresEgress (the full values: the CloudNativePG cluster's pods)", async () => {
+    const objects = await renderChart({ namespace: "x", valuesFiles: [fullValuesFile] });
+    expect(egressPorts(objects)[0]!.to).toEqual([
+      { podSelector: { matchLabels: { "cnpg.io/cluster": "dfw-log" } } },
+    ]);
+    expect(dispatcherEnv(objects)).toMatchObject({
+      DISPATCHER_ARCHIVE_HOT_WINDOW_MS: "7200000",
+      DISPATCHER_ARCHIVE_RETENTION_DAYS: "30",
+    });
   });
 });
 

@@ -136,6 +136,21 @@ valueFrom:
 - name: DISPATCHER_MAX_IN_FLIGHT
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.postgres.dsnSecret.name }}
+- name: DISPATCHER_POSTGRES_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.postgres.dsnSecret.key }}
+{{- with $.Values.postgres.hotWindowHours }}
+- name: DISPATCHER_ARCHIVE_HOT_WINDOW_MS
+  value: {{ mulf . 3600000 | int64 | quote }}
+{{- end }}
+{{- with $.Values.postgres.retentionDays }}
+- name: DISPATCHER_ARCHIVE_RETENTION_DAYS
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 # SIGTERM: finish in-flight attempts, then hand the rest back, 10 s before the kubelet kills.
 - name: DISPATCHER_SHUTDOWN_GRACE_MS
   value: {{ max 1000 (mul (sub $d.terminationGracePeriodSeconds 10) 1000) | quote }}

@@ -1,0 +1,292 @@
+import { z } from "zod";
+import { type RetryOutcome, type RetryScope, requestRetry } from "../../contract/deliveries.ts";
+import {
+  type DeliveryFilter,
+  type DeliveryPage,
+  type DeliverySummary,
+  InvalidCursorError,
+  type PageRequest,
+} from "../../contract/delivery-log.ts";
+import {
+  listDeliveriesAcross,
+  readDeliveryAcross,
+  requestRetryAcross,
+} from "../../contract/partitioned-log.ts";
+import type { Partitions } from "../../contract/partitions.ts";
+import type { RecordLimits } from "../../contract/record-limits.ts";
+import { DELIVERY_FORMAT, type DeliveryRecord, packDelivery } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
+import { restoreDeliveryScript } from "../../contract/scripts/restore-delivery.ts";
+import { runScript } from "../../contract/scripts/script.ts";
+import type { ArchivedDelivery, ArchivedSummary, ArchiveKey, ArchiveStore } from "./archive-store.ts";
+
+// The event log when a durable log store is configured: Redis holds the active deliveries and the
+// hot window, the store everything completed. Where one hands over to the other is the archive
+// horizon H (Keyspace.archiveHorizon, only ever raised; the indexes are trimmed below it, and it
+// never passes a delivery that is not archived yet). So every delivery is listed exactly once:
+//   - from Redis, when created at or after H (the Redis listing, its older entries left out);
+//   - from the store, when created before H, or when Redis has no record of it any more — in its
+//     Redis state if Redis still has one (e.g. retried since), which is fresher.
+// A listing merges the two newest first; the cursor holds each side's position.
+
+export interface ArchivedLogOptions {
+  redis: RedisClient;
+  partitions: Partitions;
+  store: ArchiveStore;
+  limits: RecordLimits;
+}
+
+export class ArchivedLog {
+  readonly #options: ArchivedLogOptions;
+
+  constructor(options: ArchivedLogOptions) {
+    this.#options = options;
+  }
+
+  async horizon(): Promise<number> {
+    const { redis, partitions } = this.#options;
+    return Number((await redis.get(partitions.global.archiveHorizon)) ?? 0);
+  }
+
+  async list(filter: DeliveryFilter, page: PageRequest): Promise<DeliveryPage> {
+    const { redis, partitions, store } = this.#options;
+    const { limit } = page;
+    const cursor: Cursor = page.cursor === undefined ? { r: "", a: "", t: null } : decodeCursor(page.cursor);
+    const horizon = await this.horizon();
+    const redisRequest = (from: string, count: number): PageRequest => ({
+      limit: count,
+      ...(from === "" ? {} : { cursor: from }),
+      ...(page.scanBudget === undefined ? {} : { scanBudget: page.scanBudget }),
+    });
+
+    // Redis: deliveries created at or after the horizon
+    let redisItems: DeliverySummary[] = [];
+    let redisNext: string | null = null;
+    if (cursor.r !== null) {
+      const redisPage = await listDeliveriesAcross(redis, filter, redisRequest(cursor.r, limit), partitions);
+      redisItems = redisPage.items.filter((item) => Date.parse(item.createdAt) >= horizon);
+      redisNext = redisItems.length < redisPage.items.length ? null : (redisPage.nextCursor ?? null);
+    }
+
+    // the store: what Redis does not list
+    let candidates: ArchivedSummary[] = [];
+    let frontier: ArchiveKey | undefined;
+    let storeExhausted = true;
+    if (cursor.a !== null) {
+      const rows = await store.list(filter, limit, cursor.a === "" ? undefined : cursor.a);
+      storeExhausted = rows.length < limit;
+      frontier = rows.at(-1)?.key;
+      // newer than the last delivery shown: shown already (it was in Redis then, archived since)
+      const unseen = cursor.t === null ? rows : rows.filter((row) => row.key.createdAt <= cursor.t!);
+      candidates = await this.#notListedByRedis(unseen, horizon, filter);
+    }
+
+    // merge, newest first; a side with more beyond its page bounds what the other may show
+    const items: DeliverySummary[] = [];
+    let taken = 0;
+    let archivedTaken = 0;
+    while (items.length < limit) {
+      const fromRedis = redisItems[taken];
+      const fromStore = candidates[archivedTaken];
+      if (!fromRedis && !fromStore) break;
+      if (!fromRedis && redisNext !== null) break;
+      if (!fromStore && !storeExhausted && fromRedis && frontier) {
+        if (Date.parse(fromRedis.createdAt) < frontier.createdAt) break;
+      }
+      if (fromRedis && (!fromStore || fromRedis.createdAt >= fromStore.summary.createdAt)) {
+        items.push(fromRedis);
+        taken++;
+      } else if (fromStore) {
+        items.push(fromStore.summary);
+        archivedTaken++;
+      }
+    }
+
+    let nextRedis: string | null;
+    if (cursor.r === null || taken === redisItems.length) nextRedis = cursor.r === null ? null : redisNext;
+    else if (taken === 0) nextRedis = cursor.r;
+    else
+      nextRedis =
+        (await listDeliveriesAcross(redis, filter, redisRequest(cursor.r, taken), partitions)).nextCursor ??
+        null;
+    let nextArchive: ArchiveKey | "" | null;
+    if (cursor.a === null) nextArchive = null;
+    else if (archivedTaken === candidates.length) nextArchive = storeExhausted ? null : (frontier ?? null);
+    else if (archivedTaken === 0) nextArchive = cursor.a;
+    else nextArchive = candidates[archivedTaken - 1]!.key;
+
+    if (nextRedis === null && nextArchive === null) return { items };
+    const last = items.at(-1);
+    const t = last === undefined ? cursor.t : Date.parse(last.createdAt);
+    return { items, nextCursor: encodeCursor({ r: nextRedis, a: nextArchive, t }) };
+  }
+
+  /** The store's rows Redis does not list (see above), in their Redis state when Redis has one. */
+  async #notListedByRedis(
+    rows: ArchivedSummary[],
+    horizon: number,
+    filter: DeliveryFilter,
+  ): Promise<ArchivedSummary[]> {
+    const { redis, partitions } = this.#options;
+    if (rows.length === 0) return [];
+    const pipeline = redis.pipeline();
+    for (const { summary } of rows)
+      for (const keys of partitions.all) pipeline.exists(keys.delivery(summary.id));
+    const replies = (await pipeline.exec()) ?? [];
+    const count = partitions.all.length;
+    const out: ArchivedSummary[] = [];
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      let inRedis = false;
+      for (let j = 0; j < count; j++) if (Number(replies[i * count + j]?.[1] ?? 0) > 0) inRedis = true;
+      if (!inRedis) {
+        out.push(row);
+        continue;
+      }
+      if (row.key.createdAt >= horizon) continue; // Redis lists it
+      const live = await readDeliveryAcross(redis, row.summary.id, partitions);
+      // Redis's record of a later delivery with the same id (its event id seen again after the
+      // idempotency window) is another delivery: the row stands for itself
+      if (live === null || Date.parse(live.createdAt) !== row.key.createdAt) out.push(row);
+      else {
+        const summary = summaryOf(live);
+        if (matches(summary, filter)) out.push({ summary, key: row.key });
+      }
+    }
+    return out;
+  }
+
+  /** The record: Redis's while it has one (fresher), else the store's. */
+  async read(id: string): Promise<DeliveryRecord | null> {
+    const { redis, partitions, store } = this.#options;
+    const live = await readDeliveryAcross(redis, id, partitions);
+    if (live !== null) return live;
+    return (await store.get(id))?.record ?? null;
+  }
+
+  /**
+   * Retry: in Redis as ever; a FAILED delivery that only the store still has is brought back into
+   * Redis first (its record, payload inline, and its honoured tokens: a token is still honoured
+   * once), then requeued by the same retry script.
+   */
+  async retry(id: string, token: string, scope: RetryScope): Promise<{ outcome: RetryOutcome }> {
+    const { redis, partitions, store, limits } = this.#options;
+    const inRedis = await requestRetryAcross(redis, id, token, partitions, limits, scope);
+    if (inRedis.outcome !== "not-found") return inRedis;
+    const archived = await store.get(id);
+    if (archived === null) return { outcome: "not-found" };
+    const { record } = archived;
+    if (scope !== "any-namespace" && record.namespace !== scope.namespace) return { outcome: "not-found" };
+    if (archived.retryTokens.includes(token)) return { outcome: "already-honoured" };
+    if (record.phase !== "FAILED") return { outcome: "not-failed" };
+    const keys = partitions.of(record.namespace);
+    await runScript(
+      redis,
+      restoreDeliveryScript,
+      [keys.deliveries],
+      [keys.prefix, id, restoredRecord(archived), limits.retentionMs],
+    );
+    return requestRetry(redis, id, token, keys, limits, scope);
+  }
+}
+
+/** The packed Redis record of an archived delivery, its payload inline (no event record needed). */
+export function restoredRecord({ record, retryTokens }: ArchivedDelivery): string {
+  return packDelivery(
+    {
+      format: DELIVERY_FORMAT,
+      phase: record.phase,
+      version: record.version,
+      attemptCount: record.attempts.at(-1)?.number ?? 0,
+      maxAttempts: record.maxAttempts,
+      cycle: record.cycle,
+      cycleAttempts: record.cycleAttempts,
+      createdAt: Date.parse(record.createdAt),
+      updatedAt: Date.parse(record.updatedAt),
+      eventId: record.eventId,
+      namespace: record.namespace,
+      webhook: record.webhook,
+      webhookUid: record.webhookUid,
+      eventType: record.eventType,
+      url: record.url,
+      routingRevision: undefined,
+      nextAttemptAt: undefined,
+      failureReason: record.failureReason,
+      retryTokens,
+      mirrorError: record.mirrorError,
+      occurredAt: record.occurredAt,
+      ingestedAt: Date.parse(record.ingestedAt),
+      data: undefined,
+      payload: record.payload,
+    },
+    record.attempts,
+  );
+}
+
+export function summaryOf(record: DeliveryRecord): DeliverySummary {
+  const summary: DeliverySummary = {
+    id: record.id,
+    eventId: record.eventId,
+    eventType: record.eventType,
+    namespace: record.namespace,
+    webhook: record.webhook,
+    url: record.url,
+    phase: record.phase,
+    attempts: record.attempts.at(-1)?.number ?? 0,
+    maxAttempts: record.maxAttempts,
+    cycle: record.cycle,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+  };
+  if (record.nextAttemptAt && record.phase === "QUEUED") summary.nextAttemptAt = record.nextAttemptAt;
+  if (record.failureReason && record.phase === "FAILED") summary.failureReason = record.failureReason;
+  return summary;
+}
+
+function matches(summary: DeliverySummary, filter: DeliveryFilter): boolean {
+  return (
+    (filter.namespace === undefined || summary.namespace === filter.namespace) &&
+    (filter.webhook === undefined || summary.webhook === filter.webhook) &&
+    (filter.eventType === undefined || summary.eventType === filter.eventType) &&
+    (filter.phase === undefined || summary.phase === filter.phase)
+  );
+}
+
+// ── cursors: "A" + base64url(JSON [redis cursor, store key, time of the last delivery shown]);
+// "" = from the newest, null = done
+
+const CURSOR_PREFIX = "A";
+const CursorSchema = z.tuple([
+  z.string().nullable(),
+  z.union([z.literal(""), z.null(), z.tuple([z.number().int().nonnegative(), z.string().min(1)])]),
+  z.number().int().nonnegative().nullable(),
+]);
+
+interface Cursor {
+  r: string | null;
+  a: ArchiveKey | "" | null;
+  /** epoch ms of the last delivery shown (null: none yet) */
+  t: number | null;
+}
+
+function encodeCursor({ r, a, t }: Cursor): string {
+  const archive = a === null || a === "" ? a : [a.createdAt, a.id];
+  return `${CURSOR_PREFIX}${Buffer.from(JSON.stringify([r, archive, t])).toString("base64url")}`;
+}
+
+function decodeCursor(cursor: string): Cursor {
+  if (cursor.startsWith(CURSOR_PREFIX)) {
+    try {
+      const parsed = CursorSchema.safeParse(
+        JSON.parse(Buffer.from(cursor.slice(CURSOR_PREFIX.length), "base64url").toString()),
+      );
+      if (parsed.success) {
+        const [r, a, t] = parsed.data;
+        return { r, a: a === null || a === "" ? a : { createdAt: a[0], id: a[1] }, t };
+      }
+    } catch {
+      // refused below
+    }
+  }
+  throw new InvalidCursorError("invalid cursor");
+}

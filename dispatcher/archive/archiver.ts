@@ -1,0 +1,233 @@
+import type { Logger } from "pino";
+import { PeriodicLoop } from "../../common/periodic-loop.ts";
+import { readDeliveries } from "../../contract/deliveries.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import type { Partitions } from "../../contract/partitions.ts";
+import { toDeliveryRecord } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
+import { markArchivedScript } from "../../contract/scripts/mark-archived.ts";
+import { raiseArchiveHorizonScript } from "../../contract/scripts/raise-archive-horizon.ts";
+import { runScript } from "../../contract/scripts/script.ts";
+import type { Metrics } from "../metrics.ts";
+import type { ArchivedDelivery, ArchiveStore } from "./archive-store.ts";
+
+export interface ArchiverOptions {
+  redis: RedisClient;
+  partitions: Partitions;
+  store: ArchiveStore;
+  /** this replica's name: the holder of a partition's archive lease */
+  consumer: string;
+  /** how long an archived delivery stays in Redis */
+  hotWindowMs: number;
+  batchSize: number;
+  intervalMs: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** Batches written per partition and round at most, so one round never runs unbounded. */
+const MAX_BATCHES_PER_ROUND = 20;
+/** Open-set members checked per round for records that are gone (lost, expired). */
+const OPEN_SWEEP = 100;
+
+/**
+ * Moves completed deliveries from Redis into the durable log store. Per partition, the replica
+ * holding the partition's lease (a key with a TTL of a few rounds; the others skip it) takes the
+ * oldest deliveries of the pending set, reads them, writes them in one multi-row upsert, and only
+ * then marks them archived (mark-archived.ts: out of the pending set, TTL cut to the hot window).
+ * Postgres down: the write fails, nothing is marked, the records stay in Redis and the backlog
+ * grows (dataforce_dispatcher_archive_backlog); the next round tries again. A replica that dies
+ * between the write and the mark leaves them pending: they are written again, which the upsert's
+ * version guard makes harmless — so is a lease that two replicas briefly both believe they hold.
+ * Each round also raises the index horizon (Keyspace.archiveHorizon) and keeps the day partitions.
+ */
+export class Archiver {
+  readonly #options: ArchiverOptions;
+  readonly #loop: PeriodicLoop;
+  #partitionsCheckedAt = 0;
+  #migrated = false;
+  #adopted = false;
+
+  constructor(options: ArchiverOptions) {
+    this.#options = options;
+    this.#loop = new PeriodicLoop({
+      intervalMs: options.intervalMs,
+      immediate: true,
+      tick: () => this.runOnce(),
+      onError: (error) => {
+        options.metrics.archiveErrors.inc();
+        options.logger.warn(
+          { err: error },
+          "archiving failed; the deliveries stay in Redis, next round retries",
+        );
+      },
+    });
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
+  }
+
+  /** One round over every partition; throws the first failure after trying them all. */
+  async runOnce(now: number = Date.now()): Promise<number> {
+    const { partitions } = this.#options;
+    let archived = 0;
+    let failure: unknown;
+    try {
+      // the schema, once (the start may have found Postgres down)
+      if (!this.#migrated) await this.#options.store.migrate();
+      this.#migrated = true;
+    } catch (error) {
+      failure = error;
+    }
+    try {
+      // the deliveries Redis had before the store was configured: pending too (once per keyspace)
+      if (!this.#adopted) for (const keys of partitions.all) await this.adoptExisting(keys);
+      this.#adopted = true;
+    } catch (error) {
+      failure ??= error;
+    }
+    for (const keys of failure === undefined ? partitions.all : []) {
+      try {
+        if (await this.#holdLease(keys)) archived += await this.archivePartition(keys);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    await this.#observeBacklog();
+    // not before every delivery already in Redis is pending: the horizon would trim its index entry
+    if (this.#adopted) await this.raiseHorizon(now);
+    if (failure === undefined) await this.#keepPartitions(now);
+    if (failure !== undefined) throw failure;
+    return archived;
+  }
+
+  /** Archives the partition's pending deliveries, a batch at a time; returns how many. */
+  async archivePartition(keys: Keyspace): Promise<number> {
+    const { redis, store, batchSize, metrics } = this.#options;
+    let archived = 0;
+    for (let batch = 0; batch < MAX_BATCHES_PER_ROUND; batch++) {
+      const ids = await redis.zrange(keys.archivePending, "0", String(batchSize - 1));
+      if (ids.length === 0) break;
+      const reads = await readDeliveries(redis, ids, keys);
+      const deliveries: ArchivedDelivery[] = [];
+      const marks: string[] = [];
+      reads.forEach((read, i) => {
+        const id = ids[i]!;
+        const record = read && toDeliveryRecord(id, read.view, read.event);
+        if (!record) {
+          // no record: leaves the pending set. A record whose event record is gone (Redis lost or
+          // evicted it) has no payload left to archive: it leaves the set too, counted
+          if (read) metrics.archiveSkipped.inc();
+          marks.push(id, read ? String(read.view.header.version) : "");
+          return;
+        }
+        marks.push(id, String(record.version));
+        if (record.phase !== "QUEUED")
+          deliveries.push({ record, retryTokens: read!.view.header.retryTokens });
+      });
+      const started = performance.now();
+      await store.write(deliveries);
+      metrics.archiveWriteDuration.observe((performance.now() - started) / 1000);
+      const removed = Number(
+        await runScript(
+          redis,
+          markArchivedScript,
+          [keys.archivePending, keys.archiveOpen, keys.deliveries],
+          [keys.prefix, this.#options.hotWindowMs, Date.now(), ...marks],
+        ),
+      );
+      metrics.deliveriesArchived.inc(deliveries.length);
+      archived += deliveries.length;
+      // a batch where nothing left the set (all changed meanwhile): the next round tries again
+      if (ids.length < batchSize || removed === 0) break;
+    }
+    return archived;
+  }
+
+  /**
+   * Adds every delivery of the partition's log index to the pending set (by creation time), once:
+   * those made before the store was configured would otherwise never be archived. The archiver
+   * then sorts them out (a QUEUED one moves to the open set, one whose record is gone leaves).
+   * Replicas may do it at the same time (ZADD NX); the mark is set only after a complete pass.
+   */
+  async adoptExisting(keys: Keyspace): Promise<void> {
+    const { redis } = this.#options;
+    if ((await redis.exists(keys.archiveAdopted)) === 1) return;
+    let start = "-";
+    for (;;) {
+      const entries = (await redis.xrange(keys.logAll, start, "+", "COUNT", 1_000)) as Array<
+        [string, string[]]
+      >;
+      if (entries.length > 0) {
+        const members: Array<string | number> = [];
+        for (const [entryId, fields] of entries)
+          members.push(Number(entryId.slice(0, entryId.indexOf("-"))), fields[1] ?? "");
+        await redis.zadd(keys.archivePending, "NX", ...members);
+      }
+      if (entries.length < 1_000) break;
+      start = `(${entries.at(-1)![0]}`;
+    }
+    await redis.set(keys.archiveAdopted, String(Date.now()));
+  }
+
+  /**
+   * The horizon below which the event log indexes may be trimmed and the archive lists instead:
+   * the hot window, but never past a delivery not archived yet (pending) or not completed (open).
+   * Open members whose record is gone (Redis lost it) are dropped first, or they would hold it back.
+   */
+  async raiseHorizon(now: number = Date.now()): Promise<number> {
+    const { redis, partitions, hotWindowMs } = this.#options;
+    let horizon = now - hotWindowMs;
+    for (const keys of partitions.all) {
+      const open = await redis.zrange(keys.archiveOpen, "0", String(OPEN_SWEEP - 1));
+      if (open.length > 0) {
+        const pipeline = redis.pipeline();
+        for (const id of open) pipeline.exists(keys.delivery(id));
+        const exists = ((await pipeline.exec()) ?? []).map(([, count]) => Number(count));
+        const gone = open.filter((_, i) => exists[i] === 0);
+        if (gone.length > 0) await redis.zrem(keys.archiveOpen, ...gone);
+      }
+      for (const set of [keys.archivePending, keys.archiveOpen]) {
+        const [, score] = await redis.zrange(set, "0", "0", "WITHSCORES");
+        if (score !== undefined) horizon = Math.min(horizon, Number(score));
+      }
+    }
+    return Number(
+      await runScript(redis, raiseArchiveHorizonScript, [partitions.global.archiveHorizon], [horizon]),
+    );
+  }
+
+  /** Holds (takes or renews) the partition's archive lease; false when another replica holds it. */
+  async #holdLease(keys: Keyspace): Promise<boolean> {
+    const { redis, consumer, intervalMs } = this.#options;
+    const ttl = Math.max(5_000, intervalMs * 5);
+    if ((await redis.set(keys.archiveLease, consumer, "PX", ttl, "NX")) === "OK") return true;
+    if ((await redis.get(keys.archiveLease)) !== consumer) return false;
+    await redis.pexpire(keys.archiveLease, ttl);
+    return true;
+  }
+
+  async #observeBacklog(): Promise<void> {
+    const { redis, partitions, metrics } = this.#options;
+    const pipeline = redis.pipeline();
+    for (const keys of partitions.all) pipeline.zcard(keys.archivePending);
+    const replies = (await pipeline.exec()) ?? [];
+    metrics.archiveBacklog.set(replies.reduce((sum, [, count]) => sum + Number(count ?? 0), 0));
+  }
+
+  /** Partitions for the days ahead and retention by dropping old days: once an hour is plenty. */
+  async #keepPartitions(now: number): Promise<void> {
+    if (now - this.#partitionsCheckedAt < 3_600_000) return;
+    const { store, logger } = this.#options;
+    await store.createAhead(now);
+    const dropped = await store.dropExpired(now);
+    if (dropped.length > 0)
+      logger.info({ partitions: dropped }, "archive: dropped day partitions past retention");
+    this.#partitionsCheckedAt = now;
+  }
+}
