@@ -54,6 +54,10 @@ export const DeliverySettingsSchema = z.object({
 });
 export type DeliverySettings = z.infer<typeof DeliverySettingsSchema>;
 
+export const WEBHOOK_ORDERINGS = ["Unordered", "Ordered"] as const;
+export const WebhookOrderingSchema = z.enum(WEBHOOK_ORDERINGS);
+export type WebhookOrdering = z.infer<typeof WebhookOrderingSchema>;
+
 export const WebhookRouteSchema = z.object({
   /** The Webhook object's name; part of the delivery id. */
   name: z.string().regex(KUBERNETES_NAME, "a Kubernetes object name"),
@@ -62,6 +66,11 @@ export const WebhookRouteSchema = z.object({
   event: EventTypeSchema,
   url: z.url({ protocol: /^https?$/, error: "an http(s) URL" }),
   paused: z.boolean().default(false),
+  /**
+   * `Ordered`: its deliveries go one at a time, in fan-out order, each SENT or FAILED before the
+   * next is attempted (Keyspace.orderedQueue). `Unordered`: concurrently, as they come.
+   */
+  ordering: WebhookOrderingSchema.default("Unordered"),
   /** Extra request headers. Reserved ones (webhook-*, content-type, user-agent, host…) are ignored. */
   headers: z.record(z.string().regex(HEADER_NAME, "an HTTP header name"), z.string()).default({}),
   /**

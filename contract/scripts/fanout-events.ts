@@ -23,6 +23,8 @@ export interface FanoutPlanEvent {
     /** the body to send (notification.ts), carried by the first attempt's work entry */
     payload: string;
     maxAttempts: number;
+    /** the webhook is `ordering: Ordered`: the delivery joins its ordered queue (Keyspace.orderedQueue) */
+    ordered?: boolean;
   }>;
 }
 
@@ -77,6 +79,7 @@ export const fanoutEventsScript = defineScript(
 --- @include "delivery-record"
 --- @include "event-record"
 --- @include "log-index"
+--- @include "ordered-queue"
 
 local prefix, group, now = ARGV[1], ARGV[2], ARGV[3]
 local retention, statusMaxLen, eventTtl, deadMaxLen = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -137,7 +140,7 @@ for _ = 1, invalidCount do
 end
 
 -- events: count, then per event: entry id, namespace, id, type, event record, delivery count,
--- and per delivery: id, webhook, record, work entry's \`a\`, payload
+-- and per delivery: id, webhook, record, work entry's \`a\`, payload, ordered ('1' or '')
 local eventCount = tonumber(ARGV[at])
 at = at + 1
 -- the indexes this call has registered already (the set of index names maintenance trims)
@@ -149,8 +152,8 @@ for _ = 1, eventCount do
   at = at + 6
   for j = 1, deliveryCount do
     e.deliveries[j] = { id = ARGV[at], webhook = ARGV[at + 1], record = ARGV[at + 2], work = ARGV[at + 3],
-      payload = ARGV[at + 4] }
-    at = at + 5
+      payload = ARGV[at + 4], ordered = ARGV[at + 5] }
+    at = at + 6
   end
   local eventKey = prefix .. 'event:' .. e.ns .. ':' .. e.id
   local first, stored = eventMarker(eventKey, prefix .. 'seen:' .. e.ns .. ':' .. e.id)
@@ -181,7 +184,11 @@ for _ = 1, eventCount do
           redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
           registered[webhookIndex] = true
         end
-        redis.call('XADD', KEYS[2], '*', 'id', d.id, 'a', d.work, 'p', d.payload, 'r', revision)
+        -- a delivery of an ordered webhook gets work only as the head of its queue: the others
+        -- wait their turn (settle-deliveries queues the next one's work)
+        if d.ordered == '' or enqueueOrdered(prefix, e.ns, d.webhook, d.id) then
+          redis.call('XADD', KEYS[2], '*', 'id', d.id, 'a', d.work, 'p', d.payload, 'r', revision)
+        end
         addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.id, '0', nil, nil)
         created = created + 1
       end
@@ -231,10 +238,11 @@ export function encodeFanoutPlan(plan: FanoutPlan, args: FanoutArgs): ScriptArg[
         maxAttempts: d.maxAttempts,
         createdAt: now,
         routingRevision: plan.revision,
+        ordered: d.ordered,
       });
       // the first attempt's work entry: version, namespace, webhook, ingestedAt, URL (Keyspace.deliveries)
       const work = `0\n${e.namespace}\n${d.webhook}\n${e.ingestedAt}\n${d.url}`;
-      out.push(d.id, d.webhook, record, work, d.payload);
+      out.push(d.id, d.webhook, record, work, d.payload, d.ordered ? "1" : "");
     }
   }
   return out;

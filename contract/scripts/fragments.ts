@@ -241,12 +241,55 @@ local function addToIndex(key, deliveryId, createdAt)
 end
 `.trim();
 
+/**
+ * Ordered webhooks (Keyspace.orderedQueue): one list of QUEUED delivery ids per webhook, in
+ * fan-out order, of which only the head has work. Needs "delivery-record" (deliveryPhase).
+ */
+const ORDERED_QUEUE = `
+local function orderedQueueKey(prefix, namespace, webhook)
+  return prefix .. 'ordered:' .. namespace .. ':' .. webhook
+end
+
+-- appends a delivery to its webhook's queue; true when it is the head (its work goes out now)
+local function enqueueOrdered(prefix, namespace, webhook, id)
+  local key = orderedQueueKey(prefix, namespace, webhook)
+  if redis.call('RPUSH', key, id) > 1 then return false end
+  redis.call('SADD', prefix .. 'ordered-queues', key)
+  return true
+end
+
+-- the delivery id is SENT or FAILED: it leaves the queue and, if it was the head, the next
+-- one still QUEUED becomes the head and its work is queued (ids whose record is no longer QUEUED
+-- or gone are dropped on the way)
+local function advanceOrdered(prefix, workStream, namespace, webhook, id)
+  local key = orderedQueueKey(prefix, namespace, webhook)
+  if redis.call('LINDEX', key, 0) ~= id then
+    redis.call('LREM', key, 1, id)
+    return
+  end
+  redis.call('LPOP', key)
+  while true do
+    local head = redis.call('LINDEX', key, 0)
+    if not head then
+      redis.call('SREM', prefix .. 'ordered-queues', key)
+      return
+    end
+    if deliveryPhase(prefix .. 'delivery:' .. head) == 'QUEUED' then
+      redis.call('XADD', workStream, '*', 'id', head)
+      return
+    end
+    redis.call('LPOP', key)
+  end
+end
+`.trim();
+
 export const LUA_FRAGMENTS: Readonly<Record<string, string>> = {
   "status-entry": STATUS_ENTRY,
   "packed-fields": PACKED_FIELDS,
   "delivery-record": DELIVERY_RECORD,
   "event-record": EVENT_RECORD,
   "log-index": LOG_INDEX,
+  "ordered-queue": ORDERED_QUEUE,
 };
 
 /** The script with every `--- @include "<name>"` line replaced by that fragment. */
