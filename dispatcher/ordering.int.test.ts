@@ -97,6 +97,14 @@ async function expectClean(keys: Keyspace, webhook: string): Promise<void> {
   expect(pending).toBe(0);
 }
 
+/** The ordered-queue gauges a dispatcher exports. */
+async function gauges(url: string): Promise<{ queues: number; deliveries: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) =>
+    Number(new RegExp(`^dataforce_dispatcher_${name} (\\d+)$`, "m").exec(text)?.[1]);
+  return { queues: value("ordered_queues"), deliveries: value("ordered_queue_deliveries") };
+}
+
 function orderedRouting(path: string, overrides: Partial<NamespaceRoutingInput> = {}): NamespaceRoutingInput {
   return testRouting(
     NS,
@@ -248,11 +256,14 @@ describe("an Ordered webhook", () => {
     expect(held.slice(whilePaused)).toEqual(ids.slice(whilePaused).map(() => "QUEUED"));
     const head = await readDeliveries(redis, [deliveryId(NS, ids[whilePaused]!, "paused")], keys);
     expect(head[0]?.view.header.attemptCount).toBe(0);
+    // the queue is in the gauges (no per-webhook label)
+    expect(await gauges(dispatcher.url)).toEqual({ queues: 1, deliveries: ids.length - whilePaused });
 
     await writeNamespaceRouting(redis, routing(false), keys, TEST_SECRET_BOX);
     expect(await allSettled(keys, "paused", ids, 60_000)).toEqual(ids.map(() => "SENT"));
     expect(receivedEventIds("/paused")).toEqual(ids);
     await expectClean(keys, "paused");
+    expect(await gauges(dispatcher.url)).toEqual({ queues: 0, deliveries: 0 });
   }, 120_000);
 
   it("is never sent to concurrently by two replicas", async () => {
