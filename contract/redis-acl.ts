@@ -65,6 +65,8 @@ export function redisAclRules(role: RedisRole, tag: string): string[] {
     "seen:*",
     // the event log's indexes (`logs…`), and those of format 1 (`log…`)
     "log*",
+    // the queues of ordered webhooks (`ordered:<ns>:<webhook>`) and their set (`ordered-queues`)
+    "ordered*",
   ];
   return [
     "resetkeys",
