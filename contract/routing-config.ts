@@ -166,6 +166,47 @@ export async function readNamespaceRouting(
     : { routing: undefined, sealedWithOlderKey: false };
 }
 
+/** What a webhook's route says, without its header values; `enabled`: its namespace's toggle. */
+export interface WebhookRouteSummary {
+  enabled: boolean;
+  delivery: DeliverySettings;
+  route: Omit<WebhookRoute, "headers">;
+}
+
+const PublicRoutingSchema = NamespaceRoutingSchema.pick({
+  namespace: true,
+  enabled: true,
+  delivery: true,
+  webhooks: true,
+});
+
+/**
+ * One webhook's route as the dispatchers have it (null: no routing for the namespace, or no such
+ * webhook in it: deleted, gone, or not deliverable), read without opening any sealed value: for
+ * the operator's replay, which needs a webhook's URL and settings, never a secret.
+ */
+export async function readWebhookRoute(
+  redis: RedisClient,
+  namespace: string,
+  webhook: string,
+  keys: Keyspace,
+): Promise<WebhookRouteSummary | null> {
+  const json = await redis.hget(keys.routing, namespace);
+  if (json === null) return null;
+  let stored: unknown;
+  try {
+    stored = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const parsed = PublicRoutingSchema.safeParse(stored);
+  if (!parsed.success) return null;
+  const found = parsed.data.webhooks.find((route) => route.name === webhook);
+  if (!found) return null;
+  const { headers: _sealed, ...route } = found;
+  return { enabled: parsed.data.enabled, delivery: parsed.data.delivery, route };
+}
+
 /** The additional authenticated data of a namespace's sealed values: they open only there. */
 function sealContext(namespace: string): string {
   return `routing/${namespace}`;

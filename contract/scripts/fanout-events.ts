@@ -80,6 +80,7 @@ export const fanoutEventsScript = defineScript(
 --- @include "event-record"
 --- @include "log-index"
 --- @include "ordered-queue"
+--- @include "new-delivery"
 
 local prefix, group, now = ARGV[1], ARGV[2], ARGV[3]
 local retention, statusMaxLen, eventTtl, deadMaxLen = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -89,6 +90,8 @@ local at = 8
 -- the routing revision of the plan ("" when unknown)
 local revision = ARGV[at]
 at = at + 1
+local logKeys = { logAll = KEYS[4], logIndexes = KEYS[5], deliveries = KEYS[2], status = KEYS[3],
+  statusMaxLen = statusMaxLen }
 
 -- The marker of an event id: the first fields of its event record (format e2), else the key of
 -- format 1. Returns the marker (nil when none is in force) and whether an e2 record exists.
@@ -143,8 +146,6 @@ end
 -- and per delivery: id, webhook, record, work entry's \`a\`, payload, ordered ('1' or '')
 local eventCount = tonumber(ARGV[at])
 at = at + 1
--- the indexes this call has registered already (the set of index names maintenance trims)
-local registered = {}
 for _ = 1, eventCount do
   local e = { m = ARGV[at], ns = ARGV[at + 1], id = ARGV[at + 2], type = ARGV[at + 3], record = ARGV[at + 4],
     deliveries = {} }
@@ -171,25 +172,11 @@ for _ = 1, eventCount do
   if fresh then
     created = 0
     if brandNew and stored then detachDeliveries(eventKey, e) end
-    local nsIndex = prefix .. 'logs:ns:' .. e.ns
     for _, d in ipairs(e.deliveries) do
-      local key = prefix .. 'delivery:' .. d.id
-      if brandNew or redis.call('EXISTS', key) == 0 then
-        redis.call('SET', key, d.record, 'PX', retention)
-        local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
-        addToIndex(KEYS[4], d.id, now)
-        addToIndex(nsIndex, d.id, now)
-        addToIndex(webhookIndex, d.id, now)
-        if not registered[webhookIndex] then
-          redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
-          registered[webhookIndex] = true
-        end
-        -- a delivery of an ordered webhook gets work only as the head of its queue: the others
-        -- wait their turn (settle-deliveries queues the next one's work)
-        if d.ordered == '' or enqueueOrdered(prefix, e.ns, d.webhook, d.id) then
-          redis.call('XADD', KEYS[2], '*', 'id', d.id, 'a', d.work, 'p', d.payload, 'r', revision)
-        end
-        addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.id, '0', nil, nil)
+      if brandNew or redis.call('EXISTS', prefix .. 'delivery:' .. d.id) == 0 then
+        -- the first attempt's work entry carries what it needs (a, p, r)
+        addDelivery(prefix, logKeys, e.ns, d.webhook, d.id, e.id, d.record, retention, now, d.ordered == '1',
+          d.work, d.payload, revision)
         created = created + 1
       end
     end

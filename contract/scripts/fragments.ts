@@ -283,6 +283,42 @@ local function advanceOrdered(prefix, workStream, namespace, webhook, id)
 end
 `.trim();
 
+/**
+ * A new delivery (fan-out, or a replay's copy for another webhook): its record, its entries in
+ * the event log indexes, its work (for an ordered webhook only as the head of its queue: the
+ * others wait their turn, settle-deliveries queues the next one's work) and its QUEUED status
+ * entry. Needs "status-entry", "log-index" and "ordered-queue".
+ */
+const NEW_DELIVERY = `
+-- the indexes this call has registered already (the set of index names maintenance trims)
+local registeredIndexes = {}
+
+-- k: logAll, logIndexes, deliveries (the work queue), status, statusMaxLen. work, payload,
+-- revision: a first attempt's work entry fields (a, p, r); nil: the entry is {id} only and the
+-- worker reads the record
+local function addDelivery(prefix, k, namespace, webhook, id, eventId, record, retention, now, ordered,
+    work, payload, revision)
+  redis.call('SET', prefix .. 'delivery:' .. id, record, 'PX', retention)
+  local nsIndex = prefix .. 'logs:ns:' .. namespace
+  local webhookIndex = nsIndex .. ':webhook:' .. webhook
+  addToIndex(k.logAll, id, now)
+  addToIndex(nsIndex, id, now)
+  addToIndex(webhookIndex, id, now)
+  if not registeredIndexes[webhookIndex] then
+    redis.call('SADD', k.logIndexes, nsIndex, webhookIndex)
+    registeredIndexes[webhookIndex] = true
+  end
+  if not ordered or enqueueOrdered(prefix, namespace, webhook, id) then
+    if work then
+      redis.call('XADD', k.deliveries, '*', 'id', id, 'a', work, 'p', payload, 'r', revision)
+    else
+      redis.call('XADD', k.deliveries, '*', 'id', id)
+    end
+  end
+  addStatusEntry(k.status, k.statusMaxLen, id, 'QUEUED', namespace, webhook, eventId, '0', nil, nil)
+end
+`.trim();
+
 export const LUA_FRAGMENTS: Readonly<Record<string, string>> = {
   "status-entry": STATUS_ENTRY,
   "packed-fields": PACKED_FIELDS,
@@ -290,6 +326,7 @@ export const LUA_FRAGMENTS: Readonly<Record<string, string>> = {
   "event-record": EVENT_RECORD,
   "log-index": LOG_INDEX,
   "ordered-queue": ORDERED_QUEUE,
+  "new-delivery": NEW_DELIVERY,
 };
 
 /** The script with every `--- @include "<name>"` line replaced by that fragment. */

@@ -1,3 +1,4 @@
+import { addDeliveriesScript } from "./add-deliveries.ts";
 import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
 import { forwardLegacyStatusScript } from "./forward-legacy-status.ts";
@@ -24,4 +25,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   readDeliveriesScript,
   trimLogIndexesScript,
   forwardLegacyStatusScript,
+  addDeliveriesScript,
 ];
