@@ -5,6 +5,8 @@ import { uniqueKeyTag } from "../test/support/fixtures.ts";
 import { fanoutEvents, readDelivery, requestRetry } from "./deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "./keys.ts";
 import type { FanoutPlan } from "./scripts/fanout-events.ts";
+import { healOrderedQueuesScript } from "./scripts/heal-ordered-queues.ts";
+import { runScript } from "./scripts/script.ts";
 import { ensureConsumerGroup } from "./streams/stream-consumer.ts";
 
 // The ordered queue of a webhook (Keyspace.orderedQueue) on its own, through the contract's
@@ -200,5 +202,25 @@ describe("an ordered webhook's queue", () => {
     ]);
     expect(await queue(keys)).toEqual(["ord-4"]);
     expect(await work(keys)).toEqual(["ord-4"]);
+  });
+
+  it("moves on when its head's record is gone (maintenance heals what no settle will)", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await fanout(keys, [1, 2]);
+    const heal = () =>
+      runScript(redis, healOrderedQueuesScript, [keys.deliveries, keys.orderedQueues], [keys.prefix]);
+    expect(await heal()).toBe(0); // a QUEUED head: nothing to do
+    await redis.del(keys.deliveries, keys.delivery("ord-1")); // lost, or expired during a long pause
+    expect(await heal()).toBe(1);
+    expect(await queue(keys)).toEqual(["ord-2"]);
+    expect(await work(keys)).toEqual(["ord-2"]);
+    await settle(redis, keys, [
+      { entryId: "", id: "ord-2", version: "0", kind: "sent", attempt: failedAttempt(1) },
+    ]);
+    expect(await redis.scard(keys.orderedQueues)).toBe(0);
+    // a queue key lost on its own leaves the set at the next round
+    await redis.sadd(keys.orderedQueues, keys.orderedQueue("ns", "gone"));
+    expect(await heal()).toBe(0);
+    expect(await redis.scard(keys.orderedQueues)).toBe(0);
   });
 });

@@ -261,8 +261,7 @@ end
 -- the delivery id is SENT or FAILED: it leaves the queue and, if it was the head, the next
 -- one still QUEUED becomes the head and its work is queued (ids whose record is no longer QUEUED
 -- or gone are dropped on the way)
-local function advanceOrdered(prefix, workStream, namespace, webhook, id)
-  local key = orderedQueueKey(prefix, namespace, webhook)
+local function advanceOrderedQueue(prefix, workStream, key, id)
   if redis.call('LINDEX', key, 0) ~= id then
     redis.call('LREM', key, 1, id)
     return
@@ -280,6 +279,10 @@ local function advanceOrdered(prefix, workStream, namespace, webhook, id)
     end
     redis.call('LPOP', key)
   end
+end
+
+local function advanceOrdered(prefix, workStream, namespace, webhook, id)
+  advanceOrderedQueue(prefix, workStream, orderedQueueKey(prefix, namespace, webhook), id)
 end
 `.trim();
 

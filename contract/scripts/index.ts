@@ -2,6 +2,7 @@ import { addDeliveriesScript } from "./add-deliveries.ts";
 import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
 import { forwardLegacyStatusScript } from "./forward-legacy-status.ts";
+import { healOrderedQueuesScript } from "./heal-ordered-queues.ts";
 import { noteMirrorErrorScript } from "./note-mirror-error.ts";
 import { promoteDueScript } from "./promote-due.ts";
 import { readDeliveriesScript } from "./read-deliveries.ts";
@@ -26,4 +27,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   trimLogIndexesScript,
   forwardLegacyStatusScript,
   addDeliveriesScript,
+  healOrderedQueuesScript,
 ];
