@@ -16,6 +16,12 @@ import {
   unpackEvent,
 } from "./records.ts";
 import type { RedisClient } from "./redis-client.ts";
+import {
+  type AddDeliveryResult,
+  addDeliveriesScript,
+  encodeNewDeliveries,
+  type NewDelivery,
+} from "./scripts/add-deliveries.ts";
 import { splitBySize } from "./scripts/command-size.ts";
 import { countFanoutFailureScript } from "./scripts/count-fanout-failure.ts";
 import {
@@ -184,6 +190,27 @@ function settleOutcomeSize(outcome: SettleOutcome): number {
     (outcome.reason?.length ?? 0) +
     (outcome.url?.length ?? 0)
   );
+}
+
+/**
+ * Adds deliveries to events that exist (see add-deliveries.ts), each only if its id is new;
+ * per delivery, "c" created or "e" existed already.
+ */
+export async function addDeliveries(
+  redis: RedisClient,
+  deliveries: readonly NewDelivery[],
+  limits: RecordLimits,
+  keys: Keyspace,
+  now: number = Date.now(),
+): Promise<AddDeliveryResult[]> {
+  if (deliveries.length === 0) return [];
+  const results = (await runScript(
+    redis,
+    addDeliveriesScript,
+    [keys.deliveries, keys.status, keys.logAll, keys.logIndexes, keys.archiveOpen, keys.archiveAdopted],
+    [keys.prefix, now, limits.retentionMs, limits.statusStreamMaxLen, ...encodeNewDeliveries(deliveries)],
+  )) as string;
+  return [...results] as AddDeliveryResult[];
 }
 
 /**

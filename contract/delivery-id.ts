@@ -16,6 +16,22 @@ export function deliveryId(namespace: string, eventId: string, webhook: string):
   return `${readablePart(webhook)}-${base32(digest).slice(0, HASH_CHARS)}`;
 }
 
+/**
+ * The id of a copy of a delivery for another webhook (a WebhookReplay's `targetWebhook`):
+ * `<webhook name>-<hash>` as above, deterministic from the namespace, the original delivery, the
+ * webhook and the token of the replay that copies it, so that the copy is made once per replay
+ * (and generation) however often it is asked for, and a new replay makes a new copy.
+ */
+export function copyDeliveryId(
+  namespace: string,
+  originalId: string,
+  webhook: string,
+  token: string,
+): string {
+  const digest = hash("sha256", `copy\n${namespace}\n${originalId}\n${webhook}\n${token}`, "buffer");
+  return `${readablePart(webhook)}-${base32(digest).slice(0, HASH_CHARS)}`;
+}
+
 export const DELIVERY_ID_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 function readablePart(webhook: string): string {

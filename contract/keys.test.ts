@@ -29,9 +29,13 @@ describe("keyspace", () => {
     expect(keys.seen("ns", "e")).toBe("{x}:seen:ns:e");
     expect(lua).toContain("prefix .. 'seen:' .. e.ns .. ':' .. e.id");
     expect(keys.logNamespace("ns")).toBe("{x}:logs:ns:ns");
-    expect(lua).toContain("prefix .. 'logs:ns:' .. e.ns");
+    expect(lua).toContain("prefix .. 'logs:ns:' .. namespace");
     expect(keys.logWebhook("ns", "w")).toBe("{x}:logs:ns:ns:webhook:w");
-    expect(lua).toContain("nsIndex .. ':webhook:' .. d.webhook");
+    expect(lua).toContain("nsIndex .. ':webhook:' .. webhook");
+    expect(keys.orderedQueue("ns", "w")).toBe("{x}:ordered:ns:w");
+    expect(lua).toContain("prefix .. 'ordered:' .. namespace .. ':' .. webhook");
+    expect(keys.orderedQueues).toBe("{x}:ordered-queues");
+    expect(lua).toContain("prefix .. 'ordered-queues'");
     // format 1's indexes, still read (and trimmed) until retention has emptied them
     expect(keys.legacyLog.namespace("ns")).toBe("{x}:log:ns:ns");
     expect(keys.legacyLog.webhook("ns", "w")).toBe("{x}:log:ns:ns:webhook:w");

@@ -45,6 +45,15 @@ export interface Keyspace {
   /** Sorted set of delivery ids scored by the epoch ms at which their next attempt is due. */
   readonly scheduled: string;
   /**
+   * The ordered queue of a webhook with `ordering: Ordered`: a list of its QUEUED delivery ids in
+   * fan-out order (a retried one joins the tail). Only its head has work (in the work queue, in
+   * flight or in `scheduled`); settling the head SENT or FAILED queues the next one's work, in the
+   * same script (fragments.ts, "ordered-queue"). Deliveries of unordered webhooks never touch it.
+   */
+  orderedQueue(namespace: string, webhook: string): string;
+  /** Set of the ordered queues that hold deliveries (for the queue-length gauge, without SCAN). */
+  readonly orderedQueues: string;
+  /**
    * Capped stream (XADD MAXLEN ~) with one entry whenever a delivery's phase or attempt count
    * changes (`delivery-status`). Fields (all strings): `deliveryId`, `phase` (QUEUED|SENT|FAILED),
    * `namespace`, `webhook` (empty when it is the delivery id's readable part), `eventId`,
@@ -170,6 +179,8 @@ export function keyspaceUnder(prefix: string): Keyspace {
     fanoutFailures: (entryId) => `${prefix}events:fanout-failures:${entryId}`,
     deliveries: `${prefix}deliveries`,
     scheduled: `${prefix}scheduled`,
+    orderedQueue: (namespace, webhook) => `${prefix}ordered:${namespace}:${webhook}`,
+    orderedQueues: `${prefix}ordered-queues`,
     status: `${prefix}delivery-status`,
     legacyStatus: `${prefix}status`,
     routing: `${prefix}routing`,

@@ -155,6 +155,22 @@ describe("delivery records (d2)", () => {
         routingRevision: undefined,
       }),
     ).toBe(packDelivery(odd));
+    const ordered = header({ ordered: true });
+    expect(
+      packQueuedDelivery({
+        eventId: ordered.eventId,
+        namespace: ordered.namespace,
+        webhook: ordered.webhook,
+        webhookUid: ordered.webhookUid,
+        eventType: ordered.eventType,
+        url: ordered.url,
+        maxAttempts: ordered.maxAttempts,
+        createdAt: CREATED,
+        routingRevision: 7,
+        ordered: true,
+      }),
+    ).toBe(packDelivery(ordered));
+    expect(unpackDelivery(packDelivery(ordered)).header.ordered).toBe(true);
   });
 
   it("keep attempts compact: a JSON array, absent values null, trailing ones left out", () => {

@@ -169,6 +169,13 @@ const optionalFailureReason = z
     encode: (value) => value ?? "",
   })
   .optional();
+/** A flag: "1" set, "" (or left out at the end of the line) unset. */
+const optionalFlag = z
+  .codec(z.enum(["", "1"]), z.boolean().optional(), {
+    decode: (value) => (value === "1" ? true : undefined),
+    encode: (value) => (value ? "1" : ""),
+  })
+  .optional();
 
 /** The most attempts a delivery record keeps: the latest ones (as many as a WebhookEvent shows). */
 export const MAX_KEPT_ATTEMPTS = 50;
@@ -260,6 +267,12 @@ export const StoredDeliverySchema = z.object({
   ingestedAt: optionalCount,
   data: optionalText,
   payload: optionalText,
+  /**
+   * The delivery waits in its webhook's ordered queue (Keyspace.orderedQueue; the webhook was
+   * `ordering: Ordered` when it was made): settling it hands the turn to the next one. Last, so
+   * that records of unordered webhooks keep their length (empty fields at the end are left out).
+   */
+  ordered: optionalFlag,
 });
 export type StoredDelivery = z.output<typeof StoredDeliverySchema>;
 /** The fields of a delivery record's first line, in their order. */
@@ -295,6 +308,8 @@ export function packQueuedDelivery(delivery: {
   /** epoch ms */
   createdAt: number;
   routingRevision: number | undefined;
+  /** the webhook is ordered: the delivery waits in its ordered queue */
+  ordered?: boolean | undefined;
 }): string {
   const fields: Partial<Record<keyof StoredDelivery, string>> = {
     format: DELIVERY_FORMAT,
@@ -313,6 +328,7 @@ export function packQueuedDelivery(delivery: {
     eventType: delivery.eventType,
     url: escapeField(delivery.url),
     routingRevision: delivery.routingRevision === undefined ? "" : String(delivery.routingRevision),
+    ordered: delivery.ordered ? "1" : "",
   };
   return packFields(STORED_DELIVERY_FIELDS.map((field) => fields[field] ?? ""));
 }

@@ -67,6 +67,8 @@ export function redisAclRules(role: RedisRole, tag: string): string[] {
     "log*",
     // the durable log store's pending and open sets, horizon and leases (`archive:…`)
     "archive:*",
+    // the queues of ordered webhooks (`ordered:<ns>:<webhook>`) and their set (`ordered-queues`)
+    "ordered*",
   ];
   return [
     "resetkeys",

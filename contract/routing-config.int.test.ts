@@ -53,6 +53,7 @@ describe("routing configuration", () => {
       ...hook,
       uid: "",
       paused: false,
+      ordering: "Unordered",
       headers: {},
     });
     expect(table.namespaces.get("team-b")?.enabled).toBe(false);

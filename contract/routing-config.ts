@@ -54,6 +54,10 @@ export const DeliverySettingsSchema = z.object({
 });
 export type DeliverySettings = z.infer<typeof DeliverySettingsSchema>;
 
+export const WEBHOOK_ORDERINGS = ["Unordered", "Ordered"] as const;
+export const WebhookOrderingSchema = z.enum(WEBHOOK_ORDERINGS);
+export type WebhookOrdering = z.infer<typeof WebhookOrderingSchema>;
+
 export const WebhookRouteSchema = z.object({
   /** The Webhook object's name; part of the delivery id. */
   name: z.string().regex(KUBERNETES_NAME, "a Kubernetes object name"),
@@ -62,6 +66,11 @@ export const WebhookRouteSchema = z.object({
   event: EventTypeSchema,
   url: z.url({ protocol: /^https?$/, error: "an http(s) URL" }),
   paused: z.boolean().default(false),
+  /**
+   * `Ordered`: its deliveries go one at a time, in fan-out order, each SENT or FAILED before the
+   * next is attempted (Keyspace.orderedQueue). `Unordered`: concurrently, as they come.
+   */
+  ordering: WebhookOrderingSchema.default("Unordered"),
   /** Extra request headers. Reserved ones (webhook-*, content-type, user-agent, host…) are ignored. */
   headers: z.record(z.string().regex(HEADER_NAME, "an HTTP header name"), z.string()).default({}),
   /**
@@ -155,6 +164,47 @@ export async function readNamespaceRouting(
   return result.success
     ? { routing: result.data, sealedWithOlderKey: result.sealedWithOlderKey }
     : { routing: undefined, sealedWithOlderKey: false };
+}
+
+/** What a webhook's route says, without its header values; `enabled`: its namespace's toggle. */
+export interface WebhookRouteSummary {
+  enabled: boolean;
+  delivery: DeliverySettings;
+  route: Omit<WebhookRoute, "headers">;
+}
+
+const PublicRoutingSchema = NamespaceRoutingSchema.pick({
+  namespace: true,
+  enabled: true,
+  delivery: true,
+  webhooks: true,
+});
+
+/**
+ * One webhook's route as the dispatchers have it (null: no routing for the namespace, or no such
+ * webhook in it: deleted, gone, or not deliverable), read without opening any sealed value: for
+ * the operator's replay, which needs a webhook's URL and settings, never a secret.
+ */
+export async function readWebhookRoute(
+  redis: RedisClient,
+  namespace: string,
+  webhook: string,
+  keys: Keyspace,
+): Promise<WebhookRouteSummary | null> {
+  const json = await redis.hget(keys.routing, namespace);
+  if (json === null) return null;
+  let stored: unknown;
+  try {
+    stored = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  const parsed = PublicRoutingSchema.safeParse(stored);
+  if (!parsed.success) return null;
+  const found = parsed.data.webhooks.find((route) => route.name === webhook);
+  if (!found) return null;
+  const { headers: _sealed, ...route } = found;
+  return { enabled: parsed.data.enabled, delivery: parsed.data.delivery, route };
 }
 
 /** The additional authenticated data of a namespace's sealed values: they open only there. */

@@ -302,6 +302,7 @@ async function queueSnapshot(redis: RedisClient, partitions: Partitions): Promis
       status: { length: 0, pending: 0 },
     },
     scheduled: 0,
+    ordered: { queues: 0, deliveries: 0 },
   };
   for (const snapshot of snapshots as QueueSnapshot[]) {
     for (const stream of ["events", "deliveries", "status"] as const) {
@@ -309,6 +310,8 @@ async function queueSnapshot(redis: RedisClient, partitions: Partitions): Promis
       total.streams[stream].pending += snapshot.streams[stream].pending;
     }
     total.scheduled += snapshot.scheduled;
+    total.ordered.queues += snapshot.ordered.queues;
+    total.ordered.deliveries += snapshot.ordered.deliveries;
   }
   return total;
 }
@@ -322,6 +325,7 @@ async function partitionSnapshot(redis: RedisClient, keys: Keyspace): Promise<Qu
     .xpending(keys.events, CONSUMER_GROUPS.fanout)
     .xpending(keys.deliveries, CONSUMER_GROUPS.delivery)
     .zcard(keys.scheduled)
+    .smembers(keys.orderedQueues)
     .exec();
   if (replies === null) return null;
   const value = (i: number): unknown => (replies[i]?.[0] ? undefined : replies[i]?.[1]);
@@ -333,5 +337,21 @@ async function partitionSnapshot(redis: RedisClient, keys: Keyspace): Promise<Qu
       status: { length: Number(value(2) ?? 0), pending: 0 },
     },
     scheduled: Number(value(5) ?? 0),
+    ordered: await orderedQueueLengths(redis, (value(6) as string[] | undefined) ?? []),
+  };
+}
+
+/** How many ordered queues hold deliveries, and how many in all (one LLEN per ordered webhook). */
+async function orderedQueueLengths(
+  redis: RedisClient,
+  queues: readonly string[],
+): Promise<QueueSnapshot["ordered"]> {
+  if (queues.length === 0) return { queues: 0, deliveries: 0 };
+  const pipeline = redis.pipeline();
+  for (const queue of queues) pipeline.llen(queue);
+  const lengths = ((await pipeline.exec()) ?? []).map(([error, length]) => (error ? 0 : Number(length)));
+  return {
+    queues: lengths.filter((length) => length > 0).length,
+    deliveries: lengths.reduce((sum, length) => sum + length, 0),
   };
 }

@@ -3,6 +3,7 @@ import { PeriodicLoop } from "../common/periodic-loop.ts";
 import { CONSUMER_GROUPS, type Keyspace } from "../contract/keys.ts";
 import { publishRecordLimits, type RecordLimits } from "../contract/record-limits.ts";
 import type { RedisClient } from "../contract/redis-client.ts";
+import { healOrderedQueuesScript } from "../contract/scripts/heal-ordered-queues.ts";
 import { runScript } from "../contract/scripts/script.ts";
 import { trimLogIndexesScript } from "../contract/scripts/trim-log-indexes.ts";
 import { removeIdleConsumers, trimAcknowledged } from "../contract/streams/stream-maintenance.ts";
@@ -31,7 +32,7 @@ export interface MaintenanceOptions {
 /**
  * Keeps Redis bounded: trims stream entries every group has acknowledged, drops event log index
  * entries past retention (the records themselves expire by TTL), and forgets consumers of
- * replicas long gone. Every step is idempotent, so all replicas may run it.
+ * replicas long gone. Moves on ordered queues whose head's record is gone. Every step is idempotent, so all replicas may run it.
  */
 export class Maintenance {
   readonly #options: MaintenanceOptions;
@@ -73,6 +74,17 @@ export class Maintenance {
     const idleMs = this.#options.deadConsumerIdleMs ?? DEAD_CONSUMER_IDLE_MS;
     await removeIdleConsumers(redis, keys.events, CONSUMER_GROUPS.fanout, idleMs);
     await removeIdleConsumers(redis, keys.deliveries, CONSUMER_GROUPS.delivery, idleMs);
+    const healed = (await runScript(
+      redis,
+      healOrderedQueuesScript,
+      [keys.deliveries, keys.orderedQueues],
+      [keys.prefix],
+    )) as number;
+    if (healed > 0)
+      this.#options.logger.warn(
+        { queues: healed },
+        "ordered queues whose head was gone (lost or expired) moved on to their next delivery",
+      );
   }
 }
 

@@ -7,6 +7,8 @@ export type AttemptOutcome = "success" | (typeof ATTEMPT_ERROR_CODES)[number];
 export interface QueueSnapshot {
   streams: Record<"events" | "deliveries" | "status", { length: number; pending: number }>;
   scheduled: number;
+  /** ordered webhooks with deliveries in their queue, and those deliveries (heads included) */
+  ordered: { queues: number; deliveries: number };
 }
 
 const PREFIX = "dataforce_dispatcher_";
@@ -192,6 +194,25 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
     async collect() {
       const current = await readSnapshot();
       if (current !== null) this.set(current.scheduled);
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}ordered_queues`,
+    help: "Ordered webhooks (spec.ordering: Ordered) with deliveries queued.",
+    registers: [registry],
+    async collect() {
+      const current = await readSnapshot();
+      if (current !== null) this.set(current.ordered.queues);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}ordered_queue_deliveries`,
+    help: "Deliveries in the queues of ordered webhooks, each queue's head (being attempted) included.",
+    registers: [registry],
+    async collect() {
+      const current = await readSnapshot();
+      if (current !== null) this.set(current.ordered.deliveries);
     },
   });
 

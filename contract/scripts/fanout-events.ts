@@ -23,6 +23,8 @@ export interface FanoutPlanEvent {
     /** the body to send (notification.ts), carried by the first attempt's work entry */
     payload: string;
     maxAttempts: number;
+    /** the webhook is `ordering: Ordered`: the delivery joins its ordered queue (Keyspace.orderedQueue) */
+    ordered?: boolean;
   }>;
 }
 
@@ -78,6 +80,8 @@ export const fanoutEventsScript = defineScript(
 --- @include "delivery-record"
 --- @include "event-record"
 --- @include "log-index"
+--- @include "ordered-queue"
+--- @include "new-delivery"
 
 local prefix, group, now = ARGV[1], ARGV[2], ARGV[3]
 local retention, statusMaxLen, eventTtl, deadMaxLen = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -87,6 +91,8 @@ local at = 8
 -- the routing revision of the plan ("" when unknown)
 local revision = ARGV[at]
 at = at + 1
+local logKeys = { logAll = KEYS[4], logIndexes = KEYS[5], deliveries = KEYS[2], status = KEYS[3],
+  statusMaxLen = statusMaxLen, archiveOpen = KEYS[7] }
 
 -- The marker of an event id: the first fields of its event record (format e2), else the key of
 -- format 1. Returns the marker (nil when none is in force) and whether an e2 record exists.
@@ -138,11 +144,9 @@ for _ = 1, invalidCount do
 end
 
 -- events: count, then per event: entry id, namespace, id, type, event record, delivery count,
--- and per delivery: id, webhook, record, work entry's \`a\`, payload
+-- and per delivery: id, webhook, record, work entry's \`a\`, payload, ordered ('1' or '')
 local eventCount = tonumber(ARGV[at])
 at = at + 1
--- the indexes this call has registered already (the set of index names maintenance trims)
-local registered = {}
 for _ = 1, eventCount do
   local e = { m = ARGV[at], ns = ARGV[at + 1], id = ARGV[at + 2], type = ARGV[at + 3], record = ARGV[at + 4],
     deliveries = {} }
@@ -150,8 +154,8 @@ for _ = 1, eventCount do
   at = at + 6
   for j = 1, deliveryCount do
     e.deliveries[j] = { id = ARGV[at], webhook = ARGV[at + 1], record = ARGV[at + 2], work = ARGV[at + 3],
-      payload = ARGV[at + 4] }
-    at = at + 5
+      payload = ARGV[at + 4], ordered = ARGV[at + 5] }
+    at = at + 6
   end
   local eventKey = prefix .. 'event:' .. e.ns .. ':' .. e.id
   local first, stored = eventMarker(eventKey, prefix .. 'seen:' .. e.ns .. ':' .. e.id)
@@ -169,22 +173,11 @@ for _ = 1, eventCount do
   if fresh then
     created = 0
     if brandNew and stored then detachDeliveries(eventKey, e) end
-    local nsIndex = prefix .. 'logs:ns:' .. e.ns
     for _, d in ipairs(e.deliveries) do
-      local key = prefix .. 'delivery:' .. d.id
-      if brandNew or redis.call('EXISTS', key) == 0 then
-        redis.call('SET', key, d.record, 'PX', retention)
-        local webhookIndex = nsIndex .. ':webhook:' .. d.webhook
-        addToIndex(KEYS[4], d.id, now)
-        if KEYS[7] then redis.call('ZADD', KEYS[7], now, d.id) end
-        addToIndex(nsIndex, d.id, now)
-        addToIndex(webhookIndex, d.id, now)
-        if not registered[webhookIndex] then
-          redis.call('SADD', KEYS[5], nsIndex, webhookIndex)
-          registered[webhookIndex] = true
-        end
-        redis.call('XADD', KEYS[2], '*', 'id', d.id, 'a', d.work, 'p', d.payload, 'r', revision)
-        addStatusEntry(KEYS[3], statusMaxLen, d.id, 'QUEUED', e.ns, d.webhook, e.id, '0', nil, nil)
+      if brandNew or redis.call('EXISTS', prefix .. 'delivery:' .. d.id) == 0 then
+        -- the first attempt's work entry carries what it needs (a, p, r)
+        addDelivery(prefix, logKeys, e.ns, d.webhook, d.id, e.id, d.record, retention, now, d.ordered == '1',
+          d.work, d.payload, revision)
         created = created + 1
       end
     end
@@ -233,10 +226,11 @@ export function encodeFanoutPlan(plan: FanoutPlan, args: FanoutArgs): ScriptArg[
         maxAttempts: d.maxAttempts,
         createdAt: now,
         routingRevision: plan.revision,
+        ordered: d.ordered,
       });
       // the first attempt's work entry: version, namespace, webhook, ingestedAt, URL (Keyspace.deliveries)
       const work = `0\n${e.namespace}\n${d.webhook}\n${e.ingestedAt}\n${d.url}`;
-      out.push(d.id, d.webhook, record, work, d.payload);
+      out.push(d.id, d.webhook, record, work, d.payload, d.ordered ? "1" : "");
     }
   }
   return out;

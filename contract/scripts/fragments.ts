@@ -241,12 +241,97 @@ local function addToIndex(key, deliveryId, createdAt)
 end
 `.trim();
 
+/**
+ * Ordered webhooks (Keyspace.orderedQueue): one list of QUEUED delivery ids per webhook, in
+ * fan-out order, of which only the head has work. Needs "delivery-record" (deliveryPhase).
+ */
+const ORDERED_QUEUE = `
+local function orderedQueueKey(prefix, namespace, webhook)
+  return prefix .. 'ordered:' .. namespace .. ':' .. webhook
+end
+
+-- appends a delivery to its webhook's queue; true when it is the head (its work goes out now)
+local function enqueueOrdered(prefix, namespace, webhook, id)
+  local key = orderedQueueKey(prefix, namespace, webhook)
+  if redis.call('RPUSH', key, id) > 1 then return false end
+  redis.call('SADD', prefix .. 'ordered-queues', key)
+  return true
+end
+
+-- the delivery id is SENT or FAILED: it leaves the queue and, if it was the head, the next
+-- one still QUEUED becomes the head and its work is queued (ids whose record is no longer QUEUED
+-- or gone are dropped on the way)
+local function advanceOrderedQueue(prefix, workStream, key, id)
+  if redis.call('LINDEX', key, 0) ~= id then
+    redis.call('LREM', key, 1, id)
+    return
+  end
+  redis.call('LPOP', key)
+  while true do
+    local head = redis.call('LINDEX', key, 0)
+    if not head then
+      redis.call('SREM', prefix .. 'ordered-queues', key)
+      return
+    end
+    if deliveryPhase(prefix .. 'delivery:' .. head) == 'QUEUED' then
+      redis.call('XADD', workStream, '*', 'id', head)
+      return
+    end
+    redis.call('LPOP', key)
+  end
+end
+
+local function advanceOrdered(prefix, workStream, namespace, webhook, id)
+  advanceOrderedQueue(prefix, workStream, orderedQueueKey(prefix, namespace, webhook), id)
+end
+`.trim();
+
+/**
+ * A new delivery (fan-out, or a replay's copy for another webhook): its record, its entries in
+ * the event log indexes, its work (for an ordered webhook only as the head of its queue: the
+ * others wait their turn, settle-deliveries queues the next one's work) and its QUEUED status
+ * entry. Needs "status-entry", "log-index" and "ordered-queue".
+ */
+const NEW_DELIVERY = `
+-- the indexes this call has registered already (the set of index names maintenance trims)
+local registeredIndexes = {}
+
+-- k: logAll, logIndexes, deliveries (the work queue), status, statusMaxLen, and archiveOpen when
+-- the dispatchers archive completed deliveries (the open set, by creation time). work, payload,
+-- revision: a first attempt's work entry fields (a, p, r); nil: the entry is {id} only and the
+-- worker reads the record
+local function addDelivery(prefix, k, namespace, webhook, id, eventId, record, retention, now, ordered,
+    work, payload, revision)
+  redis.call('SET', prefix .. 'delivery:' .. id, record, 'PX', retention)
+  local nsIndex = prefix .. 'logs:ns:' .. namespace
+  local webhookIndex = nsIndex .. ':webhook:' .. webhook
+  addToIndex(k.logAll, id, now)
+  if k.archiveOpen then redis.call('ZADD', k.archiveOpen, now, id) end
+  addToIndex(nsIndex, id, now)
+  addToIndex(webhookIndex, id, now)
+  if not registeredIndexes[webhookIndex] then
+    redis.call('SADD', k.logIndexes, nsIndex, webhookIndex)
+    registeredIndexes[webhookIndex] = true
+  end
+  if not ordered or enqueueOrdered(prefix, namespace, webhook, id) then
+    if work then
+      redis.call('XADD', k.deliveries, '*', 'id', id, 'a', work, 'p', payload, 'r', revision)
+    else
+      redis.call('XADD', k.deliveries, '*', 'id', id)
+    end
+  end
+  addStatusEntry(k.status, k.statusMaxLen, id, 'QUEUED', namespace, webhook, eventId, '0', nil, nil)
+end
+`.trim();
+
 export const LUA_FRAGMENTS: Readonly<Record<string, string>> = {
   "status-entry": STATUS_ENTRY,
   "packed-fields": PACKED_FIELDS,
   "delivery-record": DELIVERY_RECORD,
   "event-record": EVENT_RECORD,
   "log-index": LOG_INDEX,
+  "ordered-queue": ORDERED_QUEUE,
+  "new-delivery": NEW_DELIVERY,
 };
 
 /** The script with every `--- @include "<name>"` line replaced by that fragment. */

@@ -1,6 +1,8 @@
+import { addDeliveriesScript } from "./add-deliveries.ts";
 import { countFanoutFailureScript } from "./count-fanout-failure.ts";
 import { fanoutEventsScript } from "./fanout-events.ts";
 import { forwardLegacyStatusScript } from "./forward-legacy-status.ts";
+import { healOrderedQueuesScript } from "./heal-ordered-queues.ts";
 import { markArchivedScript } from "./mark-archived.ts";
 import { noteMirrorErrorScript } from "./note-mirror-error.ts";
 import { promoteDueScript } from "./promote-due.ts";
@@ -30,4 +32,6 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   markArchivedScript,
   raiseArchiveHorizonScript,
   restoreDeliveryScript,
+  addDeliveriesScript,
+  healOrderedQueuesScript,
 ];

@@ -4,7 +4,8 @@ import { defineScript } from "./script.ts";
 export const REMEMBERED_RETRY_TOKENS = 20;
 
 /**
- * FAILED → QUEUED with a fresh attempt budget, once per token.
+ * FAILED → QUEUED with a fresh attempt budget, once per token. A delivery of an ordered webhook
+ * joins the tail of its queue (Keyspace.orderedQueue) rather than being attempted at once.
  * KEYS: deliveries, status, logFailed.
  * ARGV: prefix, deliveryId, token (escaped: escapeField), nowMs, retentionMs, statusMaxLen,
  * namespace ("" = any), phases it may requeue from (comma-separated; absent or "" = FAILED; a
@@ -17,6 +18,7 @@ export const requestRetryScript = defineScript(
 --- @include "status-entry"
 --- @include "packed-fields"
 --- @include "delivery-record"
+--- @include "ordered-queue"
 
 local prefix, id, token = ARGV[1], ARGV[2], ARGV[3]
 local key = prefix .. 'delivery:' .. id
@@ -46,7 +48,11 @@ saveDelivery(key, rec, attempts)
 redis.call('PEXPIRE', key, ARGV[5])
 keepEventFor(prefix, rec, ARGV[5])
 redis.call('ZREM', KEYS[3], id)
-redis.call('XADD', KEYS[1], '*', 'id', id)
+-- a delivery of an ordered webhook joins the tail of its queue: it is attempted after the ones
+-- already waiting (at once when none is)
+if rec[D.ordered] ~= '1' or enqueueOrdered(prefix, rec[D.namespace], rec[D.webhook], id) then
+  redis.call('XADD', KEYS[1], '*', 'id', id)
+end
 addStatusEntry(KEYS[2], ARGV[6], id, 'QUEUED', rec[D.namespace], rec[D.webhook], rec[D.eventId],
   rec[D.attemptCount], nil, nil)
 return 'requeued'

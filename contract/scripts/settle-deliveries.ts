@@ -31,7 +31,8 @@ export type SettleResult = "a" | "s" | "k" | "x";
 
 /**
  * Records the outcomes of a batch of attempts and acknowledges their work-queue entries, in one
- * step: an entry is acknowledged only together with its recorded outcome (at-least-once).
+ * step: an entry is acknowledged only together with its recorded outcome (at-least-once). A
+ * delivery of an ordered webhook that ends SENT or FAILED hands its queue's turn to the next one.
  * KEYS: deliveries, scheduled, status, logFailed, and archivePending, archiveOpen when the
  * dispatchers archive completed deliveries (a delivery that reaches SENT or FAILED moves from the
  * open set to the pending one, by creation time, until the archiver has written it).
@@ -46,6 +47,7 @@ export const settleDeliveriesScript = defineScript(
 --- @include "status-entry"
 --- @include "packed-fields"
 --- @include "delivery-record"
+--- @include "ordered-queue"
 
 local prefix, group, now = ARGV[1], ARGV[2], ARGV[3]
 local retention, statusMaxLen = ARGV[4], ARGV[5]
@@ -112,6 +114,10 @@ for i = 1, (#ARGV - 5) / 8 do
       if tonumber(now) - updatedBefore > tonumber(retention) / 100 then
         redis.call('PEXPIRE', key, retention)
         keepEventFor(prefix, rec, retention)
+      end
+      -- an ordered webhook's head is done: the next delivery in its queue gets its turn
+      if phase ~= 'QUEUED' and rec[D.ordered] == '1' then
+        advanceOrdered(prefix, KEYS[1], rec[D.namespace], rec[D.webhook], o.id)
       end
       addStatusEntry(KEYS[3], statusMaxLen, o.id, phase, rec[D.namespace], rec[D.webhook], rec[D.eventId],
         attemptCount, failureReason, nil)

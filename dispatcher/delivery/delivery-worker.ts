@@ -19,6 +19,7 @@ import { CircuitBreakers } from "./circuit-breaker.ts";
 import { decide } from "./decide.ts";
 import { EndpointLimiter, type LimiterOptions } from "./endpoint-limiter.ts";
 import type { DeliveryClient } from "./http-client.ts";
+import { holdsPausedQueue, PAUSED_QUEUE_RECHECK_MS } from "./ordering.ts";
 import { OutcomeRecorder } from "./outcome-recorder.ts";
 import { RetryScheduler } from "./retry-scheduler.ts";
 import type { Work, WorkOwner } from "./work.ts";
@@ -370,6 +371,17 @@ export class DeliveryWorker {
           handBackOutcome({ entryId, deliveryId, version }, Date.now() + ROUTING_LAG_DEFER_MS),
         );
         metrics.deferred.inc({ reason: "routing-lag" });
+        return;
+      }
+      if (
+        route === "webhook-paused" &&
+        holdsPausedQueue(routing.namespace(record.namespace ?? ""), record.webhook ?? "")
+      ) {
+        // pausing an ordered webhook holds its queue: the head waits, attempts unspent
+        this.#recorder.record(
+          handBackOutcome({ entryId, deliveryId, version }, Date.now() + PAUSED_QUEUE_RECHECK_MS),
+        );
+        metrics.deferred.inc({ reason: "webhook-paused" });
         return;
       }
       this.#recorder.record({ entryId, id: deliveryId, version, kind: "failed", reason: route });

@@ -186,6 +186,7 @@ export class Fanout {
         dataJson: event.data,
       }),
       maxAttempts: namespace!.routing.delivery.maxAttempts,
+      ordered: route.ordering === "Ordered",
     }));
     const planned: FanoutPlanEvent = {
       entryId: event.entryId ?? "",

@@ -25,6 +25,8 @@ describe("v1alpha1 schemas", () => {
     const filtered = WebhookSpecSchema.safeParse(await specOf("webhook-filtered.yaml"));
     expect(filtered.error).toBeUndefined();
     expect(filterError(filtered.data?.filter ?? "")).toBeUndefined();
+    const ordered = WebhookSpecSchema.safeParse(await specOf("webhook-ordered.yaml"));
+    expect(ordered.data?.ordering).toBe("Ordered");
     expect(WebhookReplaySpecSchema.safeParse(await specOf("webhookreplay.yaml")).error).toBeUndefined();
     expect(WebhookEventSpecSchema.safeParse(await specOf("webhookevent.yaml")).error).toBeUndefined();
   });

@@ -74,6 +74,7 @@ describe("planNamespace", () => {
             event: "payment.received",
             url: "https://a-hook.example/hook",
             paused: false,
+            ordering: "Unordered",
             headers: {},
           },
           {
@@ -82,6 +83,7 @@ describe("planNamespace", () => {
             event: "job.created",
             url: "https://b-hook.example/hook",
             paused: false,
+            ordering: "Unordered",
             headers: {},
           },
         ],
@@ -291,6 +293,13 @@ describe("planNamespace", () => {
     expect(compiled.webhooks.get("a-hook")).toMatchObject({ status: "True", reason: "Paused" });
     expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks[0]?.paused).toBe(true);
     expect(compiled.integration?.activeWebhooks).toBe(0);
+  });
+
+  it("carries a webhook's ordering into its route", () => {
+    const compiled = planNamespace(inputs({ webhooks: [webhook("a-hook", { ordering: "Ordered" })] }));
+    expect(compiled.routing.action === "write" && compiled.routing.routing.webhooks[0]?.ordering).toBe(
+      "Ordered",
+    );
   });
 
   it("leaves out a webhook whose receiver answered 410 Gone, until its spec changes", () => {

@@ -386,6 +386,7 @@ function compileWebhook(
     event: spec.event,
     url: spec.url,
     paused: spec.paused,
+    ordering: spec.ordering,
     headers,
     ...(spec.filter === undefined ? {} : { filter: spec.filter }),
   };

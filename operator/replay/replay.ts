@@ -1,10 +1,19 @@
 import type { Logger } from "pino";
-import { type RequeuablePhase, type RetryOutcome, requestRetries } from "../../contract/deliveries.ts";
+import {
+  addDeliveries,
+  type RequeuablePhase,
+  type RetryOutcome,
+  readDeliveries,
+  requestRetries,
+} from "../../contract/deliveries.ts";
+import { type CopyTarget, copyDelivery } from "../../contract/delivery-copy.ts";
 import { type DeliverySummary, listDeliveries } from "../../contract/delivery-log.ts";
+import type { EventType } from "../../contract/event-types.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import { onePartition, type Partitions } from "../../contract/partitions.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import { readWebhookRoute } from "../../contract/routing-config.ts";
 import {
   type WebhookReplay,
   type WebhookReplaySpec,
@@ -27,6 +36,9 @@ import { WEBHOOK_REPLAYS } from "../resources.ts";
 //            `replay:<uid>:<generation>` — honoured once per delivery, so a crash between the
 //            requeue and the status write, a second look at a page, or another operator replica
 //            never requeues a delivery twice; a new name or a changed spec is a new token;
+//            With `targetWebhook`, each selected delivery is instead copied to that webhook as a
+//            new delivery of its event (add-deliveries), the copy's id derived from the token and
+//            the original's, so that it too is made once;
 //   report:  matched / requeued / skipped, the cursor, Ready (Replaying → Complete).
 // Rate: at most `maxPerSecond` deliveries a second, one page a second.
 
@@ -34,6 +46,7 @@ export const ReplayReason = {
   Replaying: "Replaying",
   Complete: "Complete",
   InvalidSpec: "InvalidSpec",
+  TargetNotReady: "TargetNotReady",
 } as const;
 
 /** How each reason reads to GitOps tools (README status model). */
@@ -41,9 +54,13 @@ export const REPLAY_STANDING: Readonly<Record<keyof typeof ReplayReason, Standin
   Replaying: "Progressing",
   Complete: "Ready",
   InvalidSpec: "Stalled",
+  // the target may be created, resumed or enabled: the replay waits and looks again
+  TargetNotReady: "Progressing",
 };
 
 const PAGE_INTERVAL_MS = 1_000;
+/** How often a replay waiting for its targetWebhook looks again. */
+const TARGET_RECHECK_MS = 10_000;
 /** Pages of deliveries newer than `to` (nothing to requeue) walked through in one reconcile. */
 const MAX_SKIP_PAGES = 20;
 
@@ -113,7 +130,26 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
     const waitMs = (nextPageAt.get(uid) ?? 0) - now().getTime();
     if (waitMs > 0) return { requeueAfter: waitMs };
 
-    const step = await replayPage(deps, namespace, spec, replay, progress);
+    let target: ReplayTarget | undefined;
+    if (spec.targetWebhook !== undefined) {
+      const resolved = await resolveTarget(deps, namespace, spec.targetWebhook);
+      if (typeof resolved === "string") {
+        try {
+          await writeStatus(deps, replay, generation, statusOf(progress, now()), {
+            status: "False",
+            reason: ReplayReason.TargetNotReady,
+            message: resolved,
+          });
+        } catch (err) {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        }
+        return { requeueAfter: TARGET_RECHECK_MS };
+      }
+      target = resolved;
+    }
+
+    const step = await replayPage(deps, namespace, spec, replay, progress, target);
     const next: Progress = {
       ...progress,
       matched: progress.matched + step.matched,
@@ -126,12 +162,12 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
       ? {
           status: "True",
           reason: ReplayReason.Complete,
-          message: `replayed: ${next.requeued} of ${next.matched} matched deliveries requeued, ${next.skipped} skipped`,
+          message: `replayed: ${next.requeued} of ${next.matched} matched deliveries ${resent(spec)}, ${next.skipped} skipped`,
         }
       : {
           status: "False",
           reason: ReplayReason.Replaying,
-          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries requeued so far, ${next.skipped} skipped`,
+          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries ${resent(spec)} so far, ${next.skipped} skipped`,
         };
     try {
       await writeStatus(deps, replay, generation, statusOf(next, now()), verdict);
@@ -209,13 +245,46 @@ interface PageResult {
   complete: boolean;
 }
 
-/** One page of the log: select, requeue, count. */
+/** What the status says was done to a matched delivery. */
+function resent(spec: WebhookReplaySpec): string {
+  return spec.targetWebhook === undefined ? "requeued" : `sent to webhook ${spec.targetWebhook}`;
+}
+
+/** A replay's targetWebhook as the dispatchers route it, and the event it subscribes to. */
+interface ReplayTarget extends CopyTarget {
+  event: EventType;
+}
+
+/** The target webhook when it delivers; otherwise why not (the condition's message). */
+async function resolveTarget(
+  deps: ReplayReconcilerDeps,
+  namespace: string,
+  name: string,
+): Promise<ReplayTarget | string> {
+  const found = await readWebhookRoute(deps.redis, namespace, name, deps.keys);
+  if (!found)
+    return `targetWebhook ${name} is not delivering: no such Webhook in the namespace's routing (missing, not Ready, or no WebhookIntegration)`;
+  if (!found.enabled)
+    return `targetWebhook ${name} is not delivering: the namespace's integration is disabled`;
+  if (found.route.paused) return `targetWebhook ${name} is not delivering: it is paused`;
+  return {
+    name,
+    uid: found.route.uid,
+    url: found.route.url,
+    ordered: found.route.ordering === "Ordered",
+    maxAttempts: found.delivery.maxAttempts,
+    event: found.route.event,
+  };
+}
+
+/** One page of the log: select, requeue (or copy to the target), count. */
 async function replayPage(
   deps: ReplayReconcilerDeps,
   namespace: string,
   spec: WebhookReplaySpec,
   replay: WebhookReplay,
   progress: Progress,
+  target: ReplayTarget | undefined,
 ): Promise<PageResult> {
   const window = replayWindow(spec, replay, progress);
   // one phase: its index may be the smaller one (FAILED); two: every delivery, phase checked here
@@ -237,8 +306,12 @@ async function replayPage(
     cursor = page.nextCursor;
     const complete = reachedStart || cursor === undefined;
     if (selected.length === 0 && !complete && pages + 1 < MAX_SKIP_PAGES) continue;
-    const outcomes = await requeue(deps, namespace, selected, replayToken(replay), spec.phases);
-    const requeued = outcomes.filter((o) => o === "requeued" || o === "already-honoured").length;
+    const requeued =
+      target === undefined
+        ? (await requeue(deps, namespace, selected, replayToken(replay), spec.phases)).filter(
+            (o) => o === "requeued" || o === "already-honoured",
+          ).length
+        : await copyTo(deps, namespace, selected, replayToken(replay), target);
     return {
       matched: selected.length,
       requeued,
@@ -260,6 +333,35 @@ async function requeue(
   // the dispatcher's retention and status stream cap (a requeue rewrites the record's expiry)
   const limits = await readRecordLimits(deps.redis, deps.keys);
   return requestRetries(deps.redis, ids, token, partitionOf(deps, namespace), limits, { namespace }, phases);
+}
+
+/**
+ * Sends deliveries again to the target webhook as new deliveries of their events; returns how
+ * many exist now (made by this call or by an earlier look at the same page). A delivery whose
+ * record expired meanwhile, or of an event the target does not subscribe to, is skipped.
+ */
+async function copyTo(
+  deps: ReplayReconcilerDeps,
+  namespace: string,
+  ids: readonly string[],
+  token: string,
+  target: ReplayTarget,
+): Promise<number> {
+  if (ids.length === 0) return 0;
+  const keys = partitionOf(deps, namespace);
+  const reads = await readDeliveries(deps.redis, ids, keys);
+  const now = Date.now();
+  const copies = ids.flatMap((id, i) => {
+    const original = reads[i]?.view;
+    // gone, another namespace's, of another event, or the target's own (a replay without
+    // targetWebhook requeues those)
+    const { header } = original ?? {};
+    if (!original || header?.namespace !== namespace || header.eventType !== target.event) return [];
+    if (header.webhook === target.name) return [];
+    return [copyDelivery(id, original, target, token, now)];
+  });
+  const limits = await readRecordLimits(deps.redis, deps.keys);
+  return (await addDeliveries(deps.redis, copies, limits, keys, now)).length;
 }
 
 /** The keys of the partition that holds `namespace`'s deliveries. */

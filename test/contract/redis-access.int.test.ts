@@ -78,7 +78,17 @@ describe("Redis ACL users over TLS", () => {
       operatorRedis,
       testRouting(
         "team-a",
-        [{ name: "orders", uid: "u1", event: "job.created", url: receiver.url("/acl") }],
+        [
+          { name: "orders", uid: "u1", event: "job.created", url: receiver.url("/acl") },
+          // an ordered webhook: its queue's keys are the dispatcher's to write too
+          {
+            name: "ledger",
+            uid: "u2",
+            event: "job.created",
+            url: receiver.url("/acl-ordered"),
+            ordering: "Ordered",
+          },
+        ],
         {
           delivery: {
             maxAttempts: 1,
@@ -113,6 +123,9 @@ describe("Redis ACL users over TLS", () => {
       (await readDelivery(operatorRedis, id, keys))?.phase === "SENT" ? true : undefined,
     );
     expect(receiver.requests("/acl")).toHaveLength(2);
+    const ordered = deliveryId("team-a", "evt-acl", "ledger");
+    expect((await readDelivery(operatorRedis, ordered, keys))?.phase).toBe("SENT");
+    expect(await operatorRedis.exists(keys.orderedQueue("team-a", "ledger"))).toBe(0);
   });
 
   it("lets the dispatcher read the routing but never write it", async () => {

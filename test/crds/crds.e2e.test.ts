@@ -88,12 +88,14 @@ describe("the CRDs", () => {
     expect(stdout).toContain("webhookintegration.webhooks.dataforce.io/default created");
     expect(stdout).toContain("webhook.webhooks.dataforce.io/crm-appointments created");
     expect(stdout).toContain("webhook.webhooks.dataforce.io/finance-large-payments created");
+    expect(stdout).toContain("webhook.webhooks.dataforce.io/ledger-payments created");
     expect(stdout).toContain("webhookreplay.webhooks.dataforce.io/crm-outage-2026-11-29 created");
     expect(stdout).toContain("webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813 created");
     const listed = await kubectl(["get", "dataforce", "-n", ns.name, "-o", "name"]);
     expect(listed.stdout.trim().split("\n").sort()).toEqual([
       "webhook.webhooks.dataforce.io/crm-appointments",
       "webhook.webhooks.dataforce.io/finance-large-payments",
+      "webhook.webhooks.dataforce.io/ledger-payments",
       "webhookevent.webhooks.dataforce.io/d-3f9c2a7b41e04c8d9a51b0c6e2f7a813",
       "webhookintegration.webhooks.dataforce.io/default",
       "webhookreplay.webhooks.dataforce.io/crm-outage-2026-11-29",
@@ -129,8 +131,15 @@ describe("the CRDs", () => {
       destinationPolicy: { allowPlainHTTP: false },
       signatureScheme: "v1",
     });
-    const webhook = await getJson<{ spec: { paused: boolean } }>(["get", "wh", "jobs", "-n", ns.name]);
+    const webhook = await getJson<{ spec: { paused: boolean; ordering: string } }>([
+      "get",
+      "wh",
+      "jobs",
+      "-n",
+      ns.name,
+    ]);
     expect(webhook.spec.paused).toBe(false);
+    expect(webhook.spec.ordering).toBe("Unordered");
     await ns.delete();
   });
 
@@ -161,6 +170,7 @@ describe("the CRDs", () => {
     ]);
     expect(await header("webhooks", true)).toContain("PAUSED");
     expect(await header("webhooks", true)).toContain("FILTER");
+    expect(await header("webhooks", true)).toContain("ORDERING");
     expect(await header("webhookevents")).toEqual(["NAME", "WEBHOOK", "EVENT", "PHASE", "ATTEMPTS", "AGE"]);
     const row = (await kubectl(["get", "wh", "crm-appointments", "-n", ns.name, "--no-headers"])).stdout;
     expect(row).toContain("appointment.completed");

@@ -195,6 +195,20 @@ export const INVALID_OBJECTS: InvalidCase[] = [
     zodRejects: true,
   },
   {
+    name: "a replay to the webhook it replays",
+    kind: "WebhookReplay",
+    spec: { from: "2026-01-01T00:00:00Z", webhook: "crm", targetWebhook: "crm" },
+    message: "targetWebhook must differ from webhook",
+    zodRejects: true,
+  },
+  {
+    name: "an ordering other than Ordered or Unordered",
+    kind: "Webhook",
+    spec: webhook({ ordering: "Sorted" }),
+    message: 'Unsupported value: "Sorted"',
+    zodRejects: true,
+  },
+  {
     name: "a replay of QUEUED deliveries",
     kind: "WebhookReplay",
     spec: { from: "2026-01-01T00:00:00Z", phases: ["QUEUED"] },

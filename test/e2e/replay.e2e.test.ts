@@ -1,7 +1,8 @@
 // WebhookReplay (issue 15, item 2) on a real API server with the operator and dispatcher as
 // processes and a real receiver: a replay of a time range requeues exactly the matching
 // deliveries once — also those never mirrored as WebhookEvents — and applying it again does
-// nothing; a new replay (another name) runs again.
+// nothing; a new replay (another name) runs again; one with targetWebhook sends them to another webhook,
+// once.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -133,5 +134,29 @@ describe("WebhookReplay", () => {
       matched: 3,
       requeued: 3,
     });
+
+    // to a replacement endpoint: the crm webhook's deliveries sent to crm-v2 as new deliveries
+    const crmCalls = receiver.requests("/crm").length;
+    await applyYaml(webhookYaml(ns, "crm-v2", "job.created", receiver.url("/crm-v2")));
+    await routingLive(world, ns, (r) => r?.webhooks.some((w) => w.name === "crm-v2") ?? false);
+    const toV2 = { from, phases: ["SENT"], webhook: "crm", targetWebhook: "crm-v2" };
+    await applyYaml(replayYaml(ns, "to-v2", toV2));
+    await kubectl(["wait", "--for=condition=Ready", "webhookreplay/to-v2", "-n", ns, "--timeout=30s"]);
+    expect((await getJson<ReplayObject>(["get", "whr", "to-v2", "-n", ns])).status).toMatchObject({
+      matched: 3,
+      requeued: 3,
+      skipped: 0,
+    });
+    const copies = await receiver.waitForRequests(3, "/crm-v2");
+    expect(copies.map((r) => JSON.parse(r.body) as { id: string; webhook: string })).toEqual(
+      expect.arrayContaining(
+        ["r-1", "r-2", "r-3"].map((id) => expect.objectContaining({ id, webhook: "crm-v2" })),
+      ),
+    );
+    // applied again: no second copy; the old endpoint got nothing more
+    await applyYaml(replayYaml(ns, "to-v2", toV2));
+    await sleep(2_000);
+    expect(receiver.requests("/crm-v2")).toHaveLength(3);
+    expect(receiver.requests("/crm")).toHaveLength(crmCalls);
   });
 });

@@ -466,6 +466,16 @@ describe("the status model", () => {
       );
       await expectRow("WebhookReplay: replaying", ns, "slow");
       await expectRow("WebhookReplay: complete", ns, "slow", { timeoutMs: 40_000 });
+      // to a webhook that does not exist: it waits for it
+      await applyYaml(
+        stringify({
+          apiVersion: "webhooks.dataforce.io/v1alpha1",
+          kind: "WebhookReplay",
+          metadata: { name: "to-nowhere", namespace: ns },
+          spec: { from: new Date(Date.now() - 3_600_000).toISOString(), targetWebhook: "not-there" },
+        }),
+      );
+      await expectRow("WebhookReplay: waiting for its target webhook", ns, "to-nowhere");
     };
 
     // Before the operator has seen an object, and after a spec change it has not seen yet.

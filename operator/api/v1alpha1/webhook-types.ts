@@ -6,6 +6,7 @@ import {
   RESERVED_HEADER_PREFIXES,
   RESERVED_HEADERS,
 } from "../../../contract/reserved-headers.ts";
+import { WebhookOrderingSchema } from "../../../contract/routing-config.ts";
 import { ageColumn, type CrdDefinition, readyColumns } from "./crd-definition.ts";
 import {
   type CustomObject,
@@ -99,6 +100,10 @@ export const WebhookSpecSchema = z
     url: WebhookUrlSchema,
     displayName: z.string().max(253).optional().meta({ description: "Human-friendly name shown in tools." }),
     paused: z.boolean().default(false).meta({ description: "Stop delivering without deleting the webhook." }),
+    ordering: WebhookOrderingSchema.default("Unordered").meta({
+      description:
+        "Unordered (default): deliveries go out concurrently, as they come. Ordered: one at a time, in the order the dispatcher accepted the events, each SENT or FAILED before the next is attempted; a failing delivery holds the ones behind it for up to its attempts' backoff, and pausing the webhook holds its queue. Throughput is then bounded by one round trip to the endpoint per delivery.",
+    }),
     headers: z
       .array(HeaderSchema)
       .max(20)
@@ -160,6 +165,13 @@ export const webhookCrd: CrdDefinition = {
     { name: "Event", type: "string", jsonPath: ".spec.event", description: "Subscribed event." },
     { name: "URL", type: "string", jsonPath: ".spec.url", description: "Destination." },
     { name: "Paused", type: "boolean", jsonPath: ".spec.paused", description: "Paused flag.", priority: 1 },
+    {
+      name: "Ordering",
+      type: "string",
+      jsonPath: ".spec.ordering",
+      description: "Unordered or Ordered delivery.",
+      priority: 1,
+    },
     {
       name: "Filter",
       type: "string",

@@ -28,6 +28,9 @@ export const WebhookReplaySpecSchema = z
     }),
     webhook: objectName("Only deliveries to this Webhook of the namespace.").optional(),
     eventType: EventTypeSchema.optional().meta({ description: "Only deliveries of this business event." }),
+    targetWebhook: objectName(
+      "Send the selected deliveries to this other Webhook of the namespace instead (a replacement endpoint): each becomes a new delivery of the same event to that webhook's URL, with a fresh budget of attempts, made once per WebhookReplay (and spec generation); the originals are left as they are. Only deliveries of the event the target subscribes to are sent; the target's filter is not applied. The target must be delivering (Ready, not paused, its integration enabled): until it is, the replay waits (Ready=False, reason TargetNotReady).",
+    ).optional(),
     maxPerSecond: z
       .int()
       .min(1)
@@ -39,13 +42,21 @@ export const WebhookReplaySpecSchema = z
     message: "from must not be after to",
     path: ["to"],
   })
+  .refine((spec) => spec.targetWebhook === undefined || spec.targetWebhook !== spec.webhook, {
+    message: "targetWebhook must differ from webhook",
+    path: ["targetWebhook"],
+  })
   .meta({
     description:
-      "Which deliveries of the namespace's event log to replay: each selected delivery goes back to QUEUED with a fresh budget of attempts, once per WebhookReplay (and spec generation).",
+      "Which deliveries of the namespace's event log to replay: each selected delivery goes back to QUEUED with a fresh budget of attempts (or, with targetWebhook, is sent to that webhook as a new delivery), once per WebhookReplay (and spec generation).",
     "x-kubernetes-validations": [
       {
         rule: "!has(self.to) || timestamp(self.from) <= timestamp(self.to)",
         message: "from must not be after to",
+      },
+      {
+        rule: "!has(self.targetWebhook) || !has(self.webhook) || self.targetWebhook != self.webhook",
+        message: "targetWebhook must differ from webhook",
       },
     ],
   });
@@ -54,18 +65,17 @@ export const WebhookReplayStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     conditions: conditions(
-      "Ready is True (reason Complete) once every selected delivery is requeued; False with reason Replaying (and Reconciling True) while the replay goes on; False with InvalidSpec (and Stalled True) when only a change helps.",
+      "Ready is True (reason Complete) once every selected delivery is requeued; False with reason Replaying (and Reconciling True) while the replay goes on, or TargetNotReady (Reconciling True) while its targetWebhook is not delivering; False with InvalidSpec (and Stalled True) when only a change helps.",
     ),
     matched: z
       .int()
       .min(0)
       .optional()
       .meta({ description: "Deliveries in the event log the selection matched so far." }),
-    requeued: z
-      .int()
-      .min(0)
-      .optional()
-      .meta({ description: "Matched deliveries put back to QUEUED by this replay." }),
+    requeued: z.int().min(0).optional().meta({
+      description:
+        "Matched deliveries put back to QUEUED by this replay (with targetWebhook: sent to it as new deliveries).",
+    }),
     skipped: z.int().min(0).optional().meta({
       description:
         "Matched deliveries not requeued: their phase changed before their turn, or they expired from the log.",
