@@ -5,6 +5,7 @@ import { noteMirrorErrorScript } from "./note-mirror-error.ts";
 import { promoteDueScript } from "./promote-due.ts";
 import { readDeliveriesScript } from "./read-deliveries.ts";
 import { renewClaimsScript } from "./renew-claims.ts";
+import { reportEndpointHealthScript } from "./report-endpoint-health.ts";
 import { requestRetryScript } from "./request-retry.ts";
 import type { LuaScript } from "./script.ts";
 import { settleDeliveriesScript } from "./settle-deliveries.ts";
@@ -24,4 +25,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   readDeliveriesScript,
   trimLogIndexesScript,
   forwardLegacyStatusScript,
+  reportEndpointHealthScript,
 ];

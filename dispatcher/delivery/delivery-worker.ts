@@ -17,7 +17,9 @@ import {
 } from "./attempt.ts";
 import { CircuitBreakers } from "./circuit-breaker.ts";
 import { decide } from "./decide.ts";
+import { EndpointHealthTracker, failureSummary } from "./endpoint-health.ts";
 import { EndpointLimiter, type LimiterOptions } from "./endpoint-limiter.ts";
+import { EndpointHealthPublisher } from "./health-publisher.ts";
 import type { DeliveryClient } from "./http-client.ts";
 import { OutcomeRecorder } from "./outcome-recorder.ts";
 import { RetryScheduler } from "./retry-scheduler.ts";
@@ -38,6 +40,8 @@ export interface DeliveryWorkerOptions {
   limits: RecordLimits;
   claimIdleMs: number;
   schedulerTickMs: number;
+  /** How long the deliveries of an auto-paused webhook wait before they are looked at again (default 30 s). */
+  autoPausedRecheckMs?: number;
   /** Work items held at once (queued per endpoint + in flight); reading pauses beyond it. */
   maxBuffered: number;
   /**
@@ -149,6 +153,9 @@ export class DeliveryWorker {
   readonly #scheduler: RetryScheduler;
   readonly #limiter: EndpointLimiter<Work>;
   readonly #circuits: CircuitBreakers;
+  /** endpoint health for the operator (endpoint-health.ts), published off the delivery path */
+  readonly #health = new EndpointHealthTracker();
+  readonly #healthPublisher: EndpointHealthPublisher;
   readonly #held = new Map<string, Held>();
   /** deliveries with an attempt under way here: a second entry for one of them is stale */
   readonly #active = new Set<string>();
@@ -181,6 +188,7 @@ export class DeliveryWorker {
     this.#limiter = this.#shared.limiter;
     this.#circuits = new CircuitBreakers({
       onChange: ({ key, state, cooldownMs }) => {
+        this.#health.circuit(key, state, cooldownMs === undefined ? undefined : Date.now() + cooldownMs);
         if (state === "open") {
           logger.warn(
             { webhook: key, cooldownMs },
@@ -192,6 +200,12 @@ export class DeliveryWorker {
       },
     });
     this.#reportError = loopErrorReporter(metrics, logger);
+    this.#healthPublisher = new EndpointHealthPublisher({
+      redis,
+      keys,
+      tracker: this.#health,
+      onError: (error) => this.#reportError(error, "endpoint-health"),
+    });
     this.#stream = new StreamConsumer({
       redis,
       reader,
@@ -251,6 +265,7 @@ export class DeliveryWorker {
       }),
     ];
     this.#scheduler.start();
+    this.#healthPublisher.start();
     this.#renewing = this.#renewLoop();
   }
 
@@ -280,6 +295,7 @@ export class DeliveryWorker {
       await this.#limiter.whenIdle();
     }
     await this.#recorder.drain(recordDeadline);
+    await this.#healthPublisher.stop();
     this.#stopRenewing.abort();
     await this.#renewing;
   }
@@ -388,6 +404,12 @@ export class DeliveryWorker {
       attemptCount: Number(record.attemptCount),
       cycleAttempts: Number(record.cycleAttempts),
     };
+    if (route.webhook.route.autoPaused) {
+      // the operator auto-paused the webhook: its deliveries wait for a resume, attempts unspent
+      this.#handBack(work, this.#options.autoPausedRecheckMs ?? MAX_DEFER_MS);
+      metrics.deferred.inc({ reason: "auto-paused" });
+      return;
+    }
     const circuitKey = circuitKeyOf(work);
     const circuit = this.#circuits.admit(circuitKey, route.namespace.routing.delivery.circuitBreaker);
     if (!circuit.admitted) {
@@ -436,6 +458,10 @@ export class DeliveryWorker {
     // a refused destination is configuration, not the endpoint's health
     const endpointFailed = !result.ok && result.errorCode !== "destination_refused";
     this.#circuits.record(circuitKey, endpointFailed, routing.delivery.circuitBreaker);
+    if (result.ok || endpointFailed) {
+      const failure = endpointFailed ? failureSummary(result) : undefined;
+      this.#health.record(circuitKey, work.webhook.route.uid, failure, Date.now());
+    }
     const decision = decide(result, work.cycleAttempts + 1, routing.delivery, random);
     const attempt = attemptRecord(work, result);
     const outcome = attemptOutcome(work, attempt, decision, Date.now());
