@@ -49,6 +49,7 @@ describe("applyRouting errors", () => {
             event: "job.created",
             url: "https://example.com/hook",
             paused: false,
+            autoPaused: false,
             headers: { authorization: "Bearer tok-789" },
           },
         ],
