@@ -35,6 +35,7 @@ export class EndpointHealthPoller {
   readonly #enqueuedAt = new Map<string, number>();
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
+  #loaded = false;
 
   constructor(options: HealthPollerOptions) {
     this.#options = options;
@@ -46,6 +47,11 @@ export class EndpointHealthPoller {
     return record && (record.uid === "" || uid === undefined || record.uid === uid) ? record : undefined;
   }
 
+  /** Whether a poll has read the records (before that, no record says nothing). */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
   start(): void {
     this.#stop = new AbortController();
     this.#loop ??= this.#run();
@@ -55,20 +61,23 @@ export class EndpointHealthPoller {
     this.#stop.abort();
     await this.#loop;
     this.#loop = undefined;
+    this.#loaded = false; // a later leadership reads afresh
   }
 
   /** One poll: read, compare, wake, drop the records of deleted webhooks. */
   async poll(nowMs = Date.now()): Promise<void> {
     const { redis, keys, enqueue, webhookUid, watches } = this.#options;
-    const records = await readEndpointHealth(redis, keys);
+    const read = await readEndpointHealth(redis, keys);
+    const records = new Map<string, EndpointHealth>();
     const stale: string[] = [];
-    for (const [key, record] of records) {
+    for (const [key, record] of read) {
       const [namespace = "", name = ""] = key.split("/");
       const uid = webhookUid(namespace, name);
       if (uid === undefined || (record.uid !== "" && record.uid !== uid)) {
         if (watches(namespace) && uid === undefined) stale.push(key);
         continue;
       }
+      records.set(key, record);
       const previous = this.#records.get(key);
       if (previous && sameRecord(previous, record)) continue;
       if (urgent(previous, record)) this.#pending.add(`!${key}`);
@@ -78,6 +87,7 @@ export class EndpointHealthPoller {
       if (!records.has(key)) this.#pending.add(`!${key}`);
     }
     this.#records = records;
+    this.#loaded = true;
     const minWriteMs = this.#options.minWriteMs ?? 30_000;
     for (const entry of [...this.#pending]) {
       const now = entry.startsWith("!");

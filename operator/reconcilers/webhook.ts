@@ -5,6 +5,7 @@ import {
   durationToMs,
   INTEGRATION_NAME,
   type Webhook,
+  type WebhookHealth,
   WebhookIntegrationSpecSchema,
   type WebhookStatus,
 } from "../api/v1alpha1/index.ts";
@@ -110,7 +111,11 @@ export interface WebhookReconcilerDeps {
   /** How long a missing Secret or integration is waited for before the webhook is Stalled. */
   dependencyGraceMs?: number;
   /** The dispatchers' endpoint health of `<namespace>/<name>` (absent: none known). */
-  health?: { get(key: string, uid: string | undefined): EndpointHealth | undefined };
+  health?: {
+    /** false until the records were read once (a new leader): status.health is then left as it is */
+    readonly loaded: boolean;
+    get(key: string, uid: string | undefined): EndpointHealth | undefined;
+  };
   /** Counts webhooks the operator auto-paused. */
   onAutoPaused?: () => void;
   now?: () => number;
@@ -158,6 +163,7 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
         : health.health;
     // absent until the dispatchers report a failure: no status write for every healthy webhook
     const showHealth = record !== undefined || current.health !== undefined || health.autoPaused;
+    const healthKnown = deps.health?.loaded ?? true;
     const previous = findCondition(current.conditions, "Ready");
     const lastDelivery = deps.lastDeliveries.get(key) ?? current.lastDelivery;
     const { conditions, recheckAfterMs } = standingConditions(
@@ -172,7 +178,11 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
       observedGeneration: generation,
       conditions,
       ...(lastDelivery ? { lastDelivery } : {}),
-      ...(showHealth ? { health: shownHealth } : {}),
+      ...(healthKnown
+        ? showHealth
+          ? { health: shownHealth }
+          : {}
+        : keptHealth(current.health, health.health)),
       ...(health.lastResumeToken === undefined ? {} : { lastResumeToken: health.lastResumeToken }),
     };
     const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
@@ -232,4 +242,15 @@ function autoPauseAfterMs(deps: Pick<WebhookReconcilerDeps, "caches">, namespace
   const integration = deps.caches.integrations.get(namespace, INTEGRATION_NAME);
   const spec = WebhookIntegrationSpecSchema.safeParse(integration?.spec ?? {});
   return durationToMs(spec.success ? spec.data.delivery.autoPause.after : "120h");
+}
+
+/** Before the first read of the records: the health shown stays, with a resume's time recorded. */
+function keptHealth(current: WebhookHealth | undefined, decided: WebhookHealth): { health?: WebhookHealth } {
+  if (current === undefined && decided.resumedAt === undefined) return {};
+  return {
+    health: {
+      ...(current ?? { state: "Healthy" }),
+      ...(decided.resumedAt === undefined ? {} : { resumedAt: decided.resumedAt }),
+    },
+  };
 }
