@@ -406,7 +406,8 @@ export class DeliveryWorker {
     };
     if (route.webhook.route.autoPaused) {
       // the operator auto-paused the webhook: its deliveries wait for a resume, attempts unspent
-      this.#handBack(work, this.#options.autoPausedRecheckMs ?? MAX_DEFER_MS);
+      const recheckMs = this.#options.autoPausedRecheckMs ?? MAX_DEFER_MS;
+      this.#handBack(work, recheckMs, recheckMs);
       metrics.deferred.inc({ reason: "auto-paused" });
       return;
     }

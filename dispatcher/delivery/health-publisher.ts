@@ -29,11 +29,11 @@ export class EndpointHealthPublisher {
     this.#loop ??= this.#run();
   }
 
-  /** Stops after one last publication of what is due. */
+  /** Stops after one last publication of what is due (given a second at most: Redis may be down). */
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#loop;
-    await this.publish();
+    await Promise.race([this.publish(), sleep(1_000)]);
   }
 
   async publish(): Promise<void> {
