@@ -123,7 +123,8 @@ describe("the CRDs", () => {
         maxAttempts: 3,
         timeout: "15s",
         backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
-        circuitBreaker: { consecutiveFailures: 0, cooldown: "30s", maxCooldown: "10m" },
+        circuitBreaker: { consecutiveFailures: 5, cooldown: "30s", maxCooldown: "10m" },
+        autoPause: { after: "120h" },
       },
       eventLog: { mirror: "All", retention: "168h", maxEvents: 1000 },
       destinationPolicy: { allowPlainHTTP: false },
@@ -156,6 +157,7 @@ describe("the CRDs", () => {
       "URL",
       "READY",
       "REASON",
+      "HEALTH",
       "LAST DELIVERY",
       "AGE",
     ]);
