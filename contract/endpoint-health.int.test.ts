@@ -57,6 +57,18 @@ describe("endpoint health in Redis", () => {
     // the success ended the earlier run: the new one starts at its own first failure
     expect((await readEndpointHealth(redis, keys)).get(field)?.firstFailureAt).toBe(now + 95_000);
 
+    // replica B succeeded at +100 s; replica A, which saw no success since +95 s, reports its old
+    // run again: it cannot have started before B's success, which the record keeps
+    await reportEndpointHealth(redis, keys, [
+      { field, health: { ...healthy, lastSuccessAt: now + 100_000, updatedAt: now + 100_000 } },
+    ]);
+    await reportEndpointHealth(redis, keys, [{ field, health: failing("u2", now + 95_000, now + 120_000) }]);
+    expect((await readEndpointHealth(redis, keys)).get(field)).toMatchObject({
+      firstFailureAt: now + 100_000,
+      lastSuccessAt: now + 100_000,
+      lastFailureAt: now + 120_000,
+    });
+
     await redis.hset(keys.endpointHealth, "team-a/garbled", "{not json");
     expect([...(await readEndpointHealth(redis, keys)).keys()]).toEqual([field]);
     await forgetEndpointHealth(redis, keys, [field, "team-a/garbled"]);

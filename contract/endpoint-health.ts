@@ -28,6 +28,11 @@ export const EndpointHealthSchema = z.object({
   /** First failure of the current unbroken run of failures (absent when the last attempt succeeded). */
   firstFailureAt: epochMs.optional(),
   lastFailureAt: epochMs.optional(),
+  /**
+   * The last success any replica reported (kept across replicas by the script): a run of failures
+   * that another replica reports cannot have started before it.
+   */
+  lastSuccessAt: epochMs.optional(),
   /** `HTTP <status>` or the attempt's error code (`timeout`, `connection_refused`, …). */
   lastFailureReason: z.string().max(64).optional(),
   /** When the open circuit lets its next probe through. */

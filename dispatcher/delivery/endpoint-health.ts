@@ -24,6 +24,7 @@ interface Tracked {
   firstFailureAt?: number;
   lastFailureAt?: number;
   lastFailureReason?: string;
+  lastSuccessAt?: number;
   circuit: CircuitState;
   nextProbeAt?: number;
   dirty: boolean;
@@ -50,6 +51,7 @@ export class EndpointHealthTracker {
     if (failure === undefined) {
       tracked.consecutive = 0;
       delete tracked.firstFailureAt;
+      tracked.lastSuccessAt = nowMs;
     } else {
       tracked.failures++;
       tracked.consecutive++;
@@ -82,7 +84,8 @@ export class EndpointHealthTracker {
     for (const [key, tracked] of this.#webhooks) {
       if (!tracked.dirty) continue;
       const health = this.#record(tracked, nowMs);
-      const { updatedAt: _, ...rest } = health;
+      // a success alone is no news (the success in a row that ends a run changes other fields)
+      const { updatedAt: _, lastSuccessAt: _success, ...rest } = health;
       const signature = JSON.stringify(rest);
       const { published } = tracked;
       if (published === undefined ? health.state === "Healthy" : published.signature === signature) {
@@ -135,6 +138,7 @@ export class EndpointHealthTracker {
       ...(tracked.firstFailureAt === undefined ? {} : { firstFailureAt: tracked.firstFailureAt }),
       ...(tracked.lastFailureAt === undefined ? {} : { lastFailureAt: tracked.lastFailureAt }),
       ...(tracked.lastFailureReason === undefined ? {} : { lastFailureReason: tracked.lastFailureReason }),
+      ...(tracked.lastSuccessAt === undefined ? {} : { lastSuccessAt: tracked.lastSuccessAt }),
       ...(tracked.nextProbeAt === undefined || state !== "CircuitOpen"
         ? {}
         : { nextProbeAt: tracked.nextProbeAt }),

@@ -116,8 +116,8 @@ export class EndpointHealthPoller {
 }
 
 function sameRecord(a: EndpointHealth, b: EndpointHealth): boolean {
-  const { updatedAt: _a, ...restA } = a;
-  const { updatedAt: _b, ...restB } = b;
+  const { updatedAt: _a, lastSuccessAt: _sa, ...restA } = a;
+  const { updatedAt: _b, lastSuccessAt: _sb, ...restB } = b;
   return JSON.stringify(restA) === JSON.stringify(restB);
 }
 
