@@ -54,7 +54,8 @@ beforeAll(async () => {
     ],
     { eventLogTokenDigests: [tokenDigest(ACME_LOG_TOKEN)] },
   );
-  routing.delivery = { ...routing.delivery!, timeoutMs: 5_000 };
+  // FAILED deliveries to /crm are the point: the circuit breaker (on by default) would hold them QUEUED
+  routing.delivery = { ...routing.delivery!, timeoutMs: 5_000, circuitBreaker: { consecutiveFailures: 0 } };
   await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
   const revision = await writeNamespaceRouting(
     redis,

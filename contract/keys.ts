@@ -83,6 +83,11 @@ export interface Keyspace {
    * routing must be written again at once, not at the next resync.
    */
   readonly routingEpoch: string;
+  /**
+   * Hash of endpoint health, field `<namespace>/<webhook>` → JSON EndpointHealth
+   * (endpoint-health.ts): written by dispatchers (throttled), read by the operator's leader.
+   */
+  readonly endpointHealth: string;
   /** Integer bumped by every routing write; dispatchers poll it. */
   readonly routingRevision: string;
   /** Pub/Sub channel announcing a new routing revision (the message is the revision). */
@@ -185,6 +190,7 @@ export function keyspaceUnder(prefix: string): Keyspace {
     legacyStatus: `${prefix}status`,
     routing: `${prefix}routing`,
     recordLimits: `${prefix}record-limits`,
+    endpointHealth: `${prefix}endpoint-health`,
     routingRevision: `${prefix}routing:revision`,
     routingEpoch: `${prefix}routing:epoch`,
     routingChannel: `${prefix}routing:changed`,

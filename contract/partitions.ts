@@ -6,7 +6,7 @@ import { assertKeyTag, type Keyspace, keyspaceUnder } from "./keys.ts";
  * indexes in one slot, which the atomic steps (Lua scripts over several keys) need — and holds the
  * namespaces that hash to it: an event, its deliveries, its idempotency marker and the namespace's
  * log indexes always share a slot. What is read into memory or written rarely stays global, in
- * partition 0: the routing (hash, revision, epoch, channel) and the record limits.
+ * partition 0: the routing (hash, revision, epoch, channel), the record limits and endpoint health.
  *
  * Spelling: partition 0 is `{<tag>}`, the keyspace of an unpartitioned deployment (one partition
  * is exactly the keys of before; a deployment that grows keeps its data in partition 0). Partition
@@ -48,6 +48,7 @@ export function partitionedKeyspace(tag: string, count = 1): Partitions {
   const shared = {
     routing: global.routing,
     recordLimits: global.recordLimits,
+    endpointHealth: global.endpointHealth,
     routingRevision: global.routingRevision,
     routingEpoch: global.routingEpoch,
     routingChannel: global.routingChannel,

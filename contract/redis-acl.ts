@@ -60,6 +60,8 @@ export function redisAclRules(role: RedisRole, tag: string): string[] {
     // the status stream of format 1: still written by dispatchers of that version during an upgrade
     "status",
     "record-limits",
+    // per-webhook endpoint health, for the operator
+    "endpoint-health",
     "event:*",
     // idempotency markers of format 1 (read until their window ends)
     "seen:*",

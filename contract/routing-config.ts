@@ -35,8 +35,8 @@ export type Backoff = z.infer<typeof BackoffSchema>;
 
 /** Endpoint health (dispatcher/delivery/circuit-breaker.ts). */
 export const CircuitBreakerSchema = z.object({
-  /** Failed attempts in a row that open a webhook's circuit; 0 (the default) turns the breaker off. */
-  consecutiveFailures: z.int().min(0).max(1000).default(0),
+  /** Failed attempts in a row that open a webhook's circuit; 0 turns the breaker off. */
+  consecutiveFailures: z.int().min(0).max(1000).default(5),
   /** How long an open circuit holds deliveries back before one probe attempt. */
   cooldownMs: z.int().min(1).max(86_400_000).default(30_000),
   /** Upper bound of the cooldown, which doubles after each failed probe. */
@@ -71,6 +71,11 @@ export const WebhookRouteSchema = z.object({
    * next is attempted (Keyspace.orderedQueue). `Unordered`: concurrently, as they come.
    */
   ordering: WebhookOrderingSchema.default("Unordered"),
+  /**
+   * The operator auto-paused the webhook (its endpoint failed for longer than the integration's
+   * autoPause.after): its deliveries wait, QUEUED with their attempts unspent, until it is resumed.
+   */
+  autoPaused: z.boolean().default(false),
   /** Extra request headers. Reserved ones (webhook-*, content-type, user-agent, host…) are ignored. */
   headers: z.record(z.string().regex(HEADER_NAME, "an HTTP header name"), z.string()).default({}),
   /**

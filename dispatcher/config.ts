@@ -44,6 +44,7 @@ export const ENVIRONMENT = {
   endpointMaxQueueWaitMs: "DISPATCHER_ENDPOINT_MAX_QUEUE_WAIT_MS",
   claimIdleMs: "DISPATCHER_CLAIM_IDLE_MS",
   schedulerTickMs: "DISPATCHER_SCHEDULER_TICK_MS",
+  autoPausedRecheckMs: "DISPATCHER_AUTO_PAUSED_RECHECK_MS",
   routingPollMs: "DISPATCHER_ROUTING_POLL_MS",
   maintenanceIntervalMs: "DISPATCHER_MAINTENANCE_INTERVAL_MS",
   shutdownGraceMs: "DISPATCHER_SHUTDOWN_GRACE_MS",
@@ -117,6 +118,8 @@ export const SettingsSchema = z
     claimIdleMs: milliseconds.default(30_000),
     /** How often due retries are moved to the work queue. */
     schedulerTickMs: milliseconds.default(100),
+    /** How often the held deliveries of an auto-paused webhook are looked at again (a resume is seen then). */
+    autoPausedRecheckMs: milliseconds.default(30_000),
     routingPollMs: milliseconds.default(1_000),
     maintenanceIntervalMs: milliseconds.default(10_000),
     /** After SIGTERM: time to finish in-flight attempts before handing them back. */

@@ -156,6 +156,8 @@ describe("crash safety", () => {
           maxAttempts: 3,
           timeoutMs: 2_000,
           backoff: { initialDelayMs: 400, maxDelayMs: 400, multiplier: 1 },
+          // every first attempt to /flaky fails: the breaker (on by default) would hold the retries back
+          circuitBreaker: { consecutiveFailures: 0 },
         },
       },
     );

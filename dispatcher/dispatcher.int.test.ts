@@ -5,6 +5,7 @@ import { Webhook as SvixWebhook } from "svix";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseStatusEntry, readDelivery, readEvent } from "../contract/deliveries.ts";
 import { deliveryId } from "../contract/delivery-id.ts";
+import { readEndpointHealth } from "../contract/endpoint-health.ts";
 import type { DeliveryPhase, DeliveryRecord } from "../contract/records.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
 import { generateSigningKey } from "../contract/signing-keys.ts";
@@ -306,6 +307,16 @@ describe("delivery contract", () => {
       (value) => value.labels.reason === "circuit-open",
     );
     expect(deferred?.value ?? 0).toBeGreaterThan(0);
+    // published for the operator: the open circuit, the run of failures, why, the next probe
+    const down = await eventually(async () => {
+      const health = (await readEndpointHealth(redis, dispatcher!.keys)).get("team-a/hook");
+      return health?.state === "CircuitOpen" ? health : undefined;
+    });
+    expect(down).toMatchObject({ lastFailureReason: "HTTP 503", failureRatio: 1 });
+    expect(down.consecutiveFailures).toBeGreaterThanOrEqual(3);
+    expect(down.firstFailureAt).toBeLessThanOrEqual(down.lastFailureAt!);
+    expect(down.nextProbeAt).toBeGreaterThan(down.firstFailureAt!);
+    expect(JSON.stringify(down)).not.toContain(path); // no URL
 
     // Back: the next probe succeeds, the circuit closes, every delivery still QUEUED is SENT.
     receiver.on(path, { kind: "respond", status: 200 });
@@ -315,14 +326,46 @@ describe("delivery contract", () => {
       const record = await readDelivery(redis, id, dispatcher!.keys);
       expect(record!.attempts.length).toBeLessThanOrEqual(3);
     }
+    const back = await eventually(async () => {
+      const health = (await readEndpointHealth(redis, dispatcher!.keys)).get("team-a/hook");
+      return health?.state !== "CircuitOpen" && health?.consecutiveFailures === 0 ? health : undefined;
+    });
+    expect(back.firstFailureAt).toBeUndefined();
+    expect(back.nextProbeAt).toBeUndefined();
+  });
+
+  it("holds an auto-paused webhook's deliveries, QUEUED with no attempt, until the routing resumes it", async () => {
+    const path = uniquePath("auto-paused");
+    receiver.on(path, { kind: "respond", status: 200 });
+    const hook = { name: "hook", event: "job.created" as const, url: receiver.url(path) };
+    await start([testRouting("team-a", [{ ...hook, autoPaused: true }])], { autoPausedRecheckMs: 500 });
+    await ingest("job.created", "team-a", "evt-held");
+    const id = deliveryId("team-a", "evt-held", "hook");
+    await eventually(async () => {
+      const held = (await dispatcher!.metrics.deferred.get()).values.find(
+        (value) => value.labels.reason === "auto-paused",
+      );
+      return (held?.value ?? 0) > 0 ? true : undefined;
+    });
+    const record = await readDelivery(redis, id, dispatcher!.keys);
+    expect([record?.phase, record?.attempts.length]).toEqual(["QUEUED", 0]);
+    expect(receiver.requests(path)).toHaveLength(0);
+
+    // resumed: the held delivery is looked at again (DISPATCHER_AUTO_PAUSED_RECHECK_MS) and sent
+    await applyRouting(testRouting("team-a", [hook]));
+    const sent = await waitForPhase(id, "SENT");
+    expect(sent.attempts).toHaveLength(1);
   });
 
   it("retries a FAILED delivery on request: QUEUED with a fresh budget of 3 attempts, once per token", async () => {
     const path = uniquePath("retry");
     receiver.on(path, { kind: "respond", status: 503 });
-    await start([
-      testRouting("team-a", [{ name: "hook", event: "payment.received", url: receiver.url(path) }]),
+    const routing = testRouting("team-a", [
+      { name: "hook", event: "payment.received", url: receiver.url(path) },
     ]);
+    // about attempts: six in a row to a dead endpoint, which the (default) circuit breaker would hold back
+    routing.delivery = { ...routing.delivery, circuitBreaker: { consecutiveFailures: 0 } };
+    await start([routing]);
     await ingest("payment.received", "team-a", "evt-retry");
     const id = deliveryId("team-a", "evt-retry", "hook");
     await waitForPhase(id, "FAILED");

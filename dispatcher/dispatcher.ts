@@ -155,6 +155,7 @@ export async function startDispatcher(
         limits,
         claimIdleMs: settings.claimIdleMs,
         schedulerTickMs: settings.schedulerTickMs,
+        autoPausedRecheckMs: settings.autoPausedRecheckMs,
         maxBuffered: settings.maxBuffered,
         maxQueued: settings.maxQueued,
         endpoints,

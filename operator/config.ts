@@ -40,6 +40,7 @@ export const ENVIRONMENT = {
   signingSecretName: "OPERATOR_SIGNING_SECRET_NAME",
   shutdownGraceMs: "OPERATOR_SHUTDOWN_GRACE_MS",
   dependencyGraceMs: "OPERATOR_DEPENDENCY_GRACE_MS",
+  healthPollMs: "OPERATOR_HEALTH_POLL_MS",
 } as const;
 
 const milliseconds = z.coerce.number().int().min(1);
@@ -98,6 +99,11 @@ export const SettingsSchema = z
      * integration before it is reported Stalled, which GitOps tools read as failed.
      */
     dependencyGraceMs: milliseconds.default(DEFAULT_DEPENDENCY_GRACE_MS),
+    /**
+     * How often the leader reads the dispatchers' endpoint health; a webhook's status.health is
+     * written at once on a new state, otherwise at most every 6 polls.
+     */
+    healthPollMs: milliseconds.default(5_000),
   })
   .refine((s) => s.leaseDurationMs > s.renewDeadlineMs && s.renewDeadlineMs > s.retryPeriodMs, {
     message: "need leaseDuration > renewDeadline > retryPeriod",

@@ -24,6 +24,8 @@ import {
 import type { Settings } from "./config.ts";
 import type { EventInput } from "./controller/events.ts";
 import { Manager } from "./controller/manager.ts";
+import { counter } from "./controller/metrics.ts";
+import { EndpointHealthPoller } from "./health/health-poller.ts";
 import { FairLimiter } from "./mirror/fair-limiter.ts";
 import { WebhookEventMirror } from "./mirror/mirror.ts";
 import { TokenBucket } from "./mirror/rate-limiter.ts";
@@ -128,6 +130,24 @@ export function createOperator(
   const secretExists = secretExistsVia(kubeConfig);
   const lastDeliveries = new LastDeliveries();
   const workers = settings.reconcileWorkers;
+  const autoPaused = counter(
+    manager.registry,
+    "dataforce_operator_webhooks_auto_paused_total",
+    "Webhooks the operator auto-paused (Ready=False/EndpointUnhealthy): their endpoint failed for longer than the integration's delivery.autoPause.after",
+    [],
+  );
+  // set once the webhook controller exists: the poller wakes it
+  let wakeWebhook: (key: string) => void = () => {};
+  const healthPoller = new EndpointHealthPoller({
+    redis,
+    keys,
+    enqueue: (key) => wakeWebhook(key),
+    webhookUid: (namespace, name) => caches.webhooks.get(namespace, name)?.metadata.uid,
+    watches: (namespace) => scope.length === 0 || scope.includes(namespace),
+    logger,
+    intervalMs: settings.healthPollMs,
+    minWriteMs: 6 * settings.healthPollMs,
+  });
 
   // The controllers: each one's watches and predicates live beside its reconciler.
   const integrationDeps = {
@@ -155,9 +175,12 @@ export function createOperator(
       recordEvent,
       logger,
       dependencyGraceMs: settings.dependencyGraceMs,
+      health: healthPoller,
+      onAutoPaused: () => autoPaused.inc(),
     },
     workers,
   );
+  wakeWebhook = (key) => webhookController.enqueue(key, 0);
   addRetryController(
     manager,
     informers,
@@ -238,6 +261,7 @@ export function createOperator(
   afterSync("webhookevent-mirror", mirror);
   afterSync("routing-guard", routingGuard);
   afterSync("webhookevent-retention", retention);
+  afterSync("endpoint-health", healthPoller);
 
   return {
     manager,

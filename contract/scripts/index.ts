@@ -9,6 +9,7 @@ import { promoteDueScript } from "./promote-due.ts";
 import { raiseArchiveHorizonScript } from "./raise-archive-horizon.ts";
 import { readDeliveriesScript } from "./read-deliveries.ts";
 import { renewClaimsScript } from "./renew-claims.ts";
+import { reportEndpointHealthScript } from "./report-endpoint-health.ts";
 import { requestRetryScript } from "./request-retry.ts";
 import { restoreDeliveryScript } from "./restore-delivery.ts";
 import type { LuaScript } from "./script.ts";
@@ -34,4 +35,5 @@ export const ALL_SCRIPTS: readonly LuaScript[] = [
   restoreDeliveryScript,
   addDeliveriesScript,
   healOrderedQueuesScript,
+  reportEndpointHealthScript,
 ];

@@ -31,6 +31,8 @@ const UNHURRIED = {
   maxAttempts: 3,
   timeoutMs: 15_000,
   backoff: { initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 },
+  // the FAILED deliveries listed here need their attempts spent: the breaker (on by default) would hold them
+  circuitBreaker: { consecutiveFailures: 0 },
 };
 
 beforeAll(async () => {

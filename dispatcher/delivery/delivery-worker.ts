@@ -17,7 +17,9 @@ import {
 } from "./attempt.ts";
 import { CircuitBreakers } from "./circuit-breaker.ts";
 import { decide } from "./decide.ts";
+import { EndpointHealthTracker, failureSummary } from "./endpoint-health.ts";
 import { EndpointLimiter, type LimiterOptions } from "./endpoint-limiter.ts";
+import { EndpointHealthPublisher } from "./health-publisher.ts";
 import type { DeliveryClient } from "./http-client.ts";
 import { holdsPausedQueue, PAUSED_QUEUE_RECHECK_MS } from "./ordering.ts";
 import { OutcomeRecorder } from "./outcome-recorder.ts";
@@ -39,6 +41,8 @@ export interface DeliveryWorkerOptions {
   limits: RecordLimits;
   claimIdleMs: number;
   schedulerTickMs: number;
+  /** How long the deliveries of an auto-paused webhook wait before they are looked at again (default 30 s). */
+  autoPausedRecheckMs?: number;
   /** Work items held at once (queued per endpoint + in flight); reading pauses beyond it. */
   maxBuffered: number;
   /**
@@ -150,6 +154,9 @@ export class DeliveryWorker {
   readonly #scheduler: RetryScheduler;
   readonly #limiter: EndpointLimiter<Work>;
   readonly #circuits: CircuitBreakers;
+  /** endpoint health for the operator (endpoint-health.ts), published off the delivery path */
+  readonly #health = new EndpointHealthTracker();
+  readonly #healthPublisher: EndpointHealthPublisher;
   readonly #held = new Map<string, Held>();
   /** deliveries with an attempt under way here: a second entry for one of them is stale */
   readonly #active = new Set<string>();
@@ -182,6 +189,7 @@ export class DeliveryWorker {
     this.#limiter = this.#shared.limiter;
     this.#circuits = new CircuitBreakers({
       onChange: ({ key, state, cooldownMs }) => {
+        this.#health.circuit(key, state, cooldownMs === undefined ? undefined : Date.now() + cooldownMs);
         if (state === "open") {
           logger.warn(
             { webhook: key, cooldownMs },
@@ -193,6 +201,12 @@ export class DeliveryWorker {
       },
     });
     this.#reportError = loopErrorReporter(metrics, logger);
+    this.#healthPublisher = new EndpointHealthPublisher({
+      redis,
+      keys,
+      tracker: this.#health,
+      onError: (error) => this.#reportError(error, "endpoint-health"),
+    });
     this.#stream = new StreamConsumer({
       redis,
       reader,
@@ -252,6 +266,7 @@ export class DeliveryWorker {
       }),
     ];
     this.#scheduler.start();
+    this.#healthPublisher.start();
     this.#renewing = this.#renewLoop();
   }
 
@@ -281,6 +296,7 @@ export class DeliveryWorker {
       await this.#limiter.whenIdle();
     }
     await this.#recorder.drain(recordDeadline);
+    await this.#healthPublisher.stop();
     this.#stopRenewing.abort();
     await this.#renewing;
   }
@@ -400,6 +416,13 @@ export class DeliveryWorker {
       attemptCount: Number(record.attemptCount),
       cycleAttempts: Number(record.cycleAttempts),
     };
+    if (route.webhook.route.autoPaused) {
+      // the operator auto-paused the webhook: its deliveries wait for a resume, attempts unspent
+      const recheckMs = this.#options.autoPausedRecheckMs ?? MAX_DEFER_MS;
+      this.#handBack(work, recheckMs, recheckMs);
+      metrics.deferred.inc({ reason: "auto-paused" });
+      return;
+    }
     const circuitKey = circuitKeyOf(work);
     const circuit = this.#circuits.admit(circuitKey, route.namespace.routing.delivery.circuitBreaker);
     if (!circuit.admitted) {
@@ -448,6 +471,10 @@ export class DeliveryWorker {
     // a refused destination is configuration, not the endpoint's health
     const endpointFailed = !result.ok && result.errorCode !== "destination_refused";
     this.#circuits.record(circuitKey, endpointFailed, routing.delivery.circuitBreaker);
+    if (result.ok || endpointFailed) {
+      const failure = endpointFailed ? failureSummary(result) : undefined;
+      this.#health.record(circuitKey, work.webhook.route.uid, failure, Date.now());
+    }
     const decision = decide(result, work.cycleAttempts + 1, routing.delivery, random);
     const attempt = attemptRecord(work, result);
     const outcome = attemptOutcome(work, attempt, decision, Date.now());

@@ -60,7 +60,7 @@ describe("planNamespace", () => {
           maxAttempts: 3,
           timeoutMs: 15_000,
           backoff: { initialDelayMs: 5_000, maxDelayMs: 3_600_000, multiplier: 6 },
-          circuitBreaker: { consecutiveFailures: 0, cooldownMs: 30_000, maxCooldownMs: 600_000 },
+          circuitBreaker: { consecutiveFailures: 5, cooldownMs: 30_000, maxCooldownMs: 600_000 },
         },
         signingSecrets: [SECRET],
         allowPlainHttp: false,
@@ -75,6 +75,7 @@ describe("planNamespace", () => {
             url: "https://a-hook.example/hook",
             paused: false,
             ordering: "Unordered",
+            autoPaused: false,
             headers: {},
           },
           {
@@ -84,6 +85,7 @@ describe("planNamespace", () => {
             url: "https://b-hook.example/hook",
             paused: false,
             ordering: "Unordered",
+            autoPaused: false,
             headers: {},
           },
         ],
@@ -326,6 +328,49 @@ describe("planNamespace", () => {
     expect(planNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe("EndpointGone");
     gone.metadata.generation = 3; // the spec was edited since
     expect(planNamespace(inputs({ webhooks: [gone] })).webhooks.get("a-hook")?.reason).toBe("Active");
+  });
+
+  it("holds an auto-paused webhook in the routing (autoPaused) as Ready=False/EndpointUnhealthy, until resumed", () => {
+    const reported = planNamespace(inputs({ autoPaused: new Set(["a-hook"]) }));
+    expect(reported.webhooks.get("a-hook")).toMatchObject({ status: "False", reason: "EndpointUnhealthy" });
+    expect(reported.webhooks.get("a-hook")?.message).toContain("webhooks.dataforce.io/resume=<token>");
+    expect(
+      reported.routing.action === "write" &&
+        reported.routing.routing.webhooks.map((w) => [w.name, w.autoPaused]),
+    ).toEqual([
+      ["a-hook", true],
+      ["b-hook", false],
+    ]);
+    expect(reported.integration?.activeWebhooks).toBe(1);
+
+    // the integration reconciler learns it from the webhook's status, for the generation it has
+    const paused = webhook("a-hook");
+    paused.metadata.generation = 2;
+    paused.status = {
+      conditions: [
+        {
+          type: "Ready",
+          status: "False",
+          reason: "EndpointUnhealthy",
+          message: "",
+          observedGeneration: 2,
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+        },
+      ],
+      lastResumeToken: "t1",
+    };
+    const routeOf = (w: Webhook) => {
+      const plan = planNamespace(inputs({ webhooks: [w] }));
+      return plan.routing.action === "write" ? plan.routing.routing.webhooks[0]?.autoPaused : undefined;
+    };
+    expect(routeOf(paused)).toBe(true);
+    paused.metadata.annotations = { "webhooks.dataforce.io/resume": "t1" }; // handled already
+    expect(routeOf(paused)).toBe(true);
+    paused.metadata.annotations = { "webhooks.dataforce.io/resume": "t2" }; // a new request
+    expect(routeOf(paused)).toBe(false);
+    paused.metadata.annotations = {};
+    paused.metadata.generation = 3; // the spec was edited since
+    expect(routeOf(paused)).toBe(false);
   });
 
   it("reports a webhook whose spec does not validate and leaves it out", () => {

@@ -12,6 +12,7 @@ import {
   schemeOf,
 } from "../../contract/signing-keys.ts";
 import {
+  ANNOTATION_RESUME,
   durationToMs,
   SECRET_USAGE_LABEL,
   SECRET_USAGE_VALUE,
@@ -42,6 +43,11 @@ export interface NamespaceInputs {
   generatedSecret: { name: string; key: string };
   /** Webhooks whose receiver just answered 410 Gone to their current URL (reported by the mirror). */
   endpointGone?: ReadonlySet<string>;
+  /**
+   * Webhooks the webhook reconciler just found unhealthy for longer than autoPause.after
+   * (operator/health/webhook-health.ts); those whose status already says so count too.
+   */
+  autoPaused?: ReadonlySet<string>;
   /** Referenced Secrets that exist without the consent label (SECRET_USAGE_LABEL): never read. */
   unlabelledSecrets?: ReadonlySet<string>;
 }
@@ -94,6 +100,7 @@ export const WebhookReason = {
   InsecureURL: "InsecureURL",
   Paused: "Paused",
   EndpointGone: "EndpointGone",
+  EndpointUnhealthy: "EndpointUnhealthy",
 } as const;
 
 /** WebhookIntegration Ready reasons. */
@@ -126,6 +133,9 @@ export const WEBHOOK_STANDING: Readonly<Record<keyof typeof WebhookReason, Stand
   InvalidFilter: "Stalled",
   InsecureURL: "Stalled",
   EndpointGone: "Stalled",
+  // auto-paused: a deliberate stop by the operator that only a person undoes (resume annotation
+  // or a spec change), so GitOps tools show it failed rather than waiting on it
+  EndpointUnhealthy: "Stalled",
 };
 
 /** How each WebhookIntegration reason reads to GitOps tools. */
@@ -186,12 +196,13 @@ export function planNamespace(inputs: NamespaceInputs): NamespacePlan {
   const routes: WebhookRoute[] = [];
   for (const webhook of sortedWebhooks) {
     const gone = inputs.endpointGone?.has(webhook.metadata.name) || reportedGone(webhook);
+    const autoPaused = inputs.autoPaused?.has(webhook.metadata.name) || reportedAutoPaused(webhook);
     const { verdict, route } = compileWebhook(
       webhook,
       spec,
       signing,
       inputs.secrets,
-      gone,
+      { gone, autoPaused },
       inputs.unlabelledSecrets,
     );
     webhooks.set(webhook.metadata.name, verdict);
@@ -334,7 +345,7 @@ function compileWebhook(
   integration: WebhookIntegrationSpec,
   signing: SigningResolution,
   secrets: SecretsByName,
-  endpointGone: boolean,
+  endpoint: { gone: boolean; autoPaused: boolean },
   unlabelled: ReadonlySet<string> | undefined,
 ): { verdict: Verdict; route?: WebhookRoute } {
   const parsed = WebhookSpecSchema.safeParse(webhook.spec ?? {});
@@ -387,6 +398,7 @@ function compileWebhook(
     url: spec.url,
     paused: spec.paused,
     ordering: spec.ordering,
+    autoPaused: false,
     headers,
     ...(spec.filter === undefined ? {} : { filter: spec.filter }),
   };
@@ -434,12 +446,22 @@ function compileWebhook(
       },
     };
   }
-  if (endpointGone) {
+  if (endpoint.gone) {
     // Left out of the routing: a receiver that says 410 Gone wants no more deliveries.
     return {
       verdict: notReady(
         WebhookReason.EndpointGone,
         "the receiver answered 410 Gone: deliveries stopped; change the webhook's spec (e.g. its url) to resume",
+      ),
+    };
+  }
+  if (endpoint.autoPaused) {
+    // Kept in the routing, held: its deliveries wait QUEUED (attempts unspent) until a resume.
+    return {
+      route: { ...route, autoPaused: true },
+      verdict: notReady(
+        WebhookReason.EndpointUnhealthy,
+        `auto-paused: the endpoint kept failing for longer than the integration's delivery.autoPause.after (see status.health); deliveries wait, QUEUED. Resume: kubectl annotate webhook ${webhook.metadata.name} ${ANNOTATION_RESUME}=<token> --overwrite, or change the spec`,
       ),
     };
   }
@@ -470,6 +492,18 @@ function reportedGone(webhook: Webhook): boolean {
   return (
     ready?.reason === WebhookReason.EndpointGone && ready.observedGeneration === webhook.metadata.generation
   );
+}
+
+/**
+ * The webhook's own status says the operator auto-paused it, for the spec it has now, and no
+ * resume annotation token is waiting to be handled.
+ */
+export function reportedAutoPaused(webhook: Webhook): boolean {
+  const ready = webhook.status?.conditions?.find((c) => c.type === "Ready");
+  if (ready?.reason !== WebhookReason.EndpointUnhealthy) return false;
+  if (ready.observedGeneration !== webhook.metadata.generation) return false;
+  const token = webhook.metadata.annotations?.[ANNOTATION_RESUME];
+  return token === undefined || token === "" || token === webhook.status?.lastResumeToken;
 }
 
 function notReady(reason: string, message: string): Verdict {

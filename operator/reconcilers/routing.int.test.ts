@@ -50,6 +50,7 @@ describe("applyRouting errors", () => {
             url: "https://example.com/hook",
             paused: false,
             ordering: "Unordered",
+            autoPaused: false,
             headers: { authorization: "Bearer tok-789" },
           },
         ],

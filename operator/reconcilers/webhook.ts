@@ -1,5 +1,14 @@
 import type { Logger } from "pino";
-import type { Webhook, WebhookStatus } from "../api/v1alpha1/index.ts";
+import type { EndpointHealth } from "../../contract/endpoint-health.ts";
+import {
+  ANNOTATION_RESUME,
+  durationToMs,
+  INTEGRATION_NAME,
+  type Webhook,
+  type WebhookHealth,
+  WebhookIntegrationSpecSchema,
+  type WebhookStatus,
+} from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
 import { findCondition } from "../controller/conditions.ts";
@@ -8,6 +17,7 @@ import type { EventInput } from "../controller/events.ts";
 import { standingConditions } from "../controller/kstatus-conditions.ts";
 import { isNotFound } from "../controller/kube.ts";
 import { createMergePatch } from "../controller/status.ts";
+import { decideHealth, humanDuration } from "../health/webhook-health.ts";
 import { WEBHOOKS } from "../resources.ts";
 import {
   DEFAULT_DEPENDENCY_GRACE_MS,
@@ -22,8 +32,10 @@ import { planNamespace, standingOf, type Verdict, WEBHOOK_STANDING, WebhookReaso
 // from the same compilation the integration reconciler writes to Redis, so status and
 // routing never disagree about why a webhook does (not) deliver.
 //   observe: the namespace's objects from the caches, the last delivery the mirror saw
-//   report: Ready (with Reconciling / Stalled for GitOps tools), observedGeneration, lastDelivery;
-//           an Event when Ready changes
+//           and its endpoint health as the dispatchers published it (health/health-poller.ts)
+//   decide: auto-pause (health/webhook-health.ts) or resume (spec change, resume annotation)
+//   report: Ready (with Reconciling / Stalled for GitOps tools), observedGeneration, lastDelivery,
+//           health, lastResumeToken; an Event when Ready changes
 
 export type LastDelivery = NonNullable<WebhookStatus["lastDelivery"]>;
 
@@ -98,6 +110,15 @@ export interface WebhookReconcilerDeps {
   logger: Logger;
   /** How long a missing Secret or integration is waited for before the webhook is Stalled. */
   dependencyGraceMs?: number;
+  /** The dispatchers' endpoint health of `<namespace>/<name>` (absent: none known). */
+  health?: {
+    /** false until the records were read once (a new leader): status.health is then left as it is */
+    readonly loaded: boolean;
+    get(key: string, uid: string | undefined): EndpointHealth | undefined;
+  };
+  /** Counts webhooks the operator auto-paused. */
+  onAutoPaused?: () => void;
+  now?: () => number;
 }
 
 export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
@@ -108,17 +129,41 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
       return;
     }
     const gone = deps.lastDeliveries.isGone(key, webhook.spec.url);
+    const generation = webhook.metadata.generation ?? 0;
+    const current = webhook.status ?? {};
+    const health = decideHealth({
+      record: deps.health?.get(key, webhook.metadata.uid),
+      autoPauseAfterMs: autoPauseAfterMs(deps, namespace),
+      current,
+      generation,
+      resumeToken: webhook.metadata.annotations?.[ANNOTATION_RESUME],
+      nowMs: (deps.now ?? Date.now)(),
+    });
     const compiled = planNamespace({
       ...(await gatherNamespaceInputs(deps.caches, namespace, deps.generatedSecret, deps.secretExists, {
         webhook: name,
       })),
       ...(gone ? { endpointGone: new Set([name]) } : {}),
+      ...(health.autoPaused ? { autoPaused: new Set([name]) } : {}),
     });
-    const verdict = compiled.webhooks.get(name);
+    let verdict = compiled.webhooks.get(name);
     if (!verdict) return;
-
-    const generation = webhook.metadata.generation ?? 0;
-    const current = webhook.status ?? {};
+    if (verdict.reason === WebhookReason.EndpointUnhealthy && health.failingForMs !== undefined) {
+      const last = health.health.lastFailureReason ? `, last: ${health.health.lastFailureReason}` : "";
+      verdict = {
+        ...verdict,
+        message: `the endpoint failed for ${humanDuration(health.failingForMs)} without a success${last}; ${verdict.message}`,
+      };
+    }
+    // the health the status shows matches the verdict: AutoPaused only while Ready says so
+    const record = deps.health?.get(key, webhook.metadata.uid);
+    const shownHealth =
+      health.health.state === "AutoPaused" && verdict.reason !== WebhookReason.EndpointUnhealthy
+        ? { ...health.health, state: record?.state ?? "Healthy" }
+        : health.health;
+    // absent until the dispatchers report a failure: no status write for every healthy webhook
+    const showHealth = record !== undefined || current.health !== undefined || health.autoPaused;
+    const healthKnown = deps.health?.loaded ?? true;
     const previous = findCondition(current.conditions, "Ready");
     const lastDelivery = deps.lastDeliveries.get(key) ?? current.lastDelivery;
     const { conditions, recheckAfterMs } = standingConditions(
@@ -133,6 +178,12 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
       observedGeneration: generation,
       conditions,
       ...(lastDelivery ? { lastDelivery } : {}),
+      ...(healthKnown
+        ? showHealth
+          ? { health: shownHealth }
+          : {}
+        : keptHealth(current.health, health.health)),
+      ...(health.lastResumeToken === undefined ? {} : { lastResumeToken: health.lastResumeToken }),
     };
     const patch = createMergePatch(current, desired) as Record<string, unknown> | undefined;
     if (!patch) {
@@ -148,6 +199,10 @@ export function webhookReconciler(deps: WebhookReconcilerDeps): Reconciler {
     if (gone) deps.lastDeliveries.clearGone(key);
     const event = readyEvent(previous, verdict);
     if (event) deps.recordEvent(webhook, event);
+    if (event && verdict.reason === WebhookReason.EndpointUnhealthy) deps.onAutoPaused?.();
+    if (health.resumed) {
+      deps.logger.info({ namespace, name, by: health.resumed }, "auto-paused webhook resumed");
+    }
     return recheck;
   };
 }
@@ -163,6 +218,9 @@ export function readyEvent(
 ): EventInput | undefined {
   if (next.status === "Unknown") return undefined;
   if (previous?.status === next.status && previous.reason === next.reason) return undefined;
+  if (next.reason === WebhookReason.EndpointUnhealthy) {
+    return { type: "Warning", reason: "EndpointUnhealthy", action: "AutoPause", note: next.message };
+  }
   if (next.status === "True" && next.reason === WebhookReason.Active) {
     return {
       type: "Normal",
@@ -176,5 +234,23 @@ export function readyEvent(
     reason: next.status === "True" ? "WebhookNotDelivering" : "WebhookNotReady",
     action: "Configure",
     note: `${next.reason}: ${next.message}`,
+  };
+}
+
+/** The namespace integration's delivery.autoPause.after, in ms (0: off; the default when unreadable). */
+function autoPauseAfterMs(deps: Pick<WebhookReconcilerDeps, "caches">, namespace: string): number {
+  const integration = deps.caches.integrations.get(namespace, INTEGRATION_NAME);
+  const spec = WebhookIntegrationSpecSchema.safeParse(integration?.spec ?? {});
+  return durationToMs(spec.success ? spec.data.delivery.autoPause.after : "120h");
+}
+
+/** Before the first read of the records: the health shown stays, with a resume's time recorded. */
+function keptHealth(current: WebhookHealth | undefined, decided: WebhookHealth): { health?: WebhookHealth } {
+  if (current === undefined && decided.resumedAt === undefined) return {};
+  return {
+    health: {
+      ...(current ?? { state: "Healthy" }),
+      ...(decided.resumedAt === undefined ? {} : { resumedAt: decided.resumedAt }),
+    },
   };
 }

@@ -170,9 +170,19 @@ describe("Redis Cluster, 3 masters, 3 partitions", () => {
     dispatcher = undefined;
     const d = await start(
       namespaces.map((ns) =>
-        testRouting(ns, [
-          { name: "hook", uid: `uid-${ns}`, event: "payment.received", url: receiver.url(path) },
-        ]),
+        testRouting(
+          ns,
+          [{ name: "hook", uid: `uid-${ns}`, event: "payment.received", url: receiver.url(path) }],
+          {
+            // about FAILED deliveries: the circuit breaker (on by default) would hold them QUEUED
+            delivery: {
+              maxAttempts: 3,
+              timeoutMs: 1_000,
+              backoff: { initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 },
+              circuitBreaker: { consecutiveFailures: 0 },
+            },
+          },
+        ),
       ),
       { keyTag: `t-retry-${Date.now()}` },
     );

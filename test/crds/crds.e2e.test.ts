@@ -125,7 +125,8 @@ describe("the CRDs", () => {
         maxAttempts: 3,
         timeout: "15s",
         backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
-        circuitBreaker: { consecutiveFailures: 0, cooldown: "30s", maxCooldown: "10m" },
+        circuitBreaker: { consecutiveFailures: 5, cooldown: "30s", maxCooldown: "10m" },
+        autoPause: { after: "120h" },
       },
       eventLog: { mirror: "All", retention: "168h", maxEvents: 1000 },
       destinationPolicy: { allowPlainHTTP: false },
@@ -165,6 +166,7 @@ describe("the CRDs", () => {
       "URL",
       "READY",
       "REASON",
+      "HEALTH",
       "LAST DELIVERY",
       "AGE",
     ]);

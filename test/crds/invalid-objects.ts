@@ -174,6 +174,13 @@ export const INVALID_OBJECTS: InvalidCase[] = [
     zodRejects: true,
   },
   {
+    name: "auto-pause period longer than a year",
+    kind: "WebhookIntegration",
+    spec: { enabled: true, delivery: { autoPause: { after: "9000h" } } },
+    message: "must be between 0s and 8760h",
+    zodRejects: true,
+  },
+  {
     name: "unknown mirroring mode",
     kind: "WebhookIntegration",
     spec: { enabled: true, eventLog: { mirror: "Everything" } },

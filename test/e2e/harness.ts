@@ -240,6 +240,8 @@ async function startDispatcher(
       DISPATCHER_SCHEDULER_TICK_MS: "20",
       DISPATCHER_CLAIM_IDLE_MS: "2000",
       DISPATCHER_SHUTDOWN_GRACE_MS: "2000",
+      // an auto-paused webhook's held deliveries are looked at again every second (30 s by default)
+      DISPATCHER_AUTO_PAUSED_RECHECK_MS: "1000",
       ...env,
     },
   });

@@ -103,6 +103,9 @@ export interface IntegrationOptions {
   retention?: string;
   maxAttempts?: number;
   signatureScheme?: "v1" | "v1a";
+  circuitBreaker?: { consecutiveFailures?: number; cooldown?: string; maxCooldown?: string };
+  /** spec.delivery.autoPause.after */
+  autoPauseAfter?: string;
 }
 
 /** An integration with fast backoff and plain http allowed (the receivers are on 127.0.0.1). */
@@ -117,6 +120,8 @@ export function integrationYaml(ns: string, options: IntegrationOptions = {}): s
         maxAttempts: options.maxAttempts ?? 3,
         timeout: "2s",
         backoff: { initialDelay: "50ms", maxDelay: "200ms", multiplier: 2 },
+        ...(options.circuitBreaker ? { circuitBreaker: options.circuitBreaker } : {}),
+        ...(options.autoPauseAfter ? { autoPause: { after: options.autoPauseAfter } } : {}),
       },
       eventLog: {
         mirror: options.mirror ?? "All",

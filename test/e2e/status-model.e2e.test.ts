@@ -106,6 +106,7 @@ beforeAll(async () => {
     "signing",
     "queued",
     "replays",
+    "unhealthy",
   ]);
   // Not among the operator's namespaces: what an object looks like before the operator sees it.
   unwatched = await createTestNamespace("status-model-unwatched");
@@ -114,11 +115,14 @@ beforeAll(async () => {
   receiver.on("/queued", { kind: "respond", status: 500, body: "down" });
   receiver.on("/gone", { kind: "respond", status: 410, body: "gone" });
   receiver.on("/replay-down", { kind: "respond", status: 500, body: "down" });
+  receiver.on("/unhealthy", { kind: "respond", status: 503, body: "down" });
   // One operator, no lease to lose: this file tests status, not failover (a loaded machine's slow
   // lease renewals would stop the controllers mid-walk).
   await world.startOperator("op-status", {
     OPERATOR_DEPENDENCY_GRACE_MS: String(GRACE_MS),
     OPERATOR_LEADER_ELECTION: "false",
+    // endpoint health read every 500 ms (auto-pause within seconds of autoPause.after)
+    OPERATOR_HEALTH_POLL_MS: "500",
   });
 });
 
@@ -443,7 +447,8 @@ describe("the status model", () => {
     const replays = async () => {
       const ns = world.namespaces.replays!;
       await applyYaml(
-        `${integrationYaml(ns, { maxAttempts: 1, mirror: "None" })}---\n${webhookYaml(ns, "down", "job.created", receiver.url("/replay-down"))}`,
+        // ten FAILED deliveries in a row: the circuit breaker (on by default) would hold them QUEUED
+        `${integrationYaml(ns, { maxAttempts: 1, mirror: "None", circuitBreaker: { consecutiveFailures: 0 } })}---\n${webhookYaml(ns, "down", "job.created", receiver.url("/replay-down"))}`,
       );
       await routingLive(world, ns, (r) => r?.webhooks.length === 1);
       for (let i = 0; i < 10; i++) {
@@ -476,6 +481,19 @@ describe("the status model", () => {
         }),
       );
       await expectRow("WebhookReplay: waiting for its target webhook", ns, "to-nowhere");
+    };
+
+    // An endpoint that fails for longer than the integration's autoPause.after (2 s here).
+    const unhealthy = async () => {
+      const ns = world.namespaces.unhealthy!;
+      await applyYaml(
+        `${integrationYaml(ns, { autoPauseAfter: "2s", circuitBreaker: { consecutiveFailures: 2, cooldown: "500ms", maxCooldown: "1s" } })}---\n${webhookYaml(ns, "dead", "job.created", receiver.url("/unhealthy"))}`,
+      );
+      await routingLive(world, ns, (r) => r?.webhooks.length === 1);
+      for (const id of ["sm-dead-1", "sm-dead-2", "sm-dead-3"]) {
+        await world.dispatcher.publish({ type: "job.created", namespace: ns, id, data: {} });
+      }
+      await expectRow("Webhook: auto-paused (endpoint unhealthy)", ns, "dead", { timeoutMs: 60_000 });
     };
 
     // Before the operator has seen an object, and after a spec change it has not seen yet.
@@ -537,6 +555,7 @@ describe("the status model", () => {
       squat(),
       signing(),
       queued(),
+      unhealthy(),
       notObserved(),
     ]);
   }, 240_000);

@@ -99,6 +99,8 @@ it("receivers that hang, reset or answer slowly: their deliveries retried or FAI
           maxAttempts: 3,
           timeoutMs: TIMEOUT_MS,
           backoff: { initialDelayMs: 100, maxDelayMs: 400, multiplier: 2 },
+          // counts attempts and FAILED deliveries per fault: the breaker (on by default) would hold them
+          circuitBreaker: { consecutiveFailures: 0 },
         },
       },
     ),

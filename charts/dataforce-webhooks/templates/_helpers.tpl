@@ -120,7 +120,7 @@ contract/redis-acl.ts redisAclRules(role, keyTag), which test/chart checks. Call
 {{- if eq .role "operator" -}}
 resetkeys ~{{ $p }}* ~{{ $q }}* resetchannels &{{ $p }}* {{ $commands }}
 {{- else -}}
-resetkeys ~{{ $p }}events* ~{{ $p }}deliver* ~{{ $p }}scheduled ~{{ $p }}status ~{{ $p }}record-limits ~{{ $p }}event:* ~{{ $p }}seen:* ~{{ $p }}log* ~{{ $p }}archive:* ~{{ $p }}ordered* ~{{ $q }}events* ~{{ $q }}deliver* ~{{ $q }}scheduled ~{{ $q }}status ~{{ $q }}record-limits ~{{ $q }}event:* ~{{ $q }}seen:* ~{{ $q }}log* ~{{ $q }}archive:* ~{{ $q }}ordered* %R~{{ $p }}routing* resetchannels &{{ $p }}routing:changed {{ $commands }}
+resetkeys ~{{ $p }}events* ~{{ $p }}deliver* ~{{ $p }}scheduled ~{{ $p }}status ~{{ $p }}record-limits ~{{ $p }}endpoint-health ~{{ $p }}event:* ~{{ $p }}seen:* ~{{ $p }}log* ~{{ $p }}archive:* ~{{ $p }}ordered* ~{{ $q }}events* ~{{ $q }}deliver* ~{{ $q }}scheduled ~{{ $q }}status ~{{ $q }}record-limits ~{{ $q }}endpoint-health ~{{ $q }}event:* ~{{ $q }}seen:* ~{{ $q }}log* ~{{ $q }}archive:* ~{{ $q }}ordered* %R~{{ $p }}routing* resetchannels &{{ $p }}routing:changed {{ $commands }}
 {{- end -}}
 {{- end }}
 

@@ -11,6 +11,12 @@ export const LABEL_PHASE = `${GROUP}/phase`;
 /** Annotation that requests a retry of a FAILED WebhookEvent; its value is a token honoured once. */
 export const ANNOTATION_RETRY = `${GROUP}/retry`;
 
+/**
+ * Annotation that resumes an auto-paused Webhook (Ready=False/EndpointUnhealthy); its value is a
+ * token handled once (recorded in status.lastResumeToken), so the annotation may stay in Git.
+ */
+export const ANNOTATION_RESUME = `${GROUP}/resume`;
+
 /** The only name a WebhookIntegration may have: one integration (account toggle) per namespace. */
 export const INTEGRATION_NAME = "default";
 

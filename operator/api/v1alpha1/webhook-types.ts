@@ -124,11 +124,48 @@ export const DELIVERY_PHASES = ["QUEUED", "SENT", "FAILED"] as const;
 export const DeliveryPhaseSchema = z.enum(DELIVERY_PHASES);
 export type DeliveryPhase = z.infer<typeof DeliveryPhaseSchema>;
 
+export const WEBHOOK_HEALTH_STATES = ["Healthy", "Degraded", "CircuitOpen", "AutoPaused"] as const;
+
+export const WebhookHealthSchema = z
+  .object({
+    state: z.enum(WEBHOOK_HEALTH_STATES).meta({
+      description:
+        "Healthy; Degraded (failures: the last attempt failed, or 20% or more of the last 20); CircuitOpen (the dispatchers hold its deliveries back between probes, attempts unspent); AutoPaused (failed for longer than the integration's delivery.autoPause.after: no attempts until resumed).",
+    }),
+    consecutiveFailures: z
+      .int()
+      .min(0)
+      .max(1_000_000_000)
+      .optional()
+      .meta({ description: "Failed attempts in a row (as the dispatcher that reported last counted them)." }),
+    failureRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .meta({ description: "Failed share of the last 20 attempts (0 to 1)." }),
+    failingSince: timestamp(
+      "First failure of the current run of failures, absent after a success.",
+    ).optional(),
+    lastFailureTime: timestamp("The last failed attempt.").optional(),
+    lastFailureReason: z.string().max(64).optional().meta({
+      description: "Why it failed: HTTP <status> or an error code (timeout, connection_refused, …).",
+    }),
+    nextProbeTime: timestamp(
+      "While the circuit is open: when the next probe attempt is let through.",
+    ).optional(),
+    resumedAt: timestamp(
+      "When the webhook was last resumed; failures before it do not count toward auto-pause.",
+    ).optional(),
+  })
+  .meta({ description: "Endpoint health as the dispatchers see it (updated every few seconds at most)." });
+export type WebhookHealth = z.infer<typeof WebhookHealthSchema>;
+
 export const WebhookStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     conditions: conditions(
-      "Ready is True when the webhook is as its spec wants it: delivering (reason Active), paused (Paused) or idle while its integration is disabled (IntegrationDisabled); otherwise False with the reason (Unknown while the signing secret is generated). Reconciling is True while the operator converges or waits for a missing Secret, label or integration; Stalled is True (GitOps tools: failed) for what only a change fixes: InvalidSpec, InvalidFilter, InsecureURL, EndpointGone, or a Secret, label or integration still missing after the operator's grace period (2 minutes by default).",
+      "Ready is True when the webhook is as its spec wants it: delivering (reason Active), paused (Paused) or idle while its integration is disabled (IntegrationDisabled); otherwise False with the reason (Unknown while the signing secret is generated). Reconciling is True while the operator converges or waits for a missing Secret, label or integration; Stalled is True (GitOps tools: failed) for what only a change fixes: InvalidSpec, InvalidFilter, InsecureURL, EndpointGone, EndpointUnhealthy (auto-paused: resume with a spec change or the webhooks.dataforce.io/resume annotation), or a Secret, label or integration still missing after the operator's grace period (2 minutes by default).",
     ),
     lastDelivery: z
       .object({
@@ -145,6 +182,11 @@ export const WebhookStatusSchema = z
       })
       .optional()
       .meta({ description: "Summary of the most recent delivery." }),
+    health: WebhookHealthSchema.optional(),
+    lastResumeToken: z.string().max(256).optional().meta({
+      description:
+        "Value of the resume annotation (webhooks.dataforce.io/resume) last handled; the same token never resumes twice.",
+    }),
   })
   .default(UNOBSERVED_STATUS)
   .meta({ description: "Observed state of the webhook." });
@@ -180,6 +222,12 @@ export const webhookCrd: CrdDefinition = {
       priority: 1,
     },
     ...readyColumns,
+    {
+      name: "Health",
+      type: "string",
+      jsonPath: ".status.health.state",
+      description: "Endpoint health: Healthy, Degraded, CircuitOpen or AutoPaused.",
+    },
     {
       name: "Last Delivery",
       type: "string",

@@ -41,9 +41,9 @@ export const BackoffSchema = z
 
 export const CircuitBreakerSchema = z
   .object({
-    consecutiveFailures: z.int().min(0).max(1000).default(0).meta({
+    consecutiveFailures: z.int().min(0).max(1000).default(5).meta({
       description:
-        "Failed attempts in a row to one webhook that open its circuit: its deliveries then wait, QUEUED, without spending attempts, until a probe attempt succeeds. 0 (the default) turns the breaker off; 5 is a good start.",
+        "Failed attempts in a row to one webhook that open its circuit: its deliveries then wait, QUEUED, without spending attempts, until a probe attempt succeeds. 0 turns the breaker off.",
     }),
     cooldown: duration("How long an open circuit holds deliveries back before one probe attempt.", {
       min: "1ms",
@@ -69,6 +69,17 @@ export const CircuitBreakerSchema = z
     ],
   });
 
+export const AutoPauseSchema = z
+  .object({
+    after: duration(
+      "How long a webhook's endpoint may fail without a success in between (the dispatchers' attempts and probes) before the operator auto-pauses the webhook: Ready=False/EndpointUnhealthy, its deliveries wait QUEUED until it is resumed (a spec change, or the annotation webhooks.dataforce.io/resume=<token>). 0s turns auto-pause off.",
+      { min: "0s", max: "8760h" },
+    ).default("120h"),
+  })
+  .meta({
+    description: "Auto-pause of a webhook whose endpoint keeps failing (5 days by default, like Svix).",
+  });
+
 export const DeliverySettingsSchema = z
   .object({
     maxAttempts: z
@@ -83,10 +94,11 @@ export const DeliverySettingsSchema = z
     }).default("15s"),
     backoff: BackoffSchema.default({ initialDelay: "5s", maxDelay: "1h", multiplier: 6 }),
     circuitBreaker: CircuitBreakerSchema.default({
-      consecutiveFailures: 0,
+      consecutiveFailures: 5,
       cooldown: "30s",
       maxCooldown: "10m",
     }),
+    autoPause: AutoPauseSchema.default({ after: "120h" }),
   })
   .meta({ description: "How deliveries of this account are attempted." });
 
@@ -125,7 +137,8 @@ export const WebhookIntegrationSpecSchema = z
       maxAttempts: 3,
       timeout: "15s",
       backoff: { initialDelay: "5s", maxDelay: "1h", multiplier: 6 },
-      circuitBreaker: { consecutiveFailures: 0, cooldown: "30s", maxCooldown: "10m" },
+      circuitBreaker: { consecutiveFailures: 5, cooldown: "30s", maxCooldown: "10m" },
+      autoPause: { after: "120h" },
     }),
     signingSecretRef: SecretKeySelectorSchema.optional().meta({
       description:
