@@ -74,7 +74,7 @@ describe("the PrometheusRule on promtool", () => {
   });
 
   it("has unit tests where each alert fires and where it does not, and none for an unknown alert", () => {
-    expect(alerts.length).toBe(6);
+    expect(alerts.length).toBe(7);
     const cases = unitTests.tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const alert of alerts) {
       const own = cases.filter((c) => c.alertname === alert);
