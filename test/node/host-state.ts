@@ -295,3 +295,34 @@ async function removeLogLinks(nodeDir: string): Promise<void> {
   // the kubelet creates the dir; an empty one is left to nobody
   await rmdir(dir).catch(() => undefined);
 }
+
+/** What of the host a node changes, as far as a test can compare it before and after. */
+export interface HostObservation {
+  sysctls: Record<string, string>;
+  /** KUBE-* and DFW-NODE-* chains, "<tool> <table> <chain>". */
+  chains: string[];
+  /** Whether the node's bridge exists (other links are other people's). */
+  bridge: boolean;
+  kubepodsCgroups: number;
+  /** Mount points under /tmp/dfw-node-* (node.ts's dirs). */
+  nodeMounts: number;
+  lockHeld: boolean;
+}
+
+export async function observeHost(bridge: string): Promise<HostObservation> {
+  const chains: string[] = [];
+  for (const tool of ["iptables", "ip6tables"] as const) {
+    for (const table of ["filter", "nat", "mangle", "raw"]) {
+      for (const chain of await kubeChains(tool, table, NODE_CHAIN)) chains.push(`${tool} ${table} ${chain}`);
+    }
+  }
+  const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
+  return {
+    sysctls: await readSysctls(),
+    chains,
+    bridge: existsSync(join("/sys/class/net", bridge)),
+    kubepodsCgroups: (await kubepodsDirs()).length,
+    nodeMounts: mountinfo.split("\n").filter((line) => / \/tmp\/dfw-node-/.test(line)).length,
+    lockHeld: existsSync(LOCK_FILE),
+  };
+}
