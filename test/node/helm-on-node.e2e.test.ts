@@ -4,7 +4,7 @@
 // Ready, the kind-smoke journey (publish → a verified signed POST → WebhookEvent SENT), `helm
 // upgrade` with a changed value (a rolling update that never drops below the Ready replicas the
 // PDB allows, and an eviction the PDB refuses), `helm rollback`, `helm uninstall` (CRDs kept).
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -424,4 +424,33 @@ describe("the chart on a real node", () => {
     await timed("node stop", () => node.stop());
     expect(await observeHost(BRIDGE)).toEqual(hostBefore);
   }, 120_000);
+
+  it("a run killed with SIGKILL leaves its changes behind; the next node cleans them up first", async () => {
+    // start-node.ts: a control plane and a node of its own, in a process that is then killed
+    const child = spawn(process.execPath, [join(import.meta.dirname, "start-node.ts")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      output += chunk;
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    try {
+      await eventually(() => expect(output).toMatch(/Ready in/), 180_000, 500);
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    const left = await observeHost(BRIDGE);
+    expect(left).toMatchObject({ lockHeld: true, bridge: true });
+    expect(left.chains.join("\n")).toMatch(/KUBE-FIREWALL/);
+    expect(left.nodeMounts).toBeGreaterThan(0);
+
+    const next = await timed("node start after a dead run", () => startNode(controlPlane));
+    await next.stop();
+    expect(await observeHost(BRIDGE)).toEqual(hostBefore);
+  }, 300_000);
 });
