@@ -33,21 +33,6 @@ RUN npm run build
 
 # --- runtime --------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-# `make image` passes the git remote, commit and time.
-ARG SOURCE=""
-LABEL org.opencontainers.image.title="dataforce-webhooks" \
-      org.opencontainers.image.description="Kubernetes operator and dispatcher that deliver signed outbound webhooks" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.vendor="Dataforce" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="docker.io/library/node:${NODE_VERSION}-bookworm-slim"
-
 # tini as PID 1: forwards SIGTERM to node (graceful shutdown) and reaps zombies.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
@@ -62,6 +47,25 @@ ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 COPY package.json ./
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/console/build ./console/build
+
+# Last, after the expensive layers: the revision and time change on every commit, and a changed
+# ARG misses the cache of every RUN after it (test/image/image.int.test.ts keeps them here).
+# (NODE_VERSION, declared before the first FROM, is visible in a stage only when declared again.)
+ARG NODE_VERSION
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+# `make image` passes the git remote, commit and time.
+ARG SOURCE=""
+LABEL org.opencontainers.image.title="dataforce-webhooks" \
+      org.opencontainers.image.description="Kubernetes operator and dispatcher that deliver signed outbound webhooks" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.vendor="Dataforce" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="docker.io/library/node:${NODE_VERSION}-bookworm-slim"
 
 # The base image's `node` user, by number so that runAsNonRoot can verify it.
 USER 1000:1000

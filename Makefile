@@ -6,15 +6,17 @@ SHELL := /bin/bash
 # with promtool (from `prometheus`), its Argo CD health check with a real Lua 5.1 (`lua5.1`), and
 # the event log console in a real browser (`chromium`, driven by playwright-core), and build and
 # run the image with `podman` on `runc` from a local base made with `debootstrap` (test/image/),
-# and run a real PostgreSQL 15 for the durable log store (`postgresql-15`: initdb, postgres).
-DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium podman runc debootstrap postgresql-15
+# and run a real PostgreSQL 15 for the durable log store (`postgresql-15`: initdb, postgres), and
+# install the chart on a real node: `containerd`, the CNI plugins, `gcc` for the pause image
+# (test/node/).
+DEBIAN_PACKAGES := redis-server openssl prometheus lua5.1 chromium podman runc debootstrap postgresql-15 containerd containernetworking-plugins gcc libc6-dev
 
 .PHONY: help
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium, podman, runc, debootstrap, postgresql-15) with apt-get
+deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.1, chromium, podman, runc, debootstrap, postgresql-15, containerd, CNI plugins, gcc) with apt-get
 	@missing=(); \
 	command -v redis-server >/dev/null || missing+=(redis-server); \
 	command -v openssl >/dev/null || missing+=(openssl); \
@@ -25,6 +27,10 @@ deps: ## Install missing system packages (redis-server, openssl, promtool, lua5.
 	command -v runc >/dev/null || missing+=(runc); \
 	command -v debootstrap >/dev/null || missing+=(debootstrap); \
 	command -v initdb >/dev/null || [[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql-15); \
+	command -v containerd >/dev/null || missing+=(containerd); \
+	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins); \
+	command -v gcc >/dev/null || missing+=(gcc); \
+	[[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || missing+=(libc6-dev); \
 	if (( $${#missing[@]} )); then \
 	  sudo=; [[ $$(id -u) == 0 ]] || sudo=sudo; \
 	  echo "installing $${missing[*]}"; \
@@ -50,6 +56,13 @@ helm: ## Build (once, cached) the helm CLI from its Go module for the chart test
 kstatus: ## Build (once, cached) test/kstatus: Flux's kstatus verdicts for objects (KSTATUS_BIN overrides)
 	@bash test/env/build-kstatus.sh >/dev/null
 
+.PHONY: node
+node: ## Build (once, cached) kubelet, kube-proxy, CoreDNS, the pause image and the Redis image for the node test (test/node/)
+	@bash test/node/build-node.sh >/dev/null
+	@bash test/node/build-coredns.sh >/dev/null
+	@bash test/node/build-pause.sh >/dev/null
+	@bash test/node/build-redis-image.sh >/dev/null
+
 .PHONY: dev
 dev: install ## Run everything locally (control plane, Redis, operator, dispatcher, demo receiver); Ctrl-C stops
 	@# With KUBECONFIG and REDIS_URL set, runs the operator and dispatcher against those instead.
@@ -61,7 +74,7 @@ image-podman: ## Build the image with podman, no Docker, no registry: local base
 	@bash test/image/build-image.sh >/dev/null
 
 .PHONY: test
-test: install control-plane helm kstatus image-podman ## Type check, lint, and run unit, integration and e2e tests
+test: install control-plane helm kstatus image-podman node ## Type check, lint, and run unit, integration and e2e tests
 	npm test
 
 .PHONY: test-unit

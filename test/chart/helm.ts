@@ -39,11 +39,11 @@ export interface HelmResult {
   code: number;
 }
 
-/** Runs helm; never throws on a non-zero exit (look at `code`). */
-export async function helm(args: readonly string[]): Promise<HelmResult> {
+/** Runs helm; never throws on a non-zero exit (look at `code`). Killed after `timeoutMs` (120 s). */
+export async function helm(args: readonly string[], timeoutMs = 120_000): Promise<HelmResult> {
   const bin = await helmBin();
   try {
-    const { stdout, stderr } = await run(bin, args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+    const { stdout, stderr } = await run(bin, args, { maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
     return { stdout, stderr, code: 0 };
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string; code?: number | string };

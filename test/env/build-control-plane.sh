@@ -52,41 +52,13 @@ export GOFLAGS="-buildvcs=false -mod=mod"
 export CGO_ENABLED=0
 
 # --- kube-apiserver + kubectl from k8s.io/kubernetes ---------------------------
-# k8s.io/kubernetes points its staging modules (k8s.io/api, client-go, ...) at
-# ./staging; a consumer must replace each of them with the published v0.X.Y.
+# shellcheck source=kube-module.sh
+source "$(dirname "$0")/kube-module.sh"
 log "building kube-apiserver, kube-controller-manager, kube-scheduler and kubectl $KUBE_VERSION (first run only; ~8 min on 2 cores, a few more for the controllers)"
-staging_version="v0.${KUBE_VERSION#v1.}"
-kube_gomod=$(cd "$work/kubernetes" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-go_directive=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$kube_gomod" | head -1)
-{
-  echo "module dataforce.io/controlplane"
-  echo
-  echo "go $go_directive"
-  echo
-  echo "require k8s.io/kubernetes $KUBE_VERSION"
-  echo
-  grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$kube_gomod" \
-    | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
-} > "$work/kubernetes/go.mod"
-cat > "$work/kubernetes/tools.go" <<'GO'
-//go:build tools
-
-package controlplane
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-major=1
-minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+kube_module "$work/kubernetes" dataforce.io/controlplane "$KUBE_VERSION" \
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+ldflags=$(kube_ldflags "$KUBE_VERSION")
 (
   cd "$work/kubernetes"
   go mod tidy -e >/dev/null 2>&1 || true

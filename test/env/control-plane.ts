@@ -64,6 +64,11 @@ export interface ControlPlaneOptions {
    * cluster's control plane does: namespaces terminate, garbage collection runs.
    */
   controllers?: boolean;
+  /**
+   * Keep the ServiceAccount admission plugin (off by default, as envtest has it): pods get their
+   * service account's token and CA mounted, which pods on a real node (test/node/) need.
+   */
+  serviceAccountTokens?: boolean;
 }
 
 /**
@@ -110,18 +115,16 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await rm(dir, { recursive: true, force: true, maxRetries: 3 });
   };
 
+  const apiArgs = [
+    // no pods, no service account tokens to mount (envtest's default)
+    ...(options.serviceAccountTokens ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+    ...(options.apiServerArgs ?? []),
+  ];
   try {
     const pki = await createPki(dir);
     const started = await startEtcd(assetsDir, dir, timeoutMs, options.etcdArgs ?? []);
     etcd = started.proc;
-    const api = await startApiServer(
-      assetsDir,
-      dir,
-      pki,
-      started.url,
-      timeoutMs,
-      options.apiServerArgs ?? [],
-    );
+    const api = await startApiServer(assetsDir, dir, pki, started.url, timeoutMs, apiArgs);
     apiserver = api.proc;
     const kubeconfigPath = join(dir, "kubeconfig");
     await writeFile(kubeconfigPath, kubeconfig(api.server, pki), { mode: 0o600 });
@@ -148,7 +151,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       const next = await start();
       return { proc: next, restart: { killedAt, readyAt: Date.now() } };
     };
-    const apiArgs = options.apiServerArgs ?? [];
     return {
       kubeconfigPath,
       server: api.server,
@@ -342,7 +344,6 @@ async function startApiServer(
         "--service-account-issuer=https://kubernetes.default.svc",
         `--service-account-key-file=${pki.saPublicKeyFile}`,
         `--service-account-signing-key-file=${pki.saPrivateKeyFile}`,
-        "--disable-admission-plugins=ServiceAccount",
         "--allow-privileged=true",
         // A test cluster has one apiserver and no peers to hand requests to on shutdown.
         "--shutdown-delay-duration=0s",

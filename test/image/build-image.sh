@@ -21,10 +21,17 @@ base_seconds=$(($(date +%s) - base_start))
 
 start=$(date +%s)
 log "podman build -t $IMAGE (base ready in ${base_seconds}s)"
+version=$(node -p 'require(process.argv[1]).version' "$repo/package.json")
+revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+source=$(git -C "$repo" remote get-url origin 2>/dev/null || true)
+# The per-commit values also as --label: podman (buildah) reuses a cached LABEL step whose ARGs
+# changed, so the Dockerfile's LABEL alone would keep the revision of the build that made the
+# cache; --label is applied to the final image, after the cache.
 podman build --pull=never --network host --layers -t "$IMAGE" \
-  --build-arg VERSION="$(node -p 'require(process.argv[1]).version' "$repo/package.json")" \
-  --build-arg REVISION="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)" \
-  --build-arg SOURCE="$(git -C "$repo" remote get-url origin 2>/dev/null || true)" \
+  --build-arg VERSION="$version" --build-arg REVISION="$revision" --build-arg SOURCE="$source" \
+  --label org.opencontainers.image.version="$version" \
+  --label org.opencontainers.image.revision="$revision" \
+  --label org.opencontainers.image.source="$source" \
   "$repo" >&2
 # No `podman image prune` here: the build stage's untagged layers are the cache of the next build.
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")

@@ -2,8 +2,10 @@
 // entrypoints run from it the way the chart runs its pods (read-only root, uid 1000, every
 // capability dropped) against the run's kube-apiserver and Redis, the product journey once through
 // them, and SIGTERM → exit 0 within the chart's grace.
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -28,6 +30,7 @@ import {
   containerProcesses,
   execIn,
   IMAGE_UID,
+  imageLabels,
   imageSizeBytes,
   inspectContainer,
   removeStaleContainers,
@@ -73,6 +76,14 @@ async function chartGraceSeconds(): Promise<{ dispatcher: number; operator: numb
 }
 
 describe("the image under podman", () => {
+  it("is labelled with the commit it was built from, though its layers come from the cache", async () => {
+    const { stdout } = await promisify(execFile)("git", ["-C", repo, "rev-parse", "HEAD"]);
+    expect(await imageLabels(image.name)).toMatchObject({
+      "org.opencontainers.image.title": "dataforce-webhooks",
+      "org.opencontainers.image.revision": stdout.trim(),
+    });
+  });
+
   it("runs both entrypoints read-only as uid 1000 with no capabilities, serving /healthz, /readyz and /metrics", async () => {
     const bases = {
       dispatcher: world.dispatcher.url,

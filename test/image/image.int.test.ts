@@ -78,6 +78,23 @@ describe("the Dockerfile", () => {
     }
   });
 
+  it("declares the per-commit build arguments and the labels after the runtime stage's last RUN, so its apt layer stays cached", () => {
+    const runtimeStage = dockerfile.slice(dockerfile.indexOf("# --- runtime"));
+    const lastRun = Math.max(...[...runtimeStage.matchAll(/^RUN /gm)].map((m) => m.index));
+    for (const instruction of [
+      /^ARG REVISION=/m,
+      /^ARG CREATED=/m,
+      /^ARG VERSION=/m,
+      /^ARG SOURCE=/m,
+      /^LABEL /m,
+    ]) {
+      const at = runtimeStage.search(instruction);
+      expect(at, String(instruction)).toBeGreaterThan(lastRun);
+    }
+    // the base image's version is interpolated into a label inside the stage: it must be declared there
+    expect(runtimeStage).toMatch(/^ARG NODE_VERSION$/m);
+  });
+
   it("copies into the build stage exactly the inputs this test replays", () => {
     const buildStage = dockerfile.slice(dockerfile.indexOf(" AS build"), dockerfile.indexOf("# --- runtime"));
     const copied = [...buildStage.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) =>

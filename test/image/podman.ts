@@ -35,6 +35,14 @@ export async function buildImage(): Promise<BuiltImage> {
   return { name, seconds: (performance.now() - started) / 1000 };
 }
 
+/** The image's labels (the Dockerfile's LABEL and build-image.sh's --label). */
+export async function imageLabels(image: string): Promise<Record<string, string>> {
+  return JSON.parse(await podman(["image", "inspect", "--format", "{{json .Labels}}", image])) as Record<
+    string,
+    string
+  >;
+}
+
 /** The image's size as `podman image inspect` reports it (uncompressed, all layers). */
 export async function imageSizeBytes(image: string): Promise<number> {
   return Number((await podman(["image", "inspect", "--format", "{{.Size}}", image])).trim());

@@ -29,7 +29,8 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(): Promise<Receiver> {
+/** `host`: the address to listen on; loopback unless a test's pods must reach it (a node's bridge). */
+export async function startReceiver(host = "127.0.0.1"): Promise<Receiver> {
   const received: ReceivedRequest[] = [];
   const responders = new Map<string, Responder>();
   const counts = new Map<string, number>();
@@ -71,9 +72,9 @@ export async function startReceiver(): Promise<Receiver> {
     });
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `http://${host}:${port}`;
 
   return {
     origin,
