@@ -33,7 +33,12 @@ export const MIRRORED_RETRY_DELAY = "2s";
 /** An integration and one webhook in each account, live in the dispatcher. */
 export async function setupAccounts(world: E2eWorld, receiver: LoadReceiver): Promise<void> {
   const { bulk, mirrored } = accounts(world);
-  const mirroredIntegration = parse(integrationYaml(mirrored, { mirror: "All", maxEvents: 100_000 })) as {
+  // the circuit breaker off in both: the faults' receivers fail every first attempt on purpose,
+  // and these scenarios count what Redis faults lose, not how endpoint health holds deliveries
+  const breakerOff = { consecutiveFailures: 0 };
+  const mirroredIntegration = parse(
+    integrationYaml(mirrored, { mirror: "All", maxEvents: 100_000, circuitBreaker: breakerOff }),
+  ) as {
     spec: { delivery: Record<string, unknown> };
   };
   mirroredIntegration.spec.delivery.backoff = {
@@ -43,7 +48,7 @@ export async function setupAccounts(world: E2eWorld, receiver: LoadReceiver): Pr
   };
   await applyYaml(
     [
-      integrationYaml(bulk, { mirror: "FailedOnly", maxEvents: 100_000 }),
+      integrationYaml(bulk, { mirror: "FailedOnly", maxEvents: 100_000, circuitBreaker: breakerOff }),
       webhookYaml(bulk, WEBHOOK, "job.created", receiver.url("/bulk")),
       stringify(mirroredIntegration),
       webhookYaml(mirrored, WEBHOOK, "job.created", receiver.url("/mirrored")),
