@@ -54,6 +54,7 @@ describe("routing configuration", () => {
       uid: "",
       paused: false,
       ordering: "Unordered",
+      autoPaused: false,
       headers: {},
     });
     expect(table.namespaces.get("team-b")?.enabled).toBe(false);

@@ -55,6 +55,8 @@ async function route(webhooks: NamespaceRoutingInput["webhooks"]): Promise<void>
         maxAttempts: 2,
         timeoutMs: 2_000,
         backoff: { initialDelayMs: 20, maxDelayMs: 20, multiplier: 1 },
+        // the old webhook's deliveries must spend their attempts and end FAILED
+        circuitBreaker: { consecutiveFailures: 0 },
       },
     }),
     keys,
