@@ -7,7 +7,7 @@ import { readDeliveries } from "../contract/deliveries.ts";
 import { deliveryId } from "../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
-import { type DispatcherProcess, spawnDispatcher } from "../test/support/dispatcher-process.ts";
+import { type DispatcherProcess, startDispatcherProcess } from "../test/support/dispatcher-process.ts";
 import { api, eventually, TEST_SECRET_BOX, testRouting, uniqueKeyTag } from "../test/support/fixtures.ts";
 import { type ReceivedRequest, type Receiver, startReceiver } from "../test/support/receiver.ts";
 
@@ -27,7 +27,7 @@ beforeAll(async () => {
   logDir = await mkdtemp(join(tmpdir(), "dispatcher-ordering-"));
 });
 afterEach(async () => {
-  await Promise.all(children.splice(0).map((child) => child.process.stop(1_000)));
+  await Promise.all(children.splice(0).map((child) => child.stop()));
 });
 afterAll(async () => {
   await receiver.close();
@@ -41,7 +41,7 @@ async function start(
   name: string,
   env: Record<string, string> = {},
 ): Promise<DispatcherProcess> {
-  const child = await spawnDispatcher(keyTag, name, { logDir, env });
+  const child = await startDispatcherProcess({ name, redisUrl: inject("redisUrl"), keyTag, logDir, env });
   children.push(child);
   return child;
 }
@@ -146,8 +146,8 @@ describe("an Ordered webhook", () => {
       60_000,
       `${held} in flight`,
     );
-    first.process.child.kill("SIGKILL");
-    expect((await first.exited).signal).toBe("SIGKILL");
+    await first.kill();
+    expect(first.proc.child.signalCode).toBe("SIGKILL");
     // nothing behind the head went out meanwhile
     expect(receivedEventIds("/crash")).toEqual(ids.slice(0, 61));
 

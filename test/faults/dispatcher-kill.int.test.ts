@@ -6,8 +6,8 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { keyspace } from "../../contract/keys.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { type DispatcherProcess, startDispatcherProcess } from "../support/dispatcher-process.ts";
 import { INGEST_TOKEN, TEST_SECRET_BOX, testRouting, uniqueKeyTag } from "../support/fixtures.ts";
-import { type DispatcherProcess, startDispatcherProcess } from "./dispatcher-process.ts";
 import { faultRow, reportRow } from "./fault-table.ts";
 import {
   account,

@@ -7,8 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { keyspace } from "../../contract/keys.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { startRedis, type TestRedis } from "../env/redis.ts";
+import { type DispatcherProcess, startDispatcherProcess } from "../support/dispatcher-process.ts";
 import { INGEST_TOKEN, TEST_SECRET_BOX, testRouting, uniqueKeyTag } from "../support/fixtures.ts";
-import { type DispatcherProcess, startDispatcherProcess } from "./dispatcher-process.ts";
 import { faultRow, reportRow } from "./fault-table.ts";
 import {
   account,
