@@ -109,7 +109,7 @@ export async function listDeliveries(
       // an entry older than its record was left by an earlier delivery with the same id (an
       // event id seen again after the idempotency window): the record has a newer entry
       const current = summary !== null && Date.parse(summary.createdAt) <= entry.time;
-      if (summary && current && !seen.has(summary.id) && matches(summary, filter)) {
+      if (summary && current && !seen.has(summary.id) && matchesFilter(summary, filter)) {
         seen.add(summary.id);
         items.push(summary);
         if (items.length === page.limit) break;
@@ -429,7 +429,8 @@ function toSummary(id: string, reply: Array<string | null> | null): DeliverySumm
   return summary;
 }
 
-function matches(summary: DeliverySummary, filter: DeliveryFilter): boolean {
+/** Whether a delivery is one the filter asks for (the log's listings and the durable store's). */
+export function matchesFilter(summary: DeliverySummary, filter: DeliveryFilter): boolean {
   return (
     (filter.namespace === undefined || summary.namespace === filter.namespace) &&
     (filter.webhook === undefined || summary.webhook === filter.webhook) &&

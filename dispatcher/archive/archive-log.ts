@@ -5,6 +5,7 @@ import {
   type DeliveryPage,
   type DeliverySummary,
   InvalidCursorError,
+  matchesFilter,
   type PageRequest,
 } from "../../contract/delivery-log.ts";
 import {
@@ -150,7 +151,7 @@ export class ArchivedLog {
       if (live === null || Date.parse(live.createdAt) !== row.key.createdAt) out.push(row);
       else {
         const summary = summaryOf(live);
-        if (matches(summary, filter)) out.push({ summary, key: row.key });
+        if (matchesFilter(summary, filter)) out.push({ summary, key: row.key });
       }
     }
     return out;
@@ -241,15 +242,6 @@ export function summaryOf(record: DeliveryRecord): DeliverySummary {
   if (record.nextAttemptAt && record.phase === "QUEUED") summary.nextAttemptAt = record.nextAttemptAt;
   if (record.failureReason && record.phase === "FAILED") summary.failureReason = record.failureReason;
   return summary;
-}
-
-function matches(summary: DeliverySummary, filter: DeliveryFilter): boolean {
-  return (
-    (filter.namespace === undefined || summary.namespace === filter.namespace) &&
-    (filter.webhook === undefined || summary.webhook === filter.webhook) &&
-    (filter.eventType === undefined || summary.eventType === filter.eventType) &&
-    (filter.phase === undefined || summary.phase === filter.phase)
-  );
 }
 
 // ── cursors: "A" + base64url(JSON [redis cursor, store key, time of the last delivery shown]);
