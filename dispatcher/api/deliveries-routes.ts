@@ -114,15 +114,9 @@ export async function deliveriesRoutes(
   app.post("/v1/deliveries/retry", async (request, reply) => {
     const { token, limit, ...requested } = parse(BulkRetryBodySchema, request.body);
     const filter = confine(request, requested);
-    const counts = await retryFailedDeliveries(
-      redis,
-      filter,
-      token,
-      limit,
-      partitions,
-      limits,
-      retryScope(request),
-    );
+    const counts = archive
+      ? await fromArchive(() => archive.retryFailed(filter, token, limit, retryScope(request)))
+      : await retryFailedDeliveries(redis, filter, token, limit, partitions, limits, retryScope(request));
     return reply.code(202).send({ token, ...counts });
   });
 }

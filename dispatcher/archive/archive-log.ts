@@ -9,6 +9,7 @@ import {
   type PageRequest,
 } from "../../contract/delivery-log.ts";
 import {
+  type BulkRetryCounts,
   listDeliveriesAcross,
   readDeliveryAcross,
   requestRetryAcross,
@@ -188,6 +189,39 @@ export class ArchivedLog {
       [keys.prefix, id, restoredRecord(archived), limits.retentionMs],
     );
     return requestRetry(redis, id, token, keys, limits, scope);
+  }
+
+  /**
+   * Retry by filter: the FAILED deliveries it selects, newest first, up to `limit`, from Redis and
+   * the store alike (the merged listing), each retried as `retry` does (one only the store has is
+   * brought back first). The ids are taken before any is requeued, so none is counted twice.
+   */
+  async retryFailed(
+    filter: Omit<DeliveryFilter, "phase">,
+    token: string,
+    limit: number,
+    scope: RetryScope,
+  ): Promise<BulkRetryCounts> {
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const pageLimit = Math.min(limit - ids.length, 200);
+      const page = await this.list(
+        { ...filter, phase: "FAILED" },
+        cursor === undefined ? { limit: pageLimit } : { limit: pageLimit, cursor },
+      );
+      for (const item of page.items) ids.push(item.id);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined && ids.length < limit);
+    const counts: BulkRetryCounts = { requeued: 0, alreadyHonoured: 0, notFailed: 0, notFound: 0 };
+    for (const id of ids) {
+      const { outcome } = await this.retry(id, token, scope);
+      if (outcome === "requeued") counts.requeued++;
+      else if (outcome === "already-honoured") counts.alreadyHonoured++;
+      else if (outcome === "not-failed") counts.notFailed++;
+      else counts.notFound++;
+    }
+    return counts;
   }
 }
 

@@ -40,6 +40,7 @@ afterAll(async () => {
 afterEach(async () => {
   await dispatcher?.stop();
   dispatcher = undefined;
+  readers.clear();
   await Promise.all(stores.splice(0).map((store) => store.close()));
 });
 
@@ -85,8 +86,16 @@ async function ingest(namespace: string, id: string, data: Record<string, unknow
   expect(response.status).toBe(202);
 }
 
+/** One store per database for reading rows: tests poll, and a store per poll ran out of connections. */
+const readers = new Map<string, ArchiveStore>();
+
 async function archivedRows(url: string): Promise<Map<string, { phase: string; version: number }>> {
-  const rows = await storeOf(url).sql<{ id: string; phase: string; version: number }[]>`
+  let reader = readers.get(url);
+  if (reader === undefined) {
+    reader = storeOf(url);
+    readers.set(url, reader);
+  }
+  const rows = await reader.sql<{ id: string; phase: string; version: number }[]>`
     select id, phase, version from dataforce_deliveries`;
   return new Map(rows.map((row) => [row.id, { phase: row.phase, version: row.version }]));
 }
@@ -298,6 +307,49 @@ describe("durable log store (PostgreSQL)", () => {
     expect(detail.body).toMatchObject({ phase: "SENT", cycle: 2, lastRetryToken: "t-1" });
   });
 
+  it("retries by filter the FAILED deliveries only Postgres still has, each once per token", async () => {
+    const url = await database();
+    const path = uniquePath("bulk");
+    let answer = 500;
+    receiver.on(path, () => ({ kind: "respond", status: answer }));
+    await start(url, [
+      testRouting("arch-bulk", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }], {
+        // nine failures in a row: the circuit breaker would hold them instead of letting them fail
+        delivery: {
+          maxAttempts: 3,
+          timeoutMs: 1_000,
+          backoff: { initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 },
+          circuitBreaker: { consecutiveFailures: 0 },
+        },
+      }),
+    ]);
+    const ids = ["evt-b1", "evt-b2", "evt-b3"].map((event) => deliveryId("arch-bulk", event, "hook"));
+    for (const event of ["evt-b1", "evt-b2", "evt-b3"]) await ingest("arch-bulk", event);
+    await eventually(
+      async () => {
+        const rows = await archivedRows(url);
+        return ids.every((id) => rows.get(id)?.phase === "FAILED") ? true : undefined;
+      },
+      20_000,
+      "archived FAILED",
+    );
+    await eventually(
+      async () =>
+        (await redis.exists(...ids.map((id) => dispatcher!.keys.delivery(id)))) === 0 ? true : undefined,
+      10_000,
+      "gone from Redis",
+    );
+    answer = 200;
+    const filter = { namespace: "arch-bulk", webhook: "hook", token: "bulk-1" };
+    const retried = await api(dispatcher!.url, "POST", "/v1/deliveries/retry", filter);
+    expect(retried).toMatchObject({ status: 202, body: { requeued: 3, alreadyHonoured: 0, notFound: 0 } });
+    const requests = await receiver.waitForRequests(9, path);
+    expect(new Set(requests.slice(6).map((r) => r.headers["webhook-id"]))).toEqual(new Set(ids));
+    // the same token again: each delivery is SENT now (in Redis or the store), nothing requeued
+    const again = await api(dispatcher!.url, "POST", "/v1/deliveries/retry", filter);
+    expect(again).toMatchObject({ status: 202, body: { requeued: 0 } });
+  });
+
   it("survives Postgres being down: the backlog grows in Redis and in the metric, nothing is lost, all is archived after the restart", async () => {
     const url = await database();
     const path = uniquePath("outage");
@@ -310,6 +362,7 @@ describe("durable log store (PostgreSQL)", () => {
       20_000,
       "first archived",
     );
+    readers.clear();
     await Promise.all(stores.splice(0).map((store) => store.close()));
 
     await postgresServer.stop();
