@@ -1,9 +1,9 @@
-// How big one script call may be. ioredis sends a command as one string; V8 puts a string over
-// ~128 KB in its large-object space (a mapping of its own, faulted in page by page and unmapped
-// at the next GC), and writing one such command to the socket cost ~10× as much per byte as a
-// 32–64 KB one on this kind of machine (the dispatcher's profile had 18 % of its time in
-// `writeUtf8String`, most of it in fan-out and settle calls of 150–350 KB). Batches are split
-// to stay below this size instead; each part is still one atomic step.
+// How big one script call may be. A fan-out batch of 256 events, each to many webhooks, would
+// otherwise be one Lua call that holds Redis — shared by every namespace — for as long as it takes
+// to make thousands of deliveries; bounded by bytes, each call stays short. Also, ioredis sends a
+// command as one string, and V8 puts a string over ~128 KB in its large-object space: writing a
+// 256 KB command to a socket cost ~10x as much per byte as a 32-64 KB one in a micro-benchmark
+// here (the end-to-end bench did not move measurably either way). Each part is one atomic step.
 export const MAX_COMMAND_BYTES = 64 * 1024;
 
 /**
