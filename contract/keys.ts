@@ -133,13 +133,16 @@ export interface Keyspace {
    * the indexes are trimmed and the archive lists the deliveries instead (only ever raised).
    * `archiveLease`: which replica archives this partition (a short lease: one writer at a time).
    * `archiveAdopted`: set once the deliveries made before the store was configured (the log index)
-   * were all added to the pending set, so they are archived too.
+   * were all added to the pending set, so they are archived too (and it says the store is on).
+   * `archiveRestore`: retries asked for deliveries that only the store still has (the operator
+   * cannot read it): a stream of {id, token, namespace} the archiving replica serves.
    */
   readonly archivePending: string;
   readonly archiveOpen: string;
   readonly archiveHorizon: string;
   readonly archiveLease: string;
   readonly archiveAdopted: string;
+  readonly archiveRestore: string;
   /**
    * The indexes of format 1, sorted sets scored by creation time: read beside the streams until
    * retention has emptied them.
@@ -207,6 +210,7 @@ export function keyspaceUnder(prefix: string): Keyspace {
     archiveHorizon: `${prefix}archive:horizon`,
     archiveLease: `${prefix}archive:lease`,
     archiveAdopted: `${prefix}archive:adopted`,
+    archiveRestore: `${prefix}archive:restore`,
     legacyLog: {
       all: `${prefix}log`,
       namespace: (namespace) => `${prefix}log:ns:${namespace}`,

@@ -166,6 +166,9 @@ export async function startDispatcher(
     inFlight: shared.limiter.inFlight,
     buffered: delivery.reduce((sum, worker) => sum + worker.held, 0),
   }));
+  // the log API's view over Redis and the store; the archiver serves the operator's retries of
+  // deliveries only the store has through it
+  const archivedLog = store && new ArchivedLog({ redis: apiRedis, partitions, store, limits });
   const archiver =
     store &&
     new Archiver({
@@ -178,6 +181,7 @@ export async function startDispatcher(
       intervalMs: settings.archiveIntervalMs,
       metrics,
       logger,
+      retry: archivedLog ? (id, token, scope) => archivedLog.retry(id, token, scope) : undefined,
     });
   // with a store, the indexes reach back to the archive horizon only (the store lists the rest)
   const indexHorizon = store && (async () => Number((await redis.get(keys.archiveHorizon)) ?? 0));
@@ -202,7 +206,7 @@ export async function startDispatcher(
     logger,
     limits,
     fanout: apiFanout,
-    archive: store && new ArchivedLog({ redis: apiRedis, partitions, store, limits }),
+    archive: archivedLog,
     ingestTokens: settings.ingestTokens,
     namespaceOfIngestToken: (digest) => routing.namespaceOfToken("ingest", digest),
     namespaceOfEventLogToken: (digest) => routing.namespaceOfToken("eventLog", digest),

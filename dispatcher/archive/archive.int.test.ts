@@ -4,6 +4,7 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
+import { archivesToStore, readRestoreRequests, requestRestore } from "../../contract/restore-requests.ts";
 import {
   type NamespaceRoutingInput,
   tokenDigest,
@@ -305,6 +306,50 @@ describe("durable log store (PostgreSQL)", () => {
     expect(again).toMatchObject({ status: 200, body: { outcome: "already-honoured" } });
     const detail = await api(dispatcher!.url, "GET", `/v1/deliveries/${id}`);
     expect(detail.body).toMatchObject({ phase: "SENT", cycle: 2, lastRetryToken: "t-1" });
+  });
+
+  it("serves the operator's retry of a delivery only Postgres has (a restore request): back into Redis, sent again, the token once, never across namespaces", async () => {
+    const url = await database();
+    const path = uniquePath("restore");
+    let answer = 500;
+    receiver.on(path, () => ({ kind: "respond", status: answer }));
+    await start(url, [
+      testRouting("arch-r", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
+    ]);
+    await ingest("arch-r", "evt-rr");
+    const id = deliveryId("arch-r", "evt-rr", "hook");
+    const keys = dispatcher!.keys;
+    await eventually(
+      async () => ((await archivedRows(url)).get(id)?.phase === "FAILED" ? true : undefined),
+      20_000,
+      "archived FAILED",
+    );
+    await eventually(
+      async () => ((await redis.exists(keys.delivery(id))) === 0 ? true : undefined),
+      10_000,
+      "gone from Redis",
+    );
+    // the store is on: the dispatchers said so when they started archiving
+    expect(await archivesToStore(redis, keys)).toBe(true);
+    answer = 200;
+    // what the operator does for a retry annotation it cannot serve from Redis
+    await requestRestore(redis, keys, { deliveryId: id, token: "ann-1", namespace: "other-namespace" });
+    await requestRestore(redis, keys, { deliveryId: id, token: "ann-1", namespace: "arch-r" });
+    await requestRestore(redis, keys, { deliveryId: id, token: "ann-1", namespace: "arch-r" });
+    const requests = await receiver.waitForRequests(4, path);
+    expect(requests[3]!.headers["webhook-id"]).toBe(id);
+    await eventually(
+      async () => ((await readRestoreRequests(redis, keys, 10)).length === 0 ? true : undefined),
+      10_000,
+      "requests served",
+    );
+    await eventually(
+      async () => ((await archivedRows(url)).get(id)?.phase === "SENT" ? true : undefined),
+      20_000,
+      "archived again as SENT",
+    );
+    // the other namespace's request found nothing, the repeated token requeued nothing more
+    expect(receiver.requests(path)).toHaveLength(4);
   });
 
   it("retries by filter the FAILED deliveries only Postgres still has, each once per token", async () => {

@@ -5,6 +5,7 @@ import type { Keyspace } from "../../contract/keys.ts";
 import type { Partitions } from "../../contract/partitions.ts";
 import { toDeliveryRecord } from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import { forgetRestoreRequests, readRestoreRequests } from "../../contract/restore-requests.ts";
 import { markArchivedScript } from "../../contract/scripts/mark-archived.ts";
 import { raiseArchiveHorizonScript } from "../../contract/scripts/raise-archive-horizon.ts";
 import { runScript } from "../../contract/scripts/script.ts";
@@ -23,7 +24,15 @@ export interface ArchiverOptions {
   intervalMs: number;
   metrics: Metrics;
   logger: Logger;
+  /**
+   * Serves a retry the operator asked for a delivery only the store has (restore-requests.ts):
+   * ArchivedLog.retry, which brings it back into Redis and requeues it, token once.
+   */
+  retry?: (id: string, token: string, scope: { namespace: string }) => Promise<{ outcome: string }>;
 }
+
+/** Restore requests served per partition and round at most. */
+const RESTORES_PER_ROUND = 100;
 
 /** Batches written per partition and round at most, so one round never runs unbounded. */
 const MAX_BATCHES_PER_ROUND = 20;
@@ -93,7 +102,10 @@ export class Archiver {
     }
     for (const keys of failure === undefined ? partitions.all : []) {
       try {
-        if (await this.#holdLease(keys)) archived += await this.archivePartition(keys);
+        if (await this.#holdLease(keys)) {
+          archived += await this.archivePartition(keys);
+          await this.serveRestoreRequests(keys);
+        }
       } catch (error) {
         failure ??= error;
       }
@@ -104,6 +116,31 @@ export class Archiver {
     if (failure === undefined) await this.#keepPartitions(now);
     if (failure !== undefined) throw failure;
     return archived;
+  }
+
+  /**
+   * Retries the operator asked for deliveries that only the store has: each brought back and
+   * requeued (or found already honoured, not FAILED, not there), then forgotten. The store down:
+   * they wait for the next round.
+   */
+  async serveRestoreRequests(keys: Keyspace): Promise<number> {
+    const { redis, retry, logger } = this.#options;
+    if (retry === undefined) return 0;
+    const requests = await readRestoreRequests(redis, keys, RESTORES_PER_ROUND);
+    const served: string[] = [];
+    try {
+      for (const request of requests) {
+        const { outcome } = await retry(request.deliveryId, request.token, { namespace: request.namespace });
+        logger.info(
+          { deliveryId: request.deliveryId, namespace: request.namespace, outcome },
+          "retry of an archived delivery served",
+        );
+        served.push(request.entryId);
+      }
+    } finally {
+      await forgetRestoreRequests(redis, keys, served);
+    }
+    return served.length;
   }
 
   /** Archives the partition's pending deliveries, a batch at a time; returns how many. */

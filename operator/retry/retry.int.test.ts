@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { keyspace } from "../../contract/keys.ts";
 import { publishRecordLimits } from "../../contract/record-limits.ts";
+import { readRestoreRequests } from "../../contract/restore-requests.ts";
 import { createDelivery, failDelivery, TEST_FANOUT_LIMITS } from "../../test/support/deliveries.ts";
 import { uniqueKeyTag } from "../../test/support/fixtures.ts";
 import { askForRetry } from "./retry.ts";
@@ -37,5 +38,25 @@ describe("retry by annotation", () => {
     const own = await askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "hook-theirs" }, "t1");
     expect(own.outcome).toBe("requeued");
     expect((await readDelivery(redis, "hook-theirs", keys))?.phase).toBe("QUEUED");
+  });
+
+  it("asks the dispatchers to bring back a delivery only the durable log store has, when they archive", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    await publishRecordLimits(redis, keys, TEST_FANOUT_LIMITS);
+    // no store: a delivery Redis no longer has is gone
+    const gone = await askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "hook-old" }, "t1");
+    expect(gone.outcome).toBe("ignored");
+    expect(await readRestoreRequests(redis, keys, 10)).toEqual([]);
+
+    // the dispatchers archive this keyspace: the request is left for them, in the object's namespace
+    await redis.set(keys.archiveAdopted, String(Date.now()));
+    const requested = await askForRetry({ redis, keys }, { namespace: "ns", deliveryId: "hook-old" }, "t2");
+    expect(requested).toMatchObject({
+      outcome: "requested",
+      event: { type: "Normal", reason: "RetryRequested" },
+    });
+    expect(await readRestoreRequests(redis, keys, 10)).toEqual([
+      { entryId: expect.any(String), deliveryId: "hook-old", token: "t2", namespace: "ns" },
+    ]);
   });
 });

@@ -5,6 +5,7 @@ import { partitionOfDelivery } from "../../contract/partitioned-log.ts";
 import { onePartition, type Partitions } from "../../contract/partitions.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import { archivesToStore, requestRestore } from "../../contract/restore-requests.ts";
 import { ANNOTATION_RETRY, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
 import type { OperatorCaches } from "../caches.ts";
@@ -70,7 +71,8 @@ export function retryReconciler(deps: RetryReconcilerDeps): Reconciler {
 
 /** What the dispatcher's log did with the retry request, and the Event that tells the user. */
 export interface RetryDecision {
-  outcome: "ignored" | "requeued" | "already-honoured";
+  /** requested: left for the dispatchers to bring back from the durable log store (restore-requests.ts) */
+  outcome: "ignored" | "requeued" | "already-honoured" | "requested";
   event: EventInput;
 }
 
@@ -116,8 +118,23 @@ export async function askForRetry(
           note: `retry ${token} was already honoured for this delivery`,
         },
       };
-    case "not-found":
+    case "not-found": {
+      // only the durable log store may still have it: the dispatchers bring it back and requeue it
+      const home = (deps.partitions ?? onePartition(deps.keys)).of(namespace);
+      if (await archivesToStore(deps.redis, home)) {
+        await requestRestore(deps.redis, home, { deliveryId, token, namespace });
+        return {
+          outcome: "requested",
+          event: {
+            type: "Normal",
+            reason: "RetryRequested",
+            action: "Retry",
+            note: `retry ${token}: the delivery is in the durable log store; the dispatchers bring it back and requeue it`,
+          },
+        };
+      }
       return ignored(`retry ${token} ignored: the delivery is no longer in the dispatcher's log (expired)`);
+    }
     case "not-failed": {
       const phase = keys && (await readDelivery(deps.redis, deliveryId, keys))?.phase;
       const why =
