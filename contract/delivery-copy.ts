@@ -1,6 +1,10 @@
 import { copyDeliveryId } from "./delivery-id.ts";
+import type { EventType } from "./event-types.ts";
+import type { Keyspace } from "./keys.ts";
 import { notificationPayload } from "./notification.ts";
 import { DELIVERY_FORMAT, packDelivery, type StoredDelivery, type StoredDeliveryView } from "./records.ts";
+import type { RedisClient } from "./redis-client.ts";
+import { readWebhookRoute } from "./routing-config.ts";
 import type { NewDelivery } from "./scripts/add-deliveries.ts";
 
 /** The webhook a copy goes to, as its route says. */
@@ -11,6 +15,37 @@ export interface CopyTarget {
   ordered: boolean;
   /** the namespace's attempt budget per cycle */
   maxAttempts: number;
+}
+
+/** A copy target as the dispatchers route it, and the event it subscribes to. */
+export interface ResolvedCopyTarget extends CopyTarget {
+  event: EventType;
+}
+
+/**
+ * The webhook `name` of the namespace when it delivers (a WebhookReplay's targetWebhook);
+ * otherwise why not, in words for a condition's message. `keys`: the global keys (the routing).
+ */
+export async function resolveCopyTarget(
+  redis: RedisClient,
+  namespace: string,
+  name: string,
+  keys: Keyspace,
+): Promise<ResolvedCopyTarget | string> {
+  const found = await readWebhookRoute(redis, namespace, name, keys);
+  if (!found)
+    return `targetWebhook ${name} is not delivering: no such Webhook in the namespace's routing (missing, not Ready, or no WebhookIntegration)`;
+  if (!found.enabled)
+    return `targetWebhook ${name} is not delivering: the namespace's integration is disabled`;
+  if (found.route.paused) return `targetWebhook ${name} is not delivering: it is paused`;
+  return {
+    name,
+    uid: found.route.uid,
+    url: found.route.url,
+    ordered: found.route.ordering === "Ordered",
+    maxAttempts: found.delivery.maxAttempts,
+    event: found.route.event,
+  };
 }
 
 /**

@@ -136,6 +136,8 @@ export interface Keyspace {
    * were all added to the pending set, so they are archived too (and it says the store is on).
    * `archiveRestore`: retries asked for deliveries that only the store still has (the operator
    * cannot read it): a stream of {id, token, namespace} the archiving replica serves.
+   * `archiveReplays`: WebhookReplays whose walk goes on in the store (archive-replays.ts), a hash
+   * of replay token → request; `archiveReplayProgress`: token → how far the archiving replica got.
    */
   readonly archivePending: string;
   readonly archiveOpen: string;
@@ -143,6 +145,8 @@ export interface Keyspace {
   readonly archiveLease: string;
   readonly archiveAdopted: string;
   readonly archiveRestore: string;
+  readonly archiveReplays: string;
+  readonly archiveReplayProgress: string;
   /**
    * The indexes of format 1, sorted sets scored by creation time: read beside the streams until
    * retention has emptied them.
@@ -211,6 +215,8 @@ export function keyspaceUnder(prefix: string): Keyspace {
     archiveLease: `${prefix}archive:lease`,
     archiveAdopted: `${prefix}archive:adopted`,
     archiveRestore: `${prefix}archive:restore`,
+    archiveReplays: `${prefix}archive:replays`,
+    archiveReplayProgress: `${prefix}archive:replay-progress`,
     legacyLog: {
       all: `${prefix}log`,
       namespace: (namespace) => `${prefix}log:ns:${namespace}`,

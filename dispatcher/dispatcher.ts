@@ -13,6 +13,7 @@ import { ensureConsumerGroup } from "../contract/streams/stream-consumer.ts";
 import { DEFAULT_CONSOLE_DIR } from "./api/console-routes.ts";
 import { buildApi, buildMetricsServer } from "./api/server.ts";
 import { ArchivedLog } from "./archive/archive-log.ts";
+import { ArchiveReplayer } from "./archive/archive-replayer.ts";
 import { ArchiveStore } from "./archive/archive-store.ts";
 import { Archiver } from "./archive/archiver.ts";
 import type { Settings } from "./config.ts";
@@ -167,7 +168,7 @@ export async function startDispatcher(
     buffered: delivery.reduce((sum, worker) => sum + worker.held, 0),
   }));
   // the log API's view over Redis and the store; the archiver serves the operator's retries of
-  // deliveries only the store has through it
+  // deliveries only the store has through it, and walks the store's part of WebhookReplays
   const archivedLog = store && new ArchivedLog({ redis: apiRedis, partitions, store, limits });
   const archiver =
     store &&
@@ -182,6 +183,7 @@ export async function startDispatcher(
       metrics,
       logger,
       retry: archivedLog ? (id, token, scope) => archivedLog.retry(id, token, scope) : undefined,
+      replayer: new ArchiveReplayer({ redis, partitions, store, limits, logger }),
     });
   // with a store, the indexes reach back to the archive horizon only (the store lists the rest)
   const indexHorizon = store && (async () => Number((await redis.get(keys.archiveHorizon)) ?? 0));

@@ -8,6 +8,7 @@ import {
   matchesFilter,
   type PageRequest,
 } from "../../contract/delivery-log.ts";
+import type { Keyspace } from "../../contract/keys.ts";
 import {
   type BulkRetryCounts,
   listDeliveriesAcross,
@@ -182,12 +183,7 @@ export class ArchivedLog {
     if (archived.retryTokens.includes(token)) return { outcome: "already-honoured" };
     if (record.phase !== "FAILED") return { outcome: "not-failed" };
     const keys = partitions.of(record.namespace);
-    await runScript(
-      redis,
-      restoreDeliveryScript,
-      [keys.deliveries],
-      [keys.prefix, id, restoredRecord(archived), limits.retentionMs],
-    );
+    await restoreIntoRedis(redis, keys, archived, limits);
     return requestRetry(redis, id, token, keys, limits, scope);
   }
 
@@ -223,6 +219,24 @@ export class ArchivedLog {
     }
     return counts;
   }
+}
+
+/**
+ * Writes an archived delivery back into Redis (unless Redis has a record with its id), for the
+ * log's retention: a retry or a replay then requeues it there as any other.
+ */
+export async function restoreIntoRedis(
+  redis: RedisClient,
+  keys: Keyspace,
+  archived: ArchivedDelivery,
+  limits: RecordLimits,
+): Promise<void> {
+  await runScript(
+    redis,
+    restoreDeliveryScript,
+    [keys.deliveries],
+    [keys.prefix, archived.record.id, restoredRecord(archived), limits.retentionMs],
+  );
 }
 
 /** The packed Redis record of an archived delivery, its payload inline (no event record needed). */

@@ -219,10 +219,16 @@ export class ArchiveStore {
     return kept.length;
   }
 
-  /** Newest first, after `before` (exclusive), matching the filter. */
-  async list(filter: DeliveryFilter, limit: number, before?: ArchiveKey): Promise<ArchivedSummary[]> {
+  /** Newest first, after `before` (exclusive), matching the filter; none created before `since` (epoch ms). */
+  async list(
+    filter: DeliveryFilter,
+    limit: number,
+    before?: ArchiveKey,
+    since?: number,
+  ): Promise<ArchivedSummary[]> {
     const sql = this.sql;
     const conditions = [
+      since === undefined ? sql`true` : sql`created_at >= ${new Date(since)}`,
       filter.namespace === undefined ? sql`true` : sql`namespace = ${filter.namespace}`,
       filter.webhook === undefined ? sql`true` : sql`webhook = ${filter.webhook}`,
       filter.eventType === undefined ? sql`true` : sql`event_type = ${filter.eventType}`,
@@ -252,6 +258,20 @@ export class ArchiveStore {
     const row = rows[0];
     if (!row) return null;
     return ArchivedDeliverySchema.parse({ record: row.record, retryTokens: row.retry_tokens });
+  }
+
+  /** `get` for many ids in one query; those the store does not have are absent from the map. */
+  async getMany(ids: readonly string[]): Promise<Map<string, ArchivedDelivery>> {
+    const found = new Map<string, ArchivedDelivery>();
+    if (ids.length === 0) return found;
+    const rows = await reading(
+      () => this.sql<{ id: string; record: unknown; retry_tokens: string[] }[]>`
+        select distinct on (id) id, record, retry_tokens from ${this.sql(TABLE)}
+        where id = any(${this.sql.array([...ids])}) order by id, created_at desc`,
+    );
+    for (const row of rows)
+      found.set(row.id, ArchivedDeliverySchema.parse({ record: row.record, retryTokens: row.retry_tokens }));
+    return found;
   }
 
   async count(): Promise<number> {

@@ -10,6 +10,7 @@ import { markArchivedScript } from "../../contract/scripts/mark-archived.ts";
 import { raiseArchiveHorizonScript } from "../../contract/scripts/raise-archive-horizon.ts";
 import { runScript } from "../../contract/scripts/script.ts";
 import type { Metrics } from "../metrics.ts";
+import type { ArchiveReplayer } from "./archive-replayer.ts";
 import type { ArchivedDelivery, ArchiveStore } from "./archive-store.ts";
 
 export interface ArchiverOptions {
@@ -29,6 +30,8 @@ export interface ArchiverOptions {
    * ArchivedLog.retry, which brings it back into Redis and requeues it, token once.
    */
   retry?: (id: string, token: string, scope: { namespace: string }) => Promise<{ outcome: string }>;
+  /** Walks the store's part of the WebhookReplays of a partition (archive-replayer.ts). */
+  replayer?: Pick<ArchiveReplayer, "serve">;
 }
 
 /** Restore requests served per partition and round at most. */
@@ -105,6 +108,7 @@ export class Archiver {
         if (await this.#holdLease(keys)) {
           archived += await this.archivePartition(keys);
           await this.serveRestoreRequests(keys);
+          await this.#options.replayer?.serve(keys, now);
         }
       } catch (error) {
         failure ??= error;

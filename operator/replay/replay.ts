@@ -1,19 +1,25 @@
 import type { Logger } from "pino";
 import {
+  type ArchiveReplayRequest,
+  cancelArchiveReplays,
+  forgetArchiveReplay,
+  readArchiveReplayProgress,
+  requestArchiveReplay,
+} from "../../contract/archive-replays.ts";
+import {
   addDeliveries,
   type RequeuablePhase,
   type RetryOutcome,
   readDeliveries,
   requestRetries,
 } from "../../contract/deliveries.ts";
-import { type CopyTarget, copyDelivery } from "../../contract/delivery-copy.ts";
+import { copyDelivery, type ResolvedCopyTarget, resolveCopyTarget } from "../../contract/delivery-copy.ts";
 import { type DeliverySummary, listDeliveries } from "../../contract/delivery-log.ts";
-import type { EventType } from "../../contract/event-types.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import { onePartition, type Partitions } from "../../contract/partitions.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
-import { readWebhookRoute } from "../../contract/routing-config.ts";
+import { archivesToStore } from "../../contract/restore-requests.ts";
 import {
   type WebhookReplay,
   type WebhookReplaySpec,
@@ -41,6 +47,10 @@ import { WEBHOOK_REPLAYS } from "../resources.ts";
 //            the original's, so that it too is made once;
 //   report:  matched / requeued / skipped, the cursor, Ready (Replaying → Complete).
 // Rate: at most `maxPerSecond` deliveries a second, one page a second.
+// With a durable log store (the dispatchers archive to PostgreSQL), Redis's log reaches back to the
+// archive horizon only: the Redis walk ends there, and the rest of the replay is left to the
+// dispatchers (contract/archive-replays.ts), which walk the store with the same token and rate;
+// the operator, which has no connection to the store, reports their progress (`source: DurableStore`).
 
 export const ReplayReason = {
   Replaying: "Replaying",
@@ -86,7 +96,11 @@ interface Progress {
   cursor: string | undefined;
   startedAt: string;
   complete: boolean;
+  /** the part of the log being walked: Redis, then the durable store (by the dispatchers) */
+  source: ReplaySource;
 }
+
+type ReplaySource = "Redis" | "DurableStore";
 
 /** The retry token of a replay's generation: honoured once per delivery. */
 export function replayToken(replay: WebhookReplay): string {
@@ -103,7 +117,13 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
 
   return async ({ namespace, name }): Promise<ReconcileResult | undefined> => {
     const replay = deps.replays.get(namespace, name);
-    if (!replay || replay.metadata.deletionTimestamp) return undefined;
+    if (!replay || replay.metadata.deletionTimestamp) {
+      // a deleted replay stops: the dispatchers' walk of the store too
+      const keys = partitionOf(deps, namespace);
+      if (await archivesToStore(deps.redis, keys))
+        await cancelArchiveReplays(deps.redis, keys, namespace, name);
+      return undefined;
+    }
     const uid = replay.metadata.uid ?? `${namespace}/${name}`;
     const generation = replay.metadata.generation ?? 1;
 
@@ -149,15 +169,10 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
       target = resolved;
     }
 
-    const step = await replayPage(deps, namespace, spec, replay, progress, target);
-    const next: Progress = {
-      ...progress,
-      matched: progress.matched + step.matched,
-      requeued: progress.requeued + step.requeued,
-      skipped: progress.skipped + step.skipped,
-      cursor: step.cursor,
-      complete: step.complete,
-    };
+    const next =
+      progress.source === "DurableStore"
+        ? await followStoreWalk(deps, namespace, spec, replay, progress)
+        : await walkRedisPage(deps, namespace, spec, replay, progress, target);
     const verdict: ReadyVerdict = next.complete
       ? {
           status: "True",
@@ -167,14 +182,19 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
       : {
           status: "False",
           reason: ReplayReason.Replaying,
-          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries ${resent(spec)} so far, ${next.skipped} skipped`,
+          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries ${resent(spec)} so far, ${next.skipped} skipped${next.source === "DurableStore" ? "; the dispatchers walk the durable log store for the older ones" : ""}`,
         };
+    // waiting for the dispatchers' walk: nothing to write until it moves
+    if (progress.source === "DurableStore" && !next.complete && sameCounts(progress, next))
+      return { requeueAfter: PAGE_INTERVAL_MS };
     try {
       await writeStatus(deps, replay, generation, statusOf(next, now()), verdict);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+    if (next.complete && next.source === "DurableStore")
+      await forgetArchiveReplay(deps.redis, partitionOf(deps, namespace), replayToken(replay));
     written.set(uid, next);
     if (written.size > 10_000) written.delete(written.keys().next().value ?? "");
     deps.logger.info(
@@ -185,6 +205,7 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
         requeued: next.requeued,
         skipped: next.skipped,
         complete: next.complete,
+        source: next.source,
       },
       "replay page done",
     );
@@ -202,6 +223,10 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
     if (nextPageAt.size > 10_000) nextPageAt.delete(nextPageAt.keys().next().value ?? "");
     return { requeueAfter: PAGE_INTERVAL_MS };
   };
+}
+
+function sameCounts(a: Progress, b: Progress): boolean {
+  return a.matched === b.matched && a.requeued === b.requeued && a.skipped === b.skipped;
 }
 
 /** The progress to go on from: this process's memory when it is of this generation and ahead. */
@@ -223,6 +248,7 @@ function currentProgress(
       cursor: undefined,
       startedAt: now.toISOString(),
       complete: false,
+      source: "Redis",
     };
   }
   const ready = status.conditions?.find((c) => c.type === "Ready");
@@ -234,6 +260,7 @@ function currentProgress(
     cursor: status.cursor,
     startedAt: status.startedAt ?? now.toISOString(),
     complete: ready?.reason === ReplayReason.Complete && ready.observedGeneration === generation,
+    source: status.source ?? "Redis",
   };
 }
 
@@ -250,34 +277,107 @@ function resent(spec: WebhookReplaySpec): string {
   return spec.targetWebhook === undefined ? "requeued" : `sent to webhook ${spec.targetWebhook}`;
 }
 
-/** A replay's targetWebhook as the dispatchers route it, and the event it subscribes to. */
-interface ReplayTarget extends CopyTarget {
-  event: EventType;
-}
+type ReplayTarget = ResolvedCopyTarget;
 
 /** The target webhook when it delivers; otherwise why not (the condition's message). */
-async function resolveTarget(
+function resolveTarget(
   deps: ReplayReconcilerDeps,
   namespace: string,
   name: string,
 ): Promise<ReplayTarget | string> {
-  const found = await readWebhookRoute(deps.redis, namespace, name, deps.keys);
-  if (!found)
-    return `targetWebhook ${name} is not delivering: no such Webhook in the namespace's routing (missing, not Ready, or no WebhookIntegration)`;
-  if (!found.enabled)
-    return `targetWebhook ${name} is not delivering: the namespace's integration is disabled`;
-  if (found.route.paused) return `targetWebhook ${name} is not delivering: it is paused`;
+  return resolveCopyTarget(deps.redis, namespace, name, deps.keys);
+}
+
+/**
+ * A page of the Redis log. With a store, Redis lists the deliveries made since the archive horizon
+ * only: the walk ends there, and when the window reaches further back the rest is left to the
+ * dispatchers, who walk the store from that horizon down (the Redis walk's counts handed over).
+ */
+async function walkRedisPage(
+  deps: ReplayReconcilerDeps,
+  namespace: string,
+  spec: WebhookReplaySpec,
+  replay: WebhookReplay,
+  progress: Progress,
+  target: ReplayTarget | undefined,
+): Promise<Progress> {
+  const keys = partitionOf(deps, namespace);
+  const horizon = (await archivesToStore(deps.redis, keys)) ? await archiveHorizon(deps) : 0;
+  const step = await replayPage(deps, namespace, spec, replay, progress, target, horizon);
+  const next: Progress = {
+    ...progress,
+    matched: progress.matched + step.matched,
+    requeued: progress.requeued + step.requeued,
+    skipped: progress.skipped + step.skipped,
+    cursor: step.cursor,
+    complete: step.complete,
+  };
+  if (!next.complete || horizon <= replayWindow(spec, replay, progress).from) return next;
+  await requestArchiveReplay(
+    deps.redis,
+    keys,
+    storeRequest(namespace, spec, replay, progress, horizon),
+    next,
+  );
+  return { ...next, cursor: undefined, complete: false, source: "DurableStore" };
+}
+
+/** The dispatchers' walk of the store, as they report it (asked for again if the request is gone). */
+async function followStoreWalk(
+  deps: ReplayReconcilerDeps,
+  namespace: string,
+  spec: WebhookReplaySpec,
+  replay: WebhookReplay,
+  progress: Progress,
+): Promise<Progress> {
+  const keys = partitionOf(deps, namespace);
+  // the store was turned off since: there is nothing more to walk
+  if (!(await archivesToStore(deps.redis, keys))) return { ...progress, complete: true };
+  const walked = await readArchiveReplayProgress(deps.redis, keys, replayToken(replay));
+  if (walked === null) {
+    // Redis lost the request: asked again (the token keeps what was sent from being sent twice)
+    const horizon = await archiveHorizon(deps);
+    await requestArchiveReplay(
+      deps.redis,
+      keys,
+      storeRequest(namespace, spec, replay, progress, horizon),
+      progress,
+    );
+    return progress;
+  }
+  const { matched, requeued, skipped, done } = walked;
+  return { ...progress, matched, requeued, skipped, complete: done };
+}
+
+function storeRequest(
+  namespace: string,
+  spec: WebhookReplaySpec,
+  replay: WebhookReplay,
+  progress: Progress,
+  horizon: number,
+): ArchiveReplayRequest {
+  const window = replayWindow(spec, replay, progress);
   return {
-    name,
-    uid: found.route.uid,
-    url: found.route.url,
-    ordered: found.route.ordering === "Ordered",
-    maxAttempts: found.delivery.maxAttempts,
-    event: found.route.event,
+    namespace,
+    replay: replay.metadata.name ?? "",
+    token: replayToken(replay),
+    from: window.from,
+    to: window.to,
+    horizon,
+    phases: [...spec.phases],
+    maxPerSecond: spec.maxPerSecond,
+    ...(spec.webhook === undefined ? {} : { webhook: spec.webhook }),
+    ...(spec.eventType === undefined ? {} : { eventType: spec.eventType }),
+    ...(spec.targetWebhook === undefined ? {} : { targetWebhook: spec.targetWebhook }),
   };
 }
 
-/** One page of the log: select, requeue (or copy to the target), count. */
+/** epoch ms below which Redis's log indexes may be trimmed (the store lists those deliveries). */
+async function archiveHorizon(deps: ReplayReconcilerDeps): Promise<number> {
+  return Number((await deps.redis.get(deps.keys.archiveHorizon)) ?? 0);
+}
+
+/** One page of the log: select, requeue (or copy to the target), count; nothing created before `horizon`. */
 async function replayPage(
   deps: ReplayReconcilerDeps,
   namespace: string,
@@ -285,8 +385,10 @@ async function replayPage(
   replay: WebhookReplay,
   progress: Progress,
   target: ReplayTarget | undefined,
+  horizon: number,
 ): Promise<PageResult> {
-  const window = replayWindow(spec, replay, progress);
+  const spanned = replayWindow(spec, replay, progress);
+  const window = { ...spanned, from: Math.max(spanned.from, horizon) };
   // one phase: its index may be the smaller one (FAILED); two: every delivery, phase checked here
   const phase = spec.phases.length === 1 ? spec.phases[0] : undefined;
   let cursor = progress.cursor;
@@ -420,6 +522,7 @@ function statusOf(progress: Progress, now: Date): Record<string, unknown> {
     // merge patch: null removes
     cursor: progress.complete ? null : (progress.cursor ?? null),
     completedAt: progress.complete ? now.toISOString() : null,
+    source: progress.source,
   };
 }
 

@@ -87,6 +87,10 @@ export const WebhookReplayStatusSchema = z
       .max(4096)
       .optional()
       .meta({ description: "Where the replay goes on in the event log (opaque; the operator's own)." }),
+    source: z.enum(["Redis", "DurableStore"]).optional().meta({
+      description:
+        "The part of the event log the replay walks: Redis, then (when the dispatchers archive to a durable log store) the deliveries only the store still has, walked by the dispatchers.",
+    }),
   })
   .default(UNOBSERVED_STATUS)
   .meta({ description: "Progress of the replay." });

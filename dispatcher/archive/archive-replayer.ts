@@ -1,0 +1,202 @@
+import type { Logger } from "pino";
+import {
+  type ArchiveReplay,
+  type ArchiveReplayProgress,
+  forgetArchiveReplay,
+  readArchiveReplays,
+  writeArchiveReplayProgress,
+} from "../../contract/archive-replays.ts";
+import { addDeliveries, readDeliveries, requestRetries } from "../../contract/deliveries.ts";
+import { copyDelivery, type ResolvedCopyTarget, resolveCopyTarget } from "../../contract/delivery-copy.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import type { Partitions } from "../../contract/partitions.ts";
+import type { RecordLimits } from "../../contract/record-limits.ts";
+import { unpackDelivery } from "../../contract/records.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
+import { restoredRecord, restoreIntoRedis } from "./archive-log.ts";
+import type { ArchivedDelivery, ArchivedSummary, ArchiveStore } from "./archive-store.ts";
+
+// The store's part of a WebhookReplay (contract/archive-replays.ts): the operator walked the Redis
+// log, which with a store reaches back to the archive horizon only; the replica archiving the
+// namespace's partition walks the rest here, newest first, one page of `maxPerSecond` rows a
+// second, with the replay's token: a delivery only the store has is written back into Redis and
+// requeued there (or copied to the replay's target webhook), as a retry of it would be.
+
+export interface ArchiveReplayerOptions {
+  redis: RedisClient;
+  partitions: Partitions;
+  store: ArchiveStore;
+  limits: RecordLimits;
+  logger: Logger;
+}
+
+/** Between two pages of one replay: its rate is `maxPerSecond` deliveries a second. */
+const PAGE_INTERVAL_MS = 1_000;
+/** A replay waiting for its target webhook looks again after this. */
+const TARGET_RECHECK_MS = 10_000;
+/** A finished walk the operator never came back for (its replay deleted meanwhile) is forgotten. */
+const FORGET_DONE_AFTER_MS = 86_400_000;
+
+export class ArchiveReplayer {
+  readonly #options: ArchiveReplayerOptions;
+
+  constructor(options: ArchiveReplayerOptions) {
+    this.#options = options;
+  }
+
+  /** One page of each replay of the partition that is due; returns how many were due. */
+  async serve(keys: Keyspace, now: number = Date.now()): Promise<number> {
+    const { redis } = this.#options;
+    let pages = 0;
+    for (const replay of await readArchiveReplays(redis, keys)) {
+      const { request, progress } = replay;
+      if (progress.done) {
+        if (now - progress.updatedAt > FORGET_DONE_AFTER_MS)
+          await forgetArchiveReplay(redis, keys, request.token);
+        continue;
+      }
+      if (now < progress.nextPageAt) continue;
+      const next = await this.#page(keys, replay, now);
+      await writeArchiveReplayProgress(redis, keys, request.token, next);
+      pages++;
+    }
+    return pages;
+  }
+
+  async #page(
+    keys: Keyspace,
+    { request, progress }: ArchiveReplay,
+    now: number,
+  ): Promise<ArchiveReplayProgress> {
+    const { redis, partitions, store, logger } = this.#options;
+    let target: ResolvedCopyTarget | undefined;
+    if (request.targetWebhook !== undefined) {
+      const resolved = await resolveCopyTarget(
+        redis,
+        request.namespace,
+        request.targetWebhook,
+        partitions.global,
+      );
+      // the operator's condition says why (it checks the target too); nothing is sent meanwhile
+      if (typeof resolved === "string")
+        return { ...progress, nextPageAt: now + TARGET_RECHECK_MS, updatedAt: now };
+      target = resolved;
+    }
+    // created in [from, to], and before the horizon: the Redis walk listed everything after it
+    const to = Math.min(request.to, request.horizon - 1);
+    // (created_at, id) < (to + 1 ms, ""): every row created at or before `to`
+    const before = progress.cursor === null ? { createdAt: to + 1, id: "" } : toKey(progress.cursor);
+    const phase = request.phases.length === 1 ? request.phases[0] : undefined;
+    const rows = await store.list(
+      {
+        namespace: request.namespace,
+        ...(request.webhook === undefined ? {} : { webhook: request.webhook }),
+        ...(request.eventType === undefined ? {} : { eventType: request.eventType }),
+        ...(phase === undefined ? {} : { phase }),
+      },
+      request.maxPerSecond,
+      before,
+      request.from,
+    );
+    const selected = rows.filter((row) => (request.phases as readonly string[]).includes(row.summary.phase));
+    const ids = selected.map((row) => row.summary.id);
+    const resent =
+      target === undefined
+        ? await this.#requeue(keys, ids, request)
+        : await this.#copy(keys, ids, request, target, now);
+    const last = rows.at(-1);
+    const complete = rows.length < request.maxPerSecond;
+    logger.info(
+      {
+        namespace: request.namespace,
+        replay: request.replay,
+        matched: ids.length,
+        requeued: resent,
+        complete,
+      },
+      "replay page from the durable log store done",
+    );
+    return {
+      matched: progress.matched + ids.length,
+      requeued: progress.requeued + resent,
+      skipped: progress.skipped + ids.length - resent,
+      cursor: last === undefined ? progress.cursor : [last.key.createdAt, last.key.id],
+      done: complete,
+      nextPageAt: now + PAGE_INTERVAL_MS,
+      updatedAt: now,
+    };
+  }
+
+  /** Requeues with the replay's token (those only the store has written back first); returns how many are requeued. */
+  async #requeue(keys: Keyspace, ids: string[], request: ArchiveReplay["request"]): Promise<number> {
+    const { redis, limits } = this.#options;
+    if (ids.length === 0) return 0;
+    const archived = await this.#onlyInStore(keys, ids);
+    // honoured already (by the Redis walk, or by this walk before a crash): counted as the
+    // operator counts them, and not written back into Redis for nothing
+    const honoured = new Set<string>();
+    for (const [id, delivery] of archived) {
+      if (delivery.retryTokens.includes(request.token)) honoured.add(id);
+      // a phase the replay does not take: the retry script refuses it (counted as skipped)
+      else if ((request.phases as readonly string[]).includes(delivery.record.phase))
+        await restoreIntoRedis(redis, keys, delivery, limits);
+    }
+    const outcomes = await requestRetries(
+      redis,
+      ids.filter((id) => !honoured.has(id)),
+      request.token,
+      keys,
+      limits,
+      { namespace: request.namespace },
+      request.phases,
+    );
+    return honoured.size + outcomes.filter((o) => o === "requeued" || o === "already-honoured").length;
+  }
+
+  /** Copies to the target as new deliveries of their events; returns how many copies exist now. */
+  async #copy(
+    keys: Keyspace,
+    ids: string[],
+    request: ArchiveReplay["request"],
+    target: ResolvedCopyTarget,
+    now: number,
+  ): Promise<number> {
+    const { redis, limits } = this.#options;
+    if (ids.length === 0) return 0;
+    const reads = await readDeliveries(redis, ids, keys);
+    const archived = await this.#onlyInStore(keys, ids, reads);
+    const copies = ids.flatMap((id, i) => {
+      const stored = archived.get(id);
+      const original =
+        reads[i]?.view ?? (stored === undefined ? undefined : unpackDelivery(restoredRecord(stored)));
+      const header = original?.header;
+      if (!original || header?.namespace !== request.namespace || header.eventType !== target.event)
+        return [];
+      if (header.webhook === target.name) return [];
+      return [copyDelivery(id, original, target, request.token, now)];
+    });
+    return (await addDeliveries(redis, copies, limits, keys, now)).length;
+  }
+
+  /** The archived deliveries among `ids` that Redis has no record of. */
+  async #onlyInStore(
+    keys: Keyspace,
+    ids: string[],
+    reads?: ReadonlyArray<unknown>,
+  ): Promise<Map<string, ArchivedDelivery>> {
+    const { redis, store } = this.#options;
+    let missing: string[];
+    if (reads !== undefined) missing = ids.filter((_, i) => !reads[i]);
+    else {
+      const pipeline = redis.pipeline();
+      for (const id of ids) pipeline.exists(keys.delivery(id));
+      const replies = (await pipeline.exec()) ?? [];
+      missing = ids.filter((_, i) => Number(replies[i]?.[1] ?? 0) === 0);
+    }
+    return store.getMany(missing);
+  }
+}
+
+function toKey([createdAt, id]: [number, string]): ArchivedSummary["key"] {
+  return { createdAt, id };
+}
