@@ -302,7 +302,11 @@ async function walkRedisPage(
   target: ReplayTarget | undefined,
 ): Promise<Progress> {
   const keys = partitionOf(deps, namespace);
-  const horizon = (await archivesToStore(deps.redis, keys)) ? await archiveHorizon(deps) : 0;
+  const archived = await archivesToStore(deps.redis, keys);
+  const horizon = archived ? await archiveHorizon(deps) : 0;
+  // a new generation starts: the dispatchers stop walking the store for an older one
+  if (archived && progress.cursor === undefined)
+    await cancelArchiveReplays(deps.redis, keys, namespace, replay.metadata.name ?? "", replayToken(replay));
   const step = await replayPage(deps, namespace, spec, replay, progress, target, horizon);
   const next: Progress = {
     ...progress,
