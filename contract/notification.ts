@@ -23,3 +23,18 @@ export interface Notification {
 export function notificationPayload(notification: Notification): string {
   return `{"id":${JSON.stringify(notification.eventId)},"type":${JSON.stringify(notification.type)},"timestamp":${JSON.stringify(notification.occurredAt)},"namespace":${JSON.stringify(notification.namespace)},"webhook":${JSON.stringify(notification.webhook)},"data":${notification.dataJson}}`;
 }
+
+/**
+ * The producer's `data` as it is in a payload notificationPayload built from this notification
+ * (the same bytes it was spliced in as), or undefined when the payload is not of that shape. The
+ * durable log store keeps payloads, not events: an event's `data` is read back from one.
+ */
+export function notificationData(
+  notification: Omit<Notification, "dataJson">,
+  payload: string,
+): string | undefined {
+  const head = notificationPayload({ ...notification, dataJson: "" }).slice(0, -1);
+  if (!payload.startsWith(head) || !payload.endsWith("}") || payload.length < head.length + 3)
+    return undefined;
+  return payload.slice(head.length, -1);
+}

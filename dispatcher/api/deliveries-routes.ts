@@ -122,7 +122,7 @@ export async function deliveriesRoutes(
 }
 
 /** A call that may read the durable log store: PostgreSQL down is a 503, as Redis down is (the caller retries). */
-async function fromArchive<T>(call: () => Promise<T>): Promise<T> {
+export async function fromArchive<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {

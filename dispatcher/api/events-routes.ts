@@ -4,6 +4,7 @@ import { z } from "zod";
 import { readEventAcross } from "../../contract/partitioned-log.ts";
 import type { Partitions } from "../../contract/partitions.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import type { ArchivedLog } from "../archive/archive-log.ts";
 import { type Fanout, type IncomingEvent, RoutingNotLoadedError } from "../fanout/fanout.ts";
 import {
   EventIdSchema,
@@ -13,6 +14,7 @@ import {
 } from "../ingest/event-schema.ts";
 import type { Metrics } from "../metrics.ts";
 import { assertMayActIn, confinedNamespace, scopedAuth } from "./auth.ts";
+import { fromArchive } from "./deliveries-routes.ts";
 import { ApiError, issuesOf } from "./errors.ts";
 
 export interface EventsRoutesOptions {
@@ -28,11 +30,13 @@ export interface EventsRoutesOptions {
   namespaceOfEventLogToken(digest: string): string | undefined;
   maxEventBytes: number;
   maxBatchEvents: number;
+  /** The durable log store, when configured: an event Redis no longer has is read from it. */
+  archive?: ArchivedLog | undefined;
 }
 
 /** Ingest (`POST /v1/events`, `POST /v1/events/batch`) and `GET /v1/events/:namespace/:id`. */
 export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOptions): Promise<void> {
-  const { redis, partitions, metrics, fanout, maxEventBytes, maxBatchEvents } = options;
+  const { redis, partitions, metrics, fanout, maxEventBytes, maxBatchEvents, archive } = options;
   const authenticate = scopedAuth(options.ingestTokens, options.namespaceOfIngestToken);
   const BatchSchema = z.strictObject({
     events: z
@@ -147,7 +151,10 @@ export async function eventsRoutes(app: FastifyInstance, options: EventsRoutesOp
     // another namespace's event does not exist for a namespace's token
     const confined = confinedNamespace(request);
     if (confined !== undefined && confined !== params.data.namespace) throw new ApiError("EVENT_NOT_FOUND");
-    const event = await readEventAcross(redis, params.data.namespace, params.data.id, partitions);
+    const { namespace, id } = params.data;
+    const event = archive
+      ? await fromArchive(() => archive.readEvent(namespace, id))
+      : await readEventAcross(redis, namespace, id, partitions);
     if (event === null) throw new ApiError("EVENT_NOT_FOUND");
     return event;
   });

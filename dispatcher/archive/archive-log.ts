@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type RetryOutcome, type RetryScope, requestRetry } from "../../contract/deliveries.ts";
+import { deliveryId } from "../../contract/delivery-id.ts";
 import {
   type DeliveryFilter,
   type DeliveryPage,
@@ -9,15 +10,23 @@ import {
   type PageRequest,
 } from "../../contract/delivery-log.ts";
 import type { Keyspace } from "../../contract/keys.ts";
+import { notificationData } from "../../contract/notification.ts";
 import {
   type BulkRetryCounts,
   listDeliveriesAcross,
   readDeliveryAcross,
+  readEventAcross,
   requestRetryAcross,
 } from "../../contract/partitioned-log.ts";
 import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
-import { DELIVERY_FORMAT, type DeliveryRecord, packDelivery } from "../../contract/records.ts";
+import {
+  DELIVERY_FORMAT,
+  type DeliveryRecord,
+  type EventRecord,
+  EventRecordSchema,
+  packDelivery,
+} from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
 import { restoreDeliveryScript } from "../../contract/scripts/restore-delivery.ts";
 import { runScript } from "../../contract/scripts/script.ts";
@@ -168,6 +177,19 @@ export class ArchivedLog {
   }
 
   /**
+   * An event: Redis's record while it has one, else built from the store's rows of its deliveries
+   * (once they are archived the record lives only for the idempotency window, the rows for the
+   * retention). Redis's delivery records are not read: the view takes of a delivery only what never
+   * changes (its id and its event's type, times and data), so its row is as good as its record.
+   */
+  async readEvent(namespace: string, id: string): Promise<EventRecord | null> {
+    const { redis, partitions, store } = this.#options;
+    const live = await readEventAcross(redis, namespace, id, partitions);
+    if (live !== null) return live;
+    return eventOfDeliveries(namespace, id, await store.eventDeliveries(namespace, id));
+  }
+
+  /**
    * Retry: in Redis as ever; a FAILED delivery that only the store still has is brought back into
    * Redis first (its record, payload inline, and its honoured tokens: a token is still honoured
    * once), then requeued by the same retry script.
@@ -237,6 +259,43 @@ export async function restoreIntoRedis(
     [keys.deliveries],
     [keys.prefix, archived.record.id, restoredRecord(archived), limits.retentionMs],
   );
+}
+
+/**
+ * The event record as Redis showed it, from the records of its deliveries (null: none). Only the
+ * fan-out's own deliveries, as in the event record: a WebhookReplay's copies have other ids. An
+ * event id made again after its window has rows of each time: the latest (its ingest time) is the
+ * one Redis showed last. The fan-out made them in the routing's order of webhooks, by name (the
+ * operator sorts them).
+ */
+export function eventOfDeliveries(
+  namespace: string,
+  id: string,
+  records: readonly DeliveryRecord[],
+): EventRecord | null {
+  const own = records.filter((record) => record.id === deliveryId(namespace, id, record.webhook));
+  const latest = own.reduce<string | undefined>(
+    (last, record) => (last === undefined || record.ingestedAt > last ? record.ingestedAt : last),
+    undefined,
+  );
+  const deliveries = own
+    .filter((record) => record.ingestedAt === latest)
+    .sort((a, b) => a.webhook.localeCompare(b.webhook));
+  const first = deliveries[0];
+  if (first === undefined) return null;
+  const { eventType: type, occurredAt, webhook } = first;
+  const data = notificationData({ eventId: id, type, occurredAt, namespace, webhook }, first.payload);
+  if (data === undefined) throw new Error(`the payload of delivery ${first.id} is not a notification's`);
+  return EventRecordSchema.parse({
+    id,
+    type,
+    namespace,
+    occurredAt,
+    ingestedAt: first.ingestedAt,
+    data,
+    routing: "routed", // it has deliveries
+    deliveryIds: deliveries.map((record) => record.id),
+  });
 }
 
 /** The packed Redis record of an archived delivery, its payload inline (no event record needed). */

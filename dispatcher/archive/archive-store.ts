@@ -63,7 +63,15 @@ const MIGRATIONS: readonly string[] = [
   `create index if not exists ${TABLE}_phase on ${TABLE} (phase, created_at desc, id desc)`,
   `create index if not exists ${TABLE}_event_type on ${TABLE} (event_type, created_at desc, id desc)`,
   `create index if not exists ${TABLE}_id on ${TABLE} (id)`,
+  // an event's deliveries: GET /v1/events/:namespace/:id once Redis no longer has the event record
+  `create index if not exists ${TABLE}_ns_event on ${TABLE} (namespace, event_id)`,
 ];
+
+/**
+ * The most rows an event's view reads: one per webhook subscribed when it was fanned out, and the
+ * copies WebhookReplays made of them.
+ */
+export const MAX_EVENT_DELIVERIES = 1_000;
 
 const DAY_MS = 86_400_000;
 
@@ -272,6 +280,23 @@ export class ArchiveStore {
     for (const row of rows)
       found.set(row.id, ArchivedDeliverySchema.parse({ record: row.record, retryTokens: row.retry_tokens }));
     return found;
+  }
+
+  /**
+   * The records of an event's deliveries (an event id made again after its idempotency window has
+   * the rows of each time), newest first, at most `limit`.
+   */
+  async eventDeliveries(
+    namespace: string,
+    eventId: string,
+    limit = MAX_EVENT_DELIVERIES,
+  ): Promise<DeliveryRecord[]> {
+    const rows = await reading(
+      () => this.sql<{ record: unknown }[]>`
+        select record from ${this.sql(TABLE)} where namespace = ${namespace} and event_id = ${eventId}
+        order by created_at desc, id limit ${limit}`,
+    );
+    return rows.map((row) => DeliveryRecordSchema.parse(row.record));
   }
 
   async count(): Promise<number> {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { deliveryId } from "../../contract/delivery-id.ts";
+import { copyDeliveryId, deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
 import { archivesToStore, readRestoreRequests, requestRestore } from "../../contract/restore-requests.ts";
 import {
@@ -394,6 +394,113 @@ describe("durable log store (PostgreSQL)", () => {
     const again = await api(dispatcher!.url, "POST", "/v1/deliveries/retry", filter);
     expect(again).toMatchObject({ status: 202, body: { requeued: 0 } });
   });
+
+  it("GET /v1/events/{namespace}/{id} answers from Postgres once Redis no longer has the event record: the same body; another namespace, an unknown id 404; Postgres down 503", async () => {
+    const url = await database();
+    const path = uniquePath("event");
+    const otherToken = "other-namespace-log-token-0123456789";
+    await start(url, [
+      testRouting("arch-ev", [
+        // by name, as the operator writes them
+        { name: "alpha", uid: "u1", event: "job.created", url: receiver.url(path) },
+        { name: "beta", uid: "u2", event: "job.created", url: receiver.url(path) },
+        { name: "other-type", uid: "u3", event: "job.updated", url: receiver.url(path) },
+      ]),
+      testRouting("arch-ev-other", [], { eventLogTokenDigests: [tokenDigest(otherToken)] }),
+    ]);
+    const data = { jobId: "j-ev", note: 'café "quoted"\n\t}', nested: { list: [1, {}] } };
+    const posted = await api(dispatcher!.url, "POST", "/v1/events", {
+      type: "job.created",
+      namespace: "arch-ev",
+      id: "evt-view",
+      occurredAt: "2026-01-02T03:04:05.678+01:00",
+      data,
+    });
+    expect(posted.status).toBe(202);
+    const ids = ["alpha", "beta"].map((webhook) => deliveryId("arch-ev", "evt-view", webhook));
+    const eventKey = dispatcher!.partitions.of("arch-ev").event("arch-ev", "evt-view");
+    const fromRedis = await api(dispatcher!.url, "GET", "/v1/events/arch-ev/evt-view");
+    expect(fromRedis).toMatchObject({
+      status: 200,
+      body: {
+        id: "evt-view",
+        routing: "routed",
+        deliveryIds: ids,
+        occurredAt: "2026-01-02T03:04:05.678+01:00",
+      },
+    });
+    expect(JSON.parse((fromRedis.body as { data: string }).data)).toEqual(data);
+
+    await eventually(
+      async () => {
+        const rows = await archivedRows(url);
+        return ids.every((id) => rows.get(id)?.phase === "SENT") ? true : undefined;
+      },
+      20_000,
+      "both archived",
+    );
+    // beside them in the store: a replay's copy (not in the event record) and the deliveries of an
+    // earlier event with the same id (made again after its idempotency window)
+    const store = storeOf(url);
+    const archivedAlpha = (await store.get(ids[0]!))!;
+    const day = 86_400_000;
+    const earlier = new Date(Date.parse(archivedAlpha.record.createdAt) - 2 * day).toISOString();
+    const copyId = copyDeliveryId("arch-ev", ids[0]!, "gamma", "replay-1");
+    await store.write([
+      { ...archivedAlpha, record: { ...archivedAlpha.record, id: copyId, webhook: "gamma" } },
+      {
+        ...archivedAlpha,
+        record: {
+          ...archivedAlpha.record,
+          id: deliveryId("arch-ev", "evt-view", "gamma"),
+          webhook: "gamma",
+          createdAt: earlier,
+          ingestedAt: earlier,
+          updatedAt: earlier,
+        },
+      },
+    ]);
+    // the hot window passes, and then the event record goes (as it does after its window)
+    await eventually(
+      async () =>
+        (await redis.exists(...ids.map((id) => dispatcher!.keys.delivery(id)))) === 0 ? true : undefined,
+      10_000,
+      "records gone from Redis",
+    );
+    expect(await redis.del(eventKey)).toBe(1);
+
+    const fromStore = await api(dispatcher!.url, "GET", "/v1/events/arch-ev/evt-view");
+    expect(fromStore).toEqual(fromRedis);
+    // confined as ever: another namespace's token, and the id under another namespace, see nothing
+    expect(
+      await api(dispatcher!.url, "GET", "/v1/events/arch-ev/evt-view", undefined, otherToken),
+    ).toMatchObject({ status: 404, body: { error: { code: "EVENT_NOT_FOUND" } } });
+    expect(await api(dispatcher!.url, "GET", "/v1/events/arch-ev-other/evt-view")).toMatchObject({
+      status: 404,
+    });
+    expect(await api(dispatcher!.url, "GET", "/v1/events/arch-ev/unknown")).toMatchObject({
+      status: 404,
+      body: { error: { code: "EVENT_NOT_FOUND" } },
+    });
+
+    readers.clear();
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await postgresServer.stop();
+    try {
+      // Redis is read first: an event it has is shown without Postgres
+      await ingest("arch-ev", "evt-live");
+      expect(await api(dispatcher!.url, "GET", "/v1/events/arch-ev/evt-live")).toMatchObject({
+        status: 200,
+        body: { id: "evt-live" },
+      });
+      expect(await api(dispatcher!.url, "GET", "/v1/events/arch-ev/evt-view")).toMatchObject({
+        status: 503,
+        body: { error: { code: "UNAVAILABLE" } },
+      });
+    } finally {
+      await postgresServer.start();
+    }
+  }, 60_000);
 
   it("survives Postgres being down: the backlog grows in Redis and in the metric, nothing is lost, all is archived after the restart", async () => {
     const url = await database();
