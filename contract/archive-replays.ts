@@ -6,8 +6,7 @@ import type { RedisClient } from "./redis-client.ts";
 // WebhookReplays over the durable log store. The operator walks the Redis log (its index reaches
 // back to the archive horizon only when a store is on) and has no connection to the store: when
 // that walk is done it leaves the rest of the replay here, and the replica that archives the
-// namespace's partition walks the store for the deliveries older than where the Redis walk could
-// reach, requeues (or copies) them with the same token, and writes its progress back here for the
+// namespace's partition walks the store for the deliveries the Redis walk could not list, requeues (or copies) them with the same token, and writes its progress back here for the
 // operator's status. A token is honoured once per delivery on either side, so a delivery both
 // walks see is sent once.
 
@@ -23,8 +22,9 @@ export const ArchiveReplayRequestSchema = z.object({
   from: z.number().int(),
   to: z.number().int(),
   /**
-   * The archive horizon when the Redis walk finished: the Redis log listed every delivery created
-   * at or after it, so the store's walk takes only those created before it.
+   * The archive horizon when the Redis walk finished: it listed the deliveries created at or after
+   * it that Redis still had a record of; the store's walk takes the others (created before it, or
+   * expired from Redis since they were archived).
    */
   horizon: z.number().int(),
   phases: z.array(RequeuablePhaseSchema).min(1),

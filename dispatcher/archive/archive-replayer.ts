@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import {
   type ArchiveReplay,
   type ArchiveReplayProgress,
+  type ArchiveReplayRequest,
   forgetArchiveReplay,
   readArchiveReplays,
   writeArchiveReplayProgress,
@@ -34,6 +35,9 @@ export interface ArchiveReplayerOptions {
 const PAGE_INTERVAL_MS = 1_000;
 /** A replay waiting for its target webhook looks again after this. */
 const TARGET_RECHECK_MS = 10_000;
+/** Rows read from the store per query, and at most per replay and round (passed over or taken). */
+const SCAN_PAGE = 200;
+const MAX_SCANNED_PER_ROUND = 5_000;
 /** A finished walk the operator never came back for (its replay deleted meanwhile) is forgotten. */
 const FORGET_DONE_AFTER_MS = 86_400_000;
 
@@ -68,7 +72,7 @@ export class ArchiveReplayer {
     { request, progress }: ArchiveReplay,
     now: number,
   ): Promise<ArchiveReplayProgress> {
-    const { redis, partitions, store, logger } = this.#options;
+    const { redis, partitions, logger } = this.#options;
     let target: ResolvedCopyTarget | undefined;
     if (request.targetWebhook !== undefined) {
       const resolved = await resolveCopyTarget(
@@ -82,37 +86,18 @@ export class ArchiveReplayer {
         return { ...progress, nextPageAt: now + TARGET_RECHECK_MS, updatedAt: now };
       target = resolved;
     }
-    // created in [from, to], and before the horizon: the Redis walk listed everything after it
-    const to = Math.min(request.to, request.horizon - 1);
-    // (created_at, id) < (to + 1 ms, ""): every row created at or before `to`
-    const before = progress.cursor === null ? { createdAt: to + 1, id: "" } : toKey(progress.cursor);
-    const phase = request.phases.length === 1 ? request.phases[0] : undefined;
-    const rows = await store.list(
-      {
-        namespace: request.namespace,
-        ...(request.webhook === undefined ? {} : { webhook: request.webhook }),
-        ...(request.eventType === undefined ? {} : { eventType: request.eventType }),
-        ...(phase === undefined ? {} : { phase }),
-      },
-      request.maxPerSecond,
-      before,
-      request.from,
-    );
-    const selected = rows.filter((row) => (request.phases as readonly string[]).includes(row.summary.phase));
-    const ids = selected.map((row) => row.summary.id);
+    const { ids, cursor, exhausted } = await this.#select(keys, request, progress);
     const resent =
       target === undefined
         ? await this.#requeue(keys, ids, request)
         : await this.#copy(keys, ids, request, target, now);
-    const last = rows.at(-1);
-    const complete = rows.length < request.maxPerSecond;
     logger.info(
       {
         namespace: request.namespace,
         replay: request.replay,
         matched: ids.length,
         requeued: resent,
-        complete,
+        complete: exhausted,
       },
       "replay page from the durable log store done",
     );
@@ -120,11 +105,65 @@ export class ArchiveReplayer {
       matched: progress.matched + ids.length,
       requeued: progress.requeued + resent,
       skipped: progress.skipped + ids.length - resent,
-      cursor: last === undefined ? progress.cursor : [last.key.createdAt, last.key.id],
-      done: complete,
+      cursor,
+      done: exhausted,
       nextPageAt: now + PAGE_INTERVAL_MS,
       updatedAt: now,
     };
+  }
+
+  /**
+   * The next deliveries of the replay's selection, newest first, at most `maxPerSecond`: the rows
+   * created in [from, to] that the Redis walk could not list — created before the horizon it
+   * stopped at, or with no record in Redis (expired since they were archived: the horizon lags
+   * behind while an older delivery is still open). Rows the Redis walk listed are passed over
+   * without counting against the rate, a bounded number per round.
+   */
+  async #select(
+    keys: Keyspace,
+    request: ArchiveReplayRequest,
+    progress: ArchiveReplayProgress,
+  ): Promise<{ ids: string[]; cursor: ArchiveReplayProgress["cursor"]; exhausted: boolean }> {
+    const { store } = this.#options;
+    const phase = request.phases.length === 1 ? request.phases[0] : undefined;
+    const filter = {
+      namespace: request.namespace,
+      ...(request.webhook === undefined ? {} : { webhook: request.webhook }),
+      ...(request.eventType === undefined ? {} : { eventType: request.eventType }),
+      ...(phase === undefined ? {} : { phase }),
+    };
+    const ids: string[] = [];
+    let cursor = progress.cursor;
+    for (let scanned = 0; scanned < MAX_SCANNED_PER_ROUND; ) {
+      // (created_at, id) < (to + 1 ms, ""): every row created at or before `to`
+      const before = cursor === null ? { createdAt: request.to + 1, id: "" } : toKey(cursor);
+      const rows = await store.list(filter, SCAN_PAGE, before, request.from);
+      const inRedis = await this.#inRedis(
+        keys,
+        rows.map((row) => row.summary.id),
+      );
+      for (const [i, row] of rows.entries()) {
+        cursor = [row.key.createdAt, row.key.id];
+        scanned++;
+        const listedByRedis = row.key.createdAt >= request.horizon && inRedis[i];
+        if (listedByRedis || !(request.phases as readonly string[]).includes(row.summary.phase)) continue;
+        ids.push(row.summary.id);
+        if (ids.length === request.maxPerSecond) {
+          // done when this was the very last row
+          return { ids, cursor, exhausted: i === rows.length - 1 && rows.length < SCAN_PAGE };
+        }
+      }
+      if (rows.length < SCAN_PAGE) return { ids, cursor, exhausted: true };
+    }
+    return { ids, cursor, exhausted: false };
+  }
+
+  async #inRedis(keys: Keyspace, ids: string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.#options.redis.pipeline();
+    for (const id of ids) pipeline.exists(keys.delivery(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.map((_, i) => Number(replies[i]?.[1] ?? 0) > 0);
   }
 
   /** Requeues with the replay's token (those only the store has written back first); returns how many are requeued. */
@@ -178,22 +217,14 @@ export class ArchiveReplayer {
     return (await addDeliveries(redis, copies, limits, keys, now)).length;
   }
 
-  /** The archived deliveries among `ids` that Redis has no record of. */
+  /** The archived deliveries among `ids` that Redis has no record of (`reads`: Redis's, when read already). */
   async #onlyInStore(
     keys: Keyspace,
     ids: string[],
     reads?: ReadonlyArray<unknown>,
   ): Promise<Map<string, ArchivedDelivery>> {
-    const { redis, store } = this.#options;
-    let missing: string[];
-    if (reads !== undefined) missing = ids.filter((_, i) => !reads[i]);
-    else {
-      const pipeline = redis.pipeline();
-      for (const id of ids) pipeline.exists(keys.delivery(id));
-      const replies = (await pipeline.exec()) ?? [];
-      missing = ids.filter((_, i) => Number(replies[i]?.[1] ?? 0) === 0);
-    }
-    return store.getMany(missing);
+    const inRedis = reads === undefined ? await this.#inRedis(keys, ids) : reads.map((read) => Boolean(read));
+    return this.#options.store.getMany(ids.filter((_, i) => !inRedis[i]));
   }
 }
 

@@ -290,8 +290,9 @@ function resolveTarget(
 
 /**
  * A page of the Redis log. With a store, Redis lists the deliveries made since the archive horizon
- * only: the walk ends there, and when the window reaches further back the rest is left to the
- * dispatchers, who walk the store from that horizon down (the Redis walk's counts handed over).
+ * only (and of those, the ones whose record has not expired since they were archived): the walk
+ * ends there, and the rest is left to the dispatchers, who walk the store for what Redis could not
+ * list (the Redis walk's counts handed over).
  */
 async function walkRedisPage(
   deps: ReplayReconcilerDeps,
@@ -316,7 +317,7 @@ async function walkRedisPage(
     cursor: step.cursor,
     complete: step.complete,
   };
-  if (!next.complete || horizon <= replayWindow(spec, replay, progress).from) return next;
+  if (!next.complete || !archived) return next;
   await requestArchiveReplay(
     deps.redis,
     keys,

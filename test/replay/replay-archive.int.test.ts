@@ -58,7 +58,11 @@ afterEach(async () => {
 });
 
 /** A dispatcher archiving into a fresh database, with a short hot window and fast rounds. */
-async function start(routing: NamespaceRoutingInput, hotWindowMs: number): Promise<Dispatcher> {
+async function start(
+  routing: NamespaceRoutingInput,
+  hotWindowMs: number,
+  others: NamespaceRoutingInput[] = [],
+): Promise<Dispatcher> {
   const url = await createDatabase(postgresServer, `r_${randomUUID().replaceAll("-", "").slice(0, 12)}`);
   store = new ArchiveStore({ url, retentionDays: 30, max: 1 });
   dispatcher = await startDispatcher(
@@ -69,8 +73,10 @@ async function start(routing: NamespaceRoutingInput, hotWindowMs: number): Promi
       maintenanceIntervalMs: 200,
     }),
   );
-  const revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-  await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+  for (const each of [routing, ...others]) {
+    const revision = await writeNamespaceRouting(redis, each, dispatcher.keys, TEST_SECRET_BOX);
+    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+  }
   return dispatcher;
 }
 
@@ -287,5 +293,62 @@ describe("a WebhookReplay over the durable log store", () => {
     gone.delete();
     await gone.run();
     expect((await readArchiveReplays(redis, keys)).map((r) => r.request.token)).not.toContain(token);
+  });
+
+  it("reaches archived deliveries that expired from Redis while an older delivery, still being tried, holds the archive horizon back", async () => {
+    const ns = "replay-archive-held";
+    let answer = 503;
+    receiver.on("/rh", () => ({ kind: "respond", status: answer }));
+    receiver.on("/rh-held", { kind: "respond", status: 503 });
+    const held = testRouting(
+      "replay-archive-holder",
+      [{ name: "slow", uid: "s1", event: "job.created", url: receiver.url("/rh-held") }],
+      {
+        delivery: {
+          maxAttempts: 3,
+          timeoutMs: 2_000,
+          // its second attempt a minute away: QUEUED (open) for the whole test
+          backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000, multiplier: 1 },
+          circuitBreaker: { consecutiveFailures: 0 },
+        },
+      },
+    );
+    const { keys } = await start(
+      routing(ns, [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url("/rh") }]),
+      1_000,
+      [held],
+    );
+    const from = new Date(Date.now() - 1_000).toISOString();
+    const holder = await api(dispatcher!.url, "POST", "/v1/events", {
+      type: "job.created",
+      namespace: "replay-archive-holder",
+      id: "h-1",
+      data: {},
+    });
+    expect(holder.status).toBe(202);
+    await receiver.waitForRequests(1, "/rh-held", 10_000);
+    await sleep(20);
+    const events = ["h-2", "h-3", "h-4"];
+    await ingest(ns, events);
+    const ids = events.map((id) => deliveryId(ns, id, "hook"));
+    await onlyInStore(keys, ids);
+    // the horizon stays at the delivery still being tried, older than these
+    const horizon = Number(await redis.get(keys.archiveHorizon));
+    const created = await store!.sql<{ created_at: Date }[]>`
+      select created_at from dataforce_deliveries where id = any(${store!.sql.array(ids)})`;
+    expect(created.every((row) => row.created_at.getTime() >= horizon)).toBe(true);
+    const failedRequests = receiver.requests("/rh").length;
+    answer = 200;
+
+    const replay = fakeReplay(ns, "held", { from, phases: ["FAILED"], maxPerSecond: 10 });
+    await replay.run();
+    expect(replay.object.status).toMatchObject({ matched: 3, requeued: 3, skipped: 0 });
+    const sent = await receiver.waitForRequests(failedRequests + 3, "/rh", 20_000);
+    expect(
+      sent
+        .slice(failedRequests)
+        .map((request) => String(request.headers["webhook-id"]))
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 });
