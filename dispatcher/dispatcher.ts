@@ -177,6 +177,7 @@ export async function startDispatcher(
       store,
       consumer: settings.consumerName,
       hotWindowMs: settings.archiveHotWindowMs,
+      limits,
       batchSize: settings.archiveBatchSize,
       intervalMs: settings.archiveIntervalMs,
       metrics,
