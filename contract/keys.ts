@@ -58,7 +58,8 @@ export interface Keyspace {
    * changes (`delivery-status`). Fields (all strings): `deliveryId`, `phase` (QUEUED|SENT|FAILED),
    * `namespace`, `webhook` (empty when it is the delivery id's readable part), `eventId`,
    * `attempts` (attempts made so far, all cycles), `failureReason` (empty but on FAILED); the time
-   * of the change is the entry id's. Decode with `parseStatusEntry`, read the full record with
+   * of the change is the entry id's, unless `at` (ISO) says it (an entry moved from format 1's stream,
+   * or one for a record brought back from the durable log store). Decode with `parseStatusEntry`, read the full record with
    * `readDelivery`. See StatusEntrySchema.
    */
   readonly status: string;
@@ -138,6 +139,10 @@ export interface Keyspace {
    * cannot read it): a stream of {id, token, namespace} the archiving replica serves.
    * `archiveReplays`: WebhookReplays whose walk goes on in the store (archive-replays.ts), a hash
    * of replay token → request; `archiveReplayProgress`: token → how far the archiving replica got.
+   * `archiveStatusRequests`: what became of a delivery whose WebhookEvent is still QUEUED but whose
+   * record is gone from Redis (status-requests.ts): a stream of {id, namespace} the archiving
+   * replica answers, with the record back for the hot window and a status entry when the store has
+   * it, else with `archiveMissing(namespace, id)`, a marker (1 h TTL) the mirror marks it Lost on.
    */
   readonly archivePending: string;
   readonly archiveOpen: string;
@@ -147,6 +152,8 @@ export interface Keyspace {
   readonly archiveRestore: string;
   readonly archiveReplays: string;
   readonly archiveReplayProgress: string;
+  readonly archiveStatusRequests: string;
+  archiveMissing(namespace: string, id: string): string;
   /**
    * The indexes of format 1, sorted sets scored by creation time: read beside the streams until
    * retention has emptied them.
@@ -217,6 +224,8 @@ export function keyspaceUnder(prefix: string): Keyspace {
     archiveRestore: `${prefix}archive:restore`,
     archiveReplays: `${prefix}archive:replays`,
     archiveReplayProgress: `${prefix}archive:replay-progress`,
+    archiveStatusRequests: `${prefix}archive:status-requests`,
+    archiveMissing: (namespace, id) => `${prefix}archive:missing:${namespace}:${id}`,
     legacyLog: {
       all: `${prefix}log`,
       namespace: (namespace) => `${prefix}log:ns:${namespace}`,

@@ -178,6 +178,7 @@ export async function startDispatcher(
       store,
       consumer: settings.consumerName,
       hotWindowMs: settings.archiveHotWindowMs,
+      limits,
       batchSize: settings.archiveBatchSize,
       intervalMs: settings.archiveIntervalMs,
       metrics,

@@ -1,9 +1,10 @@
 import { defineScript } from "./script.ts";
 
 /**
- * Brings a delivery that lives only in the durable log store back into Redis (to retry it): its
- * packed record (payload inline) is written unless a record with that id exists, for the retention.
- * KEYS: deliveries (unread: the partition's slot). ARGV: prefix, id, packed record, retentionMs.
+ * Brings a delivery that lives only in the durable log store back into Redis: its packed record
+ * (payload inline) is written unless a record with that id exists, for the TTL given (the retention
+ * to retry it; the hot window to answer the mirror's status request).
+ * KEYS: deliveries (unread: the partition's slot). ARGV: prefix, id, packed record, ttlMs.
  * Returns 1 when written, 0 when a record existed.
  */
 export const restoreDeliveryScript = defineScript(

@@ -205,7 +205,7 @@ export class ArchivedLog {
     if (archived.retryTokens.includes(token)) return { outcome: "already-honoured" };
     if (record.phase !== "FAILED") return { outcome: "not-failed" };
     const keys = partitions.of(record.namespace);
-    await restoreIntoRedis(redis, keys, archived, limits);
+    await restoreIntoRedis(redis, keys, archived, limits.retentionMs);
     return requestRetry(redis, id, token, keys, limits, scope);
   }
 
@@ -244,21 +244,23 @@ export class ArchivedLog {
 }
 
 /**
- * Writes an archived delivery back into Redis (unless Redis has a record with its id), for the
- * log's retention: a retry or a replay then requeues it there as any other.
+ * Writes an archived delivery back into Redis for `ttlMs` unless Redis has a record with its id
+ * (then false): a retry or a replay requeues it there as any other (for the log's retention), the
+ * WebhookEvent mirror reads its final state (for the hot window).
  */
 export async function restoreIntoRedis(
   redis: RedisClient,
   keys: Keyspace,
   archived: ArchivedDelivery,
-  limits: RecordLimits,
-): Promise<void> {
-  await runScript(
+  ttlMs: number,
+): Promise<boolean> {
+  const written = await runScript(
     redis,
     restoreDeliveryScript,
     [keys.deliveries],
-    [keys.prefix, archived.record.id, restoredRecord(archived), limits.retentionMs],
+    [keys.prefix, archived.record.id, restoredRecord(archived), ttlMs],
   );
+  return Number(written) === 1;
 }
 
 /**

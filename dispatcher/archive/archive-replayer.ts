@@ -178,7 +178,7 @@ export class ArchiveReplayer {
       if (delivery.retryTokens.includes(request.token)) honoured.add(id);
       // a phase the replay does not take: the retry script refuses it (counted as skipped)
       else if ((request.phases as readonly string[]).includes(delivery.record.phase))
-        await restoreIntoRedis(redis, keys, delivery, limits);
+        await restoreIntoRedis(redis, keys, delivery, limits.retentionMs);
     }
     const outcomes = await requestRetries(
       redis,

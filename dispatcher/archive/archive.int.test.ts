@@ -2,21 +2,34 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
 import { copyDeliveryId, deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
+import { onePartition } from "../../contract/partitions.ts";
 import { archivesToStore, readRestoreRequests, requestRestore } from "../../contract/restore-requests.ts";
 import {
   type NamespaceRoutingInput,
   tokenDigest,
   writeNamespaceRouting,
 } from "../../contract/routing-config.ts";
+import {
+  answeredMissing,
+  MISSING_ANSWER_TTL_MS,
+  readStatusRequests,
+  requestStatus,
+} from "../../contract/status-requests.ts";
 import { createDatabase, startPostgres, type TestPostgres } from "../../test/env/postgres.ts";
 import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import type { SettingsInput } from "../config.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 import { createMetrics } from "../metrics.ts";
-import { type ArchivedDelivery, ArchiveStore, partitionName } from "./archive-store.ts";
+import {
+  type ArchivedDelivery,
+  ArchiveStore,
+  ArchiveUnavailableError,
+  partitionName,
+} from "./archive-store.ts";
 import { Archiver } from "./archiver.ts";
 
 // The durable log store against a real PostgreSQL 15 (initdb + postgres started here, one
@@ -352,6 +365,116 @@ describe("durable log store (PostgreSQL)", () => {
     expect(receiver.requests(path)).toHaveLength(4);
   });
 
+  it("answers the mirror's status requests: what the store has back in Redis for the hot window with a status entry, 'missing' for what it lacks or another namespace asks; Postgres down, the request waits", async () => {
+    const url = await database();
+    const path = uniquePath("status");
+    await start(url, [
+      testRouting("arch-s", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
+    ]);
+    await ingest("arch-s", "evt-s");
+    const id = deliveryId("arch-s", "evt-s", "hook");
+    const keys = dispatcher!.keys;
+    await eventually(
+      async () => ((await archivedRows(url)).get(id)?.phase === "SENT" ? true : undefined),
+      20_000,
+      "archived SENT",
+    );
+    await eventually(
+      async () => ((await redis.exists(keys.delivery(id))) === 0 ? true : undefined),
+      10_000,
+      "gone from Redis",
+    );
+    // the settle script's entry for it: the answer's must read the same
+    const settled = ((await redis.xrange(keys.status, "-", "+")) as Array<[string, string[]]>).find(
+      ([, fields]) => fields.includes(id) && fields.includes("SENT"),
+    );
+    expect(settled).toBeDefined();
+    // the running dispatcher out of the way: this test's archiver answers, with a hot window it can see
+    await dispatcher!.stop();
+    dispatcher = undefined;
+    const archiver = new Archiver({
+      redis,
+      partitions: onePartition(keys),
+      store: storeOf(url),
+      consumer: "status-test",
+      hotWindowMs: 60_000,
+      limits: { statusStreamMaxLen: 1_000 },
+      batchSize: 10,
+      intervalMs: 1_000,
+      metrics: createMetrics(async () => null),
+      logger: pino({ level: "silent" }),
+    });
+    const lastStatusEntry = async () =>
+      ((await redis.xrevrange(keys.status, "+", "-", "COUNT", 1)) as Array<[string, string[]]>)[0]!;
+    const before = await lastStatusEntry();
+
+    // another namespace asks about it, and about one the store never had: not served, "missing"
+    const lacking = deliveryId("arch-s", "evt-never", "hook");
+    await requestStatus(redis, keys, { deliveryId: id, namespace: "arch-other" });
+    await requestStatus(redis, keys, { deliveryId: lacking, namespace: "arch-s" });
+    await redis.xadd(keys.archiveStatusRequests, "*", "garbage", "1");
+    expect(await archiver.serveStatusRequests(keys)).toBe(3);
+    expect(await readStatusRequests(redis, keys, 10)).toEqual([]);
+    expect(await redis.exists(keys.delivery(id))).toBe(0);
+    expect((await lastStatusEntry())[0]).toBe(before[0]);
+    expect(await answeredMissing(redis, keys, { deliveryId: id, namespace: "arch-other" })).toBe(true);
+    expect(await answeredMissing(redis, keys, { deliveryId: lacking, namespace: "arch-s" })).toBe(true);
+    expect(await answeredMissing(redis, keys, { deliveryId: id, namespace: "arch-s" })).toBe(false);
+    const answerTtl = await redis.pttl(keys.archiveMissing("arch-s", lacking));
+    expect(answerTtl).toBeGreaterThan(MISSING_ANSWER_TTL_MS - 60_000);
+    expect(answerTtl).toBeLessThanOrEqual(MISSING_ANSWER_TTL_MS);
+
+    // its own namespace asks: back in Redis for the hot window (not the retention), a status entry
+    await requestStatus(redis, keys, { deliveryId: id, namespace: "arch-s" });
+    expect(await archiver.serveStatusRequests(keys)).toBe(1);
+    expect(await readStatusRequests(redis, keys, 10)).toEqual([]);
+    const ttl = await redis.pttl(keys.delivery(id));
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    const restored = await readDelivery(redis, id, keys);
+    expect(restored).toMatchObject({ id, phase: "SENT", namespace: "arch-s" });
+    expect(restored?.attempts.map((attempt) => attempt.statusCode)).toEqual([200]);
+    const [entryId, fields] = await lastStatusEntry();
+    expect(entryId).not.toBe(before[0]);
+    // the settle script's fields, and the time of the change (not of the answer)
+    expect(fields).toEqual([...settled![1], "at", restored!.updatedAt]);
+    expect(parseStatusEntry(entryId, fields)).toMatchObject({
+      deliveryId: id,
+      phase: "SENT",
+      namespace: "arch-s",
+      webhook: "hook",
+      eventId: "evt-s",
+      attempts: 1,
+      at: restored!.updatedAt,
+    });
+    // asked again while Redis has it: no second entry (the mirror reads Redis's record)
+    await requestStatus(redis, keys, { deliveryId: id, namespace: "arch-s" });
+    expect(await archiver.serveStatusRequests(keys)).toBe(1);
+    expect((await lastStatusEntry())[0]).toBe(entryId);
+
+    // Postgres down: the request waits, nothing is answered
+    await redis.del(keys.delivery(id));
+    await postgresServer.stop();
+    try {
+      await requestStatus(redis, keys, { deliveryId: id, namespace: "arch-s" });
+      await expect(archiver.serveStatusRequests(keys)).rejects.toBeInstanceOf(ArchiveUnavailableError);
+      expect((await readStatusRequests(redis, keys, 10)).map((entry) => entry.request)).toEqual([
+        { deliveryId: id, namespace: "arch-s" },
+      ]);
+      expect(await redis.exists(keys.delivery(id))).toBe(0);
+      expect(await answeredMissing(redis, keys, { deliveryId: id, namespace: "arch-s" })).toBe(false);
+    } finally {
+      await postgresServer.start();
+    }
+    // back: answered in a later round
+    await eventually(
+      async () => ((await archiver.serveStatusRequests(keys).catch(() => 0)) === 1 ? true : undefined),
+      20_000,
+      "answered once Postgres is back",
+    );
+    expect((await readDelivery(redis, id, keys))?.phase).toBe("SENT");
+  }, 60_000);
+
   it("retries by filter the FAILED deliveries only Postgres still has, each once per token", async () => {
     const url = await database();
     const path = uniquePath("bulk");
@@ -629,6 +752,7 @@ describe("archive store", () => {
         store: storeOf(url),
         consumer,
         hotWindowMs: 60_000,
+        limits: { statusStreamMaxLen: 1_000 },
         batchSize: 4,
         intervalMs: 1_000,
         metrics: createMetrics(async () => null),

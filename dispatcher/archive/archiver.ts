@@ -1,15 +1,18 @@
 import type { Logger } from "pino";
 import { PeriodicLoop } from "../../common/periodic-loop.ts";
-import { readDeliveries } from "../../contract/deliveries.ts";
+import { addStatusEntry, readDeliveries } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { Partitions } from "../../contract/partitions.ts";
+import type { RecordLimits } from "../../contract/record-limits.ts";
 import { toDeliveryRecord } from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
 import { forgetRestoreRequests, readRestoreRequests } from "../../contract/restore-requests.ts";
 import { markArchivedScript } from "../../contract/scripts/mark-archived.ts";
 import { raiseArchiveHorizonScript } from "../../contract/scripts/raise-archive-horizon.ts";
 import { runScript } from "../../contract/scripts/script.ts";
+import { answerMissing, forgetStatusRequests, readStatusRequests } from "../../contract/status-requests.ts";
 import type { Metrics } from "../metrics.ts";
+import { restoreIntoRedis } from "./archive-log.ts";
 import type { ArchiveReplayer } from "./archive-replayer.ts";
 import type { ArchivedDelivery, ArchiveStore } from "./archive-store.ts";
 
@@ -19,8 +22,10 @@ export interface ArchiverOptions {
   store: ArchiveStore;
   /** this replica's name: the holder of a partition's archive lease */
   consumer: string;
-  /** how long an archived delivery stays in Redis */
+  /** how long an archived delivery stays in Redis (also one brought back to answer a status request) */
   hotWindowMs: number;
+  /** the status stream's cap, for the entries that answer status requests */
+  limits: Pick<RecordLimits, "statusStreamMaxLen">;
   batchSize: number;
   intervalMs: number;
   metrics: Metrics;
@@ -36,6 +41,8 @@ export interface ArchiverOptions {
 
 /** Restore requests served per partition and round at most. */
 const RESTORES_PER_ROUND = 100;
+/** Status requests answered per partition and round at most. */
+const STATUS_ANSWERS_PER_ROUND = 100;
 
 /** Batches written per partition and round at most, so one round never runs unbounded. */
 const MAX_BATCHES_PER_ROUND = 20;
@@ -109,6 +116,7 @@ export class Archiver {
           archived += await this.archivePartition(keys);
           await this.serveRestoreRequests(keys);
           await this.#options.replayer?.serve(keys, now);
+          await this.serveStatusRequests(keys);
         }
       } catch (error) {
         failure ??= error;
@@ -145,6 +153,46 @@ export class Archiver {
       await forgetRestoreRequests(redis, keys, served);
     }
     return served.length;
+  }
+
+  /**
+   * The mirror's questions about deliveries whose WebhookEvent is QUEUED but whose record is gone
+   * from Redis (status-requests.ts). The store has it (in the request's namespace): its record back
+   * into Redis for the hot window only (unless Redis has one again) and a status entry, so the
+   * mirror shows its final state through its normal path. The store has none: the answer "missing",
+   * for the mirror to mark it Lost. The store down: the requests wait for the next round.
+   */
+  async serveStatusRequests(keys: Keyspace): Promise<number> {
+    const { redis, store, hotWindowMs, limits, logger } = this.#options;
+    const entries = await readStatusRequests(redis, keys, STATUS_ANSWERS_PER_ROUND);
+    const answered: string[] = [];
+    try {
+      for (const { entryId, request } of entries) {
+        if (request !== undefined) {
+          const archived = await store.get(request.deliveryId);
+          if (archived !== null && archived.record.namespace === request.namespace) {
+            // after the record, which the mirror reads on this entry. Redis had one again (a retry
+            // since, or this request served before a failure): its re-check reads that one
+            if (await restoreIntoRedis(redis, keys, archived, hotWindowMs))
+              await addStatusEntry(redis, archived.record, keys, limits);
+            logger.info(
+              { deliveryId: request.deliveryId, namespace: request.namespace, phase: archived.record.phase },
+              "status request: archived delivery brought back for the WebhookEvent mirror",
+            );
+          } else {
+            await answerMissing(redis, keys, request);
+            logger.warn(
+              { deliveryId: request.deliveryId, namespace: request.namespace },
+              "status request: the durable log store does not have this delivery either (lost)",
+            );
+          }
+        }
+        answered.push(entryId);
+      }
+    } finally {
+      await forgetStatusRequests(redis, keys, answered);
+    }
+    return answered.length;
   }
 
   /** Archives the partition's pending deliveries, a batch at a time; returns how many. */

@@ -7,6 +7,7 @@ import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../../contract/keys.ts";
+import { answerMissing, readStatusRequests } from "../../contract/status-requests.ts";
 import type { WebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ResourceType } from "../controller/kube.ts";
 import { FairLimiter } from "./fair-limiter.ts";
@@ -88,6 +89,7 @@ function startMirror(
   context: Partial<MirrorContext> = {},
   consumer = "reader-1",
   recheckIntervalMs = 60_000,
+  registry = new Registry(),
 ) {
   mirror = new WebhookEventMirror({
     redis,
@@ -96,7 +98,7 @@ function startMirror(
     consumer,
     writes: api,
     limiter: new FairLimiter(new TokenBucket({ qps: 1000, burst: 100 })),
-    registry: new Registry(),
+    registry,
     logger: pino({ enabled: false }),
     blockMs: 100,
     recheckIntervalMs,
@@ -337,5 +339,53 @@ describe("WebhookEventMirror", () => {
     expect(events).toEqual([{ kind: "WebhookEvent", name: "d-lost", reason: "DeliveryLost" }]);
     // a finished one whose record expired is left as it was
     expect(api.objects.get("d-done")?.status?.phase).toBe("SENT");
+  });
+
+  it("with a durable log store, a QUEUED WebhookEvent whose record is gone stays QUEUED and the dispatchers are asked (once per interval); marked lost only on their answer that the store lacks it", async () => {
+    keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
+    // the dispatchers archive this keyspace to a store (they set the marker when they start)
+    await redis.set(keys.archiveAdopted, String(Date.now()));
+    await putDelivery("d-asked", "QUEUED", 1);
+    await addStatusEntry("d-asked", "QUEUED", 1);
+    const api = new FakeApi();
+    const events: string[] = [];
+    const registry = new Registry();
+    await startMirror(
+      api,
+      {
+        staleQueued: () =>
+          [...api.objects.values()]
+            .filter((e) => e.status?.phase === "QUEUED")
+            .map((e) => ({ namespace: NS, name: e.metadata.name })),
+        recordEvent: (_regarding, input) => events.push(input.reason),
+      },
+      "reader-1",
+      100,
+      registry,
+    );
+    await until(() => api.objects.get("d-asked")?.status?.phase === "QUEUED");
+    // completed, archived and expired after the hot window, or lost: only the store can tell
+    await redis.del(keys.delivery("d-asked"));
+    const asked = async () =>
+      (await registry.getSingleMetric("dataforce_operator_mirror_deliveries_total")?.get())?.values.find(
+        (v) => v.labels.result === "asked",
+      )?.value ?? 0;
+    await until(async () => (await asked()) >= 5);
+    expect(api.objects.get("d-asked")?.status?.phase).toBe("QUEUED");
+    expect(events).toEqual([]);
+    // re-checked every 100 ms, asked once (the interval is 5 min)
+    const requests = await readStatusRequests(redis, keys, 10);
+    expect(requests.map((entry) => entry.request)).toEqual([{ deliveryId: "d-asked", namespace: NS }]);
+
+    // no dispatcher found it in the store
+    await answerMissing(redis, keys, { deliveryId: "d-asked", namespace: NS });
+    await until(() => api.objects.get("d-asked")?.status?.phase === "FAILED");
+    expect(api.objects.get("d-asked")?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+      status: "False",
+      reason: "Lost",
+    });
+    expect(events).toEqual(["DeliveryLost"]);
+    // the answer is used up
+    expect(await redis.exists(keys.archiveMissing(NS, "d-asked"))).toBe(0);
   });
 });

@@ -13,6 +13,13 @@ import { onePartition, type Partitions } from "../../contract/partitions.ts";
 import { RecordLimitsUnknownError, readRecordLimits } from "../../contract/record-limits.ts";
 import type { DeliveryRecord, StatusEntry } from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
+import { archivesToStore } from "../../contract/restore-requests.ts";
+import {
+  answeredMissing,
+  forgetMissingAnswer,
+  requestStatus,
+  type StatusRequest,
+} from "../../contract/status-requests.ts";
 import { StreamConsumer, type StreamEntry } from "../../contract/streams/stream-consumer.ts";
 import { API_VERSION, type CachedWebhookEvent } from "../api/v1alpha1/index.ts";
 import type { ApiWrites } from "../api-writes.ts";
@@ -44,8 +51,11 @@ import {
 // cost one write of its latest state. Only the leader runs it.
 
 /** What became of one delivery's state changes (the `result` label of mirror_deliveries_total). */
-const MIRROR_RESULTS = ["written", "unchanged", "skipped", "expired", "rejected", "lost"] as const;
+const MIRROR_RESULTS = ["written", "unchanged", "skipped", "expired", "rejected", "lost", "asked"] as const;
 type MirrorResult = (typeof MIRROR_RESULTS)[number];
+
+/** Deliveries whose last question to the dispatchers is remembered (the oldest are forgotten). */
+const MAX_ASKED = 10_000;
 
 /** 400 / 422: the object itself is invalid, so the same write can never succeed. */
 function isRefusedAsInvalid(err: unknown): boolean {
@@ -122,6 +132,11 @@ export interface MirrorOptions {
   recheckIntervalMs?: number;
   /** How often the status stream of the previous version is looked at (and emptied). Default 1 s. */
   legacyStatusIntervalMs?: number;
+  /**
+   * How often, at most, the dispatchers are asked again about one delivery whose record is gone
+   * from Redis while the durable log store may have it (status-requests.ts). Default 5 min.
+   */
+  statusRequestIntervalMs?: number;
 }
 
 export class WebhookEventMirror {
@@ -139,6 +154,8 @@ export class WebhookEventMirror {
   private readonly partitionOf = new Map<string, number>();
   /** Deliveries this process created recently, for the moment before the informer cache has them. */
   private readonly created = new Map<string, number>();
+  /** When the dispatchers were last asked about a delivery (status-requests.ts), oldest first. */
+  private readonly asked = new Map<string, number>();
   private readonly metrics;
   private queue: WorkQueue | undefined;
   private loop: Promise<void> | undefined;
@@ -245,6 +262,7 @@ export class WebhookEventMirror {
     this.queue = undefined;
     this.pending.clear();
     this.partitionOf.clear();
+    this.asked.clear();
     this.refreshGauges();
   }
 
@@ -430,6 +448,7 @@ export class WebhookEventMirror {
     const { context, redis } = this.options;
     const record = keys === undefined ? null : await readDelivery(redis, deliveryId, keys);
     if (!record) return await this.recordGone(namespace, deliveryId);
+    this.asked.delete(deliveryId);
     const last = record.attempts.at(-1);
     context.onDelivery?.({
       namespace,
@@ -475,14 +494,32 @@ export class WebhookEventMirror {
   /**
    * No record: expired with retention, or lost with Redis's data. A WebhookEvent still QUEUED
    * cannot have expired (records outlive any attempt schedule), so it is shown as lost, with a
-   * Warning Event: a delivery is never silently gone.
+   * Warning Event: a delivery is never silently gone. Unless the dispatchers archive to a durable
+   * log store: there a completed delivery's record expires after the hot window, so one whose
+   * state changes this mirror missed (trimmed from the capped stream) is gone too. The dispatchers
+   * are asked (status-requests.ts) and it stays QUEUED until they answer: its record back with a
+   * status entry (mirrored as ever), or "missing" (lost).
    */
-  private async recordGone(namespace: string, deliveryId: string): Promise<"expired" | "lost"> {
+  private async recordGone(namespace: string, deliveryId: string): Promise<"expired" | "lost" | "asked"> {
     const existing = this.options.context.existing(namespace, deliveryId);
-    if (existing?.status?.phase !== "QUEUED") return "expired";
+    if (existing?.status?.phase !== "QUEUED") {
+      this.asked.delete(deliveryId);
+      return "expired";
+    }
+    const { redis } = this.options;
+    const home = this.partitions.of(namespace);
+    const request: StatusRequest = { deliveryId, namespace };
+    const archived = await archivesToStore(redis, home);
+    if (archived && !(await answeredMissing(redis, home, request))) {
+      await this.askDispatchers(home, request);
+      return "asked";
+    }
     let uid = existing.metadata.uid;
     for (const write of planLostWrites(existing))
       uid = (await this.write(namespace, deliveryId, write)) ?? uid;
+    // once the WebhookEvent says it: a failed write above finds the answer again on its retry
+    if (archived) await forgetMissingAnswer(redis, home, request);
+    this.asked.delete(deliveryId);
     this.log.warn({ namespace, deliveryId }, "delivery record vanished from Redis: WebhookEvent marked lost");
     this.options.context.recordEvent?.(
       {
@@ -494,10 +531,33 @@ export class WebhookEventMirror {
         type: "Warning",
         reason: "DeliveryLost",
         action: "Mirror",
-        note: "the delivery's record vanished from Redis (data loss) before it finished; it may or may not have reached the receiver",
+        note: archived
+          ? "the delivery's record vanished from Redis (data loss) before it finished, and the durable log store does not have it either; it may or may not have reached the receiver"
+          : "the delivery's record vanished from Redis (data loss) before it finished; it may or may not have reached the receiver",
       },
     );
     return "lost";
+  }
+
+  /**
+   * Leaves a status request for the dispatchers, unless this delivery was asked about within the
+   * interval (a request waits in Redis while the store is down; asking again covers one lost).
+   */
+  private async askDispatchers(keys: Keyspace, request: StatusRequest): Promise<void> {
+    const now = Date.now();
+    const last = this.asked.get(request.deliveryId);
+    if (last !== undefined && now - last < (this.options.statusRequestIntervalMs ?? 300_000)) return;
+    await requestStatus(this.options.redis, keys, request);
+    this.log.debug(
+      { namespace: request.namespace, deliveryId: request.deliveryId },
+      "delivery record gone from Redis: asked the dispatchers whether the durable log store has it",
+    );
+    this.asked.delete(request.deliveryId); // to the end: the map stays oldest first
+    this.asked.set(request.deliveryId, now);
+    for (const id of this.asked.keys()) {
+      if (this.asked.size <= MAX_ASKED) break;
+      this.asked.delete(id); // at worst asked again early
+    }
   }
 
   /** Makes one write; returns the object's uid when the API server told it (create). */
