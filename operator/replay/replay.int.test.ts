@@ -1,16 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { type Keyspace, keyspace } from "../../contract/keys.ts";
 import { publishRecordLimits } from "../../contract/record-limits.ts";
 import { createDelivery, failDelivery, settle, TEST_FANOUT_LIMITS } from "../../test/support/deliveries.ts";
+import { type FakeReplay, fakeReplay } from "../../test/support/fake-replay.ts";
 import { uniqueKeyTag } from "../../test/support/fixtures.ts";
-import { API_VERSION, type WebhookReplay } from "../api/v1alpha1/index.ts";
-import type { Cache } from "../caches.ts";
-import type { ReconcileResult } from "../controller/controller.ts";
-import { replayReconciler, replayToken, selectDeliveries } from "./replay.ts";
+import { replayToken, selectDeliveries } from "./replay.ts";
 
 // The replay's Redis side with the real scripts and the real event log: which deliveries a
 // replay requeues, at what pace, and that it never requeues one twice. The API server is faked:
@@ -30,61 +27,9 @@ async function sentDelivery(keys: Keyspace, id: string): Promise<void> {
   await settle(redis, keys, [{ entryId: "", id, version: "0", kind: "sent", attempt: sentAttempt() }]);
 }
 
-/** One WebhookReplay in a fake API server: the cache reads it, patches merge into its status. */
-function fakeApi(spec: Record<string, unknown>, generation = 1) {
-  const object: WebhookReplay = {
-    apiVersion: API_VERSION,
-    kind: "WebhookReplay",
-    metadata: {
-      name: "replay",
-      namespace: "ns",
-      uid: `uid-${uniqueKeyTag()}`,
-      generation,
-      creationTimestamp: new Date().toISOString(),
-    },
-    spec: spec as WebhookReplay["spec"],
-  };
-  const replays: Cache<WebhookReplay> = {
-    get: (namespace, name) => (namespace === "ns" && name === "replay" ? object : undefined),
-    list: () => [object],
-  };
-  const patches: Array<Record<string, unknown>> = [];
-  const writes = {
-    async patchStatus(_type: unknown, _target: unknown, patch: Record<string, unknown>) {
-      patches.push(patch);
-      const status: Record<string, unknown> = { ...(object.status ?? {}) };
-      for (const [key, value] of Object.entries(patch)) {
-        if (value === null) delete status[key];
-        else status[key] = value;
-      }
-      object.status = status as WebhookReplay["status"];
-    },
-  };
-  const events: string[] = [];
-  return { object, replays, writes, patches, events };
-}
-
-async function runToCompletion(
-  api: ReturnType<typeof fakeApi>,
-  keys: Keyspace,
-  maxRounds = 20,
-): Promise<number> {
-  const reconcile = replayReconciler({
-    replays: api.replays,
-    redis,
-    keys,
-    writes: api.writes,
-    recordEvent: (_r, input) => api.events.push(input.reason),
-    logger: pino({ enabled: false }),
-  });
-  const request = { key: "ns/replay", namespace: "ns", name: "replay" };
-  let rounds = 0;
-  for (; rounds < maxRounds; rounds++) {
-    const result = (await reconcile(request, new AbortController().signal)) as ReconcileResult | undefined;
-    if (!result?.requeueAfter) break;
-    await sleep(result.requeueAfter);
-  }
-  return rounds + 1;
+/** Reconciles the replay until it is done; returns how many reconciles it took. */
+async function runToCompletion(api: FakeReplay, keys: Keyspace, maxRounds = 20): Promise<number> {
+  return (await api.run({ redis, keys }, { rounds: maxRounds })).rounds;
 }
 
 describe("WebhookReplay against the event log", () => {
@@ -107,7 +52,7 @@ describe("WebhookReplay against the event log", () => {
     await createDelivery(redis, keys, "late");
     await failDelivery(redis, keys, "late");
 
-    const api = fakeApi({ from, to, phases: ["FAILED"], maxPerSecond: 2 });
+    const api = fakeReplay({ from, to, phases: ["FAILED"], maxPerSecond: 2 });
     const started = Date.now();
     const rounds = await runToCompletion(api, keys);
     // 3 deliveries at 2 a second: two pages, one second apart
@@ -158,7 +103,7 @@ describe("WebhookReplay against the event log", () => {
       await createDelivery(redis, keys, id);
       await failDelivery(redis, keys, id);
     }
-    const api = fakeApi({ from, phases: ["FAILED"], maxPerSecond: 10 });
+    const api = fakeReplay({ from, phases: ["FAILED"], maxPerSecond: 10 });
     api.object.metadata.creationTimestamp = new Date(Date.now() + 1_000).toISOString();
     await runToCompletion(api, keys);
     expect(api.object.status).toMatchObject({ matched: 2, requeued: 2 });
@@ -202,14 +147,14 @@ describe("WebhookReplay against the event log", () => {
     await sentDelivery(keys, "sent-1");
     await createDelivery(redis, keys, "failed-1");
     await failDelivery(redis, keys, "failed-1");
-    const api = fakeApi({ from, phases: ["SENT"], webhook: "hook", eventType: "job.created" });
+    const api = fakeReplay({ from, phases: ["SENT"], webhook: "hook", eventType: "job.created" });
     api.object.metadata.creationTimestamp = new Date(Date.now() + 1_000).toISOString();
     await runToCompletion(api, keys);
     expect(api.object.status).toMatchObject({ matched: 1, requeued: 1 });
     expect((await readDelivery(redis, "sent-1", keys))?.phase).toBe("QUEUED");
     expect((await readDelivery(redis, "failed-1", keys))?.phase).toBe("FAILED");
 
-    const other = fakeApi({ from, phases: ["FAILED", "SENT"], webhook: "another" });
+    const other = fakeReplay({ from, phases: ["FAILED", "SENT"], webhook: "another" });
     other.object.metadata.creationTimestamp = new Date(Date.now() + 1_000).toISOString();
     await runToCompletion(other, keys);
     expect(other.object.status).toMatchObject({ matched: 0, requeued: 0, skipped: 0 });
@@ -217,7 +162,7 @@ describe("WebhookReplay against the event log", () => {
 
   it("reports a spec the API server would have refused as InvalidSpec (Stalled)", async () => {
     const keys = keyspace(uniqueKeyTag());
-    const api = fakeApi({ from: "2026-02-01T00:00:00Z", to: "2026-01-01T00:00:00Z" });
+    const api = fakeReplay({ from: "2026-02-01T00:00:00Z", to: "2026-01-01T00:00:00Z" });
     await runToCompletion(api, keys);
     const conditions = api.object.status?.conditions ?? [];
     expect(conditions.find((c) => c.type === "Ready")).toMatchObject({

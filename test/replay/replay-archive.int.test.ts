@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   readArchiveReplayProgress,
@@ -13,19 +12,10 @@ import type { Keyspace } from "../../contract/keys.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { ArchiveStore } from "../../dispatcher/archive/archive-store.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
-import { API_VERSION, type WebhookReplay } from "../../operator/api/v1alpha1/index.ts";
-import type { Cache } from "../../operator/caches.ts";
-import type { ReconcileResult } from "../../operator/controller/controller.ts";
-import { replayReconciler, replayToken } from "../../operator/replay/replay.ts";
+import { replayToken } from "../../operator/replay/replay.ts";
 import { createDatabase, startPostgres, type TestPostgres } from "../env/postgres.ts";
-import {
-  api,
-  eventually,
-  TEST_SECRET_BOX,
-  testRouting,
-  testSettings,
-  uniqueKeyTag,
-} from "../support/fixtures.ts";
+import { fakeReplay } from "../support/fake-replay.ts";
+import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 
 // A WebhookReplay when the dispatchers archive to a durable log store: Redis's log reaches back to
@@ -119,58 +109,11 @@ async function onlyInStore(keys: Keyspace, ids: string[]): Promise<void> {
   );
 }
 
-/** One WebhookReplay in a fake API server: the cache reads it, patches merge into its status. */
-function fakeReplay(namespace: string, name: string, spec: Record<string, unknown>) {
-  const object: WebhookReplay = {
-    apiVersion: API_VERSION,
-    kind: "WebhookReplay",
-    metadata: {
-      name,
-      namespace,
-      uid: `uid-${uniqueKeyTag()}`,
-      generation: 1,
-      creationTimestamp: new Date(Date.now() + 1_000).toISOString(),
-    },
-    spec: spec as WebhookReplay["spec"],
-  };
-  let deleted = false;
-  const replays: Cache<WebhookReplay> = {
-    get: (ns, n) => (!deleted && ns === namespace && n === name ? object : undefined),
-    list: () => (deleted ? [] : [object]),
-  };
-  const writes = {
-    async patchStatus(_type: unknown, _target: unknown, patch: Record<string, unknown>) {
-      const status: Record<string, unknown> = { ...(object.status ?? {}) };
-      for (const [key, value] of Object.entries(patch)) {
-        if (value === null) delete status[key];
-        else status[key] = value;
-      }
-      object.status = status as WebhookReplay["status"];
-    },
-  };
-  /** A new operator process reconciling until the replay is done (or `rounds` run out). */
-  const run = async (rounds = 60): Promise<ReconcileResult | undefined> => {
-    const reconcile = replayReconciler({
-      replays,
-      redis,
-      keys: dispatcher!.keys,
-      writes,
-      recordEvent: () => {},
-      logger: pino({ enabled: false }),
-    });
-    let result: ReconcileResult | undefined;
-    for (let round = 0; round < rounds; round++) {
-      result = (await reconcile(
-        { key: `${namespace}/${name}`, namespace, name },
-        new AbortController().signal,
-      )) as ReconcileResult | undefined;
-      if (!result?.requeueAfter) return result;
-      await sleep(result.requeueAfter);
-    }
-    return result;
-  };
-  const ready = () => object.status?.conditions?.find((c) => c.type === "Ready");
-  return { object, run, ready, delete: () => (deleted = true) };
+/** The replay, its window ending a second from now; `run` reconciles it as a new operator would. */
+function replayIn(namespace: string, name: string, spec: Record<string, unknown>) {
+  const replay = fakeReplay(spec, { namespace, name, createdAt: new Date(Date.now() + 1_000) });
+  const run = () => replay.run({ redis, keys: dispatcher!.keys }, { rounds: 60 });
+  return { ...replay, run };
 }
 
 describe("a WebhookReplay over the durable log store", () => {
@@ -199,7 +142,7 @@ describe("a WebhookReplay over the durable log store", () => {
     const failedRequests = receiver.requests("/ra").length;
     answer = 200;
 
-    const replay = fakeReplay(ns, "after-outage", { from, phases: ["FAILED"], maxPerSecond: 2 });
+    const replay = replayIn(ns, "after-outage", { from, phases: ["FAILED"], maxPerSecond: 2 });
     const started = Date.now();
     await replay.run();
     expect(replay.ready()).toMatchObject({
@@ -249,7 +192,7 @@ describe("a WebhookReplay over the durable log store", () => {
     // the new webhook got them too (it subscribes to the same event): those are not replayed
     const before = receiver.requests("/rc-new").length;
 
-    const replay = fakeReplay(ns, "to-new", {
+    const replay = replayIn(ns, "to-new", {
       from,
       phases: ["FAILED"],
       webhook: "old",
@@ -289,7 +232,7 @@ describe("a WebhookReplay over the durable log store", () => {
       },
       { matched: 0, requeued: 0, skipped: 0 },
     );
-    const gone = fakeReplay(ns, "gone", { from, phases: ["FAILED"] });
+    const gone = replayIn(ns, "gone", { from, phases: ["FAILED"] });
     gone.delete();
     await gone.run();
     expect((await readArchiveReplays(redis, keys)).map((r) => r.request.token)).not.toContain(token);
@@ -340,7 +283,7 @@ describe("a WebhookReplay over the durable log store", () => {
     const failedRequests = receiver.requests("/rh").length;
     answer = 200;
 
-    const replay = fakeReplay(ns, "held", { from, phases: ["FAILED"], maxPerSecond: 10 });
+    const replay = replayIn(ns, "held", { from, phases: ["FAILED"], maxPerSecond: 10 });
     await replay.run();
     expect(replay.object.status).toMatchObject({ matched: 3, requeued: 3, skipped: 0 });
     const sent = await receiver.waitForRequests(failedRequests + 3, "/rh", 20_000);

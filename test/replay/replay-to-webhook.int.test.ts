@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { Redis as RedisClient } from "ioredis";
-import { pino } from "pino";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
@@ -9,10 +8,8 @@ import { deliveryId } from "../../contract/delivery-id.ts";
 import { keyspace } from "../../contract/keys.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
-import { API_VERSION, type WebhookReplay } from "../../operator/api/v1alpha1/index.ts";
-import type { Cache } from "../../operator/caches.ts";
 import type { ReconcileResult } from "../../operator/controller/controller.ts";
-import { replayReconciler } from "../../operator/replay/replay.ts";
+import { fakeReplay } from "../support/fake-replay.ts";
 import {
   api,
   eventually,
@@ -65,59 +62,16 @@ async function route(webhooks: NamespaceRoutingInput["webhooks"]): Promise<void>
   await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined), 10_000, "routing");
 }
 
-/** One WebhookReplay in a fake API server: the cache reads it, patches merge into its status. */
-function fakeReplay(spec: Record<string, unknown>) {
-  const object: WebhookReplay = {
-    apiVersion: API_VERSION,
-    kind: "WebhookReplay",
-    metadata: {
-      name: "to-new",
-      namespace: NS,
-      uid: `uid-${uniqueKeyTag()}`,
-      generation: 1,
-      creationTimestamp: new Date(Date.now() + 1_000).toISOString(),
-    },
-    spec: spec as WebhookReplay["spec"],
-  };
-  const replays: Cache<WebhookReplay> = {
-    get: (namespace, name) => (namespace === NS && name === "to-new" ? object : undefined),
-    list: () => [object],
-  };
-  const writes = {
-    async patchStatus(_type: unknown, _target: unknown, patch: Record<string, unknown>) {
-      const status: Record<string, unknown> = { ...(object.status ?? {}) };
-      for (const [key, value] of Object.entries(patch)) {
-        if (value === null) delete status[key];
-        else status[key] = value;
-      }
-      object.status = status as WebhookReplay["status"];
-    },
-  };
-  /**
-   * Reconciles until done (or waiting longer than a page), returning the last result; each run
-   * is a new operator process (no memory of the previous one's progress).
-   */
+/** The replay, its window ending a second from now; `run` reconciles it as a new operator would. */
+function replayTo(spec: Record<string, unknown>) {
+  const replay = fakeReplay(spec, { namespace: NS, name: "to-new", createdAt: new Date(Date.now() + 1_000) });
   const run = async (): Promise<ReconcileResult | undefined> => {
-    const reconcile = replayReconciler({
-      replays,
-      redis,
-      keys,
-      writes,
-      recordEvent: () => {},
-      logger: pino({ enabled: false }),
-    });
-    for (let round = 0; round < 20; round++) {
-      const result = (await reconcile(
-        { key: `${NS}/to-new`, namespace: NS, name: "to-new" },
-        new AbortController().signal,
-      )) as ReconcileResult | undefined;
-      if (!result?.requeueAfter || result.requeueAfter > 1_000) return result;
-      await sleep(result.requeueAfter);
-    }
-    throw new Error("the replay did not finish");
+    const { result } = await replay.run({ redis, keys });
+    if (result?.requeueAfter !== undefined && result.requeueAfter <= 1_000)
+      throw new Error("the replay did not finish");
+    return result;
   };
-  const ready = () => object.status?.conditions?.find((c) => c.type === "Ready");
-  return { object, run, ready };
+  return { object: replay.object, ready: replay.ready, run };
 }
 
 describe("a WebhookReplay with targetWebhook", () => {
@@ -155,7 +109,7 @@ describe("a WebhookReplay with targetWebhook", () => {
     );
 
     // the target is paused: the replay waits, says why, and sends nothing
-    const replay = fakeReplay({ from, phases: ["FAILED"], webhook: "old", targetWebhook: "new" });
+    const replay = replayTo({ from, phases: ["FAILED"], webhook: "old", targetWebhook: "new" });
     expect((await replay.run())?.requeueAfter).toBe(10_000);
     expect(replay.ready()).toMatchObject({
       status: "False",
