@@ -5,6 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
 import { copyDeliveryId, deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
+import { keyspace } from "../../contract/keys.ts";
+import { notificationPayload } from "../../contract/notification.ts";
 import { onePartition } from "../../contract/partitions.ts";
 import { archivesToStore, readRestoreRequests, requestRestore } from "../../contract/restore-requests.ts";
 import {
@@ -19,7 +21,15 @@ import {
   requestStatus,
 } from "../../contract/status-requests.ts";
 import { createDatabase, startPostgres, type TestPostgres } from "../../test/env/postgres.ts";
-import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import {
+  api,
+  eventually,
+  TEST_SECRET_BOX,
+  testRouting,
+  testSettings,
+  uniqueKeyTag,
+} from "../../test/support/fixtures.ts";
+import { type V1Event, v1Fanout, v1Settle } from "../../test/support/format1.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import type { SettingsInput } from "../config.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
@@ -135,6 +145,38 @@ async function backlogMetric(): Promise<number> {
     .split("\n")
     .find((l) => l.startsWith("dataforce_dispatcher_archive_backlog "));
   return Number(line?.split(" ")[1]);
+}
+
+/** An event of one webhook as format 1's fan-out was given it (see contract/format-upgrade.int.test.ts). */
+function v1Event(namespace: string, id: string, webhook: string, ingestedAt: number): V1Event {
+  const occurredAt = new Date(ingestedAt).toISOString();
+  const data = JSON.stringify({ ref: id });
+  const payload = notificationPayload({
+    eventId: id,
+    type: "job.created",
+    occurredAt,
+    namespace,
+    webhook,
+    dataJson: data,
+  });
+  return {
+    namespace,
+    id,
+    type: "job.created",
+    occurredAt,
+    ingestedAt,
+    data,
+    deliveries: [
+      {
+        id: deliveryId(namespace, id, webhook),
+        webhook,
+        uid: `uid-${webhook}`,
+        url: receiver.url(`/archive-v1-${webhook}`),
+        payload,
+        maxAttempts: 3,
+      },
+    ],
+  };
 }
 
 let paths = 0;
@@ -282,6 +324,100 @@ describe("durable log store (PostgreSQL)", () => {
       20_000,
       "adopted and archived",
     );
+  });
+
+  it("archives with their payload the format 1 deliveries only its sorted set index lists, and lists them from Postgres once Redis has dropped them", async () => {
+    const keyTag = uniqueKeyTag();
+    const keys = keyspace(keyTag);
+    const ns = "arch-g";
+    const t0 = Date.now() - 60_000;
+    // written by format 1's own scripts: hashes carrying their payload, indexed in `log` only
+    const events = ["ok", "bad"].map((webhook) => v1Event(ns, `evt-${webhook}`, webhook, t0));
+    expect(await v1Fanout(redis, keys, events, t0)).toEqual([1, 1]);
+    const [sent, failed] = events.map((event) => event.deliveries[0]!);
+    const v1Attempt = (statusCode: number) => ({
+      number: 1,
+      startedAt: new Date(t0 + 10).toISOString(),
+      durationMs: 3,
+      statusCode,
+      errorCode: statusCode === 200 ? undefined : "http_status",
+    });
+    const outcomes = [
+      { id: sent!.id, version: 0, kind: "sent" as const, attempt: v1Attempt(200) },
+      { id: failed!.id, version: 0, kind: "failed" as const, attempt: v1Attempt(500) },
+    ];
+    for (const outcome of outcomes) expect(await v1Settle(redis, keys, outcome, t0 + 10)).toBe("a");
+    expect(await redis.zcard(keys.legacyLog.all)).toBe(2);
+    expect(await redis.exists(keys.logAll)).toBe(0);
+
+    const url = await database();
+    await start(url, [testRouting(ns, [])], { keyTag });
+    const ids = [sent!.id, failed!.id];
+    await eventually(
+      async () => {
+        const rows = await archivedRows(url);
+        return rows.get(sent!.id)?.phase === "SENT" && rows.get(failed!.id)?.phase === "FAILED"
+          ? true
+          : undefined;
+      },
+      20_000,
+      "format 1 deliveries adopted and archived",
+    );
+    const store = storeOf(url);
+    for (const delivery of [sent!, failed!]) {
+      const archived = await store.get(delivery.id);
+      expect(archived?.record).toMatchObject({
+        payload: delivery.payload,
+        url: delivery.url,
+        maxAttempts: 3,
+      });
+    }
+    expect((await store.get(failed!.id))?.record.attempts.map((a) => a.statusCode)).toEqual([500]);
+
+    // the hot window passes: Redis drops the hashes; the log API lists and shows them from Postgres
+    await eventually(
+      async () => ((await redis.exists(...ids.map((id) => keys.delivery(id)))) === 0 ? true : undefined),
+      10_000,
+      "format 1 records gone from Redis",
+    );
+    const items = await listAll(ns, 1);
+    expect(items.map((item) => [item.id, item.phase]).sort()).toEqual(
+      [
+        [failed!.id, "FAILED"],
+        [sent!.id, "SENT"],
+      ].sort(),
+    );
+    const detail = await api(dispatcher!.url, "GET", `/v1/deliveries/${sent!.id}`);
+    expect(detail).toMatchObject({
+      status: 200,
+      body: { id: sent!.id, phase: "SENT", payload: sent!.payload },
+    });
+  });
+
+  it("adopts every member of a format 1 index longer than a page, a fan-out's deliveries sharing one score", async () => {
+    const keys = keyspace(uniqueKeyTag());
+    const t0 = Date.now() - 60_000;
+    // 1,200 at one score (more than a page), and 1,300 at scores of their own on either side
+    const members: Array<string | number> = [];
+    for (let i = 0; i < 2_500; i++) members.push(i < 600 ? t0 + i : i < 1_800 ? t0 + 600 : t0 + i, `d-${i}`);
+    await redis.zadd(keys.legacyLog.all, ...members);
+    const archiver = new Archiver({
+      redis,
+      partitions: onePartition(keys),
+      store: storeOf(await database()),
+      consumer: "test",
+      hotWindowMs: 1_000,
+      batchSize: 100,
+      intervalMs: 100,
+      limits: { statusStreamMaxLen: 1_000 },
+      metrics: createMetrics(async () => null),
+      logger: pino({ level: "silent" }),
+    });
+    await archiver.adoptExisting(keys);
+    expect(await redis.zcard(keys.archivePending)).toBe(2_500);
+    expect(await redis.zscore(keys.archivePending, "d-1799")).toBe(String(t0 + 600));
+    expect(await redis.zscore(keys.archivePending, "d-2499")).toBe(String(t0 + 2_499));
+    expect(await redis.exists(keys.archiveAdopted)).toBe(1);
   });
 
   it("a FAILED delivery that only Postgres still has is retried: back into Redis, delivered again, the token honoured once", async () => {

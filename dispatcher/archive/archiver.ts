@@ -46,6 +46,8 @@ const STATUS_ANSWERS_PER_ROUND = 100;
 
 /** Batches written per partition and round at most, so one round never runs unbounded. */
 const MAX_BATCHES_PER_ROUND = 20;
+/** Index entries adopted per command. */
+const ADOPT_PAGE = 1_000;
 /** Open-set members checked per round for records that are gone (lost, expired). */
 const OPEN_SWEEP = 100;
 
@@ -239,17 +241,19 @@ export class Archiver {
   }
 
   /**
-   * Adds every delivery of the partition's log index to the pending set (by creation time), once:
-   * those made before the store was configured would otherwise never be archived. The archiver
-   * then sorts them out (a QUEUED one moves to the open set, one whose record is gone leaves).
-   * Replicas may do it at the same time (ZADD NX); the mark is set only after a complete pass.
+   * Adds every delivery of the partition's log indexes to the pending set (by creation time),
+   * once: those made before the store was configured would otherwise never be archived — the
+   * stream's, and those of an installation upgraded from format 1 that only its sorted set lists.
+   * The archiver then sorts them out (a QUEUED one moves to the open set, one whose record is gone
+   * leaves). Replicas may do it at the same time (ZADD NX); the mark is set only after a complete
+   * pass.
    */
   async adoptExisting(keys: Keyspace): Promise<void> {
     const { redis } = this.#options;
     if ((await redis.exists(keys.archiveAdopted)) === 1) return;
     let start = "-";
     for (;;) {
-      const entries = (await redis.xrange(keys.logAll, start, "+", "COUNT", 1_000)) as Array<
+      const entries = (await redis.xrange(keys.logAll, start, "+", "COUNT", ADOPT_PAGE)) as Array<
         [string, string[]]
       >;
       if (entries.length > 0) {
@@ -258,10 +262,43 @@ export class Archiver {
           members.push(Number(entryId.slice(0, entryId.indexOf("-"))), fields[1] ?? "");
         await redis.zadd(keys.archivePending, "NX", ...members);
       }
-      if (entries.length < 1_000) break;
+      if (entries.length < ADOPT_PAGE) break;
       start = `(${entries.at(-1)![0]}`;
     }
+    await this.#adoptLegacyIndex(keys);
     await redis.set(keys.archiveAdopted, String(Date.now()));
+  }
+
+  /**
+   * The format 1 index (Keyspace.legacyLog.all, scored by creation time), paged by score: a
+   * fan-out gave all its deliveries one score, so a page goes on after those of its last score
+   * already taken (an offset among them) rather than past that score.
+   */
+  async #adoptLegacyIndex(keys: Keyspace): Promise<void> {
+    const { redis } = this.#options;
+    let min = "-inf";
+    let skip = 0;
+    for (;;) {
+      const reply = await redis.zrange(
+        keys.legacyLog.all,
+        min,
+        "+inf",
+        "BYSCORE",
+        "LIMIT",
+        skip,
+        ADOPT_PAGE,
+        "WITHSCORES",
+      );
+      const members: string[] = [];
+      for (let i = 0; i < reply.length; i += 2) members.push(reply[i + 1]!, reply[i]!);
+      if (members.length > 0) await redis.zadd(keys.archivePending, "NX", ...members);
+      if (reply.length < ADOPT_PAGE * 2) break;
+      const last = reply.at(-1)!;
+      let ties = 0;
+      for (let i = reply.length - 1; i > 0 && reply[i] === last; i -= 2) ties++;
+      skip = last === min ? skip + ties : ties;
+      min = last;
+    }
   }
 
   /**

@@ -2,12 +2,12 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { keyspace } from "../../contract/keys.ts";
 import type { DeliveryRecord } from "../../contract/records.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { type ArchivedDelivery, ArchiveStore, TABLE } from "../../dispatcher/archive/archive-store.ts";
 import { startPostgres } from "../env/postgres.ts";
 import { startRedis } from "../env/redis.ts";
-import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import {
+  ingestLogEvents,
+  LOG_NAMESPACE,
   log,
   onStop,
   percentile,
@@ -15,6 +15,7 @@ import {
   spawnReceiver,
   startBenchDispatcher,
   until,
+  writeLogRouting,
 } from "./bench-support.ts";
 
 // `npm run bench:archive`: the event log with the durable log store (PostgreSQL) at volume.
@@ -28,11 +29,10 @@ import {
 
 const TOTAL = Number(process.env.BENCH_LOG_DELIVERIES ?? 1_000_000);
 const LIVE = Math.min(TOTAL, Number(process.env.BENCH_ARCHIVE_LIVE ?? 20_000));
-const BATCH = 500;
 const FILL_BATCH = 2_000;
 const QUERY_RUNS = 21;
 const DEADLINE_MS = 60 * 60_000;
-const NAMESPACE = "bench";
+const NAMESPACE = LOG_NAMESPACE;
 const NAMESPACES = 20;
 const DAY = 86_400_000;
 const INGEST_TOKEN = `bench-ingest-${randomUUID()}`;
@@ -47,27 +47,8 @@ async function main(): Promise<void> {
   onStop(async () => redis.disconnect());
   const [receiverPort] = await spawnReceiver();
   const keys = keyspace(`archive-${randomUUID().slice(0, 8)}`);
-  await writeNamespaceRouting(
-    redis,
-    {
-      namespace: NAMESPACE,
-      enabled: true,
-      signingSecrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
-      allowPlainHttp: true,
-      delivery: {
-        maxAttempts: 1,
-        timeoutMs: 2_000,
-        backoff: { initialDelayMs: 10, maxDelayMs: 10, multiplier: 1 },
-      },
-      webhooks: [
-        { name: "orders", event: "job.created", url: `http://127.0.0.1:${receiverPort}/orders` },
-        // nothing listens on port 9 of loopback: refused at once, FAILED
-        { name: "payments", event: "payment.received", url: "http://127.0.0.1:9/payments" },
-      ],
-    },
-    keys,
-    TEST_SECRET_BOX,
-  );
+  // nothing listens on port 9 of loopback: refused at once, FAILED
+  await writeLogRouting(redis, keys, receiverPort, 9);
   const memoryBefore = await usedMemory(redis);
   const { base } = await startBenchDispatcher({
     redisUrl: redisServer.url,
@@ -88,27 +69,7 @@ async function main(): Promise<void> {
 
   // ── 1. the real path ──────────────────────────────────────────────────────────────────────
   const liveStart = Date.now();
-  const events = Array.from({ length: LIVE }, (_, i) => ({
-    type: i % 10 === 0 ? "payment.received" : "job.created",
-    namespace: NAMESPACE,
-    id: `evt-${i}`,
-    data: { ref: `R-${i}`, status: "created" },
-  }));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      while (next < events.length) {
-        const batch = events.slice(next, next + BATCH);
-        next += BATCH;
-        const response = await fetch(`${base}/v1/events/batch`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
-          body: JSON.stringify({ events: batch }),
-        });
-        if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
-      }
-    }),
-  );
+  await ingestLogEvents(base, INGEST_TOKEN, LIVE);
   const ingestedMs = Date.now() - liveStart;
   await until(async () => (await store.count()) >= LIVE, DEADLINE_MS, "all archived", 500);
   const archivedMs = Date.now() - liveStart;

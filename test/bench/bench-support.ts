@@ -4,9 +4,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Redis } from "ioredis";
 import { bundleProcesses, RUNTIME_ENV } from "../../build/bundle.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { freePort } from "../env/ports.ts";
-import { TEST_ENCRYPTION_KEYS } from "../support/fixtures.ts";
+import { TEST_ENCRYPTION_KEYS, TEST_SECRET_BOX } from "../support/fixtures.ts";
 
 // What the benchmark scripts share: their child processes (stopped however the run ends), a
 // watchdog, the bench receiver, timing and /proc readings.
@@ -216,4 +219,80 @@ export async function startBenchDispatcher(
     "dispatcher ready",
   );
   return { base, process: child };
+}
+
+/** The namespace of the event log benchmarks (bench:log, bench:archive). */
+export const LOG_NAMESPACE = "bench";
+/** One event in this many is a `payment.received`, routed to an endpoint that refuses: FAILED. */
+export const LOG_FAILING_SHARE = 10;
+
+/**
+ * The event log benchmarks' routing: `orders` (job.created) to the receiver, `payments`
+ * (payment.received) to a loopback port nothing listens on, refused at its only attempt.
+ */
+export async function writeLogRouting(
+  redis: Redis,
+  keys: Keyspace,
+  receiverPort: number,
+  refusingPort: number,
+): Promise<void> {
+  await writeNamespaceRouting(
+    redis,
+    {
+      namespace: LOG_NAMESPACE,
+      enabled: true,
+      signingSecrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+      allowPlainHttp: true,
+      delivery: {
+        maxAttempts: 1,
+        timeoutMs: 2_000,
+        backoff: { initialDelayMs: 10, maxDelayMs: 10, multiplier: 1 },
+        // FAILED deliveries are the point here: an open circuit would hold them QUEUED for minutes
+        circuitBreaker: { consecutiveFailures: 0 },
+      },
+      webhooks: [
+        { name: "orders", event: "job.created", url: `http://127.0.0.1:${receiverPort}/orders` },
+        { name: "payments", event: "payment.received", url: `http://127.0.0.1:${refusingPort}/payments` },
+      ],
+    },
+    keys,
+    TEST_SECRET_BOX,
+  );
+}
+
+export interface LogEvent {
+  type: "job.created" | "payment.received";
+  namespace: string;
+  id: string;
+  data: { ref: string; status: string };
+}
+
+/**
+ * `count` events of the log benchmarks (`evt-<i>`, one in LOG_FAILING_SHARE a payment.received)
+ * through HTTP ingest, in batches of 500, four at a time; returns them.
+ */
+export async function ingestLogEvents(base: string, ingestToken: string, count: number): Promise<LogEvent[]> {
+  const batchSize = 500;
+  const events: LogEvent[] = Array.from({ length: count }, (_, i) => ({
+    type: i % LOG_FAILING_SHARE === 0 ? "payment.received" : "job.created",
+    namespace: LOG_NAMESPACE,
+    id: `evt-${i}`,
+    data: { ref: `R-${i}`, status: "created" },
+  }));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < events.length) {
+        const batch = events.slice(next, next + batchSize);
+        next += batchSize;
+        const response = await fetch(`${base}/v1/events/batch`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${ingestToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ events: batch }),
+        });
+        if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
+      }
+    }),
+  );
+  return events;
 }

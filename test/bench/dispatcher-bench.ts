@@ -4,13 +4,15 @@ import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
-import { keyspace } from "../../contract/keys.ts";
+import { type Keyspace, keyspace } from "../../contract/keys.ts";
 import { notificationPayload } from "../../contract/notification.ts";
 import { writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { ArchiveStore } from "../../dispatcher/archive/archive-store.ts";
 import { DeliveryClient } from "../../dispatcher/delivery/http-client.ts";
 import { decodeSigningKey, signatureHeader } from "../../dispatcher/delivery/signer.ts";
 import { destinationPolicy } from "../../dispatcher/delivery/ssrf-guard.ts";
 import { USER_AGENT } from "../../dispatcher/version.ts";
+import { startPostgres } from "../env/postgres.ts";
 import { startRedis } from "../env/redis.ts";
 import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import { heapFlags } from "../support/process-memory.ts";
@@ -44,6 +46,13 @@ import {
 //   phase 4  half:  events paced at half the phase-2 rate for HALF_SECONDS → latencies
 //
 // Bounded: fixed counts, and every wait has a deadline. Sizes can be overridden by env.
+//
+// `BENCH_ARCHIVE=1`: what the durable log store costs on the delivery path. After phases 0 and 1,
+// phases 2 and 3 run twice in the same run on fresh keyspaces: without a store, then with one (a
+// real PostgreSQL, test/env/postgres.ts; the fan-out then also adds each delivery to the open set,
+// settle to the pending set, and the archiver reads and marks them). The rates are taken at the last
+// SENT as always; the CPU and Redis commands per delivery, with the store, once PostgreSQL has every
+// delivery (the archiver's catch-up after the last SENT included). Phase 4 is left out.
 
 const RAW_REQUESTS = Number(process.env.BENCH_RAW_REQUESTS ?? 20_000);
 const MAX_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
@@ -64,6 +73,7 @@ const CONNECTIONS = 16;
 /** Requests the limit phase keeps in flight (queued in the Pool beyond its connections). */
 const LIMIT_IN_FLIGHT = 256;
 const DEADLINE_MS = 120_000;
+const ARCHIVE = Boolean(process.env.BENCH_ARCHIVE);
 const SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const INGEST_TOKEN = `bench-ingest-${randomUUID()}`;
 const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
@@ -103,106 +113,21 @@ async function main(): Promise<void> {
       `client ${rawCpu.client}, receiver ${rawCpu.receiver}`,
   );
 
+  if (ARCHIVE) return compareArchive(redis, redisServer.url, target, receiverPid, limitRate);
+
   // ── the dispatcher ────────────────────────────────────────────────────────────────────────
-  const keyTag = `bench-${randomUUID().slice(0, 8)}`;
-  const keys = keyspace(keyTag);
-  await writeNamespaceRouting(
+  const { keys, dispatchers, bases, scenario } = await startScenario(
     redis,
-    {
-      namespace: "bench",
-      enabled: true,
-      signingSecrets: [SECRET],
-      allowPlainHttp: true,
-      webhooks: [{ name: "hook", event: "job.created", url: target.href }],
-    },
-    keys,
-    TEST_SECRET_BOX,
+    redisServer.url,
+    target,
+    receiverPid,
   );
-  xaddTarget = { redis, stream: keys.events };
-  const nodeArgs = [
-    ...(CONTAINER_MIB > 0 ? heapFlags(CONTAINER_MIB) : []),
-    ...(process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean),
-  ];
-  if (nodeArgs.length > 0) log(`dispatcher node flags: ${nodeArgs.join(" ")}`);
-  const dispatchers: ChildProcess[] = [];
-  const bases: string[] = [];
-  for (let replica = 0; replica < REPLICAS; replica++) {
-    const started = await startBenchDispatcher({
-      redisUrl: redisServer.url,
-      keyTag,
-      ingestToken: INGEST_TOKEN,
-      adminToken: ADMIN_TOKEN,
-      nodeArgs,
-      env: {
-        DISPATCHER_CONSUMER_NAME: `bench-${replica}`,
-        DISPATCHER_ENDPOINT_CONCURRENCY: String(CONNECTIONS),
-        // waitForSent counts status entries: the stream must hold every one of the run
-        DISPATCHER_STATUS_STREAM_MAXLEN: String(10 * (WARMUP + 3 * MAX_EVENTS)),
-      },
-    });
-    dispatchers.push(started.process);
-    bases.push(started.base);
-  }
-  log(`${REPLICAS} dispatcher replica(s); producers spread their batches over them`);
   const base = bases;
 
-  // warm-up, as for the raw client
-  await ingestAll(
-    base,
-    Array.from({ length: WARMUP }, (_, i) => `warmup-${i}`),
-  );
-  await waitForSent(redis, keys.status, WARMUP);
-
   // ── phases 2 and 3: maximum rate, through HTTP ingest and through XADD ────────────────────
-  const pids = {
-    dispatcher: dispatchers.map((d) => d.pid!),
-    receiver: receiverPid,
-    redis: Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1]),
-    bench: process.pid,
-  };
-  let sentSoFar = WARMUP;
-  const measureMax = async (path: IngestPath): Promise<MaxRun> => {
-    const ids = Array.from({ length: MAX_EVENTS }, (_, i) => `max-${path}-${i}`);
-    const cpuBefore = cpuTimes(pids);
-    const commandsBefore = await commandCalls(redis);
-    const start = Date.now();
-    await ingestAll(base, ids, path);
-    const ingestDone = Date.now();
-    sentSoFar += MAX_EVENTS;
-    await waitForSent(redis, keys.status, sentSoFar);
-    const elapsed = (Date.now() - start) / 1000;
-    const cpuAfter = cpuTimes(pids);
-    const commands = diffCalls(commandsBefore, await commandCalls(redis));
-    const cpuUs = Object.fromEntries(
-      Object.entries(cpuAfter).map(([name, t]) => [
-        name,
-        ((t.total - cpuBefore[name]!.total) * 1e6) / MAX_EVENTS,
-      ]),
-    );
-    const rate = MAX_EVENTS / elapsed;
-    const latencies = await ingestToSent(redis, keys, ids);
-    const totalCommands = [...commands.values()].reduce((a, b) => a + b, 0);
-    log(
-      `${path}: ${MAX_EVENTS} deliveries in ${elapsed.toFixed(2)} s = ${rate.toFixed(0)}/s ` +
-        `(ingest took ${((ingestDone - start) / 1000).toFixed(2)} s); machine load ${loadavg()[0]!.toFixed(1)}`,
-    );
-    log(
-      `${path}: CPU per delivery ${Object.keys(cpuUs)
-        .map((name) => `${name} ${describeCpu(cpuBefore[name]!, cpuAfter[name]!, MAX_EVENTS)}`)
-        .join(", ")}`,
-    );
-    log(
-      `${path}: Redis commands per delivery ${(totalCommands / MAX_EVENTS).toFixed(1)} (scripts' own included): ` +
-        [...commands.entries()]
-          .sort((a, b) => b[1] - a[1])
-          .slice(0, 8)
-          .map(([name, calls]) => `${name} ${(calls / MAX_EVENTS).toFixed(2)}`)
-          .join(", "),
-    );
-    return { rate, cpuUs, commandsPerDelivery: totalCommands / MAX_EVENTS, latencies };
-  };
-  const http = await measureMax("http");
-  const xadd = await measureMax("xadd");
+  const http = await measureMax(scenario, "http");
+  const xadd = await measureMax(scenario, "xadd");
+  const sentSoFar = scenario.sent;
   const maxRate = http.rate;
   const maxLatencies = http.latencies;
 
@@ -303,6 +228,245 @@ async function main(): Promise<void> {
   row("dispatcher peak RSS", `${results.dispatcherPeakRssMb} MiB`, "< 200 MiB");
   console.log("");
   console.log(JSON.stringify(results));
+}
+
+/** The dispatcher replicas of one keyspace and what the measured phases share. */
+interface Scenario {
+  redis: Redis;
+  keys: Keyspace;
+  bases: string[];
+  pids: Record<string, number | number[]>;
+  /** deliveries SENT so far in this keyspace */
+  sent: number;
+  /** with a store: its PostgreSQL rows, counted until every delivery of the phase is archived */
+  archived?: () => Promise<number>;
+  /** printed before each line of this scenario ("" by default) */
+  label: string;
+}
+
+/**
+ * REPLICAS dispatchers on a fresh keyspace routing to `target` (with `env`: e.g. a store), warmed
+ * up with WARMUP deliveries.
+ */
+async function startScenario(
+  redis: Redis,
+  redisUrl: string,
+  target: URL,
+  receiverPid: number,
+  env: Record<string, string> = {},
+  label = "",
+): Promise<{ keys: Keyspace; dispatchers: ChildProcess[]; bases: string[]; scenario: Scenario }> {
+  const keyTag = `bench-${randomUUID().slice(0, 8)}`;
+  const keys = keyspace(keyTag);
+  await writeNamespaceRouting(
+    redis,
+    {
+      namespace: "bench",
+      enabled: true,
+      signingSecrets: [SECRET],
+      allowPlainHttp: true,
+      webhooks: [{ name: "hook", event: "job.created", url: target.href }],
+    },
+    keys,
+    TEST_SECRET_BOX,
+  );
+  xaddTarget = { redis, stream: keys.events };
+  const nodeArgs = [
+    ...(CONTAINER_MIB > 0 ? heapFlags(CONTAINER_MIB) : []),
+    ...(process.env.BENCH_DISPATCHER_NODE_ARGS ?? "").split(" ").filter(Boolean),
+  ];
+  if (nodeArgs.length > 0) log(`dispatcher node flags: ${nodeArgs.join(" ")}`);
+  const dispatchers: ChildProcess[] = [];
+  const bases: string[] = [];
+  for (let replica = 0; replica < REPLICAS; replica++) {
+    const started = await startBenchDispatcher({
+      redisUrl,
+      keyTag,
+      ingestToken: INGEST_TOKEN,
+      adminToken: ADMIN_TOKEN,
+      nodeArgs,
+      env: {
+        DISPATCHER_CONSUMER_NAME: `bench-${replica}`,
+        DISPATCHER_ENDPOINT_CONCURRENCY: String(CONNECTIONS),
+        // waitForSent counts status entries: the stream must hold every one of the run
+        DISPATCHER_STATUS_STREAM_MAXLEN: String(10 * (WARMUP + 3 * MAX_EVENTS)),
+        ...env,
+      },
+    });
+    dispatchers.push(started.process);
+    bases.push(started.base);
+  }
+  log(`${label}${REPLICAS} dispatcher replica(s); producers spread their batches over them`);
+
+  // warm-up, as for the raw client
+  await ingestAll(
+    bases,
+    Array.from({ length: WARMUP }, (_, i) => `warmup-${i}`),
+  );
+  await waitForSent(redis, keys.status, WARMUP);
+  const pids = {
+    dispatcher: dispatchers.map((d) => d.pid!),
+    receiver: receiverPid,
+    redis: Number(/process_id:(\d+)/.exec(await redis.info("server"))?.[1]),
+    bench: process.pid,
+  };
+  return { keys, dispatchers, bases, scenario: { redis, keys, bases, pids, sent: WARMUP, label } };
+}
+
+/** Phases 2 and 3: MAX_EVENTS events through `path` as fast as possible. */
+async function measureMax(scenario: Scenario, path: IngestPath): Promise<MaxRun> {
+  const { redis, keys, bases, pids, label } = scenario;
+  const ids = Array.from({ length: MAX_EVENTS }, (_, i) => `max-${path}-${i}`);
+  const cpuBefore = cpuTimes(pids);
+  const commandsBefore = await commandCalls(redis);
+  const start = Date.now();
+  await ingestAll(bases, ids, path);
+  const ingestDone = Date.now();
+  scenario.sent += MAX_EVENTS;
+  await waitForSent(redis, keys.status, scenario.sent);
+  const elapsed = (Date.now() - start) / 1000;
+  let archivedAfter: number | undefined;
+  if (scenario.archived) {
+    // polled in PostgreSQL, not Redis: the commands counted are the dispatcher's alone
+    const archived = scenario.archived;
+    await until(async () => (await archived()) >= scenario.sent, DEADLINE_MS, "all archived", 100);
+    archivedAfter = (Date.now() - start) / 1000 - elapsed;
+  }
+  const cpuAfter = cpuTimes(pids);
+  const commands = diffCalls(commandsBefore, await commandCalls(redis));
+  const cpuUs = Object.fromEntries(
+    Object.entries(cpuAfter).map(([name, t]) => [
+      name,
+      ((t.total - cpuBefore[name]!.total) * 1e6) / MAX_EVENTS,
+    ]),
+  );
+  const rate = MAX_EVENTS / elapsed;
+  const latencies = await ingestToSent(redis, keys, ids);
+  const totalCommands = [...commands.values()].reduce((a, b) => a + b, 0);
+  log(
+    `${label}${path}: ${MAX_EVENTS} deliveries in ${elapsed.toFixed(2)} s = ${rate.toFixed(0)}/s ` +
+      `(ingest took ${((ingestDone - start) / 1000).toFixed(2)} s); machine load ${loadavg()[0]!.toFixed(1)}` +
+      (archivedAfter === undefined
+        ? ""
+        : `; all in PostgreSQL ${archivedAfter.toFixed(2)} s after the last SENT`),
+  );
+  log(
+    `${label}${path}: CPU per delivery ${Object.keys(cpuUs)
+      .map((name) => `${name} ${describeCpu(cpuBefore[name]!, cpuAfter[name]!, MAX_EVENTS)}`)
+      .join(", ")}`,
+  );
+  log(
+    `${label}${path}: Redis commands per delivery ${(totalCommands / MAX_EVENTS).toFixed(1)} (scripts' own included): ` +
+      [...commands.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([name, calls]) => `${name} ${(calls / MAX_EVENTS).toFixed(2)}`)
+        .join(", "),
+  );
+  return { rate, cpuUs, commandsPerDelivery: totalCommands / MAX_EVENTS, latencies };
+}
+
+/**
+ * `BENCH_ARCHIVE=1`: phases 2 and 3 without a store, then with one, in this run; the ratios with /
+ * without, and a check that PostgreSQL has every delivery of the run with the store.
+ */
+async function compareArchive(
+  redis: Redis,
+  redisUrl: string,
+  target: URL,
+  receiverPid: number,
+  limitRate: number,
+): Promise<void> {
+  const postgresServer = await startPostgres();
+  onStop(() => postgresServer.destroy());
+  const store = new ArchiveStore({ url: postgresServer.url, retentionDays: 30, max: 2 });
+  onStop(() => store.close());
+  const runs: Array<{ http: MaxRun; xadd: MaxRun }> = [];
+  let expected = 0;
+  for (const withStore of [false, true]) {
+    const label = withStore ? "with store: " : "without store: ";
+    const env: Record<string, string> = withStore ? { DISPATCHER_POSTGRES_URL: postgresServer.url } : {};
+    const { dispatchers, scenario } = await startScenario(redis, redisUrl, target, receiverPid, env, label);
+    if (withStore) {
+      scenario.archived = () => store.count();
+      await until(async () => (await store.count()) >= WARMUP, DEADLINE_MS, "warm-up archived", 100);
+    }
+    runs.push({ http: await measureMax(scenario, "http"), xadd: await measureMax(scenario, "xadd") });
+    if (withStore) expected = scenario.sent;
+    // one keyspace's dispatchers at a time: the next run has the machine to itself
+    await Promise.all(dispatchers.map(stopProcess));
+  }
+  const archived = await store.count();
+  if (archived !== expected)
+    throw new Error(`PostgreSQL has ${archived} deliveries of the ${expected} delivered with the store`);
+
+  const [without, withStore] = runs as [{ http: MaxRun; xadd: MaxRun }, { http: MaxRun; xadd: MaxRun }];
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+  const results = {
+    limitPostsPerSecond: Math.round(limitRate),
+    withoutStore: summary(without, limitRate),
+    withStore: summary(withStore, limitRate),
+    withOverWithout: {
+      http: ratio(withStore.http.rate, without.http.rate),
+      xadd: ratio(withStore.xadd.rate, without.xadd.rate),
+    },
+    archivedRows: archived,
+  };
+  const row = (label: string, a: string, b: string, c = "") =>
+    console.log(`${label.padEnd(44)}${a.padEnd(18)}${b.padEnd(18)}${c}`);
+  const both = (run: { http: MaxRun; xadd: MaxRun }, value: (r: MaxRun) => string) =>
+    `${value(run.http)} / ${value(run.xadd)}`;
+  console.log("");
+  row("HTTP limit (plain undici Pool, best of 2)", `${results.limitPostsPerSecond}/s`, "");
+  row("", "without store", "with store", "with / without");
+  for (const path of ["http", "xadd"] as const)
+    row(
+      `deliveries/s, ${path === "http" ? "HTTP ingest" : "XADD"} → SENT`,
+      `${Math.round(without[path].rate)}/s (${ratio(without[path].rate, limitRate)}×)`,
+      `${Math.round(withStore[path].rate)}/s (${ratio(withStore[path].rate, limitRate)}×)`,
+      `${results.withOverWithout[path]}`,
+    );
+  const redisUs = (r: MaxRun) => `${Math.round(r.cpuUs.redis ?? 0)}`;
+  const dispatcherUs = (r: MaxRun) => `${Math.round(r.cpuUs.dispatcher ?? 0)}`;
+  const commands = (r: MaxRun) => r.commandsPerDelivery.toFixed(1);
+  row(
+    "Redis CPU per delivery (HTTP / XADD)",
+    `${both(without, redisUs)} µs`,
+    `${both(withStore, redisUs)} µs`,
+  );
+  row("Redis commands per delivery (HTTP / XADD)", both(without, commands), both(withStore, commands));
+  row(
+    "dispatcher CPU per delivery (HTTP / XADD)",
+    `${both(without, dispatcherUs)} µs`,
+    `${both(withStore, dispatcherUs)} µs`,
+  );
+  row("archived to PostgreSQL", "", `${archived} rows`, `all ${expected} delivered`);
+  console.log("");
+  console.log(JSON.stringify(results));
+}
+
+function summary(run: { http: MaxRun; xadd: MaxRun }, limitRate: number) {
+  return Object.fromEntries(
+    (["http", "xadd"] as const).map((path) => [
+      path,
+      {
+        deliveriesPerSecond: Math.round(run[path].rate),
+        ratioToLimit: Number((run[path].rate / limitRate).toFixed(2)),
+        redisUsPerDelivery: Math.round(run[path].cpuUs.redis ?? 0),
+        redisCommandsPerDelivery: Number(run[path].commandsPerDelivery.toFixed(1)),
+        dispatcherUsPerDelivery: Math.round(run[path].cpuUs.dispatcher ?? 0),
+      },
+    ]),
+  );
+}
+
+/** SIGTERM, and the process gone (a dispatcher finishes its in-flight attempts first). */
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+  });
 }
 
 type IngestPath = "http" | "xadd";
@@ -575,4 +739,5 @@ async function printRedisStats(redis: Redis): Promise<void> {
   log(`redis used_cpu_user ${cpu} s`);
 }
 
-runBenchmark(main, DEADLINE_MS * 2);
+// with the store, phases 2 and 3 run twice and wait for the archiver
+runBenchmark(main, DEADLINE_MS * (ARCHIVE ? 4 : 2));

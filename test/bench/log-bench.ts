@@ -3,12 +3,12 @@ import { Redis } from "ioredis";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { pendingCount, trimAcknowledged } from "../../contract/streams/stream-maintenance.ts";
 import { freePort } from "../env/ports.ts";
 import { startRedis } from "../env/redis.ts";
-import { TEST_SECRET_BOX } from "../support/fixtures.ts";
 import {
+  ingestLogEvents,
+  LOG_NAMESPACE,
   log,
   onStop,
   percentile,
@@ -16,6 +16,7 @@ import {
   spawnReceiver,
   startBenchDispatcher,
   until,
+  writeLogRouting,
 } from "./bench-support.ts";
 
 // `npm run bench:log`: what the event log costs at volume. Fills Redis with N deliveries through
@@ -28,13 +29,10 @@ import {
 // to 3 N), so its entries count in full.
 
 const DELIVERIES = Number(process.env.BENCH_LOG_DELIVERIES ?? 100_000);
-const FAILING_SHARE = 10; // one delivery in 10 fails
-const BATCH = 500;
-const CONCURRENCY = 4;
 const SAMPLE = 1_000;
 const QUERY_RUNS = 15;
 const DEADLINE_MS = 30 * 60_000;
-const NAMESPACE = "bench";
+const NAMESPACE = LOG_NAMESPACE;
 const INGEST_TOKEN = `bench-ingest-${randomUUID()}`;
 const ADMIN_TOKEN = `bench-admin-${randomUUID()}`;
 
@@ -50,26 +48,7 @@ async function main(): Promise<void> {
   const refusing = await freePort(); // nothing listens: connection refused at once
 
   const keys = keyspace(`log-${randomUUID().slice(0, 8)}`);
-  await writeNamespaceRouting(
-    redis,
-    {
-      namespace: NAMESPACE,
-      enabled: true,
-      signingSecrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
-      allowPlainHttp: true,
-      delivery: {
-        maxAttempts: 1,
-        timeoutMs: 2_000,
-        backoff: { initialDelayMs: 10, maxDelayMs: 10, multiplier: 1 },
-      },
-      webhooks: [
-        { name: "orders", event: "job.created", url: `http://127.0.0.1:${receiverPort}/orders` },
-        { name: "payments", event: "payment.received", url: `http://127.0.0.1:${refusing}/payments` },
-      ],
-    },
-    keys,
-    TEST_SECRET_BOX,
-  );
+  await writeLogRouting(redis, keys, receiverPort, refusing);
   const { base } = await startBenchDispatcher({
     redisUrl: redisServer.url,
     keyTag: keys.prefix.slice(1, -2),
@@ -79,28 +58,8 @@ async function main(): Promise<void> {
   });
 
   const memoryBefore = await usedMemory(redis);
-  const events = Array.from({ length: DELIVERIES }, (_, i) => ({
-    type: i % FAILING_SHARE === 0 ? "payment.received" : "job.created",
-    namespace: NAMESPACE,
-    id: `evt-${i}`,
-    data: { ref: `R-${i}`, status: "created" },
-  }));
   const fillStart = Date.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < events.length) {
-        const batch = events.slice(next, next + BATCH);
-        next += BATCH;
-        const response = await fetch(`${base}/v1/events/batch`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${INGEST_TOKEN}`, "content-type": "application/json" },
-          body: JSON.stringify({ events: batch }),
-        });
-        if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
-      }
-    }),
-  );
+  const events = await ingestLogEvents(base, INGEST_TOKEN, DELIVERIES);
   // every delivery writes two status entries: QUEUED, then SENT or FAILED
   await until(
     async () => (await redis.xlen(keys.status)) >= 2 * DELIVERIES,
@@ -132,7 +91,7 @@ async function main(): Promise<void> {
     event: event.id,
     delivery: deliveryId(NAMESPACE, event.id, event.type === "job.created" ? "orders" : "payments"),
   }));
-  // a stride coprime with FAILING_SHARE: every tenth delivery fails, and an even spread
+  // a stride coprime with LOG_FAILING_SHARE: every tenth delivery fails, and an even spread
   // (every N/1000th) would pick only FAILED ones whenever N/1000 is a multiple of 10
   const sample = Array.from(
     { length: Math.min(SAMPLE, DELIVERIES) },
