@@ -22,19 +22,25 @@ export const markArchivedScript = defineScript(
 local prefix, hot, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local removed = 0
 
+-- PEXPIRE's LT (Redis 7.0) sets the shorter expiry in one command; older servers read the TTL first
+local expireLt = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
 local function cutTtl(key, ms)
+  if expireLt then
+    redis.call('PEXPIRE', key, ms, 'LT')
+    return
+  end
   local ttl = redis.call('PTTL', key)
   if ttl == -1 or ttl > ms then redis.call('PEXPIRE', key, ms) end
 end
 
 -- true when no delivery of the event still needs its record: each archived (final, not pending,
--- not open) or gone
-local function eventDone(eventKey)
+-- not open) or gone. \`archived\` is one of them, just marked: not looked up again
+local function eventDone(eventKey, archived)
   local value = redis.call('GET', eventKey)
   if not value then return false, nil end
   local event = splitRecord(value)
   for _, sibling in ipairs(splitList(event[E.deliveryIds] or '')) do
-    local phase = deliveryPhase(prefix .. 'delivery:' .. sibling)
+    local phase = sibling ~= archived and deliveryPhase(prefix .. 'delivery:' .. sibling)
     if phase == 'QUEUED' then return false, nil end
     if phase and (redis.call('ZSCORE', KEYS[1], sibling) or redis.call('ZSCORE', KEYS[2], sibling)) then
       return false, nil
@@ -57,7 +63,7 @@ for i = 4, #ARGV, 2 do
     cutTtl(key, hot)
     if referencesEvent(rec) then
       local eventKey = eventKeyOf(prefix, rec)
-      local done, seenUntil = eventDone(eventKey)
+      local done, seenUntil = eventDone(eventKey, id)
       if done then cutTtl(eventKey, math.max(hot, (seenUntil or 0) - now)) end
     end
   end
