@@ -45,9 +45,16 @@ local summaryFields = { ${LEGACY_SUMMARY_FIELDS.map((field) => `'${field}'`).joi
 local out = {}
 for i = 3, #ARGV do
   local key = prefix .. 'delivery:' .. ARGV[i]
-  local kind = redis.call('TYPE', key).ok
+  -- a GET first: every record is packed but those of format 1 (a hash: GET refuses it, then TYPE
+  -- says so); a TYPE per read was one command per delivery more
+  local value = redis.pcall('GET', key)
+  local kind = 'none'
+  if type(value) == 'table' then
+    kind = redis.call('TYPE', key).ok
+  elseif value then
+    kind = 'string'
+  end
   if kind == 'string' then
-    local value = redis.call('GET', key)
     if mode == 'summary' then
       local newline = string.find(value, '\\n', 1, true)
       if newline then value = string.sub(value, 1, newline - 1) end
