@@ -182,7 +182,7 @@ export function replayReconciler(deps: ReplayReconcilerDeps): Reconciler {
       : {
           status: "False",
           reason: ReplayReason.Replaying,
-          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries ${resent(spec)} so far, ${next.skipped} skipped${next.source === "DurableStore" ? "; the dispatchers walk the durable log store for the older ones" : ""}`,
+          message: `replaying: ${next.requeued} of ${next.matched} matched deliveries ${resent(spec)} so far, ${next.skipped} skipped${next.source === "DurableStore" ? "; the dispatchers walk the durable log store for those Redis no longer lists" : ""}`,
         };
     // waiting for the dispatchers' walk: nothing to write until it moves
     if (progress.source === "DurableStore" && !next.complete && sameCounts(progress, next))
