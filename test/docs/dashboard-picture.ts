@@ -76,17 +76,16 @@ async function main(): Promise<void> {
 
   log("starting the control plane, Redis and PostgreSQL ...");
   const assetsDir = await resolveAssets();
-  const [controlPlane, redis, postgres] = await Promise.all([
-    startControlPlane({ assetsDir }),
-    startRedis(),
-    startPostgres(),
-  ]);
-  cleanups.push(
-    () => controlPlane.stop(),
-    () => redis.stop(),
-    () => postgres.destroy(),
-  );
-  const postgresUrl = await createDatabase(postgres, "dashboard");
+  // all settled before going on: one failing to start must not leave the others unstopped
+  const started = await Promise.allSettled([startControlPlane({ assetsDir }), startRedis(), startPostgres()]);
+  const [controlPlane, redis, postgres] = started;
+  if (controlPlane.status === "fulfilled") cleanups.push(() => controlPlane.value.stop());
+  if (redis.status === "fulfilled") cleanups.push(() => redis.value.stop());
+  if (postgres.status === "fulfilled") cleanups.push(() => postgres.value.destroy());
+  if (controlPlane.status === "rejected") throw controlPlane.reason;
+  if (redis.status === "rejected") throw redis.reason;
+  if (postgres.status === "rejected") throw postgres.reason;
+  const postgresUrl = await createDatabase(postgres.value, "dashboard");
 
   log("starting the dispatcher and the operator ...");
   // the processes' logs: removed after a run that worked, kept after one that failed
@@ -97,8 +96,8 @@ async function main(): Promise<void> {
   });
   const stack = await startDevStack({
     logDir,
-    kubeconfig: controlPlane.kubeconfigPath,
-    redisUrl: redis.url,
+    kubeconfig: controlPlane.value.kubeconfigPath,
+    redisUrl: redis.value.url,
     kubectlBin: join(assetsDir, "kubectl"),
     dispatcherEnv: {
       DISPATCHER_POSTGRES_URL: postgresUrl,
@@ -348,8 +347,9 @@ async function startPrometheus(
     );
     if (ready) break;
     if (Date.now() > deadline) {
+      const output = await readFile(join(dir, "prometheus.log"), "utf8").catch(() => "");
       await stop();
-      throw new Error(`prometheus not ready after 30s; see ${dir}/prometheus.log`);
+      throw new Error(`${PROMETHEUS} not ready after 30s:\n${output.slice(-2_000)}`);
     }
     await sleep(250);
   }
