@@ -34,6 +34,8 @@ export interface DevStackOptions {
    * suites' operators name theirs.
    */
   watchNamespaces?: readonly string[];
+  /** More dispatcher settings (e.g. a PostgreSQL store for the dashboard picture). */
+  dispatcherEnv?: Readonly<Record<string, string>>;
 }
 
 export interface DevStack {
@@ -97,6 +99,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
           DISPATCHER_ENCRYPTION_KEYS: encryptionKeys,
           // The demo receiver is on loopback, which the dispatcher refuses unless allowed.
           DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1/32",
+          ...options.dispatcherEnv,
         },
       }),
     );
