@@ -286,7 +286,11 @@ export function eventOfDeliveries(
   const first = deliveries[0];
   if (first === undefined) return null;
   const { eventType: type, occurredAt, webhook } = first;
-  const data = notificationData({ eventId: id, type, occurredAt, namespace, webhook }, first.payload);
+  // the data's own bytes, cut out of the body; a body of another shape (an older version's) is
+  // parsed instead: the same data, its JSON spelled anew
+  const data =
+    notificationData({ eventId: id, type, occurredAt, namespace, webhook }, first.payload) ??
+    dataOfBody(first.payload);
   if (data === undefined) throw new Error(`the payload of delivery ${first.id} is not a notification's`);
   return EventRecordSchema.parse({
     id,
@@ -390,4 +394,15 @@ function decodeCursor(cursor: string): Cursor {
     }
   }
   throw new InvalidCursorError("invalid cursor");
+}
+
+/** The `data` of a notification body, as JSON; undefined when the body is not one. */
+function dataOfBody(payload: string): string | undefined {
+  try {
+    const body: unknown = JSON.parse(payload);
+    if (typeof body !== "object" || body === null || !("data" in body)) return undefined;
+    return JSON.stringify(body.data);
+  } catch {
+    return undefined;
+  }
 }
