@@ -1,5 +1,6 @@
 import type { Keyspace } from "./keys.ts";
 import type { RedisClient } from "./redis-client.ts";
+import { appendRequest, deleteRequests, readRequests } from "./streams/request-stream.ts";
 
 // Retries of deliveries that only the durable log store (PostgreSQL, read by the dispatchers)
 // still has. The operator's retry annotation finds no record in Redis for them, and the operator
@@ -16,9 +17,6 @@ export interface RestoreRequest {
   namespace: string;
 }
 
-/** Requests beyond this are trimmed (oldest first): a bound, not a queue anyone should reach. */
-const MAX_REQUESTS = 100_000;
-
 /** Whether the dispatchers archive this partition into a store (they mark it when they start). */
 export async function archivesToStore(redis: RedisClient, keys: Keyspace): Promise<boolean> {
   return (await redis.exists(keys.archiveAdopted)) === 1;
@@ -29,19 +27,11 @@ export async function requestRestore(
   keys: Keyspace,
   request: Omit<RestoreRequest, "entryId">,
 ): Promise<void> {
-  await redis.xadd(
-    keys.archiveRestore,
-    "MAXLEN",
-    "~",
-    MAX_REQUESTS,
-    "*",
-    "id",
-    request.deliveryId,
-    "token",
-    request.token,
-    "namespace",
-    request.namespace,
-  );
+  await appendRequest(redis, keys.archiveRestore, {
+    id: request.deliveryId,
+    token: request.token,
+    namespace: request.namespace,
+  });
 }
 
 /** The oldest `count` requests waiting (they stay until `forgetRestoreRequests`). */
@@ -50,19 +40,12 @@ export async function readRestoreRequests(
   keys: Keyspace,
   count: number,
 ): Promise<RestoreRequest[]> {
-  const entries = (await redis.xrange(keys.archiveRestore, "-", "+", "COUNT", count)) as Array<
-    [string, string[]]
-  >;
-  return entries.map(([entryId, fields]) => {
-    const values = new Map<string, string>();
-    for (let i = 0; i + 1 < fields.length; i += 2) values.set(fields[i]!, fields[i + 1]!);
-    return {
-      entryId,
-      deliveryId: values.get("id") ?? "",
-      token: values.get("token") ?? "",
-      namespace: values.get("namespace") ?? "",
-    };
-  });
+  return (await readRequests(redis, keys.archiveRestore, count)).map(({ entryId, fields }) => ({
+    entryId,
+    deliveryId: fields.id ?? "",
+    token: fields.token ?? "",
+    namespace: fields.namespace ?? "",
+  }));
 }
 
 export async function forgetRestoreRequests(
@@ -70,5 +53,5 @@ export async function forgetRestoreRequests(
   keys: Keyspace,
   entryIds: string[],
 ): Promise<void> {
-  if (entryIds.length > 0) await redis.xdel(keys.archiveRestore, ...entryIds);
+  await deleteRequests(redis, keys.archiveRestore, entryIds);
 }

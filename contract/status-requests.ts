@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Keyspace } from "./keys.ts";
-import { fieldsToObject } from "./records.ts";
 import type { RedisClient } from "./redis-client.ts";
+import { appendRequest, deleteRequests, readRequests } from "./streams/request-stream.ts";
 
 // What became of a delivery whose WebhookEvent still shows QUEUED but whose record is gone from
 // Redis: lost with Redis's data, or completed, archived in the durable log store and expired after
@@ -24,9 +24,6 @@ export interface StatusRequestEntry {
   request: StatusRequest | undefined;
 }
 
-/** Requests beyond this are trimmed (oldest first): a bound, not a queue anyone should reach. */
-const MAX_REQUESTS = 100_000;
-
 /** How long the answer "the store does not have it" waits for the mirror's next re-check. */
 export const MISSING_ANSWER_TTL_MS = 3_600_000;
 
@@ -35,17 +32,10 @@ export async function requestStatus(
   keys: Keyspace,
   request: StatusRequest,
 ): Promise<void> {
-  await redis.xadd(
-    keys.archiveStatusRequests,
-    "MAXLEN",
-    "~",
-    MAX_REQUESTS,
-    "*",
-    "id",
-    request.deliveryId,
-    "namespace",
-    request.namespace,
-  );
+  await appendRequest(redis, keys.archiveStatusRequests, {
+    id: request.deliveryId,
+    namespace: request.namespace,
+  });
 }
 
 /** The oldest `count` requests waiting (they stay until `forgetStatusRequests`). */
@@ -54,12 +44,8 @@ export async function readStatusRequests(
   keys: Keyspace,
   count: number,
 ): Promise<StatusRequestEntry[]> {
-  const entries = (await redis.xrange(keys.archiveStatusRequests, "-", "+", "COUNT", count)) as Array<
-    [string, string[]]
-  >;
-  return entries.map(([entryId, fields]) => {
-    const { id, namespace } = fieldsToObject(fields);
-    const parsed = StatusRequestSchema.safeParse({ deliveryId: id, namespace });
+  return (await readRequests(redis, keys.archiveStatusRequests, count)).map(({ entryId, fields }) => {
+    const parsed = StatusRequestSchema.safeParse({ deliveryId: fields.id, namespace: fields.namespace });
     return { entryId, request: parsed.success ? parsed.data : undefined };
   });
 }
@@ -69,7 +55,7 @@ export async function forgetStatusRequests(
   keys: Keyspace,
   entryIds: string[],
 ): Promise<void> {
-  if (entryIds.length > 0) await redis.xdel(keys.archiveStatusRequests, ...entryIds);
+  await deleteRequests(redis, keys.archiveStatusRequests, entryIds);
 }
 
 /** The answer: the store has no delivery of this id in this namespace. */
