@@ -400,46 +400,6 @@ export async function forwardLegacyStatus(
 }
 
 /**
- * Appends a status stream entry for a delivery's current state, as the scripts do (the
- * "status-entry" fragment), outside any script: for a record brought back from the durable log
- * store, whose state changes the mirror missed (status-requests.ts).
- */
-export async function addStatusEntry(
-  redis: RedisClient,
-  record: DeliveryRecord,
-  keys: Keyspace,
-  limits: Pick<RecordLimits, "statusStreamMaxLen">,
-): Promise<void> {
-  const id = record.id;
-  // empty when it is the delivery id's readable part, as the fragment writes it
-  const webhook = id.slice(0, -21) === record.webhook && id.at(-21) === "-" ? "" : record.webhook;
-  await redis.xadd(
-    keys.status,
-    "MAXLEN",
-    "~",
-    limits.statusStreamMaxLen,
-    "*",
-    "deliveryId",
-    id,
-    "phase",
-    record.phase,
-    "namespace",
-    record.namespace,
-    "webhook",
-    webhook,
-    "eventId",
-    record.eventId,
-    "attempts",
-    String(record.attempts.at(-1)?.number ?? 0),
-    "failureReason",
-    record.phase === "FAILED" ? (record.failureReason ?? "") : "",
-    // the time of the change, not of this entry
-    "at",
-    record.updatedAt,
-  );
-}
-
-/**
  * Decodes one status stream entry (`XREAD`/`XREADGROUP`: its id and field list). The time of the
  * change is the entry id's, unless the entry says it (`at`: format 1, or moved from its stream).
  */

@@ -16,7 +16,8 @@ import {
  * place that spells its fields. The same fields in the same order every time, so that Redis
  * stores their names once per stream node: `failureReason` is empty but on FAILED, and `webhook`
  * is empty when the delivery id says it (`<webhook>-<20 characters>`, delivery-id.ts). Only an
- * entry of format 1 moved over has one more, `at` (ISO; otherwise the time is the entry id's).
+ * entry of format 1 moved over, or one for a record brought back from the durable log store, has
+ * one more, `at` (ISO; otherwise the time is the entry id's).
  */
 const STATUS_ENTRY = `
 local function addStatusEntry(stream, maxLen, deliveryId, phase, namespace, webhook, eventId, attempts,

@@ -246,19 +246,27 @@ export class ArchivedLog {
 /**
  * Writes an archived delivery back into Redis for `ttlMs` unless Redis has a record with its id
  * (then false): a retry or a replay requeues it there as any other (for the log's retention), the
- * WebhookEvent mirror reads its final state (for the hot window).
+ * WebhookEvent mirror reads its final state (for the hot window: with `statusEntry`, its status
+ * entry is appended too, in the same step).
  */
 export async function restoreIntoRedis(
   redis: RedisClient,
   keys: Keyspace,
   archived: ArchivedDelivery,
   ttlMs: number,
+  statusEntry?: Pick<RecordLimits, "statusStreamMaxLen">,
 ): Promise<boolean> {
   const written = await runScript(
     redis,
     restoreDeliveryScript,
-    [keys.deliveries],
-    [keys.prefix, archived.record.id, restoredRecord(archived), ttlMs],
+    [keys.deliveries, keys.status],
+    [
+      keys.prefix,
+      archived.record.id,
+      restoredRecord(archived),
+      ttlMs,
+      ...(statusEntry === undefined ? [] : [statusEntry.statusStreamMaxLen, archived.record.updatedAt]),
+    ],
   );
   return Number(written) === 1;
 }

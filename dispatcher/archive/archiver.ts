@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { PeriodicLoop } from "../../common/periodic-loop.ts";
-import { addStatusEntry, readDeliveries } from "../../contract/deliveries.ts";
+import { readDeliveries } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
@@ -173,10 +173,9 @@ export class Archiver {
         if (request !== undefined) {
           const archived = await store.get(request.deliveryId);
           if (archived !== null && archived.record.namespace === request.namespace) {
-            // after the record, which the mirror reads on this entry. Redis had one again (a retry
-            // since, or this request served before a failure): its re-check reads that one
-            if (await restoreIntoRedis(redis, keys, archived, hotWindowMs))
-              await addStatusEntry(redis, archived.record, keys, limits);
+            // with its status entry, which the mirror reads it on. Redis had one again (a retry
+            // since, or this request served before): nothing written, its re-check reads that one
+            await restoreIntoRedis(redis, keys, archived, hotWindowMs, limits);
             logger.info(
               { deliveryId: request.deliveryId, namespace: request.namespace, phase: archived.record.phase },
               "status request: archived delivery brought back for the WebhookEvent mirror",
