@@ -649,7 +649,7 @@ export const StatusEntrySchema = z.object({
   webhook: z.string(),
   eventId: z.string(),
   attempts: z.coerce.number().int().nonnegative(),
-  /** ISO time of the change: the entry id's, or the `at` field of an entry of format 1 */
+  /** ISO time of the change: the entry id's, or the `at` field (an entry of format 1, or one for a record brought back from the durable log store) */
   at: z.iso.datetime(),
   failureReason: FailureReasonSchema.optional(),
   /** only in entries of format 1 */
