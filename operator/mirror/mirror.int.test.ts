@@ -8,10 +8,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { readDelivery } from "../../contract/deliveries.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../../contract/keys.ts";
 import { answerMissing, readStatusRequests } from "../../contract/status-requests.ts";
-import type { WebhookEvent } from "../api/v1alpha1/index.ts";
-import type { ResourceType } from "../controller/kube.ts";
+import { FakeWebhookEventApi } from "../../test/support/fake-webhook-event-api.ts";
 import { FairLimiter } from "./fair-limiter.ts";
-import { type MirrorContext, type MirrorWrites, WebhookEventMirror } from "./mirror.ts";
+import { type MirrorContext, WebhookEventMirror } from "./mirror.ts";
 import { TokenBucket } from "./rate-limiter.ts";
 
 const NS = "acme";
@@ -35,57 +34,8 @@ afterAll(() => {
   blocking.disconnect();
 });
 
-/** A fake API server: WebhookEvents by name, every write logged, failures on demand. */
-class FakeApi implements MirrorWrites {
-  readonly objects = new Map<string, WebhookEvent>();
-  readonly calls: string[] = [];
-  failures = 0;
-  /** Names the API server refuses as invalid (422), like a body over the CRD's bounds. */
-  readonly invalid = new Set<string>();
-
-  async create<T extends object>(_type: ResourceType, _namespace: string, body: T): Promise<T> {
-    const event = structuredClone(body) as unknown as WebhookEvent;
-    this.calls.push(`create ${event.metadata.name}`);
-    this.maybeFail();
-    if (this.invalid.has(event.metadata.name)) {
-      throw Object.assign(new Error("WebhookEvent.webhooks.dataforce.io is invalid"), { code: 422 });
-    }
-    this.objects.set(event.metadata.name, {
-      ...event,
-      metadata: { ...event.metadata, generation: 1, uid: randomUUID() },
-    });
-    return body;
-  }
-
-  async patchStatus(
-    _type: ResourceType,
-    target: { name: string },
-    status: Record<string, unknown>,
-  ): Promise<void> {
-    this.calls.push(`status ${target.name} ${String(status.phase)}`);
-    this.maybeFail();
-    const object = this.objects.get(target.name)!;
-    object.status = { ...object.status, ...status } as WebhookEvent["status"];
-  }
-
-  async patch(_type: ResourceType, target: { name: string }, patch: Record<string, unknown>): Promise<void> {
-    const labels = (patch as { metadata: { labels: Record<string, string> } }).metadata.labels;
-    this.calls.push(`labels ${target.name} ${Object.values(labels).join(",")}`);
-    this.maybeFail();
-    const object = this.objects.get(target.name)!;
-    object.metadata.labels = { ...object.metadata.labels, ...labels };
-  }
-
-  private maybeFail(): void {
-    if (this.failures > 0) {
-      this.failures--;
-      throw Object.assign(new Error("injected failure"), { code: 500 });
-    }
-  }
-}
-
 function startMirror(
-  api: FakeApi,
+  api: FakeWebhookEventApi,
   context: Partial<MirrorContext> = {},
   consumer = "reader-1",
   recheckIntervalMs = 60_000,
@@ -181,7 +131,7 @@ describe("WebhookEventMirror", () => {
     await putDelivery("d1", "SENT", 1);
     await addStatusEntry("d1", "QUEUED", 0);
     await addStatusEntry("d1", "SENT", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     await startMirror(api);
     await until(async () => api.objects.get("d1")?.status?.phase === "SENT" && (await pendingCount()) === 0);
     expect(api.calls).toEqual(["create d1", "status d1 SENT"]);
@@ -192,7 +142,7 @@ describe("WebhookEventMirror", () => {
     keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
     await putDelivery("d2", "QUEUED", 1);
     await addStatusEntry("d2", "QUEUED", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     await startMirror(api);
     await until(() => api.objects.get("d2")?.status?.phase === "QUEUED");
     await putDelivery("d2", "FAILED", 3);
@@ -207,7 +157,7 @@ describe("WebhookEventMirror", () => {
     keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
     await putDelivery("d3", "SENT", 1);
     await addStatusEntry("d3", "SENT", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     api.failures = 3;
     await startMirror(api);
     await until(() => api.calls.length >= 2);
@@ -232,7 +182,7 @@ describe("WebhookEventMirror", () => {
     );
     expect(await pendingCount()).toBe(1);
 
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     await startMirror(api, {}, "new-leader");
     await until(async () => api.objects.get("d4")?.status?.phase === "SENT" && (await pendingCount()) === 0);
     const consumers = (await redis.xinfo("CONSUMERS", keys.status, CONSUMER_GROUPS.mirror)) as unknown[][];
@@ -243,7 +193,7 @@ describe("WebhookEventMirror", () => {
     keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
     await putDelivery("d5", "SENT", 1);
     await addStatusEntry("d5", "SENT", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     const seen: string[] = [];
     await startMirror(api, {
       policy: () => ({ mode: "None", retentionMs: 3_600_000 }),
@@ -258,7 +208,7 @@ describe("WebhookEventMirror", () => {
     keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
     await putDelivery("d6", "QUEUED", 1);
     await addStatusEntry("d6", "QUEUED", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     await startMirror(
       api,
       {
@@ -279,7 +229,7 @@ describe("WebhookEventMirror", () => {
 
   it("does not retry a WebhookEvent the API server refuses as invalid: acknowledged, reported, the others go on", async () => {
     keys = keyspace(`mirror-${randomUUID().slice(0, 8)}`);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     api.invalid.add("d-poison");
     const events: Array<{ kind: string; reason: string; note: string }> = [];
     await putDelivery("d-poison", "SENT", 1);
@@ -310,7 +260,7 @@ describe("WebhookEventMirror", () => {
     await addStatusEntry("d-lost", "QUEUED", 1);
     await putDelivery("d-done", "SENT", 1);
     await addStatusEntry("d-done", "SENT", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     const events: Array<{ kind: string; name: string; reason: string }> = [];
     await startMirror(
       api,
@@ -347,7 +297,7 @@ describe("WebhookEventMirror", () => {
     await redis.set(keys.archiveAdopted, String(Date.now()));
     await putDelivery("d-asked", "QUEUED", 1);
     await addStatusEntry("d-asked", "QUEUED", 1);
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     const events: string[] = [];
     const registry = new Registry();
     await startMirror(

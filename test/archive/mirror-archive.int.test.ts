@@ -8,12 +8,11 @@ import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { readStatusRequests } from "../../contract/status-requests.ts";
 import { ArchiveStore } from "../../dispatcher/archive/archive-store.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
-import type { WebhookEvent } from "../../operator/api/v1alpha1/index.ts";
-import type { ResourceType } from "../../operator/controller/kube.ts";
 import { FairLimiter } from "../../operator/mirror/fair-limiter.ts";
-import { type MirrorWrites, WebhookEventMirror } from "../../operator/mirror/mirror.ts";
+import { WebhookEventMirror } from "../../operator/mirror/mirror.ts";
 import { TokenBucket } from "../../operator/mirror/rate-limiter.ts";
 import { createDatabase, startPostgres, type TestPostgres } from "../env/postgres.ts";
+import { FakeWebhookEventApi } from "../support/fake-webhook-event-api.ts";
 import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 
@@ -51,39 +50,6 @@ afterEach(async () => {
   await Promise.all(stores.splice(0).map((store) => store.close()));
 });
 
-/** A fake API server: WebhookEvents by name (one namespace per test), every write logged. */
-class FakeApi implements MirrorWrites {
-  readonly objects = new Map<string, WebhookEvent>();
-  readonly calls: string[] = [];
-
-  async create<T extends object>(_type: ResourceType, _namespace: string, body: T): Promise<T> {
-    const event = structuredClone(body) as unknown as WebhookEvent;
-    this.calls.push(`create ${event.metadata.name}`);
-    this.objects.set(event.metadata.name, {
-      ...event,
-      metadata: { ...event.metadata, generation: 1, uid: randomUUID() },
-    });
-    return body;
-  }
-
-  async patchStatus(
-    _type: ResourceType,
-    target: { name: string },
-    status: Record<string, unknown>,
-  ): Promise<void> {
-    this.calls.push(`status ${target.name} ${String(status.phase)}`);
-    const object = this.objects.get(target.name)!;
-    object.status = { ...object.status, ...status } as WebhookEvent["status"];
-  }
-
-  async patch(_type: ResourceType, target: { name: string }, patch: Record<string, unknown>): Promise<void> {
-    const labels = (patch as { metadata: { labels: Record<string, string> } }).metadata.labels;
-    this.calls.push(`labels ${target.name} ${Object.values(labels).join(",")}`);
-    const object = this.objects.get(target.name)!;
-    object.metadata.labels = { ...object.metadata.labels, ...labels };
-  }
-}
-
 /** A dispatcher archiving into a fresh database, with a 2 s hot window and fast rounds. */
 async function startArchiving(namespace: string, path: string, partitions: number): Promise<Dispatcher> {
   const url = await createDatabase(postgresServer, `t_${randomUUID().replaceAll("-", "").slice(0, 12)}`);
@@ -117,7 +83,7 @@ async function startArchiving(namespace: string, path: string, partitions: numbe
 /** The operator's mirror (its leader), re-checking stale QUEUED WebhookEvents every 200 ms. */
 async function startMirror(
   d: Dispatcher,
-  api: FakeApi,
+  api: FakeWebhookEventApi,
   registry: Registry,
   events: string[] = [],
 ): Promise<WebhookEventMirror> {
@@ -174,7 +140,7 @@ describe("the WebhookEvent mirror with a durable log store", () => {
       const d = await startArchiving(namespace, path, partitions);
       const home = d.partitions.of(namespace);
       const store = stores.at(-1)!;
-      const api = new FakeApi();
+      const api = new FakeWebhookEventApi();
 
       // an operator sees the delivery QUEUED, then is down while it is SENT
       const first = await startMirror(d, api, new Registry());
@@ -230,7 +196,7 @@ describe("the WebhookEvent mirror with a durable log store", () => {
     receiver.on(path, { kind: "respond", status: 200, delayMs: 3_000 });
     const d = await startArchiving(namespace, path, 1);
     const keys = d.keys;
-    const api = new FakeApi();
+    const api = new FakeWebhookEventApi();
     const registry = new Registry();
     const events: string[] = [];
     await startMirror(d, api, registry, events);
