@@ -15,8 +15,8 @@ export async function installCrds(
   kubeconfig: string,
   probeNamespace = "default",
 ): Promise<void> {
-  const kubectl = (args: readonly string[], input?: string) =>
-    new Promise<{ code: number; stderr: string }>((resolve) => {
+  const kubectl: RunKubectl = (args, input) =>
+    new Promise((resolve) => {
       const child = execFile(kubectlBin, ["--kubeconfig", kubeconfig, ...args], (error, _stdout, stderr) =>
         resolve({ code: error ? 1 : 0, stderr }),
       );
@@ -33,10 +33,26 @@ export async function installCrds(
     "--timeout=60s",
     ...CRDS.map((c) => `crd/${c.plural}.${GROUP}`),
   ]);
+  await waitForWebhookAdmission(kubectl, probeNamespace);
+}
+
+/** Runs kubectl with `args` (and `input` on stdin); resolves with its exit code and stderr. */
+export type RunKubectl = (
+  args: readonly string[],
+  input?: string,
+) => Promise<{ code: number; stderr: string }>;
+
+/**
+ * Waits until the API server admits a Webhook (a server-side dry run in `namespace`): right after
+ * the CRDs and the destination admission policy are created, the policy cannot resolve its
+ * parameter kind for up to 30 s and refuses every Webhook (the README's failure modes). A user's
+ * script, or a GitOps tool, waits or retries the same way.
+ */
+export async function waitForWebhookAdmission(kubectl: RunKubectl, namespace: string): Promise<void> {
   const probe = JSON.stringify({
     apiVersion: `${GROUP}/v1alpha1`,
     kind: "Webhook",
-    metadata: { name: "admission-probe", namespace: probeNamespace },
+    metadata: { name: "admission-probe", namespace },
     spec: { event: "job.created", url: "https://probe.example/hook" },
   });
   const deadline = Date.now() + 60_000;

@@ -3,7 +3,7 @@ import type { Reporter, TestModule } from "vitest/node";
 /**
  * Ends the run with one plain line, `vitest: N passed, N failed, N skipped`, which CI
  * reads as the test count whatever reporter prints above it, followed by one line per
- * failure (file, test, first line of the error): CI keeps only the tail of the output,
+ * failure (file, test, the error's first lines joined): CI keeps only the tail of the output,
  * and the default reporter prints failures far above it. Tests that passed only when retried
  * (vitest.config.ts) are listed too, as FLAKY.
  */
@@ -23,14 +23,14 @@ export default class SummaryReporter implements Reporter {
           if (test.diagnostic()?.flaky) flaky.push(`${module.moduleId} > ${test.fullName}`);
         } else if (result.state === "failed") {
           failedInModule++;
-          failures.push(`${module.moduleId} > ${test.fullName}: ${firstLine(result.errors?.[0]?.message)}`);
+          failures.push(`${module.moduleId} > ${test.fullName}: ${headOf(result.errors?.[0]?.message)}`);
         } else skipped++;
       }
       // A file that fails to load, or whose beforeAll throws, fails without a failed
       // test of its own; it must still count as a failure.
       if (module.state() === "failed" && failedInModule === 0) {
         failedInModule = 1;
-        failures.push(`${module.moduleId}: ${firstLine(module.errors()[0]?.message)}`);
+        failures.push(`${module.moduleId}: ${headOf(module.errors()[0]?.message)}`);
       }
       failed += failedInModule;
     }
@@ -43,6 +43,14 @@ export default class SummaryReporter implements Reporter {
   }
 }
 
-function firstLine(message: string | undefined): string {
-  return (message ?? "(no message)").split("\n")[0]!.slice(0, 300);
+/**
+ * The error's first three non-empty lines on one line: the first names what failed, the
+ * next ones often say why (a command's stderr, a server's message).
+ */
+function headOf(message: string | undefined): string {
+  const lines = (message ?? "(no message)")
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean);
+  return lines.slice(0, 3).join(" ⏎ ").slice(0, 700);
 }

@@ -23,6 +23,7 @@ import {
 } from "../e2e/k8s.ts";
 import { runBuildScript } from "../env/build-script.ts";
 import { type ControlPlane, startControlPlane } from "../env/control-plane.ts";
+import { waitForWebhookAdmission } from "../env/install-crds.ts";
 import { applyYaml, kubectl, useKubeconfig } from "../env/kubectl.ts";
 import { buildImage } from "../image/podman.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
@@ -206,7 +207,10 @@ describe("the chart on a real node", () => {
   );
 
   it("the kind-smoke journey: publish through the dispatcher's Service, a verified signed POST, the WebhookEvent SENT", async () => {
-    await kubectl(["create", "namespace", APP_NS]);
+    // as a user's script after `helm install`: wait until the new admission policy admits Webhooks
+    await waitForWebhookAdmission((args, input) => kubectl(args, { input, allowFailure: true }), "default");
+    // applied, not created: a retried test finds the namespace there
+    await applyYaml(stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: APP_NS } }));
     const signingSecret = `whsec_${randomBytes(32).toString("base64")}`;
     const integration = parse(integrationYaml(APP_NS)) as { spec: Record<string, unknown> };
     integration.spec.signingSecretRef = { name: "crm-signing", key: "secret" };
