@@ -202,10 +202,9 @@ export class ArchivedLog {
     if (archived === null) return { outcome: "not-found" };
     const { record } = archived;
     if (scope !== "any-namespace" && record.namespace !== scope.namespace) return { outcome: "not-found" };
-    if (archived.retryTokens.includes(token)) return { outcome: "already-honoured" };
-    if (record.phase !== "FAILED") return { outcome: "not-failed" };
     const keys = partitions.of(record.namespace);
-    await restoreIntoRedis(redis, keys, archived, limits.retentionMs);
+    const restored = await restoreForRetry(redis, keys, archived, token, ["FAILED"], limits.retentionMs);
+    if (restored !== "restored") return { outcome: restored };
     return requestRetry(redis, id, token, keys, limits, scope);
   }
 
@@ -241,6 +240,26 @@ export class ArchivedLog {
     }
     return counts;
   }
+}
+
+/**
+ * A retry (or a replay) with `token` of a delivery only the store has: already honoured (the
+ * archived record holds the token; a token is honoured once, so it is not brought back), refused
+ * (a phase not in `phases`), or brought back into Redis for `ttlMs`, for the retry script to
+ * requeue as any other.
+ */
+export async function restoreForRetry(
+  redis: RedisClient,
+  keys: Keyspace,
+  archived: ArchivedDelivery,
+  token: string,
+  phases: readonly string[],
+  ttlMs: number,
+): Promise<"already-honoured" | "not-failed" | "restored"> {
+  if (archived.retryTokens.includes(token)) return "already-honoured";
+  if (!phases.includes(archived.record.phase)) return "not-failed";
+  await restoreIntoRedis(redis, keys, archived, ttlMs);
+  return "restored";
 }
 
 /**

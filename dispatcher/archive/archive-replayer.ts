@@ -14,7 +14,7 @@ import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
 import { unpackDelivery } from "../../contract/records.ts";
 import type { RedisClient } from "../../contract/redis-client.ts";
-import { restoredRecord, restoreIntoRedis } from "./archive-log.ts";
+import { restoredRecord, restoreForRetry } from "./archive-log.ts";
 import type { ArchivedDelivery, ArchivedSummary, ArchiveStore } from "./archive-store.ts";
 
 // The store's part of a WebhookReplay (contract/archive-replays.ts): the operator walked the Redis
@@ -172,13 +172,19 @@ export class ArchiveReplayer {
     if (ids.length === 0) return 0;
     const archived = await this.#onlyInStore(keys, ids);
     // honoured already (by the Redis walk, or by this walk before a crash): counted as the
-    // operator counts them, and not written back into Redis for nothing
+    // operator counts them, and not written back into Redis for nothing; a phase the replay does
+    // not take stays in the store, and the retry script refuses it (counted as skipped)
     const honoured = new Set<string>();
     for (const [id, delivery] of archived) {
-      if (delivery.retryTokens.includes(request.token)) honoured.add(id);
-      // a phase the replay does not take: the retry script refuses it (counted as skipped)
-      else if ((request.phases as readonly string[]).includes(delivery.record.phase))
-        await restoreIntoRedis(redis, keys, delivery, limits.retentionMs);
+      const restored = await restoreForRetry(
+        redis,
+        keys,
+        delivery,
+        request.token,
+        request.phases,
+        limits.retentionMs,
+      );
+      if (restored === "already-honoured") honoured.add(id);
     }
     const outcomes = await requestRetries(
       redis,
