@@ -7,18 +7,9 @@ import { readDeliveries } from "../contract/deliveries.ts";
 import { deliveryId } from "../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, type Keyspace, keyspace } from "../contract/keys.ts";
 import { type NamespaceRoutingInput, writeNamespaceRouting } from "../contract/routing-config.ts";
-import { freePort } from "../test/env/ports.ts";
-import { type ManagedProcess, startProcess } from "../test/env/process.ts";
-import {
-  ADMIN_TOKEN,
-  api,
-  eventually,
-  INGEST_TOKEN,
-  TEST_ENCRYPTION_KEYS,
-  TEST_SECRET_BOX,
-  testRouting,
-  uniqueKeyTag,
-} from "../test/support/fixtures.ts";
+import type { ManagedProcess } from "../test/env/process.ts";
+import { startDispatcherProcess } from "../test/support/dispatcher-process.ts";
+import { api, eventually, TEST_SECRET_BOX, testRouting, uniqueKeyTag } from "../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../test/support/receiver.ts";
 
 // Dispatchers as real processes (`node dispatcher/main.ts`), killed the hard way and the polite way.
@@ -55,47 +46,20 @@ interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** A dispatcher process (test/support/dispatcher-process.ts), stopped after each test. */
 async function spawnDispatcher(
   keyTag: string,
   name: string,
   env: Record<string, string> = {},
 ): Promise<Child> {
-  const port = await freePort();
-  const child = startProcess(name, process.execPath, ["dispatcher/main.ts"], {
-    logFile: join(logDir, `${name}.log`),
-    env: {
-      ...process.env,
-      DISPATCHER_REDIS_URL: inject("redisUrl"),
-      DISPATCHER_KEY_TAG: keyTag,
-      DISPATCHER_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
-      DISPATCHER_HOST: "127.0.0.1",
-      DISPATCHER_PORT: String(port),
-      DISPATCHER_INGEST_TOKENS: INGEST_TOKEN,
-      DISPATCHER_ADMIN_TOKENS: ADMIN_TOKEN,
-      DISPATCHER_ALLOWED_DESTINATIONS: "127.0.0.1",
-      DISPATCHER_CONSUMER_NAME: name,
-      DISPATCHER_CLAIM_IDLE_MS: "1000",
-      DISPATCHER_SCHEDULER_TICK_MS: "20",
-      DISPATCHER_ROUTING_POLL_MS: "200",
-      DISPATCHER_LOG_LEVEL: "info",
-      ...env,
-    },
-  });
+  const started = await startDispatcherProcess({ name, redisUrl: inject("redisUrl"), keyTag, logDir, env });
+  const child = started.proc;
   children.push(child);
+  // ready, so still running: its exit is yet to come
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.child.once("exit", (code, signal) => resolve({ code, signal })),
   );
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(
-    async () => {
-      if (child.child.exitCode !== null) throw new Error(`${name} exited with ${child.child.exitCode}`);
-      const response = await fetch(`${url}/readyz`).catch(() => null);
-      return response?.status === 200 ? true : undefined;
-    },
-    15_000,
-    `${name} to be ready`,
-  );
-  return { process: child, url, exited };
+  return { process: child, url: started.url, exited };
 }
 
 async function ingest(url: string, ids: string[], type: string): Promise<void> {
