@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../contract/delivery-id.ts";
-import { tokenDigest, writeNamespaceRouting } from "../contract/routing-config.ts";
+import { tokenDigest } from "../contract/routing-config.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher/dispatcher.ts";
 import { launchBrowser, type TestBrowser } from "../test/support/browser.ts";
 import {
@@ -11,7 +11,7 @@ import {
   api,
   eventually,
   INGEST_TOKEN,
-  TEST_SECRET_BOX,
+  routeNamespaces,
   testRouting,
   testSettings,
 } from "../test/support/fixtures.ts";
@@ -56,16 +56,12 @@ beforeAll(async () => {
   );
   // FAILED deliveries to /crm are the point: the circuit breaker (on by default) would hold them QUEUED
   routing.delivery = { ...routing.delivery!, timeoutMs: 5_000, circuitBreaker: { consecutiveFailures: 0 } };
-  await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-  const revision = await writeNamespaceRouting(
-    redis,
+  await routeNamespaces(redis, dispatcher, [
+    routing,
     testRouting("globex", [
       { name: "scheduling", event: "appointment.completed", url: receiver.url("/sched") },
     ]),
-    dispatcher.keys,
-    TEST_SECRET_BOX,
-  );
-  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+  ]);
   const events = [
     { type: "payment.received", namespace: "acme", id: "pay-311", data: { paymentId: "P-311", amount: 120 } },
     { type: "appointment.completed", namespace: "globex", id: "appt-77", data: { appointmentId: "A-77" } },

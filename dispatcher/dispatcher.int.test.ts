@@ -13,6 +13,7 @@ import {
   api,
   eventually,
   OTHER_SECRET,
+  routeNamespaces,
   SECRET,
   TEST_SECRET_BOX,
   testRouting,
@@ -53,12 +54,7 @@ async function start(
 
 /** Writes a namespace's routing and waits until the dispatcher applies it. */
 async function applyRouting(routing: NamespaceRoutingInput): Promise<void> {
-  const revision = await writeNamespaceRouting(redis, routing, dispatcher!.keys, TEST_SECRET_BOX);
-  await eventually(
-    () => (dispatcher!.routingRevision() >= revision ? true : undefined),
-    2_000,
-    "routing applied",
-  );
+  await routeNamespaces(redis, dispatcher!, [routing], 2_000);
 }
 
 async function ingest(

@@ -2,12 +2,12 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliveryPage, DeliverySummary } from "../../contract/delivery-log.ts";
-import { tokenDigest, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { tokenDigest } from "../../contract/routing-config.ts";
 import {
   api,
   eventually,
   INGEST_TOKEN,
-  TEST_SECRET_BOX,
+  routeNamespaces,
   testRouting,
   testSettings,
 } from "../../test/support/fixtures.ts";
@@ -40,8 +40,7 @@ beforeAll(async () => {
   receiver = await startReceiver();
   receiver.on("/down", { kind: "respond", status: 500 });
   dispatcher = await startDispatcher(testSettings(inject("redisUrl")));
-  let revision = await writeNamespaceRouting(
-    redis,
+  await routeNamespaces(redis, dispatcher, [
     testRouting(
       "team-a",
       [
@@ -50,18 +49,10 @@ beforeAll(async () => {
       ],
       { eventLogTokenDigests: [tokenDigest(TEAM_A_LOG_TOKEN)], delivery: UNHURRIED },
     ),
-    dispatcher.keys,
-    TEST_SECRET_BOX,
-  );
-  revision = await writeNamespaceRouting(
-    redis,
     testRouting("team-b", [{ name: "jobs", event: "job.created", url: receiver.url("/up") }], {
       delivery: UNHURRIED,
     }),
-    dispatcher.keys,
-    TEST_SECRET_BOX,
-  );
-  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+  ]);
   const events = [];
   for (let i = 0; i < EVENTS; i++) {
     events.push(
@@ -250,16 +241,12 @@ describe("a namespace's own event log token", () => {
 
   it("retries its namespace's deliveries only", async () => {
     receiver.on("/down", { kind: "respond", status: 500 });
-    const revision = await writeNamespaceRouting(
-      redis,
+    await routeNamespaces(redis, dispatcher, [
       testRouting("team-b", [
         { name: "jobs", event: "job.created", url: receiver.url("/up") },
         { name: "payments", event: "payment.received", url: receiver.url("/down") },
       ]),
-      dispatcher.keys,
-      TEST_SECRET_BOX,
-    );
-    await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+    ]);
     const late = [
       { type: "payment.received", namespace: "team-a", id: "a-late", data: {} },
       { type: "payment.received", namespace: "team-b", id: "b-late", data: {} },

@@ -2,13 +2,13 @@ import { request as httpRequest } from "node:http";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readEvent } from "../../contract/deliveries.ts";
-import { tokenDigest, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import { tokenDigest } from "../../contract/routing-config.ts";
 import {
   ADMIN_TOKEN,
   api,
   eventually,
   INGEST_TOKEN,
-  TEST_SECRET_BOX,
+  routeNamespaces,
   testRouting,
   testSettings,
 } from "../../test/support/fixtures.ts";
@@ -25,13 +25,9 @@ beforeAll(async () => {
   dispatcher = await startDispatcher(
     testSettings(inject("redisUrl"), { maxEventBytes: 1024, maxBatchEvents: 5 }),
   );
-  const revision = await writeNamespaceRouting(
-    redis,
+  await routeNamespaces(redis, dispatcher, [
     testRouting("team-a", [{ name: "jobs", event: "job.created", url: receiver.url("/jobs") }]),
-    dispatcher.keys,
-    TEST_SECRET_BOX,
-  );
-  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+  ]);
 });
 afterAll(async () => {
   await dispatcher.stop();
@@ -311,14 +307,10 @@ describe("a namespace's own ingest token", () => {
 
   beforeAll(async () => {
     const hooks = [{ name: "jobs", event: "job.created" as const, url: receiver.url("/jobs") }];
-    await writeNamespaceRouting(redis, testRouting("team-b", hooks), dispatcher.keys, TEST_SECRET_BOX);
-    const revision = await writeNamespaceRouting(
-      redis,
+    await routeNamespaces(redis, dispatcher, [
+      testRouting("team-b", hooks),
       testRouting("team-a", hooks, { ingestTokenDigests: [tokenDigest(TEAM_A_TOKEN)] }),
-      dispatcher.keys,
-      TEST_SECRET_BOX,
-    );
-    await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+    ]);
   });
 
   it("publishes into its namespace", async () => {

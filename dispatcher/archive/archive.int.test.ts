@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
 import pino from "pino";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { parseStatusEntry, readDelivery } from "../../contract/deliveries.ts";
 import { copyDeliveryId, deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
@@ -9,28 +8,29 @@ import { keyspace } from "../../contract/keys.ts";
 import { notificationPayload } from "../../contract/notification.ts";
 import { onePartition } from "../../contract/partitions.ts";
 import { archivesToStore, readRestoreRequests, requestRestore } from "../../contract/restore-requests.ts";
-import {
-  type NamespaceRoutingInput,
-  tokenDigest,
-  writeNamespaceRouting,
-} from "../../contract/routing-config.ts";
+import { type NamespaceRoutingInput, tokenDigest } from "../../contract/routing-config.ts";
 import {
   answeredMissing,
   MISSING_ANSWER_TTL_MS,
   readStatusRequests,
   requestStatus,
 } from "../../contract/status-requests.ts";
-import { createDatabase, startPostgres, type TestPostgres } from "../../test/env/postgres.ts";
+import {
+  freshDatabase,
+  postgresServer,
+  receiver,
+  redis,
+  useArchiveFrame,
+} from "../../test/support/archive-frame.ts";
 import {
   api,
   eventually,
-  TEST_SECRET_BOX,
+  routeNamespaces,
   testRouting,
   testSettings,
   uniqueKeyTag,
 } from "../../test/support/fixtures.ts";
 import { type V1Event, v1Fanout, v1Settle } from "../../test/support/format1.ts";
-import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import type { SettingsInput } from "../config.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 import { createMetrics } from "../metrics.ts";
@@ -42,35 +42,20 @@ import {
 } from "./archive-store.ts";
 import { Archiver } from "./archiver.ts";
 
-// The durable log store against a real PostgreSQL 15 (initdb + postgres started here, one
-// database per test) and the run's real Redis; deliveries go to a real receiver on 127.0.0.1.
+// The durable log store against a real PostgreSQL 15 (initdb + postgres, one database per test:
+// test/support/archive-frame.ts) and the run's real Redis; deliveries go to a real receiver on
+// 127.0.0.1.
 
-let postgresServer: TestPostgres;
-let redis: Redis;
-let receiver: Receiver;
+useArchiveFrame();
 let dispatcher: Dispatcher | undefined;
 const stores: ArchiveStore[] = [];
 
-beforeAll(async () => {
-  postgresServer = await startPostgres();
-  redis = new Redis(inject("redisUrl"));
-  receiver = await startReceiver();
-}, 60_000);
-afterAll(async () => {
-  await receiver.close();
-  redis.disconnect();
-  await postgresServer.destroy();
-});
 afterEach(async () => {
   await dispatcher?.stop();
   dispatcher = undefined;
   readers.clear();
   await Promise.all(stores.splice(0).map((store) => store.close()));
 });
-
-async function database(): Promise<string> {
-  return createDatabase(postgresServer, `t_${randomUUID().replaceAll("-", "").slice(0, 12)}`);
-}
 
 function storeOf(url: string, retentionDays = 30): ArchiveStore {
   const store = new ArchiveStore({ url, retentionDays, max: 2 });
@@ -93,10 +78,7 @@ async function start(
       ...overrides,
     }),
   );
-  for (const routing of routings) {
-    const revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
-  }
+  await routeNamespaces(redis, dispatcher, routings);
   return dispatcher;
 }
 
@@ -184,7 +166,7 @@ const uniquePath = (name: string) => `/archive-${name}-${++paths}`;
 
 describe("durable log store (PostgreSQL)", () => {
   it("archives SENT and FAILED deliveries with payload and attempts; Redis keeps them only for the hot window; the log API then serves them from Postgres", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const ok = uniquePath("ok");
     const bad = uniquePath("bad");
     receiver.on(bad, { kind: "respond", status: 500 });
@@ -251,13 +233,9 @@ describe("durable log store (PostgreSQL)", () => {
 
     // another namespace's event log token: what only Postgres has is as absent for it as Redis's
     const otherToken = "other-namespace-log-token-0123456789";
-    const revision = await writeNamespaceRouting(
-      redis,
+    await routeNamespaces(redis, dispatcher!, [
       testRouting("arch-other", [], { eventLogTokenDigests: [tokenDigest(otherToken)] }),
-      dispatcher!.keys,
-      TEST_SECRET_BOX,
-    );
-    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+    ]);
     expect(
       await api(dispatcher!.url, "GET", `/v1/deliveries/${failed}`, undefined, otherToken),
     ).toMatchObject({
@@ -273,7 +251,7 @@ describe("durable log store (PostgreSQL)", () => {
   it.each([1, 3])(
     "lists every delivery exactly once across Redis and Postgres, page by page (%i partitions)",
     async (partitions) => {
-      const url = await database();
+      const url = await freshDatabase();
       const path = uniquePath("many");
       await start(
         url,
@@ -309,14 +287,13 @@ describe("durable log store (PostgreSQL)", () => {
     ]);
     // first without a store
     dispatcher = await startDispatcher(testSettings(inject("redisUrl"), { keyTag }));
-    const revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+    await routeNamespaces(redis, dispatcher!, [routing]);
     for (let i = 0; i < 3; i++) await ingest("arch-f", `before-${i}`);
     await receiver.waitForRequests(3, path);
     await dispatcher.stop();
     dispatcher = undefined;
     // then with one: the three are adopted and archived
-    const url = await database();
+    const url = await freshDatabase();
     await start(url, [routing], { keyTag });
     const ids = Array.from({ length: 3 }, (_, i) => deliveryId("arch-f", `before-${i}`, "hook"));
     await eventually(
@@ -353,7 +330,7 @@ describe("durable log store (PostgreSQL)", () => {
     expect(await redis.zcard(keys.legacyLog.all)).toBe(2);
     expect(await redis.exists(keys.logAll)).toBe(0);
 
-    const url = await database();
+    const url = await freshDatabase();
     await start(url, [testRouting(ns, [])], { keyTag });
     const ids = [sent!.id, failed!.id];
     await eventually(
@@ -407,7 +384,7 @@ describe("durable log store (PostgreSQL)", () => {
     const archiver = new Archiver({
       redis,
       partitions: onePartition(keys),
-      store: storeOf(await database()),
+      store: storeOf(await freshDatabase()),
       consumer: "test",
       hotWindowMs: 1_000,
       batchSize: 100,
@@ -424,7 +401,7 @@ describe("durable log store (PostgreSQL)", () => {
   });
 
   it("a FAILED delivery that only Postgres still has is retried: back into Redis, delivered again, the token honoured once", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("retry");
     let answer = 500;
     receiver.on(path, () => ({ kind: "respond", status: answer }));
@@ -461,7 +438,7 @@ describe("durable log store (PostgreSQL)", () => {
   });
 
   it("serves the operator's retry of a delivery only Postgres has (a restore request): back into Redis, sent again, the token once, never across namespaces", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("restore");
     let answer = 500;
     receiver.on(path, () => ({ kind: "respond", status: answer }));
@@ -505,7 +482,7 @@ describe("durable log store (PostgreSQL)", () => {
   });
 
   it("answers the mirror's status requests: what the store has back in Redis for the hot window with a status entry, 'missing' for what it lacks or another namespace asks; Postgres down, the request waits", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("status");
     await start(url, [
       testRouting("arch-s", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
@@ -615,7 +592,7 @@ describe("durable log store (PostgreSQL)", () => {
   }, 60_000);
 
   it("retries by filter the FAILED deliveries only Postgres still has, each once per token", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("bulk");
     let answer = 500;
     receiver.on(path, () => ({ kind: "respond", status: answer }));
@@ -658,7 +635,7 @@ describe("durable log store (PostgreSQL)", () => {
   });
 
   it("GET /v1/events/{namespace}/{id} answers from Postgres once Redis no longer has the event record: the same body; another namespace, an unknown id 404; Postgres down 503", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("event");
     const otherToken = "other-namespace-log-token-0123456789";
     await start(url, [
@@ -765,7 +742,7 @@ describe("durable log store (PostgreSQL)", () => {
   }, 60_000);
 
   it("survives Postgres being down: the backlog grows in Redis and in the metric, nothing is lost, all is archived after the restart", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("outage");
     await start(url, [
       testRouting("arch-d", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
@@ -853,7 +830,7 @@ describe("archive store", () => {
   }
 
   it("writes idempotently: the same batch twice, or an older version, changes nothing", async () => {
-    const store = storeOf(await database());
+    const store = storeOf(await freshDatabase());
     await store.migrate();
     const now = Date.now();
     const batch = [archived("a", now - 1_000, 3), archived("b", now - 2_000, 2, "FAILED")];
@@ -867,7 +844,7 @@ describe("archive store", () => {
   });
 
   it("two archivers on the same pending deliveries archive each once", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const path = uniquePath("two");
     // the dispatcher's own archiver stays out: another consumer holds the partition's lease
     const keyTag = `t-${randomUUID().slice(0, 8)}`;
@@ -906,7 +883,7 @@ describe("archive store", () => {
   });
 
   it("retention drops whole day partitions and keeps the recent ones", async () => {
-    const url = await database();
+    const url = await freshDatabase();
     const day = 86_400_000;
     const now = Date.now();
     const wide = storeOf(url, 30);

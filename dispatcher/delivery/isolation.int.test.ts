@@ -2,8 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import { api, eventually, routeNamespaces, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 
@@ -34,8 +33,7 @@ beforeAll(async () => {
       shutdownGraceMs: 200,
     }),
   );
-  const revision = await writeNamespaceRouting(
-    redis,
+  await routeNamespaces(redis, dispatcher, [
     testRouting(
       "iso",
       [
@@ -44,10 +42,7 @@ beforeAll(async () => {
       ],
       { delivery: { maxAttempts: 1, timeoutMs: 1_000 } },
     ),
-    dispatcher.keys,
-    TEST_SECRET_BOX,
-  );
-  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined));
+  ]);
 });
 afterAll(async () => {
   await dispatcher.stop();

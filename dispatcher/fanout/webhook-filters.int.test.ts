@@ -7,8 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { readEvent } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { FILTER_ITERATION_BUDGET } from "../../contract/event-filter.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
-import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../../test/support/fixtures.ts";
+import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
+import { api, routeNamespaces, testRouting, testSettings } from "../../test/support/fixtures.ts";
 import { type Receiver, startReceiver } from "../../test/support/receiver.ts";
 import { type Dispatcher, startDispatcher } from "../dispatcher.ts";
 
@@ -31,8 +31,7 @@ afterEach(async () => {
 
 async function start(routing: NamespaceRoutingInput): Promise<Dispatcher> {
   dispatcher = await startDispatcher(testSettings(inject("redisUrl")));
-  const revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-  await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 2_000, "routing");
+  await routeNamespaces(redis, dispatcher!, [routing], 2_000);
   return dispatcher;
 }
 

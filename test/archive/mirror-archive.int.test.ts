@@ -1,20 +1,17 @@
-import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { readStatusRequests } from "../../contract/status-requests.ts";
 import { ArchiveStore } from "../../dispatcher/archive/archive-store.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import { FairLimiter } from "../../operator/mirror/fair-limiter.ts";
 import { WebhookEventMirror } from "../../operator/mirror/mirror.ts";
 import { TokenBucket } from "../../operator/mirror/rate-limiter.ts";
-import { createDatabase, startPostgres, type TestPostgres } from "../env/postgres.ts";
+import { freshDatabase, receiver, redis, useArchiveFrame } from "../support/archive-frame.ts";
 import { FakeWebhookEventApi } from "../support/fake-webhook-event-api.ts";
-import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
-import { type Receiver, startReceiver } from "../support/receiver.ts";
+import { api, eventually, routeNamespaces, testRouting, testSettings } from "../support/fixtures.ts";
 
 // The WebhookEvent mirror beside a dispatcher that archives into a real PostgreSQL: a QUEUED
 // WebhookEvent whose record is gone from Redis is not marked Lost while the store has the delivery
@@ -24,24 +21,12 @@ import { type Receiver, startReceiver } from "../support/receiver.ts";
 // receiver on 127.0.0.1 are real.
 
 const HOOK_UID = "hook-uid";
-let postgresServer: TestPostgres;
-let redis: Redis;
-let receiver: Receiver;
+useArchiveFrame();
 let dispatcher: Dispatcher | undefined;
 const mirrors: WebhookEventMirror[] = [];
 const connections: Redis[] = [];
 const stores: ArchiveStore[] = [];
 
-beforeAll(async () => {
-  postgresServer = await startPostgres();
-  redis = new Redis(inject("redisUrl"));
-  receiver = await startReceiver();
-}, 60_000);
-afterAll(async () => {
-  await receiver.close();
-  redis.disconnect();
-  await postgresServer.destroy();
-});
 afterEach(async () => {
   for (const mirror of mirrors.splice(0)) await mirror.stop();
   for (const connection of connections.splice(0)) connection.disconnect();
@@ -52,7 +37,7 @@ afterEach(async () => {
 
 /** A dispatcher archiving into a fresh database, with a 2 s hot window and fast rounds. */
 async function startArchiving(namespace: string, path: string, partitions: number): Promise<Dispatcher> {
-  const url = await createDatabase(postgresServer, `t_${randomUUID().replaceAll("-", "").slice(0, 12)}`);
+  const url = await freshDatabase();
   dispatcher = await startDispatcher(
     testSettings(inject("redisUrl"), {
       postgresUrl: url,
@@ -74,8 +59,7 @@ async function startArchiving(namespace: string, path: string, partitions: numbe
       },
     },
   );
-  const revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-  await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+  await routeNamespaces(redis, dispatcher!, [routing]);
   stores.push(new ArchiveStore({ url, retentionDays: 30, max: 1 }));
   return dispatcher;
 }

@@ -9,7 +9,7 @@ import { deliveryId } from "../../contract/delivery-id.ts";
 import type { DeliverySummary } from "../../contract/delivery-log.ts";
 import { keySlot, partitionTags } from "../../contract/partitions.ts";
 import type { DeliveryPhase, DeliveryRecord } from "../../contract/records.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
 import type { SettingsInput } from "../../dispatcher/config.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import type { WebhookEvent } from "../../operator/api/v1alpha1/index.ts";
@@ -19,7 +19,7 @@ import { type MirrorWrites, WebhookEventMirror } from "../../operator/mirror/mir
 import { TokenBucket } from "../../operator/mirror/rate-limiter.ts";
 import { askForRetry } from "../../operator/retry/retry.ts";
 import { startRedisCluster, type TestRedisCluster } from "../env/redis-cluster.ts";
-import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
+import { api, eventually, routeNamespaces, testRouting, testSettings } from "../support/fixtures.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 
 // The data plane on a real Redis Cluster of 3 masters (redis-server in cluster mode on loopback,
@@ -56,10 +56,7 @@ async function start(routings: NamespaceRoutingInput[], overrides: Partial<Setti
       ...overrides,
     } as Partial<SettingsInput>),
   );
-  let revision = 0;
-  for (const routing of routings)
-    revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
-  await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+  await routeNamespaces(redis, dispatcher, routings);
   return dispatcher;
 }
 

@@ -11,13 +11,12 @@ import { deliveryId } from "../../contract/delivery-id.ts";
 import { CONSUMER_GROUPS, keyspace } from "../../contract/keys.ts";
 import { readRecordLimits } from "../../contract/record-limits.ts";
 import { redisAclRules } from "../../contract/redis-acl.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import { startRedis, type TestRedis } from "../env/redis.ts";
 import {
   api,
   eventually,
-  TEST_SECRET_BOX,
+  routeNamespaces,
   testRouting,
   testSettings,
   uniqueKeyTag,
@@ -74,8 +73,7 @@ afterAll(async () => {
 describe("Redis ACL users over TLS", () => {
   it("carries the whole path: operator writes routing, dispatcher delivers, operator retries", async () => {
     receiver.on("/acl", (_request, count) => ({ kind: "respond", status: count === 1 ? 500 : 200 }));
-    const revision = await writeNamespaceRouting(
-      operatorRedis,
+    await routeNamespaces(operatorRedis, dispatcher, [
       testRouting(
         "team-a",
         [
@@ -97,10 +95,7 @@ describe("Redis ACL users over TLS", () => {
           },
         },
       ),
-      keys,
-      TEST_SECRET_BOX,
-    );
-    await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined), 5_000, "routing");
+    ]);
 
     const published = await api(dispatcher.url, "POST", "/v1/events", {
       type: "job.created",

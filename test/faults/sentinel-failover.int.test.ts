@@ -3,10 +3,9 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeRedis, connectRedis, RedisConnectionSchema } from "../../common/redis-connection.ts";
 import { readDelivery } from "../../contract/deliveries.ts";
-import { writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import { type Failover, type SentinelGroup, startSentinelGroup } from "../env/sentinel.ts";
-import { eventually, INGEST_TOKEN, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
+import { eventually, INGEST_TOKEN, routeNamespaces, testRouting, testSettings } from "../support/fixtures.ts";
 import { faultRow, reportRow } from "./fault-table.ts";
 import {
   account,
@@ -94,19 +93,11 @@ describe("Redis Sentinel", () => {
         redisSentinelMaster: group.masterName,
       }),
     );
-    const keys = dispatcher.keys;
-    const revision = await writeNamespaceRouting(
-      admin,
-      testRouting(NAMESPACE, [{ name: WEBHOOK, event: "job.created", url: receiver.url(PATH) }]),
-      keys,
-      TEST_SECRET_BOX,
-    );
     const started = dispatcher;
-    await eventually(
-      () => (started.routingRevision() >= revision ? true : undefined),
-      5_000,
-      "routing applied",
-    );
+    const keys = started.keys;
+    await routeNamespaces(admin, dispatcher, [
+      testRouting(NAMESPACE, [{ name: WEBHOOK, event: "job.created", url: receiver.url(PATH) }]),
+    ]);
 
     // load, then the primary's death mid-load, then load for a while on the promoted replica
     const load = startLoad({

@@ -1,7 +1,5 @@
-import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import {
   readArchiveReplayProgress,
   readArchiveReplays,
@@ -9,14 +7,13 @@ import {
 } from "../../contract/archive-replays.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import type { Keyspace } from "../../contract/keys.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
 import { ArchiveStore } from "../../dispatcher/archive/archive-store.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import { replayToken } from "../../operator/replay/replay.ts";
-import { createDatabase, startPostgres, type TestPostgres } from "../env/postgres.ts";
+import { freshDatabase, receiver, redis, useArchiveFrame } from "../support/archive-frame.ts";
 import { fakeReplay } from "../support/fake-replay.ts";
-import { api, eventually, TEST_SECRET_BOX, testRouting, testSettings } from "../support/fixtures.ts";
-import { type Receiver, startReceiver } from "../support/receiver.ts";
+import { api, eventually, routeNamespaces, testRouting, testSettings } from "../support/fixtures.ts";
 
 // A WebhookReplay when the dispatchers archive to a durable log store: Redis's log reaches back to
 // the archive horizon only, the rest is in PostgreSQL. The operator's reconciler (the API server
@@ -24,22 +21,10 @@ import { type Receiver, startReceiver } from "../support/receiver.ts";
 // which walks the store with the replay's token: real PostgreSQL, real Redis, a real dispatcher
 // delivering to a real receiver on 127.0.0.1.
 
-let postgresServer: TestPostgres;
-let redis: Redis;
-let receiver: Receiver;
+useArchiveFrame();
 let dispatcher: Dispatcher | undefined;
 let store: ArchiveStore | undefined;
 
-beforeAll(async () => {
-  postgresServer = await startPostgres();
-  redis = new Redis(inject("redisUrl"));
-  receiver = await startReceiver();
-}, 60_000);
-afterAll(async () => {
-  await receiver.close();
-  redis.disconnect();
-  await postgresServer.destroy();
-});
 afterEach(async () => {
   await dispatcher?.stop();
   dispatcher = undefined;
@@ -53,7 +38,7 @@ async function start(
   hotWindowMs: number,
   others: NamespaceRoutingInput[] = [],
 ): Promise<Dispatcher> {
-  const url = await createDatabase(postgresServer, `r_${randomUUID().replaceAll("-", "").slice(0, 12)}`);
+  const url = await freshDatabase("r");
   store = new ArchiveStore({ url, retentionDays: 30, max: 1 });
   dispatcher = await startDispatcher(
     testSettings(inject("redisUrl"), {
@@ -63,10 +48,7 @@ async function start(
       maintenanceIntervalMs: 200,
     }),
   );
-  for (const each of [routing, ...others]) {
-    const revision = await writeNamespaceRouting(redis, each, dispatcher.keys, TEST_SECRET_BOX);
-    await eventually(() => (dispatcher!.routingRevision() >= revision ? true : undefined), 5_000, "routing");
-  }
+  await routeNamespaces(redis, dispatcher, [routing, ...others]);
   return dispatcher;
 }
 

@@ -6,15 +6,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { readDelivery } from "../../contract/deliveries.ts";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { keyspace } from "../../contract/keys.ts";
-import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
+import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import type { ReconcileResult } from "../../operator/controller/controller.ts";
 import { fakeReplay } from "../support/fake-replay.ts";
 import {
   api,
   eventually,
+  routeNamespaces,
   SECRET,
-  TEST_SECRET_BOX,
   testRouting,
   testSettings,
   uniqueKeyTag,
@@ -45,21 +45,22 @@ afterAll(async () => {
 });
 
 async function route(webhooks: NamespaceRoutingInput["webhooks"]): Promise<void> {
-  const revision = await writeNamespaceRouting(
+  await routeNamespaces(
     redis,
-    testRouting(NS, webhooks, {
-      delivery: {
-        maxAttempts: 2,
-        timeoutMs: 2_000,
-        backoff: { initialDelayMs: 20, maxDelayMs: 20, multiplier: 1 },
-        // the old webhook's deliveries must spend their attempts and end FAILED
-        circuitBreaker: { consecutiveFailures: 0 },
-      },
-    }),
-    keys,
-    TEST_SECRET_BOX,
+    dispatcher,
+    [
+      testRouting(NS, webhooks, {
+        delivery: {
+          maxAttempts: 2,
+          timeoutMs: 2_000,
+          backoff: { initialDelayMs: 20, maxDelayMs: 20, multiplier: 1 },
+          // the old webhook's deliveries must spend their attempts and end FAILED
+          circuitBreaker: { consecutiveFailures: 0 },
+        },
+      }),
+    ],
+    10_000,
   );
-  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined), 10_000, "routing");
 }
 
 /** The replay, its window ending a second from now; `run` reconciles it as a new operator would. */

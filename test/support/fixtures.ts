@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
+import type { Keyspace } from "../../contract/keys.ts";
+import type { RedisClient } from "../../contract/redis-client.ts";
+import { type NamespaceRoutingInput, writeNamespaceRouting } from "../../contract/routing-config.ts";
 import { secretBox } from "../../contract/secret-box.ts";
 import { type Settings, type SettingsInput, SettingsSchema } from "../../dispatcher/config.ts";
 
@@ -63,6 +65,22 @@ export function testRouting(
     webhooks,
     ...overrides,
   };
+}
+
+/**
+ * Writes each routing as the operator does (sealed with TEST_SECRET_BOX), then waits until the
+ * dispatcher has applied the last: it refuses a namespace's events until then.
+ */
+export async function routeNamespaces(
+  redis: RedisClient,
+  dispatcher: { readonly keys: Keyspace; routingRevision(): number },
+  routings: readonly NamespaceRoutingInput[],
+  timeoutMs = 5_000,
+): Promise<void> {
+  let revision = 0;
+  for (const routing of routings)
+    revision = await writeNamespaceRouting(redis, routing, dispatcher.keys, TEST_SECRET_BOX);
+  await eventually(() => (dispatcher.routingRevision() >= revision ? true : undefined), timeoutMs, "routing");
 }
 
 /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
