@@ -136,7 +136,11 @@ kind-install: helm ## helm upgrade --install the chart (embedded Redis) and the 
 	  --set image.repository=$(firstword $(subst :, ,$(IMAGE))) --set image.tag=$(lastword $(subst :, ,$(IMAGE))) \
 	  --set image.pullPolicy=Never --set redis.embedded.enabled=true \
 	  --set 'dispatcher.allowedDestinations={10.96.0.0/12}' --wait --timeout 5m
-	sed 's|image: dataforce-webhooks:dev|image: $(IMAGE)|' test/kind/demo.yaml | $(KIND_KUBECTL) apply -f -
+	@# right after a first install the API server refuses Webhooks until the new admission policy
+	@# resolves its parameter kind (up to ~30 s: README, failure modes): apply again until admitted
+	@for i in $$(seq 30); do \
+	  sed 's|image: dataforce-webhooks:dev|image: $(IMAGE)|' test/kind/demo.yaml | $(KIND_KUBECTL) apply -f - && exit 0; \
+	  echo "kind-install: not admitted yet, again in 2 s" >&2; sleep 2; done; exit 1
 	$(KIND_KUBECTL) -n demo rollout status deploy/demo-receiver --timeout 2m
 
 # Runs inside a dispatcher pod (its node, its port): no port-forward, no curl needed. Arguments:
