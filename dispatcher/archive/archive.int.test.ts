@@ -279,6 +279,86 @@ describe("durable log store (PostgreSQL)", () => {
     },
   );
 
+  it("a delivery held QUEUED past the hot window (an auto-paused webhook) does not hold the index horizon back: written to Postgres as it stands, listed once, archived again when done", async () => {
+    const url = await freshDatabase();
+    const held = uniquePath("held");
+    const ok = uniquePath("ok");
+    const webhooks = (autoPaused: boolean) => [
+      { name: "held", uid: "u1", event: "job.created" as const, url: receiver.url(held), autoPaused },
+      { name: "ok", uid: "u2", event: "job.created" as const, url: receiver.url(ok) },
+    ];
+    await start(url, [testRouting("arch-h", webhooks(true))], { autoPausedRecheckMs: 200 });
+    const keys = dispatcher!.keys;
+    await ingest("arch-h", "evt-h");
+    const heldId = deliveryId("arch-h", "evt-h", "held");
+    const createdAt = Date.parse((await eventually(() => readDelivery(redis, heldId, keys)))!.createdAt);
+
+    // the hot window (1 s) passes with the delivery still QUEUED: the horizon goes past it
+    await eventually(
+      async () => (Number(await redis.get(keys.archiveHorizon)) > createdAt ? true : undefined),
+      15_000,
+      "the horizon past the held delivery",
+    );
+    expect((await archivedRows(url)).get(heldId)?.phase).toBe("QUEUED");
+    expect(await redis.zscore(keys.archiveOpen, heldId)).toBeNull();
+    for (const limit of [1, 50]) {
+      const items = await listAll("arch-h", limit);
+      expect(items.filter((item) => item.id === heldId).map((item) => item.phase)).toEqual(["QUEUED"]);
+      expect(items).toHaveLength(2);
+    }
+    const queued = await api(dispatcher!.url, "GET", "/v1/deliveries?namespace=arch-h&phase=QUEUED");
+    expect((queued.body as { items: DeliverySummary[] }).items.map((item) => item.id)).toEqual([heldId]);
+    expect(receiver.requests(held)).toHaveLength(0);
+
+    // resumed: delivered, and archived again in its final version
+    await routeNamespaces(redis, dispatcher!, [testRouting("arch-h", webhooks(false))]);
+    await receiver.waitForRequests(1, held);
+    await eventually(
+      async () => ((await archivedRows(url)).get(heldId)?.phase === "SENT" ? true : undefined),
+      15_000,
+      "archived SENT",
+    );
+    const items = await listAll("arch-h", 50);
+    expect(items.filter((item) => item.id === heldId).map((item) => item.phase)).toEqual(["SENT"]);
+  });
+
+  it("a delivery Postgres has only as it stood QUEUED, whose record Redis then lost, is answered 'missing' to the mirror, not brought back", async () => {
+    const url = await freshDatabase();
+    await start(
+      url,
+      [
+        testRouting("arch-q", [
+          {
+            name: "held",
+            uid: "u1",
+            event: "job.created",
+            url: receiver.url(uniquePath("q")),
+            autoPaused: true,
+          },
+        ]),
+      ],
+      { autoPausedRecheckMs: 200 },
+    );
+    const keys = dispatcher!.keys;
+    await ingest("arch-q", "evt-q");
+    const id = deliveryId("arch-q", "evt-q", "held");
+    await eventually(
+      async () => ((await archivedRows(url)).get(id)?.phase === "QUEUED" ? true : undefined),
+      15_000,
+      "written as it stands",
+    );
+    // Redis loses the record while it is still active: the store's QUEUED row is no final state
+    await redis.del(keys.delivery(id));
+    await requestStatus(redis, keys, { deliveryId: id, namespace: "arch-q" });
+    await eventually(
+      async () =>
+        (await answeredMissing(redis, keys, { deliveryId: id, namespace: "arch-q" })) ? true : undefined,
+      10_000,
+      "answered missing",
+    );
+    expect(await redis.exists(keys.delivery(id))).toBe(0);
+  });
+
   it("archives the deliveries Redis already had when the store is configured", async () => {
     const path = uniquePath("adopt");
     const keyTag = `t-${randomUUID().slice(0, 8)}`;

@@ -60,7 +60,9 @@ const OPEN_SWEEP = 100;
  * grows (dataforce_dispatcher_archive_backlog); the next round tries again. A replica that dies
  * between the write and the mark leaves them pending: they are written again, which the upsert's
  * version guard makes harmless — so is a lease that two replicas briefly both believe they hold.
- * Each round also raises the index horizon (Keyspace.archiveHorizon) and keeps the day partitions.
+ * Each round also writes the deliveries still open past the hot window as they stand (so that they
+ * stop holding the horizon back), raises the index horizon (Keyspace.archiveHorizon) and keeps the
+ * day partitions.
  */
 export class Archiver {
   readonly #options: ArchiverOptions;
@@ -116,6 +118,7 @@ export class Archiver {
       try {
         if (await this.#holdLease(keys)) {
           archived += await this.archivePartition(keys);
+          await this.writeLongOpen(keys, now);
           await this.serveRestoreRequests(keys);
           await this.#options.replayer?.serve(keys, now);
           await this.serveStatusRequests(keys);
@@ -159,7 +162,7 @@ export class Archiver {
 
   /**
    * The mirror's questions about deliveries whose WebhookEvent is QUEUED but whose record is gone
-   * from Redis (status-requests.ts). The store has it (in the request's namespace): its record back
+   * from Redis (status-requests.ts). The store has it completed (in the request's namespace): its record back
    * into Redis for the hot window only (unless Redis has one again) and a status entry, so the
    * mirror shows its final state through its normal path. The store has none: the answer "missing",
    * for the mirror to mark it Lost. The store down: the requests wait for the next round.
@@ -172,7 +175,10 @@ export class Archiver {
       for (const { entryId, request } of entries) {
         if (request !== undefined) {
           const archived = await store.get(request.deliveryId);
-          if (archived !== null && archived.record.namespace === request.namespace) {
+          // a row written while the delivery was still QUEUED (writeLongOpen) is no final state:
+          // its record gone from Redis, the delivery was lost while active
+          const final = archived !== null && archived.record.phase !== "QUEUED";
+          if (final && archived.record.namespace === request.namespace) {
             // with its status entry, which the mirror reads it on. Redis had one again (a retry
             // since, or this request served before): nothing written, its re-check reads that one
             await restoreIntoRedis(redis, keys, archived, hotWindowMs, limits);
@@ -237,6 +243,42 @@ export class Archiver {
       if (ids.length < batchSize || removed === 0) break;
     }
     return archived;
+  }
+
+  /**
+   * Writes the partition's deliveries still open (not completed) past the hot window to the store
+   * as they stand, and takes them out of the open set, so that they stop holding the index horizon
+   * back: a delivery held for days (an auto-paused webhook, an ordered queue behind a failing
+   * head, an open circuit) would otherwise keep every namespace's log indexes in Redis from being
+   * trimmed. The store lists them from then on (in their Redis state, while Redis has one); when
+   * one completes, the settle script makes it pending and it is archived again, in its final
+   * version (the upsert keeps the newer). Returns how many were written.
+   */
+  async writeLongOpen(keys: Keyspace, now: number): Promise<number> {
+    const { redis, store, batchSize, hotWindowMs } = this.#options;
+    const ids = await redis.zrange(
+      keys.archiveOpen,
+      "-inf",
+      `(${now - hotWindowMs}`,
+      "BYSCORE",
+      "LIMIT",
+      0,
+      batchSize,
+    );
+    if (ids.length === 0) return 0;
+    const reads = await readDeliveries(redis, ids, keys);
+    const open: ArchivedDelivery[] = [];
+    reads.forEach((read, i) => {
+      const record = read && toDeliveryRecord(ids[i]!, read.view, read.event);
+      if (record && record.phase === "QUEUED")
+        open.push({ record, retryTokens: read!.view.header.retryTokens });
+    });
+    await store.write(open, now);
+    // only once written. Those completed meanwhile are pending already (the settle script moved
+    // them); those gone have nothing to write; one back in the set since (a retry of its final
+    // version) has a row as well, which the store lists in its Redis state
+    await redis.zrem(keys.archiveOpen, ...ids);
+    return open.length;
   }
 
   /**
