@@ -104,6 +104,32 @@ describe("maintenance", () => {
     expect(await redis.smembers(keys.legacyLog.indexes)).toEqual([]);
   });
 
+  it("keeps the index entries created at the horizon itself: only those before it go", async () => {
+    // the archive horizon sits at the creation time of the oldest delivery not yet archived, which
+    // every delivery of its fan-out shares: those are listed by Redis, so their entries must stay
+    const keys = keyspace(uniqueKeyTag());
+    const horizon = Date.now() - 10_000;
+    await redis.xadd(keys.logAll, `${horizon - 1}-0`, "d", "before");
+    await redis.xadd(keys.logAll, `${horizon}-0`, "d", "at");
+    await redis.zadd(keys.logFailed, horizon - 1, "before", horizon, "at");
+    await redis.zadd(keys.legacyLog.all, horizon - 1, "before", horizon, "at");
+    await redis.zadd(keys.legacyLog.namespace("ns"), horizon - 1, "before", horizon, "at");
+    await redis.sadd(keys.legacyLog.indexes, keys.legacyLog.namespace("ns"));
+    const round = new Maintenance({
+      redis,
+      keys,
+      limits: { retentionMs: 60_000, statusStreamMaxLen: 1000 },
+      intervalMs: 60_000,
+      indexHorizon: async () => horizon,
+      metrics: createMetrics(async () => null),
+      logger: pino({ level: "silent" }),
+    });
+    await round.runOnce();
+    expect((await redis.xrange(keys.logAll, "-", "+")).map(([, [, id]]) => id)).toEqual(["at"]);
+    for (const index of [keys.logFailed, keys.legacyLog.all, keys.legacyLog.namespace("ns")])
+      expect(await redis.zrange(index, 0, "-1"), index).toEqual(["at"]);
+  });
+
   it("forgets consumers of replicas long gone, but not those holding work", async () => {
     const keys = keyspace(uniqueKeyTag());
     await ensureConsumerGroup(redis, keys.deliveries, CONSUMER_GROUPS.delivery);

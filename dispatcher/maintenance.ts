@@ -104,7 +104,8 @@ async function trimLogIndexes(redis: RedisClient, keys: Keyspace, horizon: numbe
 async function trimLegacyLogIndexes(redis: RedisClient, keys: Keyspace, horizon: number): Promise<void> {
   const fixed = [keys.legacyLog.all, keys.logFailed];
   const pipeline = redis.pipeline();
-  for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", horizon);
+  // exclusive: a member created at the horizon itself is still listed by Redis (archive-log.ts)
+  for (const index of fixed) pipeline.zremrangebyscore(index, "-inf", `(${horizon}`);
   await pipeline.exec();
   let cursor = "0";
   do {
@@ -112,7 +113,7 @@ async function trimLegacyLogIndexes(redis: RedisClient, keys: Keyspace, horizon:
     cursor = next;
     if (indexes.length === 0) continue;
     const trim = redis.pipeline();
-    for (const index of indexes) trim.zremrangebyscore(index, "-inf", horizon).zcard(index);
+    for (const index of indexes) trim.zremrangebyscore(index, "-inf", `(${horizon}`).zcard(index);
     const replies = (await trim.exec()) ?? [];
     const empty = indexes.filter((_, i) => Number(replies[i * 2 + 1]?.[1]) === 0);
     if (empty.length > 0) await redis.srem(keys.legacyLog.indexes, ...empty);
