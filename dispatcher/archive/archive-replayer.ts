@@ -220,7 +220,12 @@ export class ArchiveReplayer {
       if (header.webhook === target.name) return [];
       return [copyDelivery(id, original, target, request.token, now)];
     });
-    return (await addDeliveries(redis, copies, limits, keys, now)).length;
+    // a copy made by an earlier walk (redone: a crash, an operator that lost the status) that has
+    // left Redis since is in the store: made again, it would be sent twice. Redis's own check
+    // (add-deliveries: only new ids) covers those still there
+    const made = await this.#options.store.getMany(copies.map((copy) => copy.id));
+    const fresh = copies.filter((copy) => !made.has(copy.id));
+    return made.size + (await addDeliveries(redis, fresh, limits, keys, now)).length;
   }
 
   /** The archived deliveries among `ids` that Redis has no record of (`reads`: Redis's, when read already). */

@@ -197,6 +197,28 @@ describe("a WebhookReplay over the durable log store", () => {
         .sort(),
     ).toEqual(["c-1", "c-2", "c-3"]);
 
+    // the copies are archived and leave Redis after the hot window; an operator that lost the
+    // status asks for the store's walk again: the copies the store has are not made again
+    const copyIds = copies; // a copy's webhook-id is its delivery id
+    await eventually(
+      async () => {
+        const rows = await store!.sql<{ id: string }[]>`
+          select id from dataforce_deliveries where id = any(${store!.sql.array(copyIds)}) and phase = 'SENT'`;
+        const inRedis = await Promise.all(copyIds.map((id) => redis.exists(keys.delivery(id))));
+        return rows.length === 3 && inRedis.every((count) => count === 0) ? true : undefined;
+      },
+      20_000,
+      "copies archived and gone from Redis",
+    );
+    delete replay.object.status;
+    await replay.run();
+    expect(replay.ready()).toMatchObject({
+      reason: "Complete",
+      message: "replayed: 3 of 3 matched deliveries sent to webhook new, 0 skipped",
+    });
+    await sleep(1_000);
+    expect(receiver.requests("/rc-new").slice(before)).toHaveLength(3);
+
     // a replay deleted while the dispatchers walk the store: its request is cancelled
     const token = "replay:deleted-uid:1";
     await requestArchiveReplay(
