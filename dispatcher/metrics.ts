@@ -141,7 +141,7 @@ export function createMetrics(queueSnapshot: () => Promise<QueueSnapshot | null>
   });
   const archiveErrors = new Counter({
     name: `${PREFIX}archive_errors_total`,
-    help: "Failed archiver rounds (Postgres or Redis unreachable; the deliveries stay in Redis and the next round retries).",
+    help: "Failed archiver steps (Postgres or Redis unreachable; the deliveries stay in Redis and the next round retries), and requests given up on a row the store cannot read.",
     registers: [registry],
   });
   const archiveSkipped = new Counter({

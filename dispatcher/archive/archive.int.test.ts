@@ -671,6 +671,60 @@ describe("durable log store (PostgreSQL)", () => {
     expect((await readDelivery(redis, id, keys))?.phase).toBe("SENT");
   }, 60_000);
 
+  it("a request for a row the store cannot read (another version's) is given up, and holds up neither the requests behind it nor the other steps", async () => {
+    const url = await freshDatabase();
+    const path = uniquePath("unreadable");
+    await start(url, [
+      testRouting("arch-u", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
+    ]);
+    await ingest("arch-u", "evt-u");
+    const id = deliveryId("arch-u", "evt-u", "hook");
+    const keys = dispatcher!.keys;
+    await eventually(
+      async () => ((await archivedRows(url)).get(id)?.phase === "SENT" ? true : undefined),
+      20_000,
+      "archived SENT",
+    );
+    await eventually(
+      async () => ((await redis.exists(keys.delivery(id))) === 0 ? true : undefined),
+      10_000,
+      "gone from Redis",
+    );
+    const reader = storeOf(url);
+    await reader.sql`update dataforce_deliveries set record = '{"written":"by another version"}'::jsonb where id = ${id}`;
+
+    await requestRestore(redis, keys, { deliveryId: id, token: "unreadable-1", namespace: "arch-u" });
+    await requestStatus(redis, keys, { deliveryId: id, namespace: "arch-u" });
+    const lacking = deliveryId("arch-u", "evt-never", "hook");
+    await requestStatus(redis, keys, { deliveryId: lacking, namespace: "arch-u" });
+    await eventually(
+      async () =>
+        (await answeredMissing(redis, keys, { deliveryId: lacking, namespace: "arch-u" })) ? true : undefined,
+      10_000,
+      "the request behind answered",
+    );
+    await eventually(
+      async () =>
+        (await readRestoreRequests(redis, keys, 10)).length === 0 &&
+        (await readStatusRequests(redis, keys, 10)).length === 0
+          ? true
+          : undefined,
+      10_000,
+      "the unreadable ones given up",
+    );
+    // given up, not answered: the mirror asks again later, and nothing was brought back
+    expect(await answeredMissing(redis, keys, { deliveryId: id, namespace: "arch-u" })).toBe(false);
+    expect(await redis.exists(keys.delivery(id))).toBe(0);
+    // the other steps go on: a new delivery is archived
+    await ingest("arch-u", "evt-u2");
+    const next = deliveryId("arch-u", "evt-u2", "hook");
+    await eventually(
+      async () => ((await archivedRows(url)).get(next)?.phase === "SENT" ? true : undefined),
+      20_000,
+      "archived SENT after",
+    );
+  });
+
   it("retries by filter the FAILED deliveries only Postgres still has, each once per token", async () => {
     const url = await freshDatabase();
     const path = uniquePath("bulk");

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { z } from "zod";
 import { PeriodicLoop } from "../../common/periodic-loop.ts";
 import { readDeliveries } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
@@ -116,15 +117,27 @@ export class Archiver {
     }
     for (const keys of failure === undefined ? partitions.all : []) {
       try {
-        if (await this.#holdLease(keys)) {
-          archived += await this.archivePartition(keys);
-          await this.writeLongOpen(keys, now);
-          await this.serveRestoreRequests(keys);
-          await this.#options.replayer?.serve(keys, now);
-          await this.serveStatusRequests(keys);
-        }
+        if (!(await this.#holdLease(keys))) continue;
       } catch (error) {
         failure ??= error;
+        continue;
+      }
+      // each step on its own: one that fails does not hold up the others
+      const steps = [
+        async () => {
+          archived += await this.archivePartition(keys);
+        },
+        () => this.writeLongOpen(keys, now),
+        () => this.serveRestoreRequests(keys),
+        () => this.#options.replayer?.serve(keys, now),
+        () => this.serveStatusRequests(keys),
+      ];
+      for (const step of steps) {
+        try {
+          await step();
+        } catch (error) {
+          failure ??= error;
+        }
       }
     }
     await this.#observeBacklog();
@@ -147,11 +160,15 @@ export class Archiver {
     const served: string[] = [];
     try {
       for (const request of requests) {
-        const { outcome } = await retry(request.deliveryId, request.token, { namespace: request.namespace });
-        logger.info(
-          { deliveryId: request.deliveryId, namespace: request.namespace, outcome },
-          "retry of an archived delivery served",
-        );
+        await this.#servingOne(request.deliveryId, "retry", async () => {
+          const { outcome } = await retry(request.deliveryId, request.token, {
+            namespace: request.namespace,
+          });
+          logger.info(
+            { deliveryId: request.deliveryId, namespace: request.namespace, outcome },
+            "retry of an archived delivery served",
+          );
+        });
         served.push(request.entryId);
       }
     } finally {
@@ -162,10 +179,11 @@ export class Archiver {
 
   /**
    * The mirror's questions about deliveries whose WebhookEvent is QUEUED but whose record is gone
-   * from Redis (status-requests.ts). The store has it completed (in the request's namespace): its record back
-   * into Redis for the hot window only (unless Redis has one again) and a status entry, so the
-   * mirror shows its final state through its normal path. The store has none: the answer "missing",
-   * for the mirror to mark it Lost. The store down: the requests wait for the next round.
+   * from Redis (status-requests.ts). The store has it completed (in the request's namespace): its
+   * record back into Redis for the hot window only (unless Redis has one again) and a status entry,
+   * so the mirror shows its final state through its normal path. The store has none, or only as it
+   * stood QUEUED: the answer "missing", for the mirror to mark it Lost. The store down: the
+   * requests wait for the next round.
    */
   async serveStatusRequests(keys: Keyspace): Promise<number> {
     const { redis, store, hotWindowMs, limits, logger } = this.#options;
@@ -173,33 +191,57 @@ export class Archiver {
     const answered: string[] = [];
     try {
       for (const { entryId, request } of entries) {
-        if (request !== undefined) {
-          const archived = await store.get(request.deliveryId);
-          // a row written while the delivery was still QUEUED (writeLongOpen) is no final state:
-          // its record gone from Redis, the delivery was lost while active
-          const final = archived !== null && archived.record.phase !== "QUEUED";
-          if (final && archived.record.namespace === request.namespace) {
-            // with its status entry, which the mirror reads it on. Redis had one again (a retry
-            // since, or this request served before): nothing written, its re-check reads that one
-            await restoreIntoRedis(redis, keys, archived, hotWindowMs, limits);
-            logger.info(
-              { deliveryId: request.deliveryId, namespace: request.namespace, phase: archived.record.phase },
-              "status request: archived delivery brought back for the WebhookEvent mirror",
-            );
-          } else {
-            await answerMissing(redis, keys, request);
-            logger.warn(
-              { deliveryId: request.deliveryId, namespace: request.namespace },
-              "status request: the durable log store does not have this delivery either (lost)",
-            );
-          }
-        }
+        if (request !== undefined)
+          await this.#servingOne(request.deliveryId, "status request", async () => {
+            const archived = await store.get(request.deliveryId);
+            // a row written while the delivery was still QUEUED (writeLongOpen) is no final state:
+            // its record gone from Redis, the delivery was lost while active
+            const final = archived !== null && archived.record.phase !== "QUEUED";
+            if (final && archived.record.namespace === request.namespace) {
+              // with its status entry, which the mirror reads it on. Redis had one again (a retry
+              // since, or this request served before): nothing written, its re-check reads that one
+              await restoreIntoRedis(redis, keys, archived, hotWindowMs, limits);
+              logger.info(
+                {
+                  deliveryId: request.deliveryId,
+                  namespace: request.namespace,
+                  phase: archived.record.phase,
+                },
+                "status request: archived delivery brought back for the WebhookEvent mirror",
+              );
+            } else {
+              await answerMissing(redis, keys, request);
+              logger.warn(
+                { deliveryId: request.deliveryId, namespace: request.namespace },
+                "status request: the durable log store does not have this delivery either (lost)",
+              );
+            }
+          });
         answered.push(entryId);
       }
     } finally {
       await forgetStatusRequests(redis, keys, answered);
     }
     return answered.length;
+  }
+
+  /**
+   * Serves one request. A request whose row cannot be read (written by another version: the
+   * schema refuses it) fails the same way every round: it is logged, counted and given up, so that
+   * it does not hold up the requests behind it. Any other failure (the store or Redis down) ends
+   * the round's requests; they wait for the next round.
+   */
+  async #servingOne(deliveryId: string, what: string, serve: () => Promise<void>): Promise<void> {
+    try {
+      await serve();
+    } catch (error) {
+      if (!(error instanceof z.ZodError)) throw error;
+      this.#options.metrics.archiveErrors.inc();
+      this.#options.logger.error(
+        { deliveryId, issues: error.issues.map((issue) => issue.path.join(".")) },
+        `${what} given up: the durable log store's row of this delivery cannot be read`,
+      );
+    }
   }
 
   /** Archives the partition's pending deliveries, a batch at a time; returns how many. */
