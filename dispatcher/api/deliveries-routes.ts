@@ -82,10 +82,10 @@ export async function deliveriesRoutes(
   });
 
   app.get<{ Params: { id: string } }>("/v1/deliveries/:id", async (request) => {
-    const delivery = archive
-      ? await fromArchive(() => archive.read(request.params.id))
-      : await readDeliveryAcross(redis, request.params.id, partitions);
     const confined = confinedNamespace(request);
+    const delivery = archive
+      ? await fromArchive(() => archive.read(request.params.id, confined))
+      : await readDeliveryAcross(redis, request.params.id, partitions);
     if (delivery === null || (confined !== undefined && delivery.namespace !== confined)) {
       throw new ApiError("DELIVERY_NOT_FOUND");
     }

@@ -168,12 +168,17 @@ export class ArchivedLog {
     return out;
   }
 
-  /** The record: Redis's while it has one (fresher), else the store's. */
-  async read(id: string): Promise<DeliveryRecord | null> {
+  /**
+   * The record: Redis's while it has one (fresher), else the store's. With `namespace` (a caller
+   * confined to it), another namespace's record is as absent as one never made, and it takes as
+   * long: the store is asked either way, so a caller cannot time which ids Redis holds elsewhere.
+   */
+  async read(id: string, namespace?: string): Promise<DeliveryRecord | null> {
     const { redis, partitions, store } = this.#options;
     const live = await readDeliveryAcross(redis, id, partitions);
-    if (live !== null) return live;
-    return (await store.get(id))?.record ?? null;
+    if (live !== null && (namespace === undefined || live.namespace === namespace)) return live;
+    const archived = (await store.get(id))?.record ?? null;
+    return namespace === undefined || archived?.namespace === namespace ? archived : null;
   }
 
   /**
@@ -388,10 +393,12 @@ export function summaryOf(record: DeliveryRecord): DeliverySummary {
 // "" = from the newest, null = done
 
 const CURSOR_PREFIX = "A";
+/** Epoch ms a Date can hold (±8.64e15): a larger one in a crafted cursor is a bad cursor, not a store failure. */
+const CursorTime = z.number().int().nonnegative().max(8.64e15);
 const CursorSchema = z.tuple([
   z.string().nullable(),
-  z.union([z.literal(""), z.null(), z.tuple([z.number().int().nonnegative(), z.string().min(1)])]),
-  z.number().int().nonnegative().nullable(),
+  z.union([z.literal(""), z.null(), z.tuple([CursorTime, z.string().min(1)])]),
+  CursorTime.nullable(),
 ]);
 
 interface Cursor {

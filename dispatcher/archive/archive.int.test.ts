@@ -230,6 +230,11 @@ describe("durable log store (PostgreSQL)", () => {
     expect((failedOnly.body as { items: DeliverySummary[] }).items.map((item) => item.id)).toEqual([failed]);
     const badCursor = await api(dispatcher!.url, "GET", "/v1/deliveries?namespace=arch-a&cursor=Anot-json");
     expect(badCursor).toMatchObject({ status: 400, body: { error: { code: "INVALID_REQUEST" } } });
+    // a time no Date can hold: refused as a bad cursor, not taken for the store being down (503)
+    const farCursor = `A${Buffer.from(JSON.stringify([null, [9e15, "x"], null])).toString("base64url")}`;
+    expect(
+      await api(dispatcher!.url, "GET", `/v1/deliveries?namespace=arch-a&cursor=${farCursor}`),
+    ).toMatchObject({ status: 400, body: { error: { code: "INVALID_REQUEST" } } });
 
     // another namespace's event log token: what only Postgres has is as absent for it as Redis's
     const otherToken = "other-namespace-log-token-0123456789";
