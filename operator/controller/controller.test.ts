@@ -113,6 +113,36 @@ describe("Controller", () => {
     await controller.stop();
   });
 
+  it("queues the start keys too, at every start: those of objects gone while no leader watched", async () => {
+    let reads = 0;
+    const { primary, calls, controller } = setup({
+      startKeys: async () => {
+        reads++;
+        return ["gone/replay", "a/one"];
+      },
+    });
+    primary.put(obj("a", "one"));
+    primary.sync();
+    await controller.start();
+    await vi.waitFor(() => expect(calls.sort()).toEqual(["a/one", "gone/replay"]));
+    await controller.stop();
+    await controller.start();
+    await vi.waitFor(() => expect(calls).toHaveLength(4));
+    expect(reads).toBe(2);
+    await controller.stop();
+  });
+
+  it("starts with the informers' objects when the start keys cannot be read", async () => {
+    const { primary, calls, controller } = setup({
+      startKeys: () => Promise.reject(new Error("Redis is down")),
+    });
+    primary.put(obj("a", "one"));
+    primary.sync();
+    await controller.start();
+    await vi.waitFor(() => expect(calls).toEqual(["a/one"]));
+    await controller.stop();
+  });
+
   it("hands the reconciler a request split into namespace and name", async () => {
     const { primary, reconcile, controller } = setup();
     primary.put(obj("ns", "name"));

@@ -73,6 +73,12 @@ export interface ControllerOptions<T extends KubernetesObject> {
   /** Other resources whose changes enqueue keys of the primary resource (through `map`). */
   watches?: WatchSource<KubernetesObject>[];
   reconcile: Reconciler;
+  /**
+   * Keys to queue at every start besides the objects the informers hold: those of objects that
+   * may be gone while something outside Kubernetes still acts for them (deleted while no leader
+   * watched, so no reconcile saw the deletion). A failure to read them is logged, not fatal.
+   */
+  startKeys?: () => Promise<readonly string[]>;
   /** Concurrent reconciles (never two for one key). Default 1. */
   workers?: number;
   registry?: Registry;
@@ -192,6 +198,13 @@ export class Controller<T extends KubernetesObject = KubernetesObject> {
     for (const source of sources) {
       for (const object of source.informer.list()) {
         for (const key of this.keysFor(source, object)) queue.add(key);
+      }
+    }
+    if (this.options.startKeys) {
+      try {
+        for (const key of await this.options.startKeys()) queue.add(key);
+      } catch (err) {
+        this.log.warn({ err }, "could not read the start keys; the informers' objects are reconciled");
       }
     }
     const signal = this.abort.signal;

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { readArchiveReplays } from "../../contract/archive-replays.ts";
 import type { WebhookReplay } from "../api/v1alpha1/index.ts";
 import { WebhookReplaySpecSchema } from "../api/v1alpha1/index.ts";
 import { type Cache, cacheOf, specParser } from "../caches.ts";
@@ -12,6 +13,20 @@ import { type ReplayReconcilerDeps, replayReconciler } from "./replay.ts";
 // The WebhookReplay controller's wiring: its own informer (no other controller reads replays);
 // spec changes and creations start a replay, and the reconciler paces itself with requeueAfter
 // (one page a second). Its own status writes do not wake it: that would skip the pacing.
+
+/**
+ * The keys (`namespace/name`) of the WebhookReplays whose walk of the durable log store the
+ * dispatchers still hold ({tag}:archive:replays, every partition).
+ */
+export async function storeWalkKeys(
+  deps: Pick<ReplayReconcilerDeps, "redis" | "keys" | "partitions">,
+): Promise<string[]> {
+  const keys = new Set<string>();
+  for (const partition of deps.partitions?.all ?? [deps.keys])
+    for (const { request } of await readArchiveReplays(deps.redis, partition))
+      keys.add(`${request.namespace}/${request.replay}`);
+  return [...keys];
+}
 
 export function addReplayController(
   manager: Pick<Manager, "controller" | "informer">,
@@ -28,6 +43,8 @@ export function addReplayController(
     for: informer,
     forPredicate: generationChanged,
     reconcile: replayReconciler({ ...deps, replays }),
+    // a replay deleted while no leader watched: its walk of the store is cancelled at the start
+    startKeys: () => storeWalkKeys(deps),
     workers: 1,
   });
   return { controller, replays };

@@ -11,6 +11,7 @@ import type { NamespaceRoutingInput } from "../../contract/routing-config.ts";
 import { ArchiveStore } from "../../dispatcher/archive/archive-store.ts";
 import { type Dispatcher, startDispatcher } from "../../dispatcher/dispatcher.ts";
 import { replayToken } from "../../operator/replay/replay.ts";
+import { storeWalkKeys } from "../../operator/replay/replay-controller.ts";
 import { freshDatabase, receiver, redis, useArchiveFrame } from "../support/archive-frame.ts";
 import { fakeReplay } from "../support/fake-replay.ts";
 import { api, eventually, routeNamespaces, testRouting, testSettings } from "../support/fixtures.ts";
@@ -236,6 +237,8 @@ describe("a WebhookReplay over the durable log store", () => {
       },
       { matched: 0, requeued: 0, skipped: 0 },
     );
+    // an operator's replay controller queues it at its start, even with no such replay any more
+    expect(await storeWalkKeys({ redis, keys })).toContain(`${ns}/gone`);
     const gone = replayIn(ns, "gone", { from, phases: ["FAILED"] });
     gone.delete();
     await gone.run();
