@@ -90,6 +90,8 @@ export const DeliveryRecordSchema = z.object({
   lastRetryToken: z.string().optional(),
   /** Why the operator could not show this delivery as a WebhookEvent (the API server refused it). */
   mirrorError: z.string().optional(),
+  /** Its webhook was `ordering: Ordered` when it was made: it waits its turn in the webhook's queue. */
+  ordered: z.boolean().optional(),
   /** Bumped by every state change; guards against two workers recording the same attempt. */
   version: z.int().nonnegative(),
 });
@@ -520,6 +522,7 @@ export function toDeliveryRecord(
     failureReason: header.failureReason,
     lastRetryToken: header.retryTokens.at(-1),
     mirrorError: header.mirrorError,
+    ordered: header.ordered,
     version: header.version,
   });
 }

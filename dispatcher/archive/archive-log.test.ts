@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { deliveryId } from "../../contract/delivery-id.ts";
 import { notificationPayload } from "../../contract/notification.ts";
-import type { DeliveryRecord } from "../../contract/records.ts";
-import { eventOfDeliveries } from "./archive-log.ts";
+import { type DeliveryRecord, toDeliveryRecord, unpackDelivery } from "../../contract/records.ts";
+import { eventOfDeliveries, restoredRecord } from "./archive-log.ts";
 
 // An event's view rebuilt from its archived deliveries (GET /v1/events/{ns}/{id} once Redis has
 // dropped the event record): the data comes back out of a delivery's body.
@@ -57,5 +57,28 @@ describe("eventOfDeliveries", () => {
     expect(() => eventOfDeliveries("ns", "evt-1", [delivery("hook", "not json")])).toThrow(
       /not a notification/,
     );
+  });
+});
+
+describe("restoredRecord", () => {
+  it("brings an ordered webhook's delivery back ordered (a retry takes its turn in the queue), and an unordered one unordered", () => {
+    const payload = notificationPayload({
+      eventId: "evt-1",
+      type: "job.created",
+      occurredAt: at,
+      namespace: "ns",
+      webhook: "hook",
+      dataJson: "{}",
+    });
+    for (const ordered of [true, undefined]) {
+      const record: DeliveryRecord = {
+        ...delivery("hook", payload),
+        phase: "FAILED",
+        ...(ordered ? { ordered } : {}),
+      };
+      const view = unpackDelivery(restoredRecord({ record, retryTokens: ["t-0"] }));
+      expect(view.header.ordered).toBe(ordered);
+      expect(toDeliveryRecord(record.id, view, null)).toEqual({ ...record, lastRetryToken: "t-0" });
+    }
   });
 });

@@ -364,6 +364,8 @@ export function restoredRecord({ record, retryTokens }: ArchivedDelivery): strin
       ingestedAt: Date.parse(record.ingestedAt),
       data: undefined,
       payload: record.payload,
+      // a retry of it takes its turn in its ordered webhook's queue, as one Redis still had would
+      ordered: record.ordered,
     },
     record.attempts,
   );
