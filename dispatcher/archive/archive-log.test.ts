@@ -32,17 +32,22 @@ function delivery(webhook: string, payload: string): DeliveryRecord {
   };
 }
 
+/** The body webhook `hook` was sent for event `evt-1` carrying `dataJson`. */
+function hookPayload(dataJson: string): string {
+  return notificationPayload({
+    eventId: "evt-1",
+    type: "job.created",
+    occurredAt: at,
+    namespace: "ns",
+    webhook: "hook",
+    dataJson,
+  });
+}
+
 describe("eventOfDeliveries", () => {
   it("takes the data's own bytes out of a notification body", () => {
     const dataJson = '{"b": 2, "a": [1,2]}';
-    const payload = notificationPayload({
-      eventId: "evt-1",
-      type: "job.created",
-      occurredAt: at,
-      namespace: "ns",
-      webhook: "hook",
-      dataJson,
-    });
+    const payload = hookPayload(dataJson);
     const event = eventOfDeliveries("ns", "evt-1", [delivery("hook", payload)]);
     expect(event).toMatchObject({ id: "evt-1", type: "job.created", data: dataJson, routing: "routed" });
     expect(event?.deliveryIds).toEqual([deliveryId("ns", "evt-1", "hook")]);
@@ -62,14 +67,7 @@ describe("eventOfDeliveries", () => {
 
 describe("restoredRecord", () => {
   it("brings an ordered webhook's delivery back ordered (a retry takes its turn in the queue), and an unordered one unordered", () => {
-    const payload = notificationPayload({
-      eventId: "evt-1",
-      type: "job.created",
-      occurredAt: at,
-      namespace: "ns",
-      webhook: "hook",
-      dataJson: "{}",
-    });
+    const payload = hookPayload("{}");
     for (const ordered of [true, undefined]) {
       const record: DeliveryRecord = {
         ...delivery("hook", payload),

@@ -121,6 +121,32 @@ async function listAll(namespace: string, limit: number): Promise<DeliverySummar
   throw new Error("listing did not end");
 }
 
+/**
+ * A dispatcher for `namespace` (one webhook, a receiver that answers 200), one event ingested, and
+ * its delivery archived SENT and gone from Redis (the hot window passed).
+ */
+async function oneSentOnlyInStore(namespace: string, eventId: string) {
+  const url = await freshDatabase();
+  const path = uniquePath(namespace);
+  await start(url, [
+    testRouting(namespace, [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
+  ]);
+  await ingest(namespace, eventId);
+  const id = deliveryId(namespace, eventId, "hook");
+  const keys = dispatcher!.keys;
+  await eventually(
+    async () => ((await archivedRows(url)).get(id)?.phase === "SENT" ? true : undefined),
+    20_000,
+    "archived SENT",
+  );
+  await eventually(
+    async () => ((await redis.exists(keys.delivery(id))) === 0 ? true : undefined),
+    10_000,
+    "gone from Redis",
+  );
+  return { url, id, keys };
+}
+
 async function backlogMetric(): Promise<number> {
   const response = await fetch(`${dispatcher!.url}/metrics`);
   const line = (await response.text())
@@ -567,24 +593,7 @@ describe("durable log store (PostgreSQL)", () => {
   });
 
   it("answers the mirror's status requests: what the store has back in Redis for the hot window with a status entry, 'missing' for what it lacks or another namespace asks; Postgres down, the request waits", async () => {
-    const url = await freshDatabase();
-    const path = uniquePath("status");
-    await start(url, [
-      testRouting("arch-s", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
-    ]);
-    await ingest("arch-s", "evt-s");
-    const id = deliveryId("arch-s", "evt-s", "hook");
-    const keys = dispatcher!.keys;
-    await eventually(
-      async () => ((await archivedRows(url)).get(id)?.phase === "SENT" ? true : undefined),
-      20_000,
-      "archived SENT",
-    );
-    await eventually(
-      async () => ((await redis.exists(keys.delivery(id))) === 0 ? true : undefined),
-      10_000,
-      "gone from Redis",
-    );
+    const { url, id, keys } = await oneSentOnlyInStore("arch-s", "evt-s");
     // the settle script's entry for it: the answer's must read the same
     const settled = ((await redis.xrange(keys.status, "-", "+")) as Array<[string, string[]]>).find(
       ([, fields]) => fields.includes(id) && fields.includes("SENT"),
@@ -677,24 +686,7 @@ describe("durable log store (PostgreSQL)", () => {
   }, 60_000);
 
   it("a request for a row the store cannot read (another version's) is given up, and holds up neither the requests behind it nor the other steps", async () => {
-    const url = await freshDatabase();
-    const path = uniquePath("unreadable");
-    await start(url, [
-      testRouting("arch-u", [{ name: "hook", uid: "u1", event: "job.created", url: receiver.url(path) }]),
-    ]);
-    await ingest("arch-u", "evt-u");
-    const id = deliveryId("arch-u", "evt-u", "hook");
-    const keys = dispatcher!.keys;
-    await eventually(
-      async () => ((await archivedRows(url)).get(id)?.phase === "SENT" ? true : undefined),
-      20_000,
-      "archived SENT",
-    );
-    await eventually(
-      async () => ((await redis.exists(keys.delivery(id))) === 0 ? true : undefined),
-      10_000,
-      "gone from Redis",
-    );
+    const { url, id, keys } = await oneSentOnlyInStore("arch-u", "evt-u");
     const reader = storeOf(url);
     await reader.sql`update dataforce_deliveries set record = '{"written":"by another version"}'::jsonb where id = ${id}`;
 
