@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { z } from "zod";
 import { PeriodicLoop } from "../../common/periodic-loop.ts";
-import { readDeliveries } from "../../contract/deliveries.ts";
+import { readDeliveries, type StoredDeliveryRead } from "../../contract/deliveries.ts";
 import type { Keyspace } from "../../contract/keys.ts";
 import type { Partitions } from "../../contract/partitions.ts";
 import type { RecordLimits } from "../../contract/record-limits.ts";
@@ -256,17 +256,16 @@ export class Archiver {
       const marks: string[] = [];
       reads.forEach((read, i) => {
         const id = ids[i]!;
-        const record = read && toDeliveryRecord(id, read.view, read.event);
-        if (!record) {
+        const delivery = archivedOf(id, read);
+        if (!delivery) {
           // no record: leaves the pending set. A record whose event record is gone (Redis lost or
           // evicted it) has no payload left to archive: it leaves the set too, counted
           if (read) metrics.archiveSkipped.inc();
           marks.push(id, read ? String(read.view.header.version) : "");
           return;
         }
-        marks.push(id, String(record.version));
-        if (record.phase !== "QUEUED")
-          deliveries.push({ record, retryTokens: read!.view.header.retryTokens });
+        marks.push(id, String(delivery.record.version));
+        if (delivery.record.phase !== "QUEUED") deliveries.push(delivery);
       });
       const started = performance.now();
       await store.write(deliveries);
@@ -309,12 +308,9 @@ export class Archiver {
     );
     if (ids.length === 0) return 0;
     const reads = await readDeliveries(redis, ids, keys);
-    const open: ArchivedDelivery[] = [];
-    reads.forEach((read, i) => {
-      const record = read && toDeliveryRecord(ids[i]!, read.view, read.event);
-      if (record && record.phase === "QUEUED")
-        open.push({ record, retryTokens: read!.view.header.retryTokens });
-    });
+    const open = reads
+      .map((read, i) => archivedOf(ids[i]!, read))
+      .filter((delivery): delivery is ArchivedDelivery => delivery?.record.phase === "QUEUED");
     await store.write(open, now);
     // only once written. Those completed meanwhile are pending already (the settle script moved
     // them); those gone have nothing to write; one back in the set since (a retry of its final
@@ -439,4 +435,14 @@ export class Archiver {
       logger.info({ partitions: dropped }, "archive: dropped day partitions past retention");
     this.#partitionsCheckedAt = now;
   }
+}
+
+/**
+ * A delivery as the store keeps it, from Redis's read of it; null when it has no record, or no
+ * payload left (its event record gone: Redis lost or evicted it).
+ */
+function archivedOf(id: string, read: StoredDeliveryRead | null | undefined): ArchivedDelivery | null {
+  if (!read) return null;
+  const record = toDeliveryRecord(id, read.view, read.event);
+  return record ? { record, retryTokens: read.view.header.retryTokens } : null;
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { readArchiveReplays } from "../../contract/archive-replays.ts";
+import { onePartition } from "../../contract/partitions.ts";
 import type { WebhookReplay } from "../api/v1alpha1/index.ts";
 import { WebhookReplaySpecSchema } from "../api/v1alpha1/index.ts";
 import { type Cache, cacheOf, specParser } from "../caches.ts";
@@ -22,7 +23,7 @@ export async function storeWalkKeys(
   deps: Pick<ReplayReconcilerDeps, "redis" | "keys" | "partitions">,
 ): Promise<string[]> {
   const keys = new Set<string>();
-  for (const partition of deps.partitions?.all ?? [deps.keys])
+  for (const partition of (deps.partitions ?? onePartition(deps.keys)).all)
     for (const { request } of await readArchiveReplays(deps.redis, partition))
       keys.add(`${request.namespace}/${request.replay}`);
   return [...keys];
